@@ -1,0 +1,84 @@
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Relay.V1;
+
+namespace MeshAI.Common.Seams;
+
+/// <summary>A device the relay has authenticated: who it is and which network it belongs to.</summary>
+public sealed record DeviceIdentity(string DeviceId, string NetworkId, string OwnerUserId, byte[] SigningPublicKey, string CertificateSerial);
+
+/// <summary>Implemented by the control plane; the relay asks it whether a device certificate is trustworthy.</summary>
+public interface IDeviceAuthority
+{
+    /// <summary>Verifies the certificate against the network's CA keys, validity and the revocation denylist; null + reason when refused.</summary>
+    Task<(DeviceIdentity? Identity, string Reason)> AuthenticateAsync(DeviceCertificate certificate, CancellationToken cancellationToken);
+
+    /// <summary>True when the device or its certificate serial has been revoked.</summary>
+    Task<bool> IsRevokedAsync(string deviceId, string certificateSerial, CancellationToken cancellationToken);
+}
+
+/// <summary>Implemented by the control plane; receives everything agents report about jobs through the relay.</summary>
+public interface IJobEventSink
+{
+    /// <summary>The agent accepted an offer.</summary>
+    Task OnAcceptedAsync(DeviceIdentity device, JobAccept accept, CancellationToken cancellationToken);
+
+    /// <summary>The agent declined an offer.</summary>
+    Task OnDeclinedAsync(DeviceIdentity device, JobDecline decline, CancellationToken cancellationToken);
+
+    /// <summary>Progress of a running job.</summary>
+    Task OnProgressAsync(DeviceIdentity device, JobProgress progress, CancellationToken cancellationToken);
+
+    /// <summary>A streamed token of a running job.</summary>
+    Task OnTokenAsync(DeviceIdentity device, JobToken token, CancellationToken cancellationToken);
+
+    /// <summary>A structured log event of a running job.</summary>
+    Task OnLogAsync(DeviceIdentity device, JobLog log, CancellationToken cancellationToken);
+
+    /// <summary>A result; <paramref name="relayBytes"/> is what the relay counted for this job attempt.</summary>
+    Task OnResultAsync(DeviceIdentity device, JobResult result, long relayBytes, CancellationToken cancellationToken);
+
+    /// <summary>A failure reported by the agent.</summary>
+    Task OnFailureAsync(DeviceIdentity device, JobFailure failure, long relayBytes, CancellationToken cancellationToken);
+
+    /// <summary>The device's stream ended; jobs running there must be retried elsewhere.</summary>
+    Task OnDisconnectedAsync(DeviceIdentity device, CancellationToken cancellationToken);
+}
+
+/// <summary>Implemented by the relay; the control plane hands offers and cancellations to the device's live stream.</summary>
+public interface IJobDispatcher
+{
+    /// <summary>Queues the offer on the device's stream; false when the device has no live stream on this relay.</summary>
+    bool TryOffer(string deviceId, JobOffer offer);
+
+    /// <summary>Asks the device to stop a job attempt; false when the device is not connected.</summary>
+    bool TryCancel(string deviceId, JobCancel cancel);
+
+    /// <summary>Cuts the device's live stream (revocation); false when it was not connected.</summary>
+    bool Cut(string deviceId, CutReason reason, string detail);
+}
+
+/// <summary>Soft-state presence of a device, refreshed by heartbeats.</summary>
+public sealed record PresenceRecord(
+    string DeviceId,
+    string NetworkId,
+    string RelayId,
+    CapabilityReport Capabilities,
+    bool ContributionEnabled,
+    DateTimeOffset LastSeen,
+    int RttMs);
+
+/// <summary>The presence directory: device → relay instance, with a grace period (in memory embedded, Redis scaled out).</summary>
+public interface IPresenceDirectory
+{
+    /// <summary>Records a heartbeat (or the stream opening).</summary>
+    void Upsert(PresenceRecord record);
+
+    /// <summary>Forgets a device (stream closed or revoked).</summary>
+    void Remove(string deviceId);
+
+    /// <summary>The device's record when it is within the grace period.</summary>
+    PresenceRecord? GetOnline(string deviceId, DateTimeOffset now);
+
+    /// <summary>Every device of the network within the grace period.</summary>
+    IReadOnlyList<PresenceRecord> ListOnline(string networkId, DateTimeOffset now);
+}

@@ -1,0 +1,59 @@
+using System.Net.Security;
+using System.Security.Cryptography;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace MeshAI.Common.Transport;
+
+/// <summary>Creates gRPC channels to a MeshAI server, pinning its TLS certificate fingerprint and attaching a bearer token.</summary>
+public static class GrpcChannels
+{
+    /// <summary>
+    /// A channel to <paramref name="serverUrl"/>. With https and a fingerprint, only a certificate with that SHA-256
+    /// fingerprint is accepted (self-signed servers); with https and no fingerprint, normal CA validation applies.
+    /// </summary>
+    public static GrpcChannel Create(string serverUrl, string? pinnedFingerprint, Func<string?>? bearerToken = null, int maxMessageBytes = 16 * 1024 * 1024)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(20),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        };
+        if (!string.IsNullOrEmpty(pinnedFingerprint))
+        {
+            var expected = pinnedFingerprint.Replace(":", "", StringComparison.Ordinal).ToLowerInvariant();
+            handler.SslOptions = new SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, cert, _, _) =>
+                    cert is not null && string.Equals(Convert.ToHexStringLower(SHA256.HashData(cert.GetRawCertData())), expected, StringComparison.Ordinal),
+            };
+        }
+
+        var options = new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            MaxReceiveMessageSize = maxMessageBytes,
+            MaxSendMessageSize = maxMessageBytes,
+            DisposeHttpClient = true,
+        };
+        if (bearerToken is not null)
+        {
+            var credentials = CallCredentials.FromInterceptor((_, metadata) =>
+            {
+                var token = bearerToken();
+                if (!string.IsNullOrEmpty(token))
+                {
+                    metadata.Add("authorization", "Bearer " + token);
+                }
+
+                return Task.CompletedTask;
+            });
+            options.Credentials = ChannelCredentials.Create(new SslCredentials(), credentials);
+            options.UnsafeUseInsecureChannelCallCredentials = true;
+        }
+
+        return GrpcChannel.ForAddress(serverUrl, options);
+    }
+}

@@ -1,0 +1,40 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace MeshAI.Common.Transport;
+
+/// <summary>The server's TLS certificate: self-signed by default, persisted, identified by its SHA-256 fingerprint.</summary>
+public static class ServerCertificates
+{
+    /// <summary>Loads the PFX at <paramref name="path"/>, or creates a self-signed one (ECDSA P-256, 5 years) there.</summary>
+    public static X509Certificate2 LoadOrCreate(string path)
+    {
+        if (File.Exists(path))
+        {
+            return X509CertificateLoader.LoadPkcs12FromFile(path, password: null);
+        }
+
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=meshai-server", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName("localhost");
+        san.AddIpAddress(System.Net.IPAddress.Loopback);
+        san.AddIpAddress(System.Net.IPAddress.IPv6Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(5));
+        var pfx = cert.Export(X509ContentType.Pfx);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        File.WriteAllBytes(path, pfx);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        return X509CertificateLoader.LoadPkcs12(pfx, password: null);
+    }
+
+    /// <summary>Lower-case hex SHA-256 of the certificate's DER bytes (what join links and the CLI pin).</summary>
+    public static string Fingerprint(X509Certificate2 certificate) =>
+        Convert.ToHexStringLower(SHA256.HashData(certificate.RawData));
+}

@@ -1,0 +1,359 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Google.Protobuf;
+using Grpc.Core;
+using MeshAI.Agent.Device;
+using MeshAI.Agent.Embeddings;
+using MeshAI.Agent.Jobs;
+using MeshAI.Agent.State;
+using MeshAI.Agent.Workloads;
+using MeshAI.Common.Crypto;
+using MeshAI.Common.Errors;
+using MeshAI.Common.Transport;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Relay.V1;
+using Microsoft.Extensions.Logging;
+
+namespace MeshAI.Agent.Commands;
+
+/// <summary>The meshai-agent commands: join, pair, run, status, models.</summary>
+public sealed partial class AgentCommands
+{
+    /// <summary>Usage text.</summary>
+    public const string Usage = """
+        meshai-agent — MeshAI Net device agent
+
+          meshai-agent join <join-link> [--state-dir DIR] [--name NAME]
+          meshai-agent pair --server URL --fingerprint FP [--state-dir DIR] [--name NAME]
+          meshai-agent run [--state-dir DIR] [--model-dir DIR]
+          meshai-agent status [--state-dir DIR] [--model-dir DIR]
+          meshai-agent models generate-tiny --out DIR [--seed N]
+          meshai-agent models verify [--model-dir DIR] [--state-dir DIR]
+
+        Exit codes: 0 ok, 1 error, 2 usage / malformed link / not joined, 3 revoked,
+                    4 server unreachable or TLS fingerprint mismatch, 5 refused by the server.
+        """;
+
+    private readonly TextWriter _out;
+    private readonly TextWriter _err;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the command set writing to the given streams.</summary>
+    public AgentCommands(TextWriter stdout, TextWriter stderr, ILoggerFactory loggers)
+    {
+        _out = stdout;
+        _err = stderr;
+        _loggers = loggers;
+        _logger = loggers.CreateLogger("meshai-agent");
+    }
+
+    /// <summary>Dispatches the command line; returns the exit code.</summary>
+    public async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
+    {
+        var line = new CommandLine(args, "help", "json");
+        var verb = line.Positional.FirstOrDefault();
+        switch (verb)
+        {
+            case "join":
+                return await JoinAsync(line, cancellationToken);
+            case "pair":
+                return await PairAsync(line, cancellationToken);
+            case "run":
+                return await RunAgentAsync(line, cancellationToken);
+            case "status":
+                return Status(line);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "generate-tiny":
+                return GenerateTiny(line);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "verify":
+                return VerifyModel(line);
+            case null or "help" when line.Has("help") || verb is "help" or null:
+                await _out.WriteLineAsync(Usage);
+                return verb is null && !line.Has("help") ? ExitCodes.Usage : ExitCodes.Ok;
+            default:
+                await _err.WriteLineAsync($"error: unknown command '{string.Join(' ', line.Positional)}'\n\n{Usage}");
+                return ExitCodes.Usage;
+        }
+    }
+
+    private async Task<int> JoinAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var text = line.Positional.ElementAtOrDefault(1);
+        if (!JoinLink.TryParse(text, out var link) || link is null)
+        {
+            await _err.WriteLineAsync("error: malformed join link; expected meshai://join?server=https://…&token=…&fp=… (ask an admin for `meshnet devices join-token`)");
+            return ExitCodes.Usage;
+        }
+
+        var store = new AgentStateStore(line.Get("state-dir"));
+        return await RegisterAsync(store, link.ServerUrl, link.Fingerprint, link.Token, line.Get("name"), cancellationToken);
+    }
+
+    private async Task<int> PairAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var server = line.Get("server");
+        var fingerprint = line.Get("fingerprint") ?? "";
+        if (string.IsNullOrEmpty(server) || !Uri.TryCreate(server, UriKind.Absolute, out _))
+        {
+            await _err.WriteLineAsync("error: pair needs --server https://HOST:PORT (and --fingerprint FP for a self-signed server)");
+            return ExitCodes.Usage;
+        }
+
+        var store = new AgentStateStore(line.Get("state-dir"));
+        var keys = store.LoadOrCreateKeys();
+        var name = line.Get("name") ?? Environment.MachineName;
+        try
+        {
+            using var channel = GrpcChannels.Create(server, fingerprint);
+            var client = new DeviceService.DeviceServiceClient(channel);
+            var started = await client.StartDevicePairingAsync(new StartDevicePairingRequest { DeviceName = name, InstallationId = keys.InstallationId }, deadline: Deadline(), cancellationToken: cancellationToken);
+            await _out.WriteLineAsync($"MESHAI_AGENT_PAIRING code={started.UserCode}");
+            await _out.WriteLineAsync($"Approve this device with: meshnet devices approve {started.UserCode}");
+            while (true)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken);
+                var poll = await client.PollDevicePairingAsync(new PollDevicePairingRequest { PairingSecret = started.PairingSecret }, deadline: Deadline(), cancellationToken: cancellationToken);
+                if (poll.State == PairingState.Approved && !string.IsNullOrEmpty(poll.JoinToken))
+                {
+                    return await RegisterAsync(store, server, fingerprint, poll.JoinToken, name, cancellationToken);
+                }
+
+                if (poll.State == PairingState.Expired)
+                {
+                    await _err.WriteLineAsync("error: the pairing code expired before it was approved; run `meshai-agent pair` again");
+                    return ExitCodes.Refused;
+                }
+            }
+        }
+        catch (RpcException ex)
+        {
+            return await ReportRpcFailure(ex, server);
+        }
+    }
+
+    private async Task<int> RegisterAsync(AgentStateStore store, string server, string fingerprint, string joinToken, string? name, CancellationToken cancellationToken)
+    {
+        var keys = store.LoadOrCreateKeys();
+        var deviceName = string.IsNullOrWhiteSpace(name) ? Environment.MachineName : name;
+        var capabilities = new LinuxDeviceStateProvider().Capture();
+        capabilities.NetworkRttMs = await MeasureConnectRttAsync(server, cancellationToken);
+        using (var registry = WorkloadRegistry.CreateDefault(store.EmbeddingsModelDirectory, _logger))
+        {
+            capabilities.Workloads.AddRange(registry.Workloads);
+        }
+
+        var timestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var request = new RegisterDeviceRequest
+        {
+            JoinToken = joinToken,
+            DeviceName = deviceName,
+            InstallationId = keys.InstallationId,
+            SigningPublicKey = ByteString.CopyFrom(keys.SigningPublicKey),
+            EncryptionPublicKey = ByteString.CopyFrom(keys.EncryptionPublicKey),
+            Capabilities = capabilities,
+            TimestampUnixMs = timestamp,
+            ProofSignature = ByteString.CopyFrom(keys.Signing.Sign(ProofMessages.Register(joinToken, keys.InstallationId, timestamp, keys.SigningPublicKey, keys.EncryptionPublicKey))),
+        };
+
+        RegisterDeviceResponse response;
+        try
+        {
+            using var channel = GrpcChannels.Create(server, fingerprint);
+            response = await new DeviceService.DeviceServiceClient(channel).RegisterDeviceAsync(request, deadline: Deadline(), cancellationToken: cancellationToken);
+        }
+        catch (RpcException ex)
+        {
+            return await ReportRpcFailure(ex, server);
+        }
+
+        if (response.Device is null || response.Certificate is null)
+        {
+            await _err.WriteLineAsync("error: the server's registration answer has no device or certificate");
+            return ExitCodes.Error;
+        }
+
+        store.SaveEnrollment(AgentEnrollment.FromRegistration(server, fingerprint, deviceName, response));
+        await _out.WriteLineAsync($"MESHAI_AGENT_JOINED device_id={response.Device.DeviceId} network_id={response.Device.NetworkId}");
+        return ExitCodes.Ok;
+    }
+
+    private async Task<int> RunAgentAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var store = new AgentStateStore(line.Get("state-dir"));
+        var enrollment = store.LoadEnrollment();
+        var keys = store.LoadKeys();
+        if (enrollment is null || keys is null)
+        {
+            await _err.WriteLineAsync($"error: this device has not joined a network (no state in {store.Directory}); run `meshai-agent join <link>` first");
+            return ExitCodes.Usage;
+        }
+
+        using var registry = WorkloadRegistry.CreateDefault(line.Get("model-dir") ?? store.EmbeddingsModelDirectory, _logger);
+        var deviceState = new LinuxDeviceStateProvider();
+        var offers = new OfferVerifier(enrollment.ControlKeys, enrollment.DeviceId, enrollment.NetworkId);
+        var backoff = TimeSpan.FromSeconds(1);
+        using var channel = GrpcChannels.Create(enrollment.RelayUrl, enrollment.Fingerprint);
+        var client = new RelayService.RelayServiceClient(channel);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var session = new RelaySession(enrollment, keys, deviceState, registry, offers, _loggers.CreateLogger<RelaySession>(), announce: text =>
+            {
+                _out.WriteLine(text);
+                _out.Flush();
+            });
+            SessionEnd end;
+            try
+            {
+                end = await session.RunAsync(client, cancellationToken);
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (RpcException ex)
+            {
+                end = new SessionEnd(false, null, RpcErrors.Describe(ex));
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+
+            if (session.LearnedRelayId is { Length: > 0 } relayId && relayId != enrollment.RelayId)
+            {
+                enrollment = enrollment with { RelayId = relayId };
+                store.SaveEnrollment(enrollment);
+            }
+
+            if (end.Cut == CutReason.Revoked ||
+                (end.Cut == CutReason.AuthFailed && end.Detail.Contains("revoked", StringComparison.OrdinalIgnoreCase)))
+            {
+                await _err.WriteLineAsync($"MESHAI_AGENT_REVOKED device_id={enrollment.DeviceId}: this device was revoked by a network admin ({end.Detail}). Rejoining needs a new join link and approval.");
+                return ExitCodes.Revoked;
+            }
+
+            if (end.WasOnline)
+            {
+                backoff = TimeSpan.FromSeconds(1);
+            }
+
+            LogReconnecting(_logger, end.Cut?.ToString() ?? "disconnected", end.Detail, backoff.TotalSeconds);
+            try
+            {
+                await Task.Delay(backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)), cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+
+            backoff = TimeSpan.FromSeconds(Math.Min(30, backoff.TotalSeconds * 2));
+        }
+
+        return ExitCodes.Ok;
+    }
+
+    private int Status(CommandLine line)
+    {
+        var store = new AgentStateStore(line.Get("state-dir"));
+        var enrollment = store.LoadEnrollment();
+        var report = new LinuxDeviceStateProvider().Capture();
+        var modelDir = line.Get("model-dir") ?? store.EmbeddingsModelDirectory;
+        string model;
+        try
+        {
+            var manifest = ModelManifest.Load(modelDir);
+            manifest.Verify(modelDir);
+            model = $"{manifest.Name} (verified, dimension {manifest.Dimension})";
+        }
+        catch (ModelVerificationException ex)
+        {
+            model = "not available: " + ex.Message;
+        }
+
+        _out.WriteLine($"state dir:   {store.Directory}");
+        _out.WriteLine(enrollment is null
+            ? "joined:      no (run `meshai-agent join <link>`)"
+            : $"joined:      device {enrollment.DeviceId} ({enrollment.DeviceName}) in network {enrollment.NetworkId}\nserver:      {enrollment.ServerUrl}\nrelay:       {enrollment.RelayUrl} ({enrollment.RelayId})");
+        _out.WriteLine($"tier:        {MeshAI.Common.Domain.Tiers.Name(MeshAI.Common.Domain.Tiers.Classify(report))}");
+        _out.WriteLine($"cpu:         {report.CpuCores} cores {report.CpuArch}, ram {report.RamMb} MB, idle {report.IdleScore:P0}");
+        _out.WriteLine($"gpu:         {(report.GpuPresent ? $"yes, {report.GpuVramMb} MB VRAM" : "no")}; npu: {(report.NpuPresent ? "yes" : "no")}");
+        _out.WriteLine($"battery:     {(report.BatteryStateOptional is { } b ? $"{b.Percent}% {(b.Charging ? "charging" : "discharging")}" : "none")}");
+        _out.WriteLine($"thermal:     {report.ThermalStateOptional} ({report.ThermalMillicelsius / 1000.0:F1} °C)");
+        _out.WriteLine($"network:     {report.NetworkType}, {string.Join(' ', report.LanAddresses)}");
+        _out.WriteLine($"embeddings:  {model}");
+        return ExitCodes.Ok;
+    }
+
+    private int GenerateTiny(CommandLine line)
+    {
+        var outDir = line.Get("out");
+        if (string.IsNullOrEmpty(outDir))
+        {
+            _err.WriteLine("error: models generate-tiny needs --out DIR");
+            return ExitCodes.Usage;
+        }
+
+        var seed = ulong.TryParse(line.Get("seed"), out var s) ? s : 42UL;
+        var manifest = TinyModelGenerator.Generate(outDir, seed);
+        _out.WriteLine($"MESHAI_MODEL_GENERATED dir={Path.GetFullPath(outDir)} name={manifest.Name} dimension={manifest.Dimension}");
+        _out.WriteLine("note: random weights — for exercising the pipeline only, the vectors carry no meaning.");
+        return ExitCodes.Ok;
+    }
+
+    private int VerifyModel(CommandLine line)
+    {
+        var dir = line.Get("model-dir") ?? new AgentStateStore(line.Get("state-dir")).EmbeddingsModelDirectory;
+        try
+        {
+            var manifest = ModelManifest.Load(dir);
+            manifest.Verify(dir);
+            _out.WriteLine($"ok: {manifest.Name}, {manifest.Files.Count} files match manifest.json");
+            return ExitCodes.Ok;
+        }
+        catch (ModelVerificationException ex)
+        {
+            _err.WriteLine($"error: model in {dir} refused: {ex.Message}");
+            return ExitCodes.Refused;
+        }
+    }
+
+    private async Task<int> ReportRpcFailure(RpcException ex, string server)
+    {
+        if (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal && ex.GetRpcStatus() is null)
+        {
+            await _err.WriteLineAsync($"error: cannot reach the MeshAI server at {server} (unreachable, or its TLS certificate does not match the pinned fingerprint): {ex.Status.Detail}");
+            return ExitCodes.Unreachable;
+        }
+
+        await _err.WriteLineAsync("error: the server refused: " + RpcErrors.Describe(ex));
+        return ExitCodes.Refused;
+    }
+
+    private static DateTime Deadline() => DateTime.UtcNow.AddSeconds(30);
+
+    private static async Task<int> MeasureConnectRttAsync(string server, CancellationToken cancellationToken)
+    {
+        if (!Uri.TryCreate(server, UriKind.Absolute, out var uri))
+        {
+            return 0;
+        }
+
+        try
+        {
+            using var tcp = new TcpClient();
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            cts.CancelAfter(TimeSpan.FromSeconds(3));
+            var started = Stopwatch.GetTimestamp();
+            await tcp.ConnectAsync(uri.Host, uri.Port, cts.Token);
+            return (int)Math.Ceiling(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            return 0;
+        }
+    }
+
+    [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Relay stream ended ({Reason}: {Detail}); reconnecting in {Seconds} s")]
+    private static partial void LogReconnecting(ILogger logger, string reason, string detail, double seconds);
+}

@@ -1,0 +1,355 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Threading.Channels;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using MeshAI.Agent.Device;
+using MeshAI.Agent.State;
+using MeshAI.Agent.Workloads;
+using MeshAI.Common.Crypto;
+using MeshAI.Common.Domain;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Contracts.Relay.V1;
+using Microsoft.Extensions.Logging;
+
+namespace MeshAI.Agent.Jobs;
+
+/// <summary>How one relay stream ended.</summary>
+public sealed record SessionEnd(bool WasOnline, CutReason? Cut, string Detail);
+
+/// <summary>
+/// One relay stream from the agent's side: hello + challenge answer, heartbeats every interval (with capabilities,
+/// running jobs and the measured heartbeat RTT), offers verified and run, all frames written by one writer loop.
+/// </summary>
+public sealed partial class RelaySession
+{
+    private readonly AgentEnrollment _enrollment;
+    private readonly AgentKeys _keys;
+    private readonly IDeviceStateProvider _deviceState;
+    private readonly WorkloadRegistry _workloads;
+    private readonly OfferVerifier _offers;
+    private readonly ILogger _logger;
+    private readonly Action<string> _announce;
+    private readonly Channel<ConnectRequest> _outbound = Channel.CreateBounded<ConnectRequest>(new BoundedChannelOptions(1024) { SingleReader = true });
+    private readonly ConcurrentDictionary<string, CancellationTokenSource> _running = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<long, long> _heartbeatSent = new();
+    private int _heartbeats;
+    private int _lastRttMs;
+
+    /// <summary>Creates a session (one per connection attempt; the replay memory in <paramref name="offers"/> outlives it).</summary>
+    public RelaySession(AgentEnrollment enrollment, AgentKeys keys, IDeviceStateProvider deviceState, WorkloadRegistry workloads, OfferVerifier offers, ILogger logger, Action<string> announce)
+    {
+        _enrollment = enrollment;
+        _keys = keys;
+        _deviceState = deviceState;
+        _workloads = workloads;
+        _offers = offers;
+        _logger = logger;
+        _announce = announce;
+    }
+
+    /// <summary>The relay id learned from Welcome (signed into the next challenge answer).</summary>
+    public string? LearnedRelayId { get; private set; }
+
+    /// <summary>Runs the stream until it ends; returns how it ended (RpcExceptions of the call propagate).</summary>
+    public async Task<SessionEnd> RunAsync(RelayService.RelayServiceClient client, CancellationToken cancellationToken)
+    {
+        using var call = client.Connect(cancellationToken: cancellationToken);
+        var responses = call.ResponseStream;
+        await call.RequestStream.WriteAsync(new ConnectRequest
+        {
+            Hello = new AgentHello { Certificate = _enrollment.ParsedCertificate(), AgentVersion = AgentVersion, Capabilities = Capabilities() },
+        }, cancellationToken);
+
+        if (!await responses.MoveNext(cancellationToken))
+        {
+            return new SessionEnd(false, null, "relay closed the stream during authentication");
+        }
+
+        if (responses.Current.FrameCase == ConnectResponse.FrameOneofCase.Cut)
+        {
+            return new SessionEnd(false, responses.Current.Cut.Reason, responses.Current.Cut.Detail);
+        }
+
+        var nonce = responses.Current.Challenge?.Nonce ?? ByteString.Empty;
+        var relayId = string.IsNullOrEmpty(_enrollment.RelayId) ? "relay-local" : _enrollment.RelayId;
+        await call.RequestStream.WriteAsync(new ConnectRequest
+        {
+            ChallengeAnswer = new ChallengeAnswer { Signature = ByteString.CopyFrom(_keys.Signing.Sign(ProofMessages.RelayChallenge(nonce.Span, relayId))) },
+        }, cancellationToken);
+
+        if (!await responses.MoveNext(cancellationToken))
+        {
+            return new SessionEnd(false, null, "relay closed the stream during authentication");
+        }
+
+        if (responses.Current.FrameCase != ConnectResponse.FrameOneofCase.Welcome)
+        {
+            var cut = responses.Current.Cut;
+            return new SessionEnd(false, cut?.Reason, cut?.Detail ?? "expected Welcome");
+        }
+
+        var welcome = responses.Current.Welcome;
+        LearnedRelayId = welcome.RelayId;
+        _announce($"MESHAI_AGENT_ONLINE device_id={welcome.DeviceId}");
+
+        using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var writer = WriteLoopAsync(call.RequestStream, sessionCts.Token);
+        var heartbeats = HeartbeatLoopAsync(Math.Max(100, welcome.HeartbeatIntervalMs), sessionCts.Token);
+        try
+        {
+            while (await responses.MoveNext(cancellationToken))
+            {
+                var frame = responses.Current;
+                switch (frame.FrameCase)
+                {
+                    case ConnectResponse.FrameOneofCase.HeartbeatAck:
+                        if (_heartbeatSent.TryRemove(frame.HeartbeatAck.Sequence, out var sentAt))
+                        {
+                            _lastRttMs = (int)Math.Min(int.MaxValue, Stopwatch.GetElapsedTime(sentAt).TotalMilliseconds);
+                        }
+
+                        break;
+                    case ConnectResponse.FrameOneofCase.JobOffer:
+                        OnOffer(frame.JobOffer, sessionCts.Token);
+                        break;
+                    case ConnectResponse.FrameOneofCase.JobCancel:
+                        if (_running.TryGetValue(Key(frame.JobCancel.JobId, frame.JobCancel.Attempt), out var jobCts))
+                        {
+                            await jobCts.CancelAsync();
+                        }
+
+                        break;
+                    case ConnectResponse.FrameOneofCase.Cut:
+                        return new SessionEnd(true, frame.Cut.Reason, frame.Cut.Detail);
+                    default:
+                        break;
+                }
+            }
+
+            return new SessionEnd(true, null, "relay ended the stream");
+        }
+        finally
+        {
+            foreach (var job in _running.Values)
+            {
+                await job.CancelAsync();
+            }
+
+            _outbound.Writer.TryComplete();
+            await sessionCts.CancelAsync();
+            await Quietly(writer);
+            await Quietly(heartbeats);
+        }
+    }
+
+    private static string AgentVersion => typeof(RelaySession).Assembly.GetName().Version?.ToString() ?? "0";
+
+    private static string Key(string jobId, int attempt) => jobId + "/" + attempt;
+
+    private CapabilityReport Capabilities()
+    {
+        var report = _deviceState.Capture();
+        report.NetworkRttMs = _lastRttMs;
+        report.Workloads.AddRange(_workloads.Workloads);
+        return report;
+    }
+
+    private async Task WriteLoopAsync(IClientStreamWriter<ConnectRequest> stream, CancellationToken cancellationToken)
+    {
+        await foreach (var frame in _outbound.Reader.ReadAllAsync(cancellationToken))
+        {
+            await stream.WriteAsync(frame, cancellationToken);
+        }
+    }
+
+    private ValueTask SendAsync(ConnectRequest frame, CancellationToken cancellationToken) => _outbound.Writer.WriteAsync(frame, cancellationToken);
+
+    private async Task HeartbeatLoopAsync(int intervalMs, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(intervalMs));
+        long sequence = 0;
+        do
+        {
+            sequence++;
+            var heartbeat = new Heartbeat
+            {
+                Sequence = sequence,
+                Capabilities = Capabilities(),
+                ContributionEnabled = _enrollment.ContributionEnabled,
+                SentTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
+            };
+            heartbeat.RunningJobs.AddRange(_running.Keys);
+            _heartbeatSent[sequence] = Stopwatch.GetTimestamp();
+            foreach (var stale in _heartbeatSent.Keys.Where(k => k < sequence - 16))
+            {
+                _heartbeatSent.TryRemove(stale, out _);
+            }
+
+            await SendAsync(new ConnectRequest { Heartbeat = heartbeat }, cancellationToken);
+            Interlocked.Increment(ref _heartbeats);
+        }
+        while (await timer.WaitForNextTickAsync(cancellationToken));
+    }
+
+    private void OnOffer(JobOffer offer, CancellationToken cancellationToken)
+    {
+        var check = _offers.Check(offer);
+        if (!check.Accepted)
+        {
+            var ticket = TryParseTicket(offer);
+            LogDeclined(_logger, ticket?.JobId ?? "?", check.Reason, check.Detail);
+            if (ticket is not null)
+            {
+                _outbound.Writer.TryWrite(Decline(ticket, check.Reason, check.Detail));
+            }
+
+            return;
+        }
+
+        var details = check.Ticket!;
+        var envelope = check.Envelope!;
+        var scheme = envelope.PayloadEncryption?.Scheme ?? PayloadEncryptionScheme.Unspecified;
+        if (scheme is not (PayloadEncryptionScheme.Unspecified or PayloadEncryptionScheme.None))
+        {
+            _outbound.Writer.TryWrite(Decline(details, DeclineReason.UnsupportedWorkload, "end-to-end encrypted payloads are not supported by this agent yet"));
+            return;
+        }
+
+        WorkloadInput input;
+        try
+        {
+            input = WorkloadInput.Parser.ParseFrom(offer.Chunk is { } chunk && !chunk.Payload.IsEmpty ? chunk.Payload : envelope.InputManifest?.Payload ?? ByteString.Empty);
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            _outbound.Writer.TryWrite(Decline(details, DeclineReason.UnsupportedWorkload, "payload is not a WorkloadInput"));
+            return;
+        }
+
+        var handler = _workloads.Find(input);
+        if (handler is null)
+        {
+            _outbound.Writer.TryWrite(Decline(details, DeclineReason.UnsupportedWorkload, $"no handler for {input.InputCase} on this device"));
+            return;
+        }
+
+        var jobCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (envelope.TimeoutMs > 0)
+        {
+            jobCts.CancelAfter(TimeSpan.FromMilliseconds(envelope.TimeoutMs));
+        }
+
+        _running[Key(details.JobId, details.Attempt)] = jobCts;
+        _outbound.Writer.TryWrite(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } });
+        _ = Task.Run(() => RunJobAsync(details, handler, input, jobCts, cancellationToken), CancellationToken.None);
+    }
+
+    private async Task RunJobAsync(PlacementTicketDetails details, IWorkloadHandler handler, WorkloadInput input, CancellationTokenSource jobCts, CancellationToken sessionToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var heartbeatsAtStart = Volatile.Read(ref _heartbeats);
+        var context = new JobContext(this, details);
+        ConnectRequest outcome;
+        try
+        {
+            LogRunning(_logger, details.JobId, details.Attempt, handler.Workload.ToString());
+            var output = await handler.RunAsync(input, context, jobCts.Token);
+            outcome = new ConnectRequest
+            {
+                JobResult = new JobResult { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId, Output = output.ToByteString(), Metering = Meter() },
+            };
+        }
+        catch (OperationCanceledException) when (jobCts.IsCancellationRequested)
+        {
+            var why = sessionToken.IsCancellationRequested ? "agent disconnected" : "cancelled or timed out";
+            outcome = Failure(why, retryable: true);
+        }
+        catch (InvalidWorkloadInputException ex)
+        {
+            outcome = Failure(ex.Message, retryable: false);
+        }
+        catch (Exception ex)
+        {
+            outcome = Failure($"{ex.GetType().Name}: {ex.Message}", retryable: true);
+        }
+        finally
+        {
+            _running.TryRemove(Key(details.JobId, details.Attempt), out _);
+            jobCts.Dispose();
+        }
+
+        if (outcome.FrameCase == ConnectRequest.FrameOneofCase.JobFailure)
+        {
+            LogFailed(_logger, details.JobId, details.Attempt, outcome.JobFailure.Error);
+        }
+
+        _outbound.Writer.TryWrite(outcome);
+
+        Metering Meter() => new()
+        {
+            RuntimeMs = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+            Tier = Tiers.Classify(_deviceState.Capture()),
+            PeakMemoryMb = Environment.WorkingSet / (1024 * 1024),
+            HeartbeatsDuringRun = Volatile.Read(ref _heartbeats) - heartbeatsAtStart,
+        };
+
+        ConnectRequest Failure(string error, bool retryable) => new()
+        {
+            JobFailure = new JobFailure { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId, Error = error, Retryable = retryable, Metering = Meter() },
+        };
+    }
+
+    private static PlacementTicketDetails? TryParseTicket(JobOffer offer)
+    {
+        try
+        {
+            var details = PlacementTicketDetails.Parser.ParseFrom(offer.Ticket?.Details ?? ByteString.Empty);
+            return string.IsNullOrEmpty(details.JobId) ? null : details;
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            return null;
+        }
+    }
+
+    private static ConnectRequest Decline(PlacementTicketDetails details, DeclineReason reason, string detail) => new()
+    {
+        JobDecline = new JobDecline { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId, Reason = reason, Detail = detail },
+    };
+
+    private static async Task Quietly(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or RpcException or InvalidOperationException or ChannelClosedException)
+        {
+            // The stream is over; how it ended is reported by RunAsync.
+        }
+    }
+
+    private sealed class JobContext(RelaySession session, PlacementTicketDetails details) : IJobContext
+    {
+        public ValueTask ReportProgressAsync(double fraction, string message, CancellationToken cancellationToken) =>
+            session.SendAsync(new ConnectRequest
+            {
+                JobProgress = new JobProgress { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId, Fraction = Math.Clamp(fraction, 0, 1), Message = message },
+            }, cancellationToken);
+
+        public ValueTask LogAsync(Contracts.Job.V1.LogLevel level, string message, CancellationToken cancellationToken) =>
+            session.SendAsync(new ConnectRequest { JobLog = new JobLog { JobId = details.JobId, Attempt = details.Attempt, Level = level, Message = message } }, cancellationToken);
+    }
+
+    [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Declined job {JobId}: {Reason} {Detail}")]
+    private static partial void LogDeclined(ILogger logger, string jobId, DeclineReason reason, string detail);
+
+    [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Running job {JobId} attempt {Attempt} ({Workload})")]
+    private static partial void LogRunning(ILogger logger, string jobId, int attempt, string workload);
+
+    [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Job {JobId} attempt {Attempt} failed: {Error}")]
+    private static partial void LogFailed(ILogger logger, string jobId, int attempt, string error);
+}

@@ -1,0 +1,39 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace MeshAI.Relay.Core;
+
+/// <summary>Relay settings (configuration section <c>Relay</c>); every limit is named here with its default.</summary>
+public sealed class RelayOptions
+{
+    /// <summary>The configuration section these options bind from.</summary>
+    public const string SectionName = "Relay";
+
+    /// <summary>This relay instance's id; devices sign it into their challenge answer.</summary>
+    [Required]
+    [MinLength(1)]
+    public string RelayId { get; set; } = "relay-local";
+
+    /// <summary>How often agents send heartbeats (announced in Welcome).</summary>
+    [Range(100, 600_000)]
+    public int HeartbeatIntervalMs { get; set; } = 5000;
+
+    /// <summary>How long a device stays online without a heartbeat (soft state).</summary>
+    [Range(1, 3600)]
+    public int HeartbeatGraceSeconds { get; set; } = 20;
+
+    /// <summary>Hello + challenge answer must arrive within this time.</summary>
+    [Range(1, 300)]
+    public int AuthTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>Largest frame accepted or sent on the stream.</summary>
+    [Range(1024, int.MaxValue)]
+    public int MaxFrameBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Frames waiting to be written to one device before offers are refused.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxOutboundQueue { get; set; } = 256;
+
+    /// <summary>Job attempts one device may have open at once on this relay.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxOpenJobsPerDevice { get; set; } = 1024;
+}

@@ -1,0 +1,60 @@
+using MeshAI.Common.Seams;
+using MeshAI.Relay.Api;
+using MeshAI.Relay.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace MeshAI.Relay;
+
+/// <summary>Composition of the relay into any ASP.NET Core host (alone, or beside the control plane).</summary>
+public static class RelayExtensions
+{
+    /// <summary>
+    /// Registers the relay: <see cref="RelayHub"/> as <see cref="IJobDispatcher"/>, <see cref="InMemoryPresenceDirectory"/> as
+    /// <see cref="IPresenceDirectory"/> (unless one is registered already) and <see cref="RelayOptions"/> from section <c>Relay</c>.
+    /// A top-level <c>heartbeat-grace-seconds</c> (the server's command-line option) fills in the grace when the section does not set it.
+    /// The host must register <see cref="IDeviceAuthority"/> and <see cref="IJobEventSink"/> (the control plane does).
+    /// </summary>
+    public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var section = configuration.GetSection(RelayOptions.SectionName);
+        services.AddOptions<RelayOptions>()
+            .Bind(section)
+            .Configure(o =>
+            {
+                if (section[nameof(RelayOptions.HeartbeatGraceSeconds)] is null &&
+                    int.TryParse(configuration["heartbeat-grace-seconds"] ?? configuration["HeartbeatGraceSeconds"], out var grace))
+                {
+                    o.HeartbeatGraceSeconds = grace;
+                }
+            })
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<IPresenceDirectory, InMemoryPresenceDirectory>();
+        services.TryAddSingleton<RelayHub>();
+        services.TryAddSingleton<IJobDispatcher>(sp => sp.GetRequiredService<RelayHub>());
+
+        services.AddGrpc();
+        services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions<RelayServiceImpl>>()
+            .Configure<IOptions<RelayOptions>>((grpc, relay) =>
+            {
+                grpc.MaxReceiveMessageSize = relay.Value.MaxFrameBytes;
+                grpc.MaxSendMessageSize = relay.Value.MaxFrameBytes;
+            });
+        return services;
+    }
+
+    /// <summary>Maps the relay's gRPC service (<c>meshai.relay.v1.RelayService</c>).</summary>
+    public static IEndpointRouteBuilder MapRelay(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGrpcService<RelayServiceImpl>();
+        return endpoints;
+    }
+}

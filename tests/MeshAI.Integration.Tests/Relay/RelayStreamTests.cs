@@ -1,0 +1,227 @@
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using MeshAI.Common.Crypto;
+using MeshAI.Common.Seams;
+using MeshAI.Contracts.Relay.V1;
+using Microsoft.Extensions.DependencyInjection;
+using NUnit.Framework;
+
+namespace MeshAI.Integration.Tests.Relay;
+
+[TestFixture]
+[Category("Integration")]
+public sealed class RelayStreamTests
+{
+    private const string RelayId = "relay-test";
+    private RelayTestHost _host = null!;
+
+    [OneTimeSetUp]
+    public async Task StartRelay() => _host = await RelayTestHost.StartAsync();
+
+    [OneTimeTearDown]
+    public async Task StopRelay() => await _host.DisposeAsync();
+
+    private static string NewDeviceId() => "dev_" + Guid.NewGuid().ToString("N")[..20];
+
+    [Test]
+    public async Task Device_with_a_certificate_from_the_network_CA_is_welcomed_and_online()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+
+        var welcome = await stream.HandshakeAsync(device, RelayId);
+
+        Assert.That(welcome.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.Welcome));
+        Assert.That(welcome.Welcome.DeviceId, Is.EqualTo(device.DeviceId));
+        Assert.That(welcome.Welcome.RelayId, Is.EqualTo(RelayId));
+        Assert.That(welcome.Welcome.HeartbeatIntervalMs, Is.EqualTo(5000));
+        Assert.That(welcome.Welcome.GraceMs, Is.EqualTo(20_000));
+        var presence = _host.Services.GetRequiredService<IPresenceDirectory>();
+        Assert.That(presence.GetOnline(device.DeviceId, DateTimeOffset.UtcNow)?.NetworkId, Is.EqualTo(_host.Authority.NetworkId));
+
+        await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = 7, ContributionEnabled = true, Capabilities = new() { CpuCores = 8, NetworkRttMs = 3 } } });
+        var ack = await stream.NextAsync();
+        Assert.That(ack.HeartbeatAck.Sequence, Is.EqualTo(7));
+        var record = presence.GetOnline(device.DeviceId, DateTimeOffset.UtcNow)!;
+        Assert.That(record.ContributionEnabled, Is.True);
+        Assert.That(record.Capabilities.CpuCores, Is.EqualTo(8));
+        Assert.That(record.RttMs, Is.EqualTo(3));
+    }
+
+    [Test]
+    public async Task Wrong_challenge_signature_is_refused()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+
+        var answer = await stream.HandshakeAsync(device, RelayId, signer: SigningKeyPair.Generate());
+
+        Assert.That(answer.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.Cut));
+        Assert.That(answer.Cut.Reason, Is.EqualTo(CutReason.AuthFailed));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => stream.NextAsync());
+        Assert.That(ex!.StatusCode, Is.EqualTo(StatusCode.Unauthenticated));
+    }
+
+    [Test]
+    public async Task Certificate_from_a_foreign_CA_is_refused()
+    {
+        var foreign = TestAuthority.Issue(SigningKeyPair.Generate(), _host.Authority.NetworkId, NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+
+        var answer = await stream.HandshakeAsync(foreign, RelayId);
+
+        Assert.That(answer.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.Cut));
+        Assert.That(answer.Cut.Reason, Is.EqualTo(CutReason.AuthFailed));
+        Assert.That(answer.Cut.Detail, Does.Contain("unknown CA"));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => stream.NextAsync());
+        Assert.That(ex!.StatusCode, Is.EqualTo(StatusCode.PermissionDenied));
+    }
+
+    [Test]
+    public async Task First_frame_other_than_hello_is_refused()
+    {
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+
+        await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat() });
+        var answer = await stream.NextAsync();
+
+        Assert.That(answer.Cut.Reason, Is.EqualTo(CutReason.AuthFailed));
+    }
+
+    [Test]
+    public async Task Revoked_device_stream_is_cut_within_one_heartbeat()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+        await stream.HandshakeAsync(device, RelayId);
+
+        _host.Authority.Revoke(device.DeviceId);
+        await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = 1 } });
+        var cut = await stream.NextAsync();
+
+        Assert.That(cut.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.Cut));
+        Assert.That(cut.Cut.Reason, Is.EqualTo(CutReason.Revoked));
+        var ex = await Assert.ThrowsAsync<RpcException>(() => stream.NextAsync());
+        Assert.That(ex!.StatusCode, Is.EqualTo(StatusCode.PermissionDenied));
+        Assert.That(_host.Services.GetRequiredService<IPresenceDirectory>().GetOnline(device.DeviceId, DateTimeOffset.UtcNow), Is.Null);
+    }
+
+    [Test]
+    public async Task Dispatcher_cut_ends_the_stream_at_once()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+        await stream.HandshakeAsync(device, RelayId);
+
+        var dispatcher = _host.Services.GetRequiredService<IJobDispatcher>();
+        Assert.That(dispatcher.Cut(device.DeviceId, CutReason.Revoked, "admin revoked"), Is.True);
+
+        var cut = await stream.NextAsync();
+        Assert.That(cut.Cut.Reason, Is.EqualTo(CutReason.Revoked));
+        Assert.That(cut.Cut.Detail, Is.EqualTo("admin revoked"));
+    }
+
+    [Test]
+    public async Task A_second_stream_for_the_same_device_replaces_the_first()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var first = new TestAgentStream(channel);
+        await first.HandshakeAsync(device, RelayId);
+        using var second = new TestAgentStream(channel);
+        var welcome = await second.HandshakeAsync(device, RelayId);
+
+        var cut = await first.NextAsync();
+
+        Assert.That(welcome.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.Welcome));
+        Assert.That(cut.Cut.Reason, Is.EqualTo(CutReason.Replaced));
+        await Task.Delay(200);
+        Assert.That(_host.Services.GetRequiredService<IPresenceDirectory>().GetOnline(device.DeviceId, DateTimeOffset.UtcNow), Is.Not.Null,
+            "the replacing stream keeps the device online");
+        Assert.That(_host.Services.GetRequiredService<IJobDispatcher>().TryCancel(device.DeviceId, new JobCancel { JobId = "job_none", Attempt = 1 }), Is.False);
+    }
+
+    [Test]
+    public async Task Offer_accept_result_reaches_the_sink_with_relay_bytes_counted()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+        await stream.HandshakeAsync(device, RelayId);
+        var control = SigningKeyPair.Generate();
+        var envelope = ByteString.CopyFromUtf8("serialized envelope");
+        var offer = new JobOffer
+        {
+            Ticket = PlacementTickets.Sign(new PlacementTicketDetails
+            {
+                JobId = "job_1", Attempt = 1, DeviceId = device.DeviceId, NetworkId = _host.Authority.NetworkId,
+                EnvelopeSha256 = Secrets.Sha256Hex(envelope.Span), ExpireTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddMinutes(1)),
+            }, control),
+            Envelope = envelope,
+        };
+
+        Assert.That(_host.Services.GetRequiredService<IJobDispatcher>().TryOffer(device.DeviceId, offer), Is.True);
+        var received = await stream.NextAsync();
+        Assert.That(received.JobOffer, Is.EqualTo(offer));
+
+        var accept = new ConnectRequest { JobAccept = new JobAccept { JobId = "job_1", Attempt = 1 } };
+        var progress = new ConnectRequest { JobProgress = new JobProgress { JobId = "job_1", Attempt = 1, Fraction = 0.5 } };
+        var result = new ConnectRequest
+        {
+            JobResult = new JobResult { JobId = "job_1", Attempt = 1, Output = ByteString.CopyFrom(new byte[1000]), Metering = new Metering { RuntimeMs = 5 } },
+        };
+        await stream.SendAsync(accept);
+        await stream.SendAsync(progress);
+        await stream.SendAsync(result);
+
+        var acceptEvent = await _host.Sink.NextAsync(device.DeviceId);
+        var progressEvent = await _host.Sink.NextAsync(device.DeviceId);
+        var resultEvent = await _host.Sink.NextAsync(device.DeviceId);
+        Assert.That(acceptEvent.Kind, Is.EqualTo("accept"));
+        Assert.That(acceptEvent.Device.DeviceId, Is.EqualTo(device.DeviceId));
+        Assert.That(progressEvent.Kind, Is.EqualTo("progress"));
+        Assert.That(resultEvent.Kind, Is.EqualTo("result"));
+        Assert.That(resultEvent.Frame, Is.EqualTo(result.JobResult));
+        var expected = received.CalculateSize() + accept.CalculateSize() + progress.CalculateSize() + result.CalculateSize();
+        Assert.That(resultEvent.RelayBytes, Is.EqualTo(expected));
+        Assert.That(resultEvent.RelayBytes, Is.GreaterThan(1000));
+
+        await stream.CompleteAsync();
+        var disconnected = await _host.Sink.NextAsync(device.DeviceId);
+        Assert.That(disconnected.Kind, Is.EqualTo("disconnected"));
+        Assert.That(disconnected.Device.DeviceId, Is.EqualTo(device.DeviceId));
+    }
+
+    [Test]
+    public async Task Frames_about_jobs_not_offered_to_the_device_are_ignored()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+        await stream.HandshakeAsync(device, RelayId);
+
+        await stream.SendAsync(new ConnectRequest { JobResult = new JobResult { JobId = "job_someone_elses", Attempt = 1 } });
+        await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = 1 } });
+        await stream.NextAsync();
+        await stream.CompleteAsync();
+
+        var next = await _host.Sink.NextAsync(device.DeviceId);
+        Assert.That(next.Kind, Is.EqualTo("disconnected"), "the foreign result never reached the sink");
+    }
+
+    [Test]
+    public async Task Offer_to_a_device_without_a_stream_is_refused()
+    {
+        var dispatcher = _host.Services.GetRequiredService<IJobDispatcher>();
+        Assert.That(dispatcher.TryOffer("dev_nobody", new JobOffer()), Is.False);
+        Assert.That(dispatcher.Cut("dev_nobody", CutReason.Revoked, ""), Is.False);
+        await Task.CompletedTask;
+    }
+}

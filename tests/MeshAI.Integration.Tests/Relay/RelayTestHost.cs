@@ -1,0 +1,223 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Threading.Channels;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using MeshAI.Common.Crypto;
+using MeshAI.Common.Seams;
+using MeshAI.Common.Transport;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Relay.V1;
+using MeshAI.Relay;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace MeshAI.Integration.Tests.Relay;
+
+/// <summary>The relay alone on real Kestrel (HTTPS, self-signed, loopback) with a test CA standing in for the control plane.</summary>
+public sealed class RelayTestHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly string _dir;
+
+    private RelayTestHost(WebApplication app, string dir, string url, string fingerprint, TestAuthority authority, RecordingSink sink)
+    {
+        _app = app;
+        _dir = dir;
+        Url = url;
+        Fingerprint = fingerprint;
+        Authority = authority;
+        Sink = sink;
+    }
+
+    public string Url { get; }
+
+    public string Fingerprint { get; }
+
+    public TestAuthority Authority { get; }
+
+    public RecordingSink Sink { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<RelayTestHost> StartAsync()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "meshai-relay-test-" + Guid.NewGuid().ToString("N"));
+        var certificate = ServerCertificates.LoadOrCreate(Path.Combine(dir, "server.pfx"));
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Relay:RelayId"] = "relay-test",
+            ["Relay:HeartbeatGraceSeconds"] = "20",
+        });
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l =>
+        {
+            l.Protocols = HttpProtocols.Http1AndHttp2;
+            l.UseHttps(certificate);
+        }));
+        var authority = new TestAuthority();
+        var sink = new RecordingSink();
+        builder.Services.AddSingleton<IDeviceAuthority>(authority);
+        builder.Services.AddSingleton<IJobEventSink>(sink);
+        builder.Services.AddRelay(builder.Configuration);
+        var app = builder.Build();
+        app.MapRelay();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var port = new Uri(address).Port;
+        return new RelayTestHost(app, dir, $"https://127.0.0.1:{port}", ServerCertificates.Fingerprint(certificate), authority, sink);
+    }
+
+    public GrpcChannel CreateChannel() => GrpcChannels.Create(Url, Fingerprint);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+}
+
+/// <summary>A device as the test sees it: keys plus a certificate from some CA.</summary>
+public sealed record TestDevice(string DeviceId, SigningKeyPair Keys, DeviceCertificate Certificate, string Serial);
+
+/// <summary>Stands in for control's IDeviceAuthority: one network CA, a revocation set.</summary>
+public sealed class TestAuthority : IDeviceAuthority
+{
+    private readonly ConcurrentDictionary<string, byte> _revoked = new();
+
+    public SigningKeyPair Ca { get; } = SigningKeyPair.Generate();
+
+    public string NetworkId { get; } = "net_test";
+
+    public static TestDevice Issue(SigningKeyPair ca, string networkId, string deviceId)
+    {
+        var keys = SigningKeyPair.Generate();
+        var serial = "ser_" + Guid.NewGuid().ToString("N");
+        var details = new DeviceCertificateDetails
+        {
+            DeviceId = deviceId,
+            NetworkId = networkId,
+            OwnerUserId = "usr_test",
+            SigningPublicKey = ByteString.CopyFrom(keys.PublicKey),
+            EncryptionPublicKey = ByteString.CopyFrom(EncryptionKeyPair.Generate().PublicKey),
+            NotBefore = DeviceCertificates.Ts(DateTimeOffset.UtcNow.AddMinutes(-1)),
+            NotAfter = DeviceCertificates.Ts(DateTimeOffset.UtcNow.AddDays(1)),
+            Serial = serial,
+            CaKeyId = SigningKeyPair.KeyId(ca.PublicKey),
+            InstallationId = "inst_test",
+        };
+        return new TestDevice(deviceId, keys, DeviceCertificates.Issue(details, ca), serial);
+    }
+
+    public TestDevice Issue(string deviceId) => Issue(Ca, NetworkId, deviceId);
+
+    public void Revoke(string deviceId) => _revoked[deviceId] = 0;
+
+    public Task<(DeviceIdentity? Identity, string Reason)> AuthenticateAsync(DeviceCertificate certificate, CancellationToken cancellationToken)
+    {
+        var trusted = new Dictionary<string, byte[]> { [SigningKeyPair.KeyId(Ca.PublicKey)] = Ca.PublicKey };
+        var details = DeviceCertificates.Verify(certificate, trusted, DateTimeOffset.UtcNow, out var reason);
+        if (details is null)
+        {
+            return Task.FromResult<(DeviceIdentity?, string)>((null, reason));
+        }
+
+        if (_revoked.ContainsKey(details.DeviceId))
+        {
+            return Task.FromResult<(DeviceIdentity?, string)>((null, "device revoked"));
+        }
+
+        var identity = new DeviceIdentity(details.DeviceId, details.NetworkId, details.OwnerUserId, details.SigningPublicKey.ToByteArray(), details.Serial);
+        return Task.FromResult<(DeviceIdentity?, string)>((identity, ""));
+    }
+
+    public Task<bool> IsRevokedAsync(string deviceId, string certificateSerial, CancellationToken cancellationToken) =>
+        Task.FromResult(_revoked.ContainsKey(deviceId));
+}
+
+/// <summary>Stands in for control's IJobEventSink: records every event in arrival order.</summary>
+public sealed class RecordingSink : IJobEventSink
+{
+    private readonly ConcurrentDictionary<string, Channel<(string Kind, DeviceIdentity Device, IMessage? Frame, long RelayBytes)>> _events = new();
+
+    /// <summary>The next event reported for <paramref name="deviceId"/> (tests share one relay, so events are kept per device).</summary>
+    public async Task<(string Kind, DeviceIdentity Device, IMessage? Frame, long RelayBytes)> NextAsync(string deviceId, TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
+        return await For(deviceId).Reader.ReadAsync(cts.Token);
+    }
+
+    private Channel<(string Kind, DeviceIdentity Device, IMessage? Frame, long RelayBytes)> For(string deviceId) =>
+        _events.GetOrAdd(deviceId, _ => Channel.CreateUnbounded<(string, DeviceIdentity, IMessage?, long)>());
+
+    public Task OnAcceptedAsync(DeviceIdentity device, JobAccept accept, CancellationToken cancellationToken) => Add("accept", device, accept);
+
+    public Task OnDeclinedAsync(DeviceIdentity device, JobDecline decline, CancellationToken cancellationToken) => Add("decline", device, decline);
+
+    public Task OnProgressAsync(DeviceIdentity device, JobProgress progress, CancellationToken cancellationToken) => Add("progress", device, progress);
+
+    public Task OnTokenAsync(DeviceIdentity device, JobToken token, CancellationToken cancellationToken) => Add("token", device, token);
+
+    public Task OnLogAsync(DeviceIdentity device, JobLog log, CancellationToken cancellationToken) => Add("log", device, log);
+
+    public Task OnResultAsync(DeviceIdentity device, JobResult result, long relayBytes, CancellationToken cancellationToken) => Add("result", device, result, relayBytes);
+
+    public Task OnFailureAsync(DeviceIdentity device, JobFailure failure, long relayBytes, CancellationToken cancellationToken) => Add("failure", device, failure, relayBytes);
+
+    public Task OnDisconnectedAsync(DeviceIdentity device, CancellationToken cancellationToken) => Add("disconnected", device, null);
+
+    private Task Add(string kind, DeviceIdentity device, IMessage? frame, long bytes = 0)
+    {
+        For(device.DeviceId).Writer.TryWrite((kind, device, frame, bytes));
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>A raw agent-side stream with helpers to read the next frame with a timeout.</summary>
+public sealed class TestAgentStream : IDisposable
+{
+    private readonly AsyncDuplexStreamingCall<ConnectRequest, ConnectResponse> _call;
+
+    public TestAgentStream(GrpcChannel channel) => _call = new RelayService.RelayServiceClient(channel).Connect();
+
+    public Task SendAsync(ConnectRequest frame) => _call.RequestStream.WriteAsync(frame);
+
+    public async Task<ConnectResponse> NextAsync(TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
+        if (!await _call.ResponseStream.MoveNext(cts.Token))
+        {
+            throw new InvalidOperationException("stream ended");
+        }
+
+        return _call.ResponseStream.Current;
+    }
+
+    /// <summary>Hello + challenge answer signed by <paramref name="signer"/>; returns the frame after the answer.</summary>
+    public async Task<ConnectResponse> HandshakeAsync(TestDevice device, string relayId, SigningKeyPair? signer = null)
+    {
+        await SendAsync(new ConnectRequest { Hello = new AgentHello { Certificate = device.Certificate, AgentVersion = "test", Capabilities = new CapabilityReport { CpuCores = 2 } } });
+        var challenge = await NextAsync();
+        if (challenge.FrameCase != ConnectResponse.FrameOneofCase.Challenge)
+        {
+            return challenge;
+        }
+
+        var signature = (signer ?? device.Keys).Sign(ProofMessages.RelayChallenge(challenge.Challenge.Nonce.Span, relayId));
+        await SendAsync(new ConnectRequest { ChallengeAnswer = new ChallengeAnswer { Signature = ByteString.CopyFrom(signature) } });
+        return await NextAsync();
+    }
+
+    public Task CompleteAsync() => _call.RequestStream.CompleteAsync();
+
+    public void Dispose() => _call.Dispose();
+}

@@ -1,0 +1,100 @@
+using MeshAI.Common.Seams;
+using MeshAI.Control.Api;
+using MeshAI.Control.Devices;
+using MeshAI.Control.Identity;
+using MeshAI.Control.Jobs;
+using MeshAI.Control.Ledger;
+using MeshAI.Control.Networks;
+using MeshAI.Control.Scheduling;
+using MeshAI.Control.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace MeshAI.Control;
+
+/// <summary>Composition of the control plane into any ASP.NET Core host.</summary>
+public static class ControlPlaneExtensions
+{
+    /// <summary>
+    /// Registers the control plane from configuration section <c>Control</c> (<see cref="ControlPlaneOptions"/>): the store
+    /// (SQLite or PostgreSQL, migrated at start), identity, networks, devices, jobs, ledger, the placement policy, and the
+    /// relay seams it implements (<see cref="IDeviceAuthority"/>, <see cref="IJobEventSink"/>). The host must provide
+    /// <see cref="IJobDispatcher"/> and <see cref="IPresenceDirectory"/> (AddRelay does) and set <see cref="ServerEndpoint"/> once bound.
+    /// </summary>
+    public static IServiceCollection AddControlPlane(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<ControlPlaneOptions>()
+            .Bind(configuration.GetSection(ControlPlaneOptions.Section))
+            .ValidateDataAnnotations()
+            .Validate(o => o.Store != "postgres" || !string.IsNullOrWhiteSpace(o.PostgresConnectionString), "Control:PostgresConnectionString is required when Store is postgres")
+            .ValidateOnStart();
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ServerEndpoint>();
+        services.TryAddSingleton<ISqlDialect>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value;
+            if (o.Store == "postgres")
+            {
+                return new PostgresDialect(o.PostgresConnectionString!);
+            }
+
+            Directory.CreateDirectory(o.DataDir);
+            return new SqliteDialect(Path.Combine(o.DataDir, "meshai.db"));
+        });
+        services.TryAddSingleton(sp => MasterKey.LoadOrCreate(Path.Combine(sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value.DataDir, "master.key")));
+        services.TryAddSingleton<Database>();
+        services.TryAddSingleton<Migrator>();
+        services.AddHostedService<StoreStartup>();
+
+        services.TryAddSingleton<IdentityRepository>();
+        services.TryAddSingleton<NetworkRepository>();
+        services.TryAddSingleton<DeviceRepository>();
+        services.TryAddSingleton<JobRepository>();
+        services.TryAddSingleton<LedgerRepository>();
+
+        services.TryAddSingleton<SessionAuthenticator>();
+        services.TryAddSingleton<IMagicLinkSender>(sp =>
+            string.IsNullOrWhiteSpace(sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value.Smtp.Host)
+                ? ActivatorUtilities.CreateInstance<OutboxMagicLinkSender>(sp)
+                : ActivatorUtilities.CreateInstance<SmtpMagicLinkSender>(sp));
+        services.TryAddSingleton<LoginFlows>();
+
+        services.TryAddSingleton<NetworkAccess>();
+        services.TryAddSingleton<NetworkKeyVault>();
+        services.TryAddSingleton<NetworkRegistry>();
+        services.TryAddSingleton<LedgerQueries>();
+
+        services.TryAddSingleton<DeviceEnrollment>();
+        services.TryAddSingleton<DeviceDirectory>();
+        services.TryAddSingleton<IDeviceAuthority, DeviceAuthority>();
+
+        services.TryAddSingleton<IPlacementPolicy, LowestRttPlacementPolicy>();
+        services.TryAddSingleton<JobPlanner>();
+        services.TryAddSingleton<JobWatchHub>();
+        services.TryAddSingleton<JobRunner>();
+        services.TryAddSingleton<IJobEventSink>(sp => sp.GetRequiredService<JobRunner>());
+        services.TryAddSingleton<JobSubmission>();
+        services.TryAddSingleton<JobQueries>();
+
+        services.AddGrpc();
+        return services;
+    }
+
+    /// <summary>Maps the control plane's gRPC services and the GET /auth/magic endpoint.</summary>
+    public static IEndpointRouteBuilder MapControlPlane(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGrpcService<IdentityApi>();
+        endpoints.MapGrpcService<NetworkApi>();
+        endpoints.MapGrpcService<DeviceApi>();
+        endpoints.MapGrpcService<JobApi>();
+        endpoints.MapGrpcService<LedgerApi>();
+        endpoints.MapGet(MagicLinkEndpoint.Path, MagicLinkEndpoint.HandleAsync);
+        return endpoints;
+    }
+}

@@ -1,0 +1,120 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace MeshAI.Control;
+
+/// <summary>Control-plane settings (configuration section "Control"); every limit is named here with its default.</summary>
+public sealed class ControlPlaneOptions
+{
+    /// <summary>The configuration section these options bind from.</summary>
+    public const string Section = "Control";
+
+    /// <summary>Where the SQLite database, master key and outbox live.</summary>
+    [Required]
+    public string DataDir { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".meshai", "server");
+
+    /// <summary>"sqlite" (embedded default) or "postgres".</summary>
+    [RegularExpression("^(sqlite|postgres)$")]
+    public string Store { get; set; } = "sqlite";
+
+    /// <summary>Npgsql connection string when Store is "postgres".</summary>
+    public string? PostgresConnectionString { get; set; }
+
+    /// <summary>Overrides the public URL reported to devices and written into links (otherwise the host sets it at start).</summary>
+    public string? PublicUrl { get; set; }
+
+    /// <summary>Outgoing mail for magic links; when SmtpHost is empty, links go to the outbox folder.</summary>
+    public SmtpOptions Smtp { get; set; } = new();
+
+    /// <summary>Named limits.</summary>
+    public ControlLimits Limits { get; set; } = new();
+}
+
+/// <summary>SMTP settings for magic-link mail.</summary>
+public sealed class SmtpOptions
+{
+    /// <summary>SMTP server host; empty disables SMTP.</summary>
+    public string? Host { get; set; }
+
+    /// <summary>SMTP port.</summary>
+    public int Port { get; set; } = 587;
+
+    /// <summary>User name (optional).</summary>
+    public string? User { get; set; }
+
+    /// <summary>Password (optional).</summary>
+    public string? Password { get; set; }
+
+    /// <summary>Sender address.</summary>
+    public string From { get; set; } = "meshai@localhost";
+
+    /// <summary>STARTTLS/SSL.</summary>
+    public bool EnableSsl { get; set; } = true;
+}
+
+/// <summary>Every limit and default of the control plane.</summary>
+public sealed class ControlLimits
+{
+    /// <summary>Largest job payload accepted (contract: 4 MiB).</summary>
+    [Range(1, int.MaxValue)]
+    public int MaxPayloadBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Most texts in one embeddings job.</summary>
+    [Range(1, 100_000)]
+    public int MaxEmbeddingTexts { get; set; } = 256;
+
+    /// <summary>Job timeout when the envelope leaves it 0.</summary>
+    [Range(1, int.MaxValue)]
+    public int DefaultJobTimeoutMs { get; set; } = 60_000;
+
+    /// <summary>Largest job timeout accepted.</summary>
+    [Range(1, int.MaxValue)]
+    public int MaxJobTimeoutMs { get; set; } = 600_000;
+
+    /// <summary>Join token lifetime when the request leaves it 0.</summary>
+    [Range(1, int.MaxValue)]
+    public int JoinTokenDefaultTtlSeconds { get; set; } = 3600;
+
+    /// <summary>Longest join token lifetime.</summary>
+    [Range(1, int.MaxValue)]
+    public int JoinTokenMaxTtlSeconds { get; set; } = 7 * 24 * 3600;
+
+    /// <summary>Session lifetime.</summary>
+    [Range(1, 3650)]
+    public int SessionLifetimeDays { get; set; } = 30;
+
+    /// <summary>Magic link lifetime.</summary>
+    [Range(1, 1440)]
+    public int MagicLinkTtlMinutes { get; set; } = 15;
+
+    /// <summary>Device-code login and device pairing lifetime.</summary>
+    [Range(1, 1440)]
+    public int DeviceCodeTtlMinutes { get; set; } = 15;
+
+    /// <summary>How often a CLI polls a device-code login.</summary>
+    [Range(100, 60_000)]
+    public int DeviceCodePollIntervalMs { get; set; } = 1000;
+
+    /// <summary>Device certificate validity.</summary>
+    [Range(1, 3650)]
+    public int CertificateValidityDays { get; set; } = 30;
+
+    /// <summary>Allowed clock skew of registration proofs.</summary>
+    [Range(1, 3600)]
+    public int ProofClockSkewSeconds { get; set; } = 300;
+
+    /// <summary>Page size when a list request leaves it 0.</summary>
+    [Range(1, 10_000)]
+    public int DefaultPageSize { get; set; } = 50;
+
+    /// <summary>Largest page size.</summary>
+    [Range(1, 10_000)]
+    public int MaxPageSize { get; set; } = 500;
+
+    /// <summary>Credits granted to a new network's pool (see docs: 1000 credits so a new network can run jobs at once).</summary>
+    [Range(0, long.MaxValue)]
+    public long StartingGrantCredits { get; set; } = 1000;
+
+    /// <summary>Longest network name.</summary>
+    [Range(1, 1024)]
+    public int MaxNetworkNameLength { get; set; } = 64;
+}

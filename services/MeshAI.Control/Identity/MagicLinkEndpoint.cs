@@ -1,0 +1,37 @@
+using System.Net;
+using Grpc.Core;
+using Microsoft.AspNetCore.Http;
+
+namespace MeshAI.Control.Identity;
+
+/// <summary>GET /auth/magic?token=…: the plain HTTP end of a magic link (approves a pending CLI login, or signs the browser in).</summary>
+public static class MagicLinkEndpoint
+{
+    /// <summary>The route.</summary>
+    public const string Path = "/auth/magic";
+
+    /// <summary>Handles the request with a small HTML page.</summary>
+    public static async Task<IResult> HandleAsync(string? token, LoginFlows logins, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var done = await logins.CompleteFromBrowserAsync(token ?? "", cancellationToken);
+            var who = WebUtility.HtmlEncode(done.User.Email);
+            var body = done.ApprovedDeviceLogin
+                ? $"<p>Signed in as <b>{who}</b>. Your terminal is approved; you can close this page.</p>"
+                : done.SessionToken is not null
+                    ? $"<p>Signed in as <b>{who}</b>.</p><p>Session token (keep it secret): <code>{WebUtility.HtmlEncode(done.SessionToken)}</code></p>"
+                    : $"<p>Signed in as <b>{who}</b>, but the terminal login had expired; start it again.</p>";
+            return Page("Signed in", body, StatusCodes.Status200OK);
+        }
+        catch (RpcException e)
+        {
+            return Page("Link not valid", $"<p>{WebUtility.HtmlEncode(e.Status.Detail)}</p>", StatusCodes.Status400BadRequest);
+        }
+    }
+
+    private static IResult Page(string title, string body, int status) =>
+        Results.Content(
+            $"<!doctype html><html><head><meta charset=\"utf-8\"><title>MeshAI — {title}</title></head><body><h1>{title}</h1>{body}</body></html>",
+            "text/html; charset=utf-8", System.Text.Encoding.UTF8, status);
+}

@@ -1,0 +1,114 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using MeshAI.Common.Errors;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Control.Identity;
+using MeshAI.Control.Networks;
+using MeshAI.Control.Storage;
+using Microsoft.Extensions.Options;
+
+namespace MeshAI.Control.Jobs;
+
+/// <summary>Reading jobs: get (with result), list, watch (replay + live frames), explain; and cancelling.</summary>
+public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatchHub hub, JobRunner runner, IOptions<ControlPlaneOptions> options)
+{
+    /// <summary>The job and, once completed, its result.</summary>
+    public async Task<GetJobResponse> GetAsync(Caller caller, string networkId, string jobId, CancellationToken ct)
+    {
+        var row = await RequireJobAsync(caller, networkId, jobId, ct);
+        var job = JobViews.ToProto(row, await jobs.ListAttemptsAsync(row.JobId, ct));
+        return new GetJobResponse { Job = job, Result = JobViews.Result(row, job) };
+    }
+
+    /// <summary>Jobs of the network, newest first.</summary>
+    public async Task<ListJobsResponse> ListAsync(Caller caller, ListJobsRequest request, CancellationToken ct)
+    {
+        await access.RequireMemberAsync(caller, request.NetworkId, ct);
+        var size = PageTokens.Size(request.PageSize, options.Value.Limits);
+        var (beforeTime, beforeId) = PageTokens.DecodeTimeId(request.PageToken, long.MaxValue, "");
+        var rows = (await jobs.ListJobsAsync(request.NetworkId, request.States.Select(s => (int)s).ToList(), beforeTime, beforeId, size + 1, ct)).ToList();
+        var response = new ListJobsResponse();
+        foreach (var row in rows.Take(size))
+        {
+            response.Jobs.Add(JobViews.ToProto(row, await jobs.ListAttemptsAsync(row.JobId, ct)));
+        }
+
+        if (rows.Count > size)
+        {
+            response.NextPageToken = PageTokens.EncodeTimeId(rows[size - 1].CreateTimeMs, rows[size - 1].JobId);
+        }
+
+        return response;
+    }
+
+    /// <summary>Streams the current status, then live frames, ending after the terminal frame.</summary>
+    public async Task WatchAsync(Caller caller, WatchJobRequest request, IServerStreamWriter<WatchJobResponse> stream, CancellationToken ct)
+    {
+        await RequireJobAsync(caller, request.NetworkId, request.JobId, ct);
+        using var subscription = hub.Subscribe(request.JobId);
+        var current = await GetAsync(caller, request.NetworkId, request.JobId, ct);
+        await stream.WriteAsync(new WatchJobResponse { Status = new JobStatusFrame { Job = current.Job } }, ct);
+        if (JobViews.IsTerminal(current.Job.State))
+        {
+            if (current.Result is not null)
+            {
+                await stream.WriteAsync(new WatchJobResponse { Result = current.Result }, ct);
+            }
+
+            return;
+        }
+
+        await foreach (var frame in subscription.Frames.ReadAllAsync(ct))
+        {
+            await stream.WriteAsync(frame, ct);
+            var terminal = frame.FrameCase == WatchJobResponse.FrameOneofCase.Result ||
+                           (frame.FrameCase == WatchJobResponse.FrameOneofCase.Status && JobViews.IsTerminal(frame.Status.Job.State));
+            if (terminal)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>The debug view of the last placement plus every attempt.</summary>
+    public async Task<ExplainJobResponse> ExplainAsync(Caller caller, string networkId, string jobId, CancellationToken ct)
+    {
+        var row = await RequireJobAsync(caller, networkId, jobId, ct);
+        var view = row.DebugView is { Length: > 0 } bytes ? JobDebugView.Parser.ParseFrom(bytes) : new JobDebugView { JobId = row.JobId, SelectionReason = "not placed yet" };
+        view.Retries.Clear();
+        view.Retries.AddRange((await jobs.ListAttemptsAsync(row.JobId, ct)).Select(JobViews.ToProto));
+        var response = new ExplainJobResponse { DebugView = view };
+        if (row.PlacementTimeMs is { } placed)
+        {
+            response.PlacementTime = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(placed));
+        }
+
+        return response;
+    }
+
+    /// <summary>Cancels the job (submitter or admin); returns its current state.</summary>
+    public async Task<Job> CancelAsync(Caller caller, string networkId, string jobId, CancellationToken ct)
+    {
+        var membership = await access.RequireMemberAsync(caller, networkId, ct);
+        var row = await RequireJobAsync(caller, networkId, jobId, ct);
+        if (row.SubmittedByUserId != caller.UserId && membership.Role != Role.Admin)
+        {
+            throw RpcErrors.PermissionDenied("only the submitter or an admin can cancel this job");
+        }
+
+        await runner.CancelAsync(row.JobId, "cancelled by " + caller.UserId, ct);
+        return (await GetAsync(caller, networkId, jobId, ct)).Job;
+    }
+
+    private async Task<JobRow> RequireJobAsync(Caller caller, string networkId, string jobId, CancellationToken ct)
+    {
+        await access.RequireMemberAsync(caller, networkId, ct);
+        if (string.IsNullOrEmpty(jobId))
+        {
+            throw RpcErrors.InvalidArgument("job_id", "required");
+        }
+
+        return await jobs.GetJobAsync(networkId, jobId, ct) ?? throw RpcErrors.NotFound("job", jobId);
+    }
+}

@@ -1,0 +1,118 @@
+using Google.Protobuf;
+using MeshAI.Common;
+using MeshAI.Common.Domain;
+using MeshAI.Common.Errors;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Control.Identity;
+using MeshAI.Control.Ledger;
+using MeshAI.Control.Networks;
+using MeshAI.Control.Scheduling;
+using MeshAI.Control.Storage;
+using Microsoft.Extensions.Options;
+
+namespace MeshAI.Control.Jobs;
+
+/// <summary>Estimating and submitting jobs: validation, authorisation, cost cap, balance, placement, persistence.</summary>
+public sealed class JobSubmission(
+    JobRepository jobs,
+    NetworkAccess access,
+    JobPlanner planner,
+    JobRunner runner,
+    LedgerQueries ledger,
+    IOptions<ControlPlaneOptions> options,
+    TimeProvider clock)
+{
+    private static readonly IReadOnlySet<string> NoExclusions = new HashSet<string>();
+
+    private sealed record Prepared(Membership Membership, WorkloadInput? Input, long TimeoutMs, PlacementDecision Decision, Tier Tier, long EstimatedRuntimeMs, long EstimatedCostMicro);
+
+    /// <summary>Cost estimate, candidates and eligibility without submitting.</summary>
+    public async Task<EstimateJobResponse> EstimateAsync(Caller caller, JobEnvelope? envelope, CancellationToken ct)
+    {
+        var p = await PrepareAsync(caller, envelope, ct);
+        return new EstimateJobResponse
+        {
+            EstimatedCostMicro = p.EstimatedCostMicro,
+            EstimatedRuntimeMs = p.EstimatedRuntimeMs,
+            ExpectedTier = p.Tier,
+            Candidates = { p.Decision.Ranked },
+            WithinMaxCost = envelope!.MaxCostCredits == 0 || envelope.MaxCostCredits >= p.EstimatedCostMicro,
+            Explanation = $"{p.Decision.Reason}; about {p.EstimatedRuntimeMs} ms at {Tiers.Name(p.Tier)} rates",
+            Eligibility = { p.Decision.Eligibility },
+        };
+    }
+
+    /// <summary>Submits a job and hands it to the runner; resubmitting with the same idempotency key returns the same job.</summary>
+    public async Task<Job> SubmitAsync(Caller caller, SubmitJobRequest request, CancellationToken ct)
+    {
+        var envelope = request.Envelope;
+        var p = await PrepareAsync(caller, envelope, ct);
+        var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
+        if (key is not null && await jobs.FindByIdempotencyKeyAsync(envelope.NetworkId, caller.UserId, key, ct) is { } existing)
+        {
+            return JobViews.ToProto(existing, await jobs.ListAttemptsAsync(existing.JobId, ct));
+        }
+
+        if (envelope.MaxCostCredits > 0 && envelope.MaxCostCredits < p.EstimatedCostMicro)
+        {
+            throw RpcErrors.FailedPrecondition("COST_CAP", "envelope.max_cost_credits",
+                $"estimated cost {p.EstimatedCostMicro} micro-credits exceeds max_cost_credits {envelope.MaxCostCredits}");
+        }
+
+        var credits = p.Membership.Settings.Credits;
+        var balances = await ledger.GetBalancesAsync(envelope.NetworkId, credits.SharedPoolEnabled, ct);
+        var available = credits.SharedPoolEnabled ? balances.PoolBalanceMicro : balances.Members.FirstOrDefault(m => m.UserId == caller.UserId)?.BalanceMicro ?? 0;
+        if (available < p.EstimatedCostMicro)
+        {
+            throw RpcErrors.FailedPrecondition("CREDITS", credits.SharedPoolEnabled ? "pool:" + envelope.NetworkId : "member:" + caller.UserId,
+                $"insufficient credits: the job needs about {p.EstimatedCostMicro} micro-credits, {available} available");
+        }
+
+        if (p.Decision.Selected is null)
+        {
+            throw RpcErrors.FailedPrecondition("PLACEMENT", envelope.NetworkId, "no eligible device is online: " + p.Decision.Reason);
+        }
+
+        var stored = envelope.Clone();
+        stored.JobId = Ids.New("job");
+        stored.SubmittedByUserId = caller.UserId;
+        stored.TimeoutMs = p.TimeoutMs;
+        if (string.IsNullOrEmpty(stored.TraceId))
+        {
+            stored.TraceId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        }
+
+        var row = new JobRow
+        {
+            JobId = stored.JobId,
+            NetworkId = stored.NetworkId,
+            SubmittedByUserId = caller.UserId,
+            WorkloadId = (int)stored.WorkloadId,
+            State = (int)JobState.Queued,
+            RoutingMode = (int)(stored.RoutingMode == RoutingMode.Unspecified ? RoutingMode.Auto : stored.RoutingMode),
+            DataSensitivityTag = (int)stored.DataSensitivityTag,
+            Envelope = stored.ToByteArray(),
+            IdempotencyKey = key,
+            CreateTimeMs = clock.GetUtcNow().ToUnixTimeMilliseconds(),
+            MaxCostCredits = stored.MaxCostCredits,
+            TimeoutMs = p.TimeoutMs,
+            TraceId = stored.TraceId,
+        };
+        await jobs.InsertJobAsync(row, ct);
+        await runner.StartAsync(row, stored, p.Membership.Settings, p.Decision, ct);
+        var current = await jobs.GetJobByIdAsync(row.JobId, ct) ?? row;
+        return JobViews.ToProto(current, await jobs.ListAttemptsAsync(row.JobId, ct));
+    }
+
+    private async Task<Prepared> PrepareAsync(Caller caller, JobEnvelope? envelope, CancellationToken ct)
+    {
+        var (input, timeout) = JobEnvelopeValidator.Validate(envelope, options.Value.Limits);
+        var membership = await access.RequireMemberAsync(caller, envelope!.NetworkId, ct);
+        var decision = await planner.PlanAsync(envelope, membership.Settings, NoExclusions, ct);
+        var tier = decision.Selected?.Tier
+                   ?? (envelope.ResourceRequest?.MinTier is { } min && min != Tier.Unspecified ? min : Tier._2);
+        var (runtime, cost) = JobCostEstimator.Estimate(envelope.WorkloadId, input, tier, membership.Settings.Credits);
+        return new Prepared(membership, input, timeout, decision, tier, runtime, cost);
+    }
+}

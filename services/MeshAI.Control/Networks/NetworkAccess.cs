@@ -1,0 +1,54 @@
+using MeshAI.Common;
+using MeshAI.Common.Errors;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Network.V1;
+using MeshAI.Control.Identity;
+using MeshAI.Control.Storage;
+
+namespace MeshAI.Control.Networks;
+
+/// <summary>An active membership: the network row and the caller's role in it.</summary>
+public sealed record Membership(NetworkRow Network, NetworkSettings Settings, Role Role)
+{
+    /// <summary>True for admins.</summary>
+    public bool IsAdmin => Role == Role.Admin;
+}
+
+/// <summary>Network-scoped authorisation: non-members get NOT_FOUND, so a network's existence is never revealed.</summary>
+public sealed class NetworkAccess(NetworkRepository networks)
+{
+    /// <summary>The caller's active membership, or NOT_FOUND.</summary>
+    public async Task<Membership> RequireMemberAsync(Caller caller, string? networkId, CancellationToken ct)
+    {
+        if (string.IsNullOrEmpty(networkId))
+        {
+            throw RpcErrors.InvalidArgument("network_id", "required");
+        }
+
+        if (!Ids.IsValid(networkId, "net"))
+        {
+            throw RpcErrors.NotFound("network", networkId);
+        }
+
+        var member = await networks.GetMemberAsync(networkId, caller.UserId, ct);
+        if (member is null || member.State != (int)MemberState.Active)
+        {
+            throw RpcErrors.NotFound("network", networkId);
+        }
+
+        var network = await networks.GetNetworkAsync(networkId, ct) ?? throw RpcErrors.NotFound("network", networkId);
+        return new Membership(network, NetworkDefaults.FromJson(network.SettingsJson), (Role)member.Role);
+    }
+
+    /// <summary>The caller's membership when it is admin or member (not guest), else PERMISSION_DENIED.</summary>
+    public async Task<Membership> RequireMemberOrAdminAsync(Caller caller, string? networkId, string action, CancellationToken ct)
+    {
+        var membership = await RequireMemberAsync(caller, networkId, ct);
+        if (membership.Role is not (Role.Admin or Role.Member))
+        {
+            throw RpcErrors.PermissionDenied($"guests cannot {action}");
+        }
+
+        return membership;
+    }
+}

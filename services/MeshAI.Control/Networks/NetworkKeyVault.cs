@@ -1,0 +1,66 @@
+using System.Data.Common;
+using Google.Protobuf.WellKnownTypes;
+using MeshAI.Common.Crypto;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Control.Storage;
+
+namespace MeshAI.Control.Networks;
+
+/// <summary>Per-network CA and control signing keys: generated here, private halves sealed with the master key.</summary>
+public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey masterKey, TimeProvider clock)
+{
+    /// <summary>The network's current key set.</summary>
+    public sealed record KeySet(SigningKeyPair Ca, string CaKeyId, SigningKeyPair Control, string ControlKeyId, IReadOnlyList<NetworkKeyRow> Rows);
+
+    /// <summary>Generates and stores a CA key and a control signing key for a new network.</summary>
+    public async Task<(NetworkKeyRow Ca, NetworkKeyRow Control)> CreateKeysAsync(DbConnection c, DbTransaction tx, string networkId, CancellationToken ct)
+    {
+        var ca = Seal(networkId, NetworkKeyPurpose.CertificateAuthority, SigningKeyPair.Generate());
+        var control = Seal(networkId, NetworkKeyPurpose.ControlSigning, SigningKeyPair.Generate());
+        await NetworkRepository.InsertKeyAsync(c, tx, ca, ct);
+        await NetworkRepository.InsertKeyAsync(c, tx, control, ct);
+        return (ca, control);
+    }
+
+    /// <summary>The newest CA and control keys with their private halves, plus every valid key row.</summary>
+    public async Task<KeySet> GetKeysAsync(string networkId, CancellationToken ct)
+    {
+        var rows = (await networks.ListKeysAsync(networkId, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct)).ToList();
+        var ca = rows.FirstOrDefault(r => r.Purpose == (int)NetworkKeyPurpose.CertificateAuthority)
+                 ?? throw new InvalidOperationException($"network {networkId} has no CA key");
+        var control = rows.FirstOrDefault(r => r.Purpose == (int)NetworkKeyPurpose.ControlSigning)
+                      ?? throw new InvalidOperationException($"network {networkId} has no control signing key");
+        return new KeySet(Open(ca), ca.KeyId, Open(control), control.KeyId, rows);
+    }
+
+    /// <summary>CA public keys by key id that may verify certificates now.</summary>
+    public async Task<IReadOnlyDictionary<string, byte[]>> TrustedCaKeysAsync(string networkId, CancellationToken ct) =>
+        (await networks.ListKeysAsync(networkId, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct))
+        .Where(r => r.Purpose == (int)NetworkKeyPurpose.CertificateAuthority)
+        .ToDictionary(r => r.KeyId, r => r.PublicKey);
+
+    /// <summary>The public keys devices trust (RegisterDeviceResponse.network_keys).</summary>
+    public static IEnumerable<NetworkPublicKey> PublicKeys(IEnumerable<NetworkKeyRow> rows) => rows.Select(r => new NetworkPublicKey
+    {
+        KeyId = r.KeyId,
+        PublicKey = Google.Protobuf.ByteString.CopyFrom(r.PublicKey),
+        Purpose = (NetworkKeyPurpose)r.Purpose,
+        NotAfter = r.NotAfterMs is { } ms ? Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(ms)) : null,
+    });
+
+    private NetworkKeyRow Seal(string networkId, NetworkKeyPurpose purpose, SigningKeyPair pair)
+    {
+        var keyId = SigningKeyPair.KeyId(pair.PublicKey);
+        return new NetworkKeyRow
+        {
+            KeyId = keyId,
+            NetworkId = networkId,
+            Purpose = (int)purpose,
+            PublicKey = pair.PublicKey,
+            PrivateKeyEnc = masterKey.Encrypt(pair.PrivateKey, keyId),
+            CreateTimeMs = clock.GetUtcNow().ToUnixTimeMilliseconds(),
+        };
+    }
+
+    private SigningKeyPair Open(NetworkKeyRow row) => new(masterKey.Decrypt(row.PrivateKeyEnc, row.KeyId), row.PublicKey);
+}

@@ -1,0 +1,100 @@
+using System.Data.Common;
+using Dapper;
+
+namespace MeshAI.Control.Storage;
+
+/// <summary>Jobs and their attempts.</summary>
+public sealed class JobRepository(Database database)
+{
+    private const string JobColumns =
+        "job_id, network_id, submitted_by_user_id, workload_id, state, routing_mode, data_sensitivity_tag, envelope, idempotency_key, device_id, tier, " +
+        "create_time_ms, start_time_ms, end_time_ms, runtime_ms, billed_runtime_ms, cost_micro, max_cost_credits, timeout_ms, error_message, relay_bytes, " +
+        "trace_id, output, output_nonce, output_encrypted, debug_view, placement_time_ms";
+
+    private const string AttemptColumns = "job_id, attempt, device_id, cause, start_time_ms, end_time_ms, detail, chunk_id";
+
+    /// <summary>Inserts a job.</summary>
+    public Task InsertJobAsync(JobRow j, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteAsync(Database.Command(
+            $"INSERT INTO jobs ({JobColumns}) VALUES (@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, " +
+            "@Envelope, @IdempotencyKey, @DeviceId, @Tier, @CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, " +
+            "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs)", j, ct)), ct);
+
+    /// <summary>The job in the network, or null.</summary>
+    public Task<JobRow?> GetJobAsync(string networkId, string jobId, CancellationToken ct) =>
+        database.RunAsync(c => c.QuerySingleOrDefaultAsync<JobRow>(Database.Command(
+            $"SELECT {JobColumns} FROM jobs WHERE network_id = @networkId AND job_id = @jobId", new { networkId, jobId }, ct)), ct);
+
+    /// <summary>The job by id alone (for agent events), or null.</summary>
+    public Task<JobRow?> GetJobByIdAsync(string jobId, CancellationToken ct) =>
+        database.RunAsync(c => c.QuerySingleOrDefaultAsync<JobRow>(Database.Command(
+            $"SELECT {JobColumns} FROM jobs WHERE job_id = @jobId", new { jobId }, ct)), ct);
+
+    /// <summary>The job a submitter created with this idempotency key, or null.</summary>
+    public Task<JobRow?> FindByIdempotencyKeyAsync(string networkId, string userId, string idempotencyKey, CancellationToken ct) =>
+        database.RunAsync(c => c.QuerySingleOrDefaultAsync<JobRow>(Database.Command(
+            $"SELECT {JobColumns} FROM jobs WHERE network_id = @networkId AND submitted_by_user_id = @userId AND idempotency_key = @idempotencyKey",
+            new { networkId, userId, idempotencyKey }, ct)), ct);
+
+    /// <summary>Jobs of a network newest first, before the (create time, id) cursor, optionally filtered by state.</summary>
+    public Task<IEnumerable<JobRow>> ListJobsAsync(string networkId, IReadOnlyCollection<int> states, long beforeCreateTimeMs, string beforeJobId, int limit, CancellationToken ct)
+    {
+        var stateFilter = states.Count == 0 ? "" : " AND state IN (" + string.Join(",", states.Select(s => s.ToString(System.Globalization.CultureInfo.InvariantCulture))) + ")";
+        return database.RunAsync(c => c.QueryAsync<JobRow>(Database.Command(
+            $"SELECT {JobColumns} FROM jobs WHERE network_id = @networkId{stateFilter} " +
+            "AND (create_time_ms < @beforeCreateTimeMs OR (create_time_ms = @beforeCreateTimeMs AND job_id < @beforeJobId)) " +
+            "ORDER BY create_time_ms DESC, job_id DESC LIMIT @limit",
+            new { networkId, beforeCreateTimeMs, beforeJobId, limit }, ct)), ct);
+    }
+
+    /// <summary>Attempts of a job in order.</summary>
+    public Task<IEnumerable<JobAttemptRow>> ListAttemptsAsync(string jobId, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<JobAttemptRow>(Database.Command(
+            $"SELECT {AttemptColumns} FROM job_attempts WHERE job_id = @jobId ORDER BY attempt", new { jobId }, ct)), ct);
+
+    /// <summary>Records a new attempt and moves a non-terminal job to PLACED on that device.</summary>
+    public Task<bool> RecordPlacementAsync(JobAttemptRow attempt, int placedState, int tier, byte[] debugView, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
+        database.InTransactionAsync(async (c, tx) =>
+        {
+            var moved = await c.ExecuteAsync(Database.Command(
+                $"UPDATE jobs SET state = @placedState, device_id = @DeviceId, tier = @tier, debug_view = @debugView, placement_time_ms = @StartTimeMs " +
+                $"WHERE job_id = @JobId AND state NOT IN ({InList(terminalStates)})",
+                new { placedState, attempt.DeviceId, tier, debugView, attempt.StartTimeMs, attempt.JobId }, ct, tx));
+            if (moved == 0)
+            {
+                return false;
+            }
+
+            await c.ExecuteAsync(Database.Command(
+                $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId)",
+                attempt, ct, tx));
+            return true;
+        }, ct);
+
+    /// <summary>Moves a PLACED job to RUNNING.</summary>
+    public Task<int> MarkRunningAsync(string jobId, int placedState, int runningState, long nowMs, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteAsync(Database.Command(
+            "UPDATE jobs SET state = @runningState, start_time_ms = @nowMs WHERE job_id = @jobId AND state = @placedState",
+            new { jobId, placedState, runningState, nowMs }, ct)), ct);
+
+    /// <summary>Ends an open attempt with a cause; false when it was already ended.</summary>
+    public static async Task<bool> EndAttemptAsync(DbConnection c, DbTransaction? tx, string jobId, int attempt, int cause, string detail, long nowMs, CancellationToken ct) =>
+        await c.ExecuteAsync(Database.Command(
+            "UPDATE job_attempts SET cause = @cause, detail = @detail, end_time_ms = @nowMs WHERE job_id = @jobId AND attempt = @attempt AND end_time_ms IS NULL",
+            new { jobId, attempt, cause, detail, nowMs }, ct, tx)) > 0;
+
+    /// <summary>Ends an open attempt outside any transaction.</summary>
+    public Task<bool> EndAttemptAsync(string jobId, int attempt, int cause, string detail, long nowMs, CancellationToken ct) =>
+        database.RunAsync(c => EndAttemptAsync(c, null, jobId, attempt, cause, detail, nowMs, ct), ct);
+
+    /// <summary>Writes a job's terminal state (and result fields) when it is not terminal yet; false when it already was.</summary>
+    public static async Task<bool> FinishAsync(DbConnection c, DbTransaction tx, JobRow final, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
+        await c.ExecuteAsync(Database.Command(
+            "UPDATE jobs SET state = @State, device_id = @DeviceId, tier = @Tier, end_time_ms = @EndTimeMs, runtime_ms = @RuntimeMs, " +
+            "billed_runtime_ms = @BilledRuntimeMs, cost_micro = @CostMicro, error_message = @ErrorMessage, relay_bytes = @RelayBytes, output = @Output, " +
+            $"output_nonce = @OutputNonce, output_encrypted = @OutputEncrypted WHERE job_id = @JobId AND state NOT IN ({InList(terminalStates)})",
+            final, ct, tx)) > 0;
+
+    private static string InList(IReadOnlyCollection<int> values) =>
+        string.Join(",", values.Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+}

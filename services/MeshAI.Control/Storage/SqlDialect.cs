@@ -1,0 +1,77 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace MeshAI.Control.Storage;
+
+/// <summary>Everything that differs between the two supported databases; the SQL in the repositories is shared.</summary>
+public interface ISqlDialect
+{
+    /// <summary>Folder name of this dialect's migrations ("sqlite" or "postgres").</summary>
+    string Name { get; }
+
+    /// <summary>Creates an unopened connection.</summary>
+    DbConnection CreateConnection();
+
+    /// <summary>Runs per-connection set-up after opening (pragmas).</summary>
+    Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken);
+
+    /// <summary>Takes the store-wide lock that serialises concurrent migrators, inside <paramref name="transaction"/>.</summary>
+    Task LockForMigrationAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken);
+}
+
+/// <summary>Embedded SQLite: one file, WAL journal, foreign keys on, a busy timeout for concurrent writers.</summary>
+public sealed class SqliteDialect(string databasePath) : ISqlDialect
+{
+    private readonly string _connectionString = new SqliteConnectionStringBuilder
+    {
+        DataSource = databasePath,
+        Mode = SqliteOpenMode.ReadWriteCreate,
+        Cache = SqliteCacheMode.Private,
+        ForeignKeys = true,
+        DefaultTimeout = 30,
+        Pooling = true,
+    }.ToString();
+
+    /// <inheritdoc />
+    public string Name => "sqlite";
+
+    /// <inheritdoc />
+    public DbConnection CreateConnection() => new SqliteConnection(_connectionString);
+
+    /// <inheritdoc />
+    public async Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;";
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task LockForMigrationAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) =>
+        Task.CompletedTask; // BEGIN IMMEDIATE already holds the database write lock.
+}
+
+/// <summary>PostgreSQL through Npgsql (scale-out mode).</summary>
+public sealed class PostgresDialect(string connectionString) : ISqlDialect
+{
+    private readonly NpgsqlDataSource _dataSource = NpgsqlDataSource.Create(connectionString);
+
+    /// <inheritdoc />
+    public string Name => "postgres";
+
+    /// <inheritdoc />
+    public DbConnection CreateConnection() => _dataSource.CreateConnection();
+
+    /// <inheritdoc />
+    public Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public async Task LockForMigrationAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT pg_advisory_xact_lock(7461207)";
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

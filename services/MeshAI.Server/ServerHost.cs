@@ -1,0 +1,79 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.AspNetCore.Web;
+using MeshAI.Common.Transport;
+using MeshAI.Control;
+using MeshAI.Relay;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace MeshAI.Server;
+
+/// <summary>Builds and starts the one-process server (control plane + relay); also used in-process by integration tests.</summary>
+public static class ServerHost
+{
+    /// <summary>Largest gRPC message in either direction.</summary>
+    public const int MaxGrpcMessageBytes = 16 * 1024 * 1024;
+
+    /// <summary>A built, not yet started server. <paramref name="configureServices"/> runs before the components register (to replace seams in tests).</summary>
+    public static (WebApplication App, ServerSettings Settings, X509Certificate2 Certificate) Build(string[] args, Action<IServiceCollection>? configureServices = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        builder.Configuration.AddEnvironmentVariables("MESHAI_");
+        builder.Configuration.AddCommandLine(args);
+        var settings = ServerSettings.From(builder.Configuration);
+        builder.Configuration.AddInMemoryCollection(settings.ToComponentConfiguration(builder.Configuration));
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            o.UseUtcTimestamp = true;
+        });
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Logging.SetMinimumLevel(Enum.Parse<LogLevel>(settings.LogLevel, ignoreCase: true));
+
+        Directory.CreateDirectory(settings.DataDir);
+        var certificate = ServerCertificates.LoadOrCreate(Path.Combine(settings.DataDir, "tls", "server.pfx"));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = MaxGrpcMessageBytes + 1024;
+            k.Listen(IPAddress.Parse(settings.Listen), settings.Port, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1AndHttp2;
+                listen.UseHttps(certificate);
+            });
+        });
+
+        configureServices?.Invoke(builder.Services);
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = MaxGrpcMessageBytes;
+            o.MaxSendMessageSize = MaxGrpcMessageBytes;
+        });
+        builder.Services.AddControlPlane(builder.Configuration);
+        builder.Services.AddRelay(builder.Configuration);
+
+        var app = builder.Build();
+        app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
+        app.MapControlPlane();
+        app.MapRelay();
+        app.MapGet("/healthz", () => "ok");
+        return (app, settings, certificate);
+    }
+
+    /// <summary>Starts the server, resolves the bound port and publishes the public URL and TLS fingerprint to the control plane.</summary>
+    public static async Task<(string PublicUrl, string Fingerprint)> StartAsync(WebApplication app, ServerSettings settings, X509Certificate2 certificate, CancellationToken cancellationToken)
+    {
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var port = new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal)).Port;
+        var host = settings.Listen is "0.0.0.0" or "::" ? "127.0.0.1" : settings.Listen;
+        var publicUrl = (settings.PublicUrl ?? $"https://{(host.Contains(':', StringComparison.Ordinal) ? "[" + host + "]" : host)}:{port}").TrimEnd('/');
+        var fingerprint = ServerCertificates.Fingerprint(certificate);
+        app.Services.GetRequiredService<ServerEndpoint>().Set(publicUrl, fingerprint);
+        return (publicUrl, fingerprint);
+    }
+}

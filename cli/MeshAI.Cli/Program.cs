@@ -1,1 +1,4 @@
-return 0;
+using MeshAI.Cli;
+
+Console.OutputEncoding = System.Text.Encoding.UTF8;
+return await CliApp.RunAsync(args, Console.Out, Console.Error);

@@ -1,0 +1,130 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using MeshAI.Cli.Output;
+using MeshAI.Contracts.Network.V1;
+
+namespace MeshAI.Cli.Commands;
+
+/// <summary>`meshnet net create|list|use`.</summary>
+public static class NetCommands
+{
+    /// <summary>The `net` command group.</summary>
+    public static Command Build(CliRuntime runtime)
+    {
+        var net = new Command("net", "Create, list and select networks");
+        net.Add(Create(runtime));
+        net.Add(List(runtime));
+        net.Add(Use(runtime));
+        return net;
+    }
+
+    /// <summary>The network list table (the network_list screen: networks, online devices, credit balance).</summary>
+    public static TextTable Table(IEnumerable<Network> networks, string? defaultNetworkId)
+    {
+        var table = new TextTable("", "ID", "NAME", "ROLE", "ONLINE>", "POOL (CREDITS)>");
+        foreach (var network in networks)
+        {
+            table.Add(
+                network.NetworkId == defaultNetworkId ? "*" : "",
+                network.NetworkId,
+                network.Name,
+                Display.Name(network.CallerRole),
+                Display.Int(network.OnlineDevicesCount),
+                Credits.Format(network.CreditBalanceSummary?.PoolBalanceMicro ?? 0));
+        }
+
+        return table;
+    }
+
+    private static Command Create(CliRuntime runtime)
+    {
+        var name = new Argument<string>("NAME") { Description = "Network name" };
+        var command = new Command("create", "Create a private network (credits_internal billing) and make it the default") { name };
+        runtime.Bind(command, async ctx =>
+        {
+            using var client = await ctx.ConnectAsync();
+            var network = await client.CreateNetworkAsync(ctx.Get(name)!, cancellationToken: ctx.CancellationToken);
+            var config = await ctx.ConfigAsync();
+            config.DefaultNetworkId = network.NetworkId;
+            await ctx.SaveConfigAsync(config);
+            if (ctx.Json)
+            {
+                ctx.WriteJson(network);
+            }
+            else
+            {
+                ctx.Out.WriteLine($"Created network {network.Name} ({network.NetworkId}); it is now your default network.");
+                ctx.Out.WriteLine("Add a device with: meshnet device join");
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command List(CliRuntime runtime)
+    {
+        var command = new Command("list", "Networks you belong to");
+        command.Aliases.Add("ls");
+        runtime.Bind(command, async ctx =>
+        {
+            using var client = await ctx.ConnectAsync();
+            var networks = new List<Network>();
+            var request = new ListNetworksRequest { PageSize = 100 };
+            do
+            {
+                var page = await client.Networks.ListNetworksAsync(request, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
+                networks.AddRange(page.Networks);
+                request.PageToken = page.NextPageToken;
+            }
+            while (!string.IsNullOrEmpty(request.PageToken) && networks.Count < 10_000);
+
+            var config = await ctx.ConfigAsync();
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new JsonObject
+                {
+                    ["defaultNetworkId"] = config.DefaultNetworkId ?? "",
+                    ["networks"] = JsonOutput.Array(networks),
+                });
+                return ExitCodes.Ok;
+            }
+
+            if (networks.Count == 0)
+            {
+                ctx.Out.WriteLine("No networks yet. Create one with: meshnet net create NAME");
+                return ExitCodes.Ok;
+            }
+
+            Table(networks, config.DefaultNetworkId).WriteTo(ctx.Out);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command Use(CliRuntime runtime)
+    {
+        var id = new Argument<string>("ID") { Description = "Network id (net_…)" };
+        var command = new Command("use", "Make a network the default for other commands") { id };
+        runtime.Bind(command, async ctx =>
+        {
+            using var client = await ctx.ConnectAsync();
+            var response = await client.Networks.GetNetworkAsync(
+                new GetNetworkRequest { NetworkId = ctx.Get(id)!.Trim() }, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
+            var config = await ctx.ConfigAsync();
+            config.DefaultNetworkId = response.Network.NetworkId;
+            await ctx.SaveConfigAsync(config);
+            if (ctx.Json)
+            {
+                ctx.WriteJson(response.Network);
+            }
+            else
+            {
+                ctx.Out.WriteLine($"Default network is now {response.Network.Name} ({response.Network.NetworkId}).");
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

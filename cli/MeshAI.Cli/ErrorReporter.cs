@@ -1,0 +1,85 @@
+using System.Net.Sockets;
+using System.Security.Authentication;
+using Grpc.Core;
+using MeshAI.Client;
+using MeshAI.Common.Errors;
+
+namespace MeshAI.Cli;
+
+/// <summary>Turns any failure into one clear line on stderr and an exit code; never a stack trace.</summary>
+public static class ErrorReporter
+{
+    /// <summary>Writes the message for <paramref name="exception"/> and returns the exit code.</summary>
+    public static int Report(Exception exception, ServerTarget? target, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        var (message, code) = Describe(exception, target);
+        error.WriteLine("error: " + message);
+        return code;
+    }
+
+    /// <summary>The one-line message and exit code for <paramref name="exception"/>.</summary>
+    public static (string Message, int ExitCode) Describe(Exception exception, ServerTarget? target)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var server = string.IsNullOrEmpty(target?.ServerUrl) ? "the server" : target.ServerUrl;
+        switch (exception)
+        {
+            case CliException cli:
+                return (cli.Message, cli.ExitCode);
+            case MeshJobException job:
+                return (job.Message, ExitCodes.Failure);
+            case OperationCanceledException:
+                return ("Cancelled.", ExitCodes.Cancelled);
+            case RpcException rpc when rpc.StatusCode == StatusCode.Cancelled && rpc.Status.DebugException is null:
+                return ("Cancelled.", ExitCodes.Cancelled);
+        }
+
+        var transport = exception is RpcException r ? r.Status.DebugException : exception;
+        if (transport is not null && DescribeTransport(transport, server, target?.Fingerprint) is { } transportMessage)
+        {
+            return (transportMessage, ExitCodes.Failure);
+        }
+
+        if (exception is RpcException rpcException)
+        {
+            var text = RpcErrors.Describe(rpcException);
+            if (rpcException.StatusCode == StatusCode.Unauthenticated)
+            {
+                text += $" — your session may have expired or been revoked. Run: meshnet auth login --server {server} --email EMAIL";
+            }
+            else if (rpcException.StatusCode == StatusCode.DeadlineExceeded)
+            {
+                text = string.IsNullOrWhiteSpace(rpcException.Status.Detail)
+                    ? $"DeadlineExceeded: {server} did not answer in time"
+                    : text + $" — {server} did not answer in time";
+            }
+
+            return (text, ExitCodes.Failure);
+        }
+
+        return (exception.Message, ExitCodes.Failure);
+    }
+
+    private static string? DescribeTransport(Exception exception, string server, string? fingerprint)
+    {
+        for (Exception? current = exception; current is not null; current = current.InnerException)
+        {
+            switch (current)
+            {
+                case AuthenticationException:
+                    return string.IsNullOrEmpty(fingerprint)
+                        ? $"TLS handshake with {server} failed: its certificate is not trusted ({current.Message}). " +
+                          "For a self-signed server, log in with --fingerprint <sha256 from MESHAI_SERVER_READY>."
+                        : $"TLS handshake with {server} failed: the server certificate did not match the pinned fingerprint {fingerprint}. " +
+                          "If the server was reinstalled, log in again with its new fingerprint.";
+                case SocketException { SocketErrorCode: SocketError.ConnectionRefused }:
+                    return $"Cannot connect to {server}: connection refused. Is meshai-server running there?";
+                case SocketException socket:
+                    return $"Cannot connect to {server}: {socket.Message}";
+            }
+        }
+
+        return exception is HttpRequestException http ? $"Cannot reach {server}: {http.Message}" : null;
+    }
+}

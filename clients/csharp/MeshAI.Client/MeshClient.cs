@@ -1,0 +1,257 @@
+using System.Runtime.CompilerServices;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Grpc.Net.Client;
+using MeshAI.Common.Transport;
+using MeshAI.Contracts.Audit.V1;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Identity.V1;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Contracts.Ledger.V1;
+using MeshAI.Contracts.Model.V1;
+using MeshAI.Contracts.Network.V1;
+
+namespace MeshAI.Client;
+
+/// <summary>
+/// The C# SDK: every MeshAI service client over one pinned channel, plus the spec's core calls
+/// (create network, invite, submit, stream, run embeddings, ledger).
+/// </summary>
+public sealed class MeshClient : IDisposable
+{
+    private readonly GrpcChannel? ownedChannel;
+
+    /// <summary>
+    /// Connects to <paramref name="serverUrl"/>, pinning the TLS certificate to <paramref name="fingerprint"/> (SHA-256 hex;
+    /// null or empty = normal CA validation), and sends <paramref name="credential"/> (session token or API key) as a bearer token.
+    /// </summary>
+    public MeshClient(string serverUrl, string? fingerprint, string? credential)
+        : this(serverUrl, fingerprint, () => credential)
+    {
+    }
+
+    /// <summary>Like the string overload, but asks <paramref name="credential"/> for the token on every call.</summary>
+    public MeshClient(string serverUrl, string? fingerprint, Func<string?> credential)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(serverUrl);
+        ServerUrl = serverUrl;
+        ownedChannel = GrpcChannels.Create(serverUrl, fingerprint, credential);
+        CallInvoker = ownedChannel.CreateCallInvoker();
+        (Identity, Networks, Devices, Jobs, Ledger, Policies, Models, Audit) = CreateClients(CallInvoker);
+    }
+
+    /// <summary>
+    /// Uses an existing call invoker (in-process servers, tests, custom transports); <paramref name="credential"/> is added
+    /// as "authorization: Bearer …" metadata when set. The invoker is not disposed.
+    /// </summary>
+    public MeshClient(CallInvoker callInvoker, string? credential = null, string serverUrl = "")
+    {
+        ArgumentNullException.ThrowIfNull(callInvoker);
+        ServerUrl = serverUrl;
+        CallInvoker = string.IsNullOrEmpty(credential)
+            ? callInvoker
+            : callInvoker.Intercept(metadata =>
+            {
+                metadata.Add("authorization", "Bearer " + credential);
+                return metadata;
+            });
+        (Identity, Networks, Devices, Jobs, Ledger, Policies, Models, Audit) = CreateClients(CallInvoker);
+    }
+
+    /// <summary>The server this client talks to (empty when built from a call invoker without one).</summary>
+    public string ServerUrl { get; }
+
+    /// <summary>The invoker every typed client shares.</summary>
+    public CallInvoker CallInvoker { get; }
+
+    /// <summary>Deadline applied to the unary calls of the convenience methods.</summary>
+    public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Accounts, sessions, API keys, logins.</summary>
+    public IdentityService.IdentityServiceClient Identity { get; }
+
+    /// <summary>Networks, members, invites, key rotation.</summary>
+    public NetworkService.NetworkServiceClient Networks { get; }
+
+    /// <summary>Device enrolment, presence, revocation.</summary>
+    public DeviceService.DeviceServiceClient Devices { get; }
+
+    /// <summary>Job plane: plan, estimate, submit, watch, inspect, cancel, explain.</summary>
+    public JobService.JobServiceClient Jobs { get; }
+
+    /// <summary>Credits: events, balances, export, reconcile, rates.</summary>
+    public LedgerService.LedgerServiceClient Ledger { get; }
+
+    /// <summary>Network policies.</summary>
+    public PolicyService.PolicyServiceClient Policies { get; }
+
+    /// <summary>Model manifests.</summary>
+    public ModelService.ModelServiceClient Models { get; }
+
+    /// <summary>Security audit log.</summary>
+    public AuditService.AuditServiceClient Audit { get; }
+
+    /// <summary>Creates a private, credits-internal network with the caller as admin.</summary>
+    public async Task<Network> CreateNetworkAsync(string name, NetworkSettings? settings = null, CancellationToken cancellationToken = default)
+    {
+        var request = new CreateNetworkRequest
+        {
+            Name = name,
+            Visibility = NetworkVisibility.Private,
+            BillingMode = BillingMode.CreditsInternal,
+            Settings = settings,
+        };
+        var response = await Networks.CreateNetworkAsync(request, deadline: Deadline(), cancellationToken: cancellationToken);
+        return response.Network ?? throw new InvalidOperationException("CreateNetwork returned no network.");
+    }
+
+    /// <summary>
+    /// Invites by email (invitee contains "@"), by username, or as a share link (empty invitee) unless
+    /// <paramref name="inviteType"/> says otherwise.
+    /// </summary>
+    public Task<InviteMemberResponse> InviteMemberAsync(
+        string networkId, string invitee, Role role = Role.Member, InviteType inviteType = InviteType.Unspecified, CancellationToken cancellationToken = default)
+    {
+        if (inviteType == InviteType.Unspecified)
+        {
+            inviteType = string.IsNullOrEmpty(invitee) ? InviteType.ShareLinkWithApproval
+                : invitee.Contains('@', StringComparison.Ordinal) ? InviteType.Email
+                : InviteType.Username;
+        }
+
+        var request = new InviteMemberRequest { NetworkId = networkId, Invitee = invitee ?? "", Role = role, InviteType = inviteType };
+        return Networks.InviteMemberAsync(request, deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync;
+    }
+
+    /// <summary>Agent-side registration; the caller supplies the proof-of-possession signature.</summary>
+    public Task<RegisterDeviceResponse> RegisterDeviceAsync(RegisterDeviceRequest request, CancellationToken cancellationToken = default) =>
+        Devices.RegisterDeviceAsync(request, deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync;
+
+    /// <summary>Submits <paramref name="input"/> (unencrypted, phase 0) and returns the job as accepted.</summary>
+    public async Task<Job> SubmitJobAsync(string networkId, WorkloadInput input, JobRouting? routing = null, CancellationToken cancellationToken = default)
+    {
+        var request = new SubmitJobRequest
+        {
+            Envelope = JobEnvelopes.Build(networkId, input, routing),
+            IdempotencyKey = string.IsNullOrEmpty(routing?.IdempotencyKey) ? Guid.NewGuid().ToString("N") : routing.IdempotencyKey,
+        };
+        var response = await Jobs.SubmitJobAsync(request, deadline: Deadline(), cancellationToken: cancellationToken);
+        return response.Job ?? throw new InvalidOperationException("SubmitJob returned no job.");
+    }
+
+    /// <summary>Status, progress, tokens, logs and the result of a job as they happen (the current state first).</summary>
+    public async IAsyncEnumerable<WatchJobResponse> StreamJobAsync(
+        string networkId, string jobId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var call = Jobs.WatchJob(new WatchJobRequest { NetworkId = networkId, JobId = jobId }, cancellationToken: cancellationToken);
+        while (await call.ResponseStream.MoveNext(cancellationToken))
+        {
+            yield return call.ResponseStream.Current;
+        }
+    }
+
+    /// <summary>
+    /// Submits <paramref name="input"/> and watches it until its result; <paramref name="onFrame"/> sees every frame.
+    /// Throws <see cref="MeshJobException"/> when the job fails, is cancelled, or ends without a result.
+    /// </summary>
+    public async Task<JobRun> RunAsync(
+        string networkId, WorkloadInput input, JobRouting? routing = null, Action<WatchJobResponse>? onFrame = null, CancellationToken cancellationToken = default)
+    {
+        var submitted = await SubmitJobAsync(networkId, input, routing, cancellationToken);
+        onFrame?.Invoke(new WatchJobResponse { Status = new JobStatusFrame { Job = submitted } });
+        return await WaitForResultAsync(networkId, submitted, onFrame, cancellationToken);
+    }
+
+    /// <summary>Watches an already submitted job until its result (see <see cref="RunAsync"/>).</summary>
+    public async Task<JobRun> WaitForResultAsync(string networkId, Job job, Action<WatchJobResponse>? onFrame = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        var last = job;
+        await foreach (var frame in StreamJobAsync(networkId, job.JobId, cancellationToken))
+        {
+            onFrame?.Invoke(frame);
+            switch (frame.FrameCase)
+            {
+                case WatchJobResponse.FrameOneofCase.Status when frame.Status.Job is not null:
+                    last = frame.Status.Job;
+                    if (last.State is JobState.Failed or JobState.Cancelled)
+                    {
+                        throw MeshJobException.ForTerminal(last);
+                    }
+
+                    break;
+                case WatchJobResponse.FrameOneofCase.Result:
+                    return new JobRun(frame.Result.Job ?? last, DecodeOutput(frame.Result, frame.Result.Job ?? last));
+            }
+        }
+
+        // The stream may end right after a COMPLETED status; the stored result is one call away.
+        var final = await Jobs.GetJobAsync(new GetJobRequest { NetworkId = networkId, JobId = job.JobId }, deadline: Deadline(), cancellationToken: cancellationToken);
+        var finalJob = final.Job ?? last;
+        if (finalJob.State is JobState.Failed or JobState.Cancelled)
+        {
+            throw MeshJobException.ForTerminal(finalJob);
+        }
+
+        if (finalJob.State == JobState.Completed && final.Result is not null)
+        {
+            return new JobRun(finalJob, DecodeOutput(final.Result, finalJob));
+        }
+
+        throw new MeshJobException($"The watch stream of job {job.JobId} ended while it was {finalJob.State}, without a result.", finalJob);
+    }
+
+    /// <summary>Embeds <paramref name="texts"/> on the network and returns the vectors.</summary>
+    public async Task<EmbeddingsOutput> RunEmbeddingsAsync(
+        string networkId, IEnumerable<string> texts, JobRouting? routing = null, string? model = null, CancellationToken cancellationToken = default)
+    {
+        var input = new WorkloadInput { Embeddings = new EmbeddingsInput { Model = model ?? "" } };
+        input.Embeddings.Texts.Add(texts);
+        var run = await RunAsync(networkId, input, routing, null, cancellationToken);
+        return run.Output.OutputCase == WorkloadOutput.OutputOneofCase.Embeddings
+            ? run.Output.Embeddings
+            : throw new MeshJobException($"Job {run.Job.JobId} returned {run.Output.OutputCase} output instead of embeddings.", run.Job);
+    }
+
+    /// <summary>Balances and the first page of ledger events of a network.</summary>
+    public async Task<LedgerView> GetLedgerAsync(string networkId, int pageSize = 0, string? pageToken = null, CancellationToken cancellationToken = default)
+    {
+        var balances = Ledger.GetBalancesAsync(new GetBalancesRequest { NetworkId = networkId }, deadline: Deadline(), cancellationToken: cancellationToken);
+        var events = Ledger.ListLedgerEventsAsync(
+            new ListLedgerEventsRequest { NetworkId = networkId, PageSize = pageSize, PageToken = pageToken ?? "" },
+            deadline: Deadline(), cancellationToken: cancellationToken);
+        var balancesResponse = await balances;
+        var eventsResponse = await events;
+        return new LedgerView(balancesResponse.Balances ?? new Balances { NetworkId = networkId }, eventsResponse.Events, eventsResponse.NextPageToken);
+    }
+
+    /// <summary>Decodes a result frame's output (phase 0: unencrypted only).</summary>
+    public static WorkloadOutput DecodeOutput(JobResultFrame result, Job? job = null)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        if (result.Encrypted)
+        {
+            throw new MeshJobException($"The result of job {job?.JobId} is encrypted to the submitter; this client cannot decrypt it.", job);
+        }
+
+        try
+        {
+            return WorkloadOutput.Parser.ParseFrom(result.Output);
+        }
+        catch (Google.Protobuf.InvalidProtocolBufferException ex)
+        {
+            throw new MeshJobException($"The result of job {job?.JobId} is not a valid WorkloadOutput: {ex.Message}", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => ownedChannel?.Dispose();
+
+    private DateTime? Deadline() => DefaultTimeout > TimeSpan.Zero ? DateTime.UtcNow + DefaultTimeout : null;
+
+    private static (IdentityService.IdentityServiceClient, NetworkService.NetworkServiceClient, DeviceService.DeviceServiceClient,
+        JobService.JobServiceClient, LedgerService.LedgerServiceClient, PolicyService.PolicyServiceClient, ModelService.ModelServiceClient,
+        AuditService.AuditServiceClient) CreateClients(CallInvoker invoker) =>
+        (new(invoker), new(invoker), new(invoker), new(invoker), new(invoker), new(invoker), new(invoker), new(invoker));
+}

@@ -38,6 +38,7 @@ public static class RelayExtensions
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IPresenceDirectory, InMemoryPresenceDirectory>();
+        services.TryAddSingleton(sp => new Lazy<IJobEventSink>(sp.GetRequiredService<IJobEventSink>));
         services.TryAddSingleton<RelayHub>();
         services.TryAddSingleton<IJobDispatcher>(sp => sp.GetRequiredService<RelayHub>());
 

@@ -73,8 +73,11 @@ public sealed partial class RelaySession
             return new SessionEnd(false, responses.Current.Cut.Reason, responses.Current.Cut.Detail);
         }
 
-        var nonce = responses.Current.Challenge?.Nonce ?? ByteString.Empty;
-        var relayId = string.IsNullOrEmpty(_enrollment.RelayId) ? "relay-local" : _enrollment.RelayId;
+        var challenge = responses.Current.Challenge ?? new Challenge();
+        var nonce = challenge.Nonce;
+        // The answer is bound to the relay instance that asked; older relays did not say, hence the fallback.
+        var relayId = !string.IsNullOrEmpty(challenge.RelayId) ? challenge.RelayId
+            : string.IsNullOrEmpty(_enrollment.RelayId) ? "relay-local" : _enrollment.RelayId;
         await call.RequestStream.WriteAsync(new ConnectRequest
         {
             ChallengeAnswer = new ChallengeAnswer { Signature = ByteString.CopyFrom(_keys.Signing.Sign(ProofMessages.RelayChallenge(nonce.Span, relayId))) },

@@ -18,7 +18,8 @@ public sealed partial class RelayHub : IJobDispatcher
 {
     private readonly ConcurrentDictionary<string, DeviceConnection> _connections = new(StringComparer.Ordinal);
     private readonly IDeviceAuthority _authority;
-    private readonly IJobEventSink _sink;
+    // Lazy: the control plane's sink itself depends on this hub (as IJobDispatcher); resolving it on first use breaks the cycle.
+    private readonly Lazy<IJobEventSink> _lazySink;
     private readonly IPresenceDirectory _presence;
     private readonly RelayOptions _options;
     private readonly TimeProvider _time;
@@ -27,19 +28,21 @@ public sealed partial class RelayHub : IJobDispatcher
     /// <summary>Creates the hub.</summary>
     public RelayHub(
         IDeviceAuthority authority,
-        IJobEventSink sink,
+        Lazy<IJobEventSink> sink,
         IPresenceDirectory presence,
         IOptions<RelayOptions> options,
         TimeProvider time,
         ILogger<RelayHub> logger)
     {
         _authority = authority;
-        _sink = sink;
+        _lazySink = sink;
         _presence = presence;
         _options = options.Value;
         _time = time;
         _logger = logger;
     }
+
+    private IJobEventSink _sink => _lazySink.Value;
 
     /// <summary>This relay's id.</summary>
     public string RelayId => _options.RelayId;
@@ -171,7 +174,7 @@ public sealed partial class RelayHub : IJobDispatcher
             }
 
             var nonce = ChallengeVerifier.NewNonce();
-            await responses.WriteAsync(new ConnectResponse { Challenge = new Challenge { Nonce = Google.Protobuf.ByteString.CopyFrom(nonce) } }, authCts.Token);
+            await responses.WriteAsync(new ConnectResponse { Challenge = new Challenge { Nonce = Google.Protobuf.ByteString.CopyFrom(nonce), RelayId = _options.RelayId } }, authCts.Token);
             if (!await requests.MoveNext(authCts.Token) || requests.Current.FrameCase != ConnectRequest.FrameOneofCase.ChallengeAnswer)
             {
                 throw await RefuseAsync(responses, "expected a ChallengeAnswer", StatusCode.Unauthenticated, cancellationToken);

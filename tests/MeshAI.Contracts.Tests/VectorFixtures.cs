@@ -160,6 +160,17 @@ public static class VectorFixtures
         EnvelopeSha256 = Sha256Hex(JobEnvelope().ToByteString()),
         ExpireTime = new Timestamp { Seconds = 1_893_553_445, Nanos = 678_000_000 },
         ChunkId = "chunk_0002",
+        ChunkSha256 = Sha256Hex(ChunkPayload().ToByteString()),
+    };
+
+    /// <summary>The chunk of fixture 3's offer (its hash is bound by the ticket).</summary>
+    public static ChunkPayload ChunkPayload() => new()
+    {
+        ChunkId = "chunk_0002",
+        ChunkIndex = 2,
+        ChunkCount = 5,
+        Payload = Seq(0xC1, 16),
+        Blobs = { InlineBlob() },
     };
 
     /// <summary>A fully populated relay → agent frame carrying a job offer (fixture 3).</summary>
@@ -174,13 +185,7 @@ public static class VectorFixtures
                 SigningKeyId = "key_ctl_vectors_1",
             },
             Envelope = JobEnvelope().ToByteString(),
-            Chunk = new ChunkPayload
-            {
-                ChunkId = "chunk_0002",
-                ChunkIndex = 2,
-                ChunkCount = 5,
-                Payload = Seq(0xC1, 16),
-            },
+            Chunk = ChunkPayload(),
         },
     };
 

@@ -1,0 +1,261 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Google.Protobuf;
+using MeshAI.Contracts.Job.V1;
+using NSec.Cryptography;
+
+namespace MeshAI.Common.Crypto;
+
+/// <summary>Raised when an end-to-end encrypted payload or result cannot be opened (wrong key, tampered, malformed).</summary>
+public sealed class PayloadCryptoException(string message) : Exception(message);
+
+/// <summary>
+/// End-to-end payload encryption (docs/security.md): the payload is sealed once under a random content key with
+/// XChaCha20-Poly1305; the content key is wrapped for every candidate device with ephemeral X25519 → HKDF-SHA256 →
+/// XChaCha20-Poly1305; results are sealed back to the submitter's X25519 key the same way. Relay and control only
+/// ever handle the ciphertext.
+/// </summary>
+public static class PayloadCrypto
+{
+    /// <summary>Content key size (XChaCha20-Poly1305 key).</summary>
+    public const int KeySize = 32;
+
+    /// <summary>XChaCha20-Poly1305 nonce size.</summary>
+    public const int NonceSize = 24;
+
+    /// <summary>Raw X25519 public key size.</summary>
+    public const int PublicKeySize = 32;
+
+    private static readonly AeadAlgorithm Aead = AeadAlgorithm.XChaCha20Poly1305;
+    private static readonly KeyAgreementAlgorithm Agreement = KeyAgreementAlgorithm.X25519;
+    private static readonly KeyDerivationAlgorithm Kdf = KeyDerivationAlgorithm.HkdfSha256;
+
+    /// <summary>True when the envelope's payload is end-to-end encrypted.</summary>
+    public static bool IsEncrypted(JobEnvelope envelope) =>
+        (envelope?.PayloadEncryption?.Scheme ?? PayloadEncryptionScheme.Unspecified) == PayloadEncryptionScheme.X25519HkdfXchacha20Poly1305;
+
+    /// <summary>
+    /// Encrypts the envelope's plaintext payload in place for <paramref name="recipients"/> (device id → X25519 public key)
+    /// and records <paramref name="submitterPublicKey"/> for the result. payload_sha256 is cleared: a hash of the plaintext
+    /// would let anyone holding the envelope confirm a guessed input; the AEAD tag binds the content instead.
+    /// </summary>
+    public static void EncryptEnvelope(JobEnvelope envelope, IEnumerable<KeyValuePair<string, byte[]>> recipients, ReadOnlySpan<byte> submitterPublicKey)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        ArgumentNullException.ThrowIfNull(recipients);
+        if (submitterPublicKey.Length != PublicKeySize)
+        {
+            throw new ArgumentException("submitter key must be a raw 32-byte X25519 public key", nameof(submitterPublicKey));
+        }
+
+        envelope.InputManifest ??= new InputManifest();
+        var contentKey = RandomNumberGenerator.GetBytes(KeySize);
+        try
+        {
+            var nonce = RandomNumberGenerator.GetBytes(NonceSize);
+            var ciphertext = SealWithKey(contentKey, nonce, envelope.InputManifest.Payload.Span, PayloadContext(envelope));
+            var encryption = new PayloadEncryption
+            {
+                Scheme = PayloadEncryptionScheme.X25519HkdfXchacha20Poly1305,
+                PayloadNonce = ByteString.CopyFrom(nonce),
+                SubmitterPublicKey = ByteString.CopyFrom(submitterPublicKey),
+            };
+            foreach (var (deviceId, publicKey) in recipients)
+            {
+                encryption.Recipients.Add(WrapKey(contentKey, deviceId, publicKey));
+            }
+
+            if (encryption.Recipients.Count == 0)
+            {
+                throw new ArgumentException("at least one recipient is required", nameof(recipients));
+            }
+
+            envelope.InputManifest.Payload = ByteString.CopyFrom(ciphertext);
+            envelope.InputManifest.PayloadSha256 = "";
+            envelope.PayloadEncryption = encryption;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(contentKey);
+        }
+    }
+
+    /// <summary>Decrypts the payload of an encrypted envelope with this device's X25519 key.</summary>
+    public static byte[] DecryptEnvelope(JobEnvelope envelope, string deviceId, EncryptionKeyPair deviceKey)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        ArgumentNullException.ThrowIfNull(deviceKey);
+        if (!IsEncrypted(envelope))
+        {
+            throw new PayloadCryptoException("payload is not end-to-end encrypted");
+        }
+
+        var encryption = envelope.PayloadEncryption;
+        var wrapped = encryption.Recipients.FirstOrDefault(r => string.Equals(r.DeviceId, deviceId, StringComparison.Ordinal))
+                      ?? throw new PayloadCryptoException($"the payload key was not wrapped for device {deviceId}");
+        var contentKey = UnwrapKey(wrapped, deviceId, deviceKey);
+        try
+        {
+            return OpenWithKey(contentKey, encryption.PayloadNonce.Span, (envelope.InputManifest?.Payload ?? ByteString.Empty).Span, PayloadContext(envelope))
+                   ?? throw new PayloadCryptoException("payload ciphertext does not authenticate");
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(contentKey);
+        }
+    }
+
+    /// <summary>Wraps <paramref name="contentKey"/> for one device: ephemeral X25519 with its key, HKDF-SHA256, XChaCha20-Poly1305.</summary>
+    public static WrappedKey WrapKey(ReadOnlySpan<byte> contentKey, string deviceId, ReadOnlySpan<byte> recipientPublicKey)
+    {
+        var (ephemeralPublic, key) = EphemeralAgreement(recipientPublicKey, WrapInfo(deviceId));
+        try
+        {
+            var nonce = RandomNumberGenerator.GetBytes(NonceSize);
+            return new WrappedKey
+            {
+                DeviceId = deviceId,
+                EphemeralPublicKey = ByteString.CopyFrom(ephemeralPublic),
+                Nonce = ByteString.CopyFrom(nonce),
+                WrappedContentKey = ByteString.CopyFrom(SealWithKey(key, nonce, contentKey, WrapInfo(deviceId))),
+            };
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>Unwraps a content key with the recipient's private key.</summary>
+    public static byte[] UnwrapKey(WrappedKey wrapped, string deviceId, EncryptionKeyPair recipient)
+    {
+        ArgumentNullException.ThrowIfNull(wrapped);
+        ArgumentNullException.ThrowIfNull(recipient);
+        var key = Agree(recipient, wrapped.EphemeralPublicKey.Span, WrapInfo(deviceId));
+        try
+        {
+            var contentKey = OpenWithKey(key, wrapped.Nonce.Span, wrapped.WrappedContentKey.Span, WrapInfo(deviceId));
+            return contentKey is { Length: KeySize } ? contentKey : throw new PayloadCryptoException("wrapped key does not authenticate for this device");
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>
+    /// Seals a result (or streamed token) of <paramref name="jobId"/> to the submitter's X25519 key; returns
+    /// ephemeral public key ‖ ciphertext and the nonce (JobResult.output / JobResult.nonce).
+    /// </summary>
+    public static (byte[] Sealed, byte[] Nonce) SealToSubmitter(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> submitterPublicKey, string jobId)
+    {
+        var (ephemeralPublic, key) = EphemeralAgreement(submitterPublicKey, ResultInfo(jobId));
+        try
+        {
+            var nonce = RandomNumberGenerator.GetBytes(NonceSize);
+            var ciphertext = SealWithKey(key, nonce, plaintext, ResultInfo(jobId));
+            return ([.. ephemeralPublic, .. ciphertext], nonce);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>Opens what <see cref="SealToSubmitter"/> produced with the submitter's private key.</summary>
+    public static byte[] OpenFromDevice(ReadOnlySpan<byte> sealedData, ReadOnlySpan<byte> nonce, EncryptionKeyPair submitter, string jobId)
+    {
+        ArgumentNullException.ThrowIfNull(submitter);
+        if (sealedData.Length < PublicKeySize + Aead.TagSize)
+        {
+            throw new PayloadCryptoException("sealed result is too short");
+        }
+
+        var key = Agree(submitter, sealedData[..PublicKeySize], ResultInfo(jobId));
+        try
+        {
+            return OpenWithKey(key, nonce, sealedData[PublicKeySize..], ResultInfo(jobId))
+                   ?? throw new PayloadCryptoException($"result of job {jobId} does not authenticate with this submitter key");
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>The bytes control signs in PlanJobResponse.signature: a domain tag, the network id and the serialized recipients.</summary>
+    public static byte[] PlanSignatureMessage(string networkId, IEnumerable<RecipientKey> recipients)
+    {
+        var list = new PlanJobResponse();
+        list.Recipients.Add(recipients);
+        return [.. Encoding.UTF8.GetBytes("meshai-plan-v1\n" + networkId + "\n"), .. list.ToByteArray()];
+    }
+
+    private static byte[] PayloadContext(JobEnvelope envelope) =>
+        Encoding.UTF8.GetBytes("meshai-payload-v1\n" + envelope.NetworkId + "\n" + ((int)envelope.WorkloadId).ToString(CultureInfo.InvariantCulture));
+
+    private static byte[] WrapInfo(string deviceId) => Encoding.UTF8.GetBytes("meshai-wrap-v1\n" + deviceId);
+
+    private static byte[] ResultInfo(string jobId) => Encoding.UTF8.GetBytes("meshai-result-v1\n" + jobId);
+
+    private static (byte[] EphemeralPublic, byte[] Key) EphemeralAgreement(ReadOnlySpan<byte> recipientPublicKey, byte[] info)
+    {
+        if (recipientPublicKey.Length != PublicKeySize)
+        {
+            throw new ArgumentException("recipient key must be a raw 32-byte X25519 public key", nameof(recipientPublicKey));
+        }
+
+        var ephemeral = EncryptionKeyPair.Generate();
+        try
+        {
+            return (ephemeral.PublicKey, Derive(ephemeral.PrivateKey, recipientPublicKey, ephemeral.PublicKey, recipientPublicKey, info));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(ephemeral.PrivateKey);
+        }
+    }
+
+    private static byte[] Agree(EncryptionKeyPair own, ReadOnlySpan<byte> ephemeralPublic, byte[] info)
+    {
+        if (ephemeralPublic.Length != PublicKeySize)
+        {
+            throw new PayloadCryptoException("ephemeral key must be 32 bytes");
+        }
+
+        return Derive(own.PrivateKey, ephemeralPublic, ephemeralPublic, own.PublicKey, info);
+    }
+
+    // HKDF-SHA256(ikm = X25519(private, peer), salt = ephemeral public ‖ recipient public, info = context).
+    private static byte[] Derive(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> peerPublic, ReadOnlySpan<byte> ephemeralPublic, ReadOnlySpan<byte> recipientPublic, byte[] info)
+    {
+        using var key = Key.Import(Agreement, privateKey, KeyBlobFormat.RawPrivateKey);
+        if (!PublicKey.TryImport(Agreement, peerPublic, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
+        {
+            throw new PayloadCryptoException("peer key is not a valid X25519 public key");
+        }
+
+        using var shared = Agreement.Agree(key, peer) ?? throw new PayloadCryptoException("key agreement failed (low-order point)");
+        byte[] salt = [.. ephemeralPublic, .. recipientPublic];
+        return Kdf.DeriveBytes(shared, salt, info, KeySize);
+    }
+
+    private static byte[] SealWithKey(ReadOnlySpan<byte> rawKey, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
+    {
+        using var key = Key.Import(Aead, rawKey, KeyBlobFormat.RawSymmetricKey);
+        return Aead.Encrypt(key, nonce, associatedData, plaintext);
+    }
+
+    private static byte[]? OpenWithKey(ReadOnlySpan<byte> rawKey, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> associatedData)
+    {
+        if (nonce.Length != NonceSize || ciphertext.Length < Aead.TagSize)
+        {
+            return null;
+        }
+
+        using var key = Key.Import(Aead, rawKey, KeyBlobFormat.RawSymmetricKey);
+        var plaintext = new byte[ciphertext.Length - Aead.TagSize];
+        return Aead.Decrypt(key, nonce, associatedData, ciphertext, plaintext) ? plaintext : null;
+    }
+}

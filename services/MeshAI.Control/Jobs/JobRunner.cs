@@ -22,7 +22,7 @@ namespace MeshAI.Control.Jobs;
 /// <see cref="IJobEventSink"/>), retries on disconnect / timeout / decline with the network's backoff, and settles
 /// completed jobs with their ledger events in one transaction.
 /// </summary>
-public sealed class JobRunner(
+public sealed partial class JobRunner(
     Database database,
     JobRepository jobs,
     DeviceRepository devices,
@@ -32,7 +32,8 @@ public sealed class JobRunner(
     IJobDispatcher dispatcher,
     JobWatchHub hub,
     TimeProvider clock,
-    ILogger<JobRunner> logger) : IJobEventSink, IDisposable
+    ILogger<JobRunner> logger,
+    LedgerWriter ledgerWriter) : IJobEventSink, IDisposable
 {
     private readonly ConcurrentDictionary<string, ActiveJob> _active = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
@@ -47,6 +48,7 @@ public sealed class JobRunner(
         public byte[] EnvelopeBytes { get; } = envelopeBytes;
         public long TimeoutMs { get; } = timeoutMs;
         public NetworkSettings Settings { get; } = settings;
+        public JobPlacementContext Context { get; init; } = JobPlacementContext.Anonymous;
         public SemaphoreSlim Gate { get; } = new(1, 1);
         public HashSet<string> Tried { get; } = new(StringComparer.Ordinal);
         public int Attempt { get; set; }
@@ -63,9 +65,21 @@ public sealed class JobRunner(
     }
 
     /// <summary>Starts a freshly persisted job with its first placement decision.</summary>
-    public async Task StartAsync(JobRow row, JobEnvelope envelope, NetworkSettings settings, PlacementDecision decision, CancellationToken ct)
+    public Task StartAsync(JobRow row, JobEnvelope envelope, NetworkSettings settings, PlacementDecision decision, CancellationToken ct) =>
+        StartAsync(row, envelope, settings, decision, JobPlacementContext.Anonymous, ct);
+
+    /// <summary>Starts a freshly persisted job as submitted in <paramref name="context"/>; chunked jobs dispatch every chunk.</summary>
+    public async Task StartAsync(JobRow row, JobEnvelope envelope, NetworkSettings settings, PlacementDecision decision, JobPlacementContext context, CancellationToken ct)
     {
-        var job = new ActiveJob(row.JobId, row.NetworkId, envelope, row.Envelope, row.TimeoutMs, settings);
+        ArgumentNullException.ThrowIfNull(row);
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.Chunks is { Count: > 0 })
+        {
+            await StartChunkedAsync(row, envelope, settings, decision, context, ct);
+            return;
+        }
+
+        var job = new ActiveJob(row.JobId, row.NetworkId, envelope, row.Envelope, row.TimeoutMs, settings) { Context = context };
         _active[row.JobId] = job;
         await job.Gate.WaitAsync(ct);
         try
@@ -81,6 +95,11 @@ public sealed class JobRunner(
     /// <summary>Cancels a job at the submitter's request; returns false when it had already finished.</summary>
     public async Task<bool> CancelAsync(string jobId, string reason, CancellationToken ct)
     {
+        if (_chunked.TryGetValue(jobId, out var chunked))
+        {
+            return await CancelChunkedAsync(chunked, reason, ct);
+        }
+
         if (_active.TryGetValue(jobId, out var job))
         {
             await job.Gate.WaitAsync(ct);
@@ -116,6 +135,12 @@ public sealed class JobRunner(
     /// <inheritdoc />
     public async Task OnAcceptedAsync(DeviceIdentity device, JobAccept accept, CancellationToken cancellationToken)
     {
+        if (_chunked.TryGetValue(accept.JobId, out var chunked))
+        {
+            await OnChunkAcceptedAsync(chunked, device, accept, cancellationToken);
+            return;
+        }
+
         if (!TryGetCurrent(device, accept.JobId, accept.Attempt, out var job))
         {
             return;
@@ -130,6 +155,12 @@ public sealed class JobRunner(
     /// <inheritdoc />
     public Task OnDeclinedAsync(DeviceIdentity device, JobDecline decline, CancellationToken cancellationToken)
     {
+        if (_chunked.TryGetValue(decline.JobId, out var chunked))
+        {
+            ChunkRetryInBackground(chunked, device.DeviceId, decline.Attempt, AttemptCause.NodeDecline, $"declined: {decline.Reason} {decline.Detail}".Trim());
+            return Task.CompletedTask;
+        }
+
         if (TryGetCurrent(device, decline.JobId, decline.Attempt, out var job))
         {
             RetryInBackground(job, decline.Attempt, AttemptCause.NodeDecline, $"declined: {decline.Reason} {decline.Detail}".Trim());
@@ -141,6 +172,12 @@ public sealed class JobRunner(
     /// <inheritdoc />
     public Task OnProgressAsync(DeviceIdentity device, JobProgress progress, CancellationToken cancellationToken)
     {
+        if (_chunked.TryGetValue(progress.JobId, out var chunked))
+        {
+            OnChunkProgress(chunked, device, progress);
+            return Task.CompletedTask;
+        }
+
         if (TryGetCurrent(device, progress.JobId, progress.Attempt, out var job))
         {
             hub.Publish(job.JobId, new WatchJobResponse { Progress = new JobProgressFrame { Fraction = progress.Fraction, Message = progress.Message, ChunkId = progress.ChunkId } });
@@ -184,6 +221,12 @@ public sealed class JobRunner(
             return;
         }
 
+        if (row.ChunkCount > 0)
+        {
+            await OnChunkResultAsync(row, device, result, relayBytes, cancellationToken);
+            return;
+        }
+
         var attempts = (await jobs.ListAttemptsAsync(row.JobId, cancellationToken)).ToList();
         if (!attempts.Any(a => a.Attempt == result.Attempt && a.DeviceId == device.DeviceId))
         {
@@ -216,6 +259,12 @@ public sealed class JobRunner(
     /// <inheritdoc />
     public async Task OnFailureAsync(DeviceIdentity device, JobFailure failure, long relayBytes, CancellationToken cancellationToken)
     {
+        if (_chunked.TryGetValue(failure.JobId, out var chunked))
+        {
+            await OnChunkFailureAsync(chunked, device, failure, cancellationToken);
+            return;
+        }
+
         if (!TryGetCurrent(device, failure.JobId, failure.Attempt, out var job))
         {
             return;
@@ -249,6 +298,8 @@ public sealed class JobRunner(
             RetryInBackground(job, job.Attempt, AttemptCause.Disconnect, "device disconnected");
         }
 
+        OnChunkDeviceDisconnected(device.DeviceId);
+
         return Task.CompletedTask;
     }
 
@@ -265,6 +316,8 @@ public sealed class JobRunner(
         {
             job.StopTimer();
         }
+
+        StopChunkTimers();
 
         _stopping.Dispose();
     }
@@ -298,7 +351,7 @@ public sealed class JobRunner(
             Eligibility = { decision.Eligibility },
             TopCandidates = { decision.Ranked.Take(5) },
             SelectedDeviceId = selected.Device.DeviceId,
-            SelectionReason = decision.Reason,
+            SelectionReason = attempt > 1 ? $"attempt {attempt} (retry): {decision.Reason}" : decision.Reason,
         };
         var placed = await jobs.RecordPlacementAsync(new JobAttemptRow
         {
@@ -319,7 +372,7 @@ public sealed class JobRunner(
         job.DeviceId = selected.Device.DeviceId;
         job.Tried.Add(selected.Device.DeviceId);
 
-        var keySet = await keys.GetKeysAsync(job.NetworkId, ct);
+        var ticketKey = await keys.TicketKeyAsync(job.NetworkId, selected.Device.DeviceId, ct);
         var ticket = PlacementTickets.Sign(new PlacementTicketDetails
         {
             JobId = job.JobId,
@@ -328,7 +381,7 @@ public sealed class JobRunner(
             NetworkId = job.NetworkId,
             EnvelopeSha256 = Secrets.Sha256Hex(job.EnvelopeBytes),
             ExpireTime = Timestamp.FromDateTimeOffset(now.AddMilliseconds(job.TimeoutMs)),
-        }, keySet.Control);
+        }, ticketKey);
 
         StartTimer(job, attempt);
         await PublishStatusAsync(job.JobId, ct);
@@ -414,7 +467,7 @@ public sealed class JobRunner(
                 return;
             }
 
-            var decision = await planner.PlanAsync(job.Envelope, job.Settings, job.Tried, ct);
+            var decision = await planner.PlanAsync(job.Envelope, job.Settings, job.Tried, job.Context, ct);
             await PlaceLockedAsync(job, decision, ct);
         }
         finally
@@ -488,11 +541,11 @@ public sealed class JobRunner(
 
         var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
         var now = NowMs;
-        var tier = row.DeviceId == device.DeviceId && row.Tier != 0 ? (Tier)row.Tier : Tiers.Classify(DeviceCards.Capabilities(deviceRow));
-        var measured = result.Metering?.RuntimeMs ?? 0;
-        var runtime = measured > 0 ? measured : now - (row.StartTimeMs ?? row.PlacementTimeMs ?? now);
-        var charge = CreditCalculator.Charge(runtime, tier, credits);
-        var burn = JobSettlement.CappedBurn(charge.BurnMicro, row.MaxCostCredits);
+        var metering = await ledgerWriter.MeterAsync(row, result, deviceRow, relayBytes, credits, now, ct);
+        var priced = LedgerPricing.Price(metering);
+        var tier = (Tier)metering.Tier;
+        var charge = new Charge(metering.RuntimeMs, priced.BilledMs, priced.BurnMicro, priced.MintMicro);
+        var burn = priced.BurnMicro;
 
         row.State = (int)JobState.Completed;
         row.DeviceId = device.DeviceId;
@@ -516,10 +569,7 @@ public sealed class JobRunner(
             }
 
             await JobRepository.EndAttemptAsync(c, tx, row.JobId, result.Attempt, (int)AttemptCause.Succeeded, "", now, ct);
-            foreach (var e in JobSettlement.Completed(row, result.ChunkId, deviceRow.OwnerUserId, charge, burn, credits, now))
-            {
-                await LedgerRepository.AppendAsync(c, tx, e, ct);
-            }
+            await LedgerWriter.AppendCompletedAsync(c, tx, metering, row.StartTimeMs ?? now, ct);
 
             return true;
         }, ct);

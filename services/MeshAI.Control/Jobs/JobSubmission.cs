@@ -5,6 +5,7 @@ using MeshAI.Common.Errors;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Control.Identity;
+using MeshAI.Control.Jobs.Chunking;
 using MeshAI.Control.Ledger;
 using MeshAI.Control.Networks;
 using MeshAI.Control.Scheduling;
@@ -21,16 +22,17 @@ public sealed class JobSubmission(
     JobRunner runner,
     LedgerQueries ledger,
     IOptions<ControlPlaneOptions> options,
-    TimeProvider clock)
+    TimeProvider clock,
+    JobBudget budget)
 {
     private static readonly IReadOnlySet<string> NoExclusions = new HashSet<string>();
 
-    private sealed record Prepared(Membership Membership, WorkloadInput? Input, long TimeoutMs, PlacementDecision Decision, Tier Tier, long EstimatedRuntimeMs, long EstimatedCostMicro);
+    private sealed record Prepared(Membership Membership, WorkloadInput? Input, long TimeoutMs, PlacementDecision Decision, Tier Tier, long EstimatedRuntimeMs, long EstimatedCostMicro, JobPlacementContext Context);
 
     /// <summary>Cost estimate, candidates and eligibility without submitting.</summary>
     public async Task<EstimateJobResponse> EstimateAsync(Caller caller, JobEnvelope? envelope, CancellationToken ct)
     {
-        var p = await PrepareAsync(caller, envelope, ct);
+        var p = await PrepareAsync(caller, envelope, null, ct);
         return new EstimateJobResponse
         {
             EstimatedCostMicro = p.EstimatedCostMicro,
@@ -44,10 +46,14 @@ public sealed class JobSubmission(
     }
 
     /// <summary>Submits a job and hands it to the runner; resubmitting with the same idempotency key returns the same job.</summary>
-    public async Task<Job> SubmitAsync(Caller caller, SubmitJobRequest request, CancellationToken ct)
+    public Task<Job> SubmitAsync(Caller caller, SubmitJobRequest request, CancellationToken ct) => SubmitAsync(caller, request, null, ct);
+
+    /// <summary>Submits a job from the gRPC peer <paramref name="peer"/> (its address feeds local_prefer routing).</summary>
+    public async Task<Job> SubmitAsync(Caller caller, SubmitJobRequest request, string? peer, CancellationToken ct)
     {
+        ArgumentNullException.ThrowIfNull(request);
         var envelope = request.Envelope;
-        var p = await PrepareAsync(caller, envelope, ct);
+        var p = await PrepareAsync(caller, envelope, peer, ct);
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
         if (key is not null && await jobs.FindByIdempotencyKeyAsync(envelope.NetworkId, caller.UserId, key, ct) is { } existing)
         {
@@ -60,6 +66,7 @@ public sealed class JobSubmission(
                 $"estimated cost {p.EstimatedCostMicro} micro-credits exceeds max_cost_credits {envelope.MaxCostCredits}");
         }
 
+        await budget.EnsureRelayBandwidthAsync(envelope.NetworkId, ct);
         var credits = p.Membership.Settings.Credits;
         var balances = await ledger.GetBalancesAsync(envelope.NetworkId, credits.SharedPoolEnabled, ct);
         var available = credits.SharedPoolEnabled ? balances.PoolBalanceMicro : balances.Members.FirstOrDefault(m => m.UserId == caller.UserId)?.BalanceMicro ?? 0;
@@ -98,21 +105,35 @@ public sealed class JobSubmission(
             MaxCostCredits = stored.MaxCostCredits,
             TimeoutMs = p.TimeoutMs,
             TraceId = stored.TraceId,
+            ChunkCount = p.Context.Chunks?.Count ?? 0,
         };
         await jobs.InsertJobAsync(row, ct);
-        await runner.StartAsync(row, stored, p.Membership.Settings, p.Decision, ct);
+        await runner.StartAsync(row, stored, p.Membership.Settings, p.Decision, p.Context, ct);
         var current = await jobs.GetJobByIdAsync(row.JobId, ct) ?? row;
         return JobViews.ToProto(current, await jobs.ListAttemptsAsync(row.JobId, ct));
     }
 
-    private async Task<Prepared> PrepareAsync(Caller caller, JobEnvelope? envelope, CancellationToken ct)
+    private async Task<Prepared> PrepareAsync(Caller caller, JobEnvelope? envelope, string? peer, CancellationToken ct)
     {
         var (input, timeout) = JobEnvelopeValidator.Validate(envelope, options.Value.Limits);
         var membership = await access.RequireMemberAsync(caller, envelope!.NetworkId, ct);
-        var decision = await planner.PlanAsync(envelope, membership.Settings, NoExclusions, ct);
+        IReadOnlyList<JobChunk>? chunks;
+        try
+        {
+            chunks = JobChunker.Split(envelope, input);
+        }
+        catch (FormatException ex)
+        {
+            throw RpcErrors.InvalidArgument("envelope.input_manifest.blobs", "audio is not a PCM WAV: " + ex.Message);
+        }
+
+        var context = new JobPlacementContext(membership.Role, SubmitterLocation.From(peer, envelope.InputManifest?.Labels), chunks);
+        var decision = await planner.PlanAsync(envelope, membership.Settings, NoExclusions, context, ct);
         var tier = decision.Selected?.Tier
                    ?? (envelope.ResourceRequest?.MinTier is { } min && min != Tier.Unspecified ? min : Tier._2);
-        var (runtime, cost) = JobCostEstimator.Estimate(envelope.WorkloadId, input, tier, membership.Settings.Credits);
-        return new Prepared(membership, input, timeout, decision, tier, runtime, cost);
+        var estimate = await budget.EstimateRuntimeAsync(envelope.NetworkId, envelope.WorkloadId, tier, JobCostEstimator.EstimateRuntimeMs(envelope.WorkloadId, input), ct);
+        var runtime = estimate.RuntimeMs;
+        var cost = CreditCalculator.Charge(runtime, tier, membership.Settings.Credits).BurnMicro;
+        return new Prepared(membership, input, timeout, decision, tier, runtime, cost, context);
     }
 }

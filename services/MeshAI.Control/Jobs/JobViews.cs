@@ -37,6 +37,8 @@ public static class JobViews
             ErrorMessage = row.ErrorMessage,
             RelayBytes = row.RelayBytes,
             TraceId = row.TraceId,
+            ChunkCount = row.ChunkCount,
+            ChunksCompleted = row.ChunksCompleted,
         };
         if (row.StartTimeMs is { } start)
         {

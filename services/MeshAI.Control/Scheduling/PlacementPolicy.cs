@@ -15,20 +15,71 @@ public sealed record PlacementCandidate(DeviceRow Device, PresenceRecord Presenc
     public CapabilityReport Capabilities => Presence.Capabilities;
 
     /// <summary>The device's tier.</summary>
-    public Tier Tier => Tiers.Classify(Presence.Capabilities);
+    public Tier Tier { get; } = Tiers.Classify(Presence.Capabilities);
 }
 
 /// <summary>What the scheduler is asked: place this envelope on one of these devices, avoiding the excluded ones.</summary>
-public sealed record PlacementRequest(JobEnvelope Envelope, IReadOnlyList<PlacementCandidate> Candidates, IReadOnlySet<string> Excluded, NetworkSettings Settings);
+public sealed record PlacementRequest(JobEnvelope Envelope, IReadOnlyList<PlacementCandidate> Candidates, IReadOnlySet<string> Excluded, NetworkSettings Settings)
+{
+    /// <summary>The submitter's role in the network (policy dimension member_role).</summary>
+    public Role SubmitterRole { get; init; } = Role.Member;
 
-/// <summary>The scheduler's answer: eligibility of every candidate, ranked scores, and the choice (null when nothing is eligible).</summary>
-public sealed record PlacementDecision(
-    IReadOnlyList<DeviceEligibility> Eligibility,
-    IReadOnlyList<CandidateScore> Ranked,
-    PlacementCandidate? Selected,
-    string Reason);
+    /// <summary>The network's policy, compiled.</summary>
+    public CompiledPolicy Policy { get; init; } = PolicyEngine.DefaultCompiled;
 
-/// <summary>The scheduling seam: eligibility filters + scoring. Phase 0 ships <see cref="LowestRttPlacementPolicy"/>.</summary>
+    /// <summary>Minutes since local midnight (policy dimension time_of_day).</summary>
+    public int MinuteOfDay { get; init; } = 12 * 60;
+
+    /// <summary>Where the submitter is (local_prefer).</summary>
+    public SubmitterLocation Submitter { get; init; } = SubmitterLocation.Unknown;
+
+    /// <summary>How many ranked candidates to return (chunked jobs ask for more to spread over).</summary>
+    public int TopK { get; init; } = 5;
+}
+
+/// <summary>The scheduler's answer: eligibility of every candidate, the top-ranked scores, and the choice (null when nothing is eligible).</summary>
+public sealed class PlacementDecision
+{
+    private readonly Lazy<IReadOnlyList<DeviceEligibility>> _eligibility;
+
+    /// <summary>A decision with its eligibility list already built.</summary>
+    public PlacementDecision(IReadOnlyList<DeviceEligibility> eligibility, IReadOnlyList<CandidateScore> ranked, PlacementCandidate? selected, string reason)
+        : this(() => eligibility, ranked, [], selected, reason, eligibility.Count(e => e.Eligible))
+    {
+    }
+
+    /// <summary>A decision whose per-device eligibility list is built on first use (it is only needed for the debug view).</summary>
+    public PlacementDecision(Func<IReadOnlyList<DeviceEligibility>> eligibility, IReadOnlyList<CandidateScore> ranked, IReadOnlyList<PlacementCandidate> rankedCandidates,
+        PlacementCandidate? selected, string reason, int eligibleCount)
+    {
+        _eligibility = new Lazy<IReadOnlyList<DeviceEligibility>>(eligibility);
+        Ranked = ranked;
+        RankedCandidates = rankedCandidates;
+        Selected = selected;
+        Reason = reason;
+        EligibleCount = eligibleCount;
+    }
+
+    /// <summary>Every candidate's eligibility with the first failing filter, ordered by device id.</summary>
+    public IReadOnlyList<DeviceEligibility> Eligibility => _eligibility.Value;
+
+    /// <summary>The best candidates' scores, best first.</summary>
+    public IReadOnlyList<CandidateScore> Ranked { get; }
+
+    /// <summary>The candidates behind <see cref="Ranked"/>, same order.</summary>
+    public IReadOnlyList<PlacementCandidate> RankedCandidates { get; }
+
+    /// <summary>The chosen device, or null.</summary>
+    public PlacementCandidate? Selected { get; }
+
+    /// <summary>Why it was chosen (or why nothing was).</summary>
+    public string Reason { get; }
+
+    /// <summary>How many candidates passed every filter.</summary>
+    public int EligibleCount { get; }
+}
+
+/// <summary>The scheduling seam: eligibility filters + scoring.</summary>
 public interface IPlacementPolicy
 {
     /// <summary>Decides where the job runs.</summary>
@@ -36,155 +87,128 @@ public interface IPlacementPolicy
 }
 
 /// <summary>
-/// Phase-0 policy: the spec's eligibility filters in a fixed order (first failure reported), then the eligible device with the
-/// lowest round-trip time wins, ties broken by device id. The full linear scoring arrives with the scheduler issue.
+/// The v1 scheduler (spec routing_and_scheduling): <see cref="EligibilityFilters"/> in a fixed order (first failure
+/// reported per device), then <see cref="LinearScorer"/> over the survivors, highest total first, ties broken by
+/// device id (ordinal). Routing modes: auto (best score), pinned_device / pinned_tier (filters narrow the field, then best
+/// score), local_prefer (devices on the submitter's LAN rank before all others, then best score). Linear in the number of
+/// candidates: a bounded top-K instead of a sort.
 /// </summary>
-public sealed class LowestRttPlacementPolicy : IPlacementPolicy
+public sealed class LinearPlacementPolicy : IPlacementPolicy
 {
     /// <inheritdoc />
     public PlacementDecision Place(PlacementRequest request)
     {
-        var eligibility = new List<DeviceEligibility>();
-        var eligible = new List<PlacementCandidate>();
-        foreach (var candidate in request.Candidates.OrderBy(c => c.Device.DeviceId, StringComparer.Ordinal))
+        ArgumentNullException.ThrowIfNull(request);
+        var context = new EligibilityContext(request);
+        var weights = request.Settings.ScoringWeights ?? LinearScorer.DefaultWeights();
+        var (burn, cheapest) = LinearScorer.Rates(request.Settings.Credits);
+        var lanFirst = request.Envelope.RoutingMode == RoutingMode.LocalPrefer;
+        var candidates = request.Candidates;
+        var n = candidates.Count;
+        var filters = new EligibilityFilter[n];
+        var totals = new double[n];
+        var lan = lanFirst ? new bool[n] : [];
+        var k = Math.Max(1, request.TopK);
+        var best = new int[k];
+        var count = 0;
+        var eligible = 0;
+        var lanEligible = 0;
+
+        for (var i = 0; i < n; i++)
         {
-            var (filter, reason) = Check(candidate, request);
-            eligibility.Add(new DeviceEligibility { DeviceId = candidate.Device.DeviceId, Eligible = filter == EligibilityFilter.Unspecified, FailingFilter = filter, Reason = reason });
-            if (filter == EligibilityFilter.Unspecified)
+            var c = candidates[i];
+            var filter = EligibilityFilters.FirstFailing(c, context);
+            filters[i] = filter;
+            if (filter != EligibilityFilter.Unspecified)
             {
-                eligible.Add(candidate);
+                continue;
+            }
+
+            eligible++;
+            var features = LinearScorer.Features(c.Capabilities, c.Presence.RttMs, c.Tier, burn, cheapest);
+            totals[i] = LinearScorer.Total(features, weights);
+            if (lanFirst && LanMatcher.SameLan(request.Submitter, c.Capabilities))
+            {
+                lan[i] = true;
+                lanEligible++;
+            }
+
+            // Bounded insertion into the top-k (k is small): O(n·k), no sort of the whole field.
+            if (count < k || Better(i, best[count - 1]))
+            {
+                var at = count < k ? count++ : count - 1;
+                while (at > 0 && Better(i, best[at - 1]))
+                {
+                    best[at] = best[at - 1];
+                    at--;
+                }
+
+                best[at] = i;
             }
         }
 
-        var maxRtt = Math.Max(1, eligible.Count == 0 ? 1 : eligible.Max(c => c.Presence.RttMs));
-        var weight = request.Settings.ScoringWeights?.RttMs ?? -0.3;
-        var ranked = eligible
-            .OrderBy(c => c.Presence.RttMs)
-            .ThenBy(c => c.Device.DeviceId, StringComparer.Ordinal)
-            .Select(c =>
+        var rankedCandidates = new PlacementCandidate[count];
+        var ranked = new CandidateScore[count];
+        for (var r = 0; r < count; r++)
+        {
+            var c = candidates[best[r]];
+            rankedCandidates[r] = c;
+            var features = LinearScorer.Features(c.Capabilities, c.Presence.RttMs, c.Tier, burn, cheapest);
+            ranked[r] = LinearScorer.Explain(c.Device.DeviceId, features, weights, lanFirst ? lan[best[r]] : LanMatcher.SameLan(request.Submitter, c.Capabilities));
+        }
+
+        var selected = count == 0 ? null : rankedCandidates[0];
+        var why = Why(request, selected, ranked, eligible, lanEligible, lanFirst);
+        return new PlacementDecision(() => Materialize(candidates, filters, context), ranked, rankedCandidates, selected, why, eligible);
+
+        bool Better(int a, int b)
+        {
+            if (lanFirst && lan[a] != lan[b])
             {
-                var normalised = Math.Clamp(c.Presence.RttMs / (double)maxRtt, 0, 1);
-                return new CandidateScore
-                {
-                    DeviceId = c.Device.DeviceId,
-                    Total = weight * normalised,
-                    Features = { new FeatureScore { Name = "rtt_ms", RawValue = c.Presence.RttMs, NormalizedValue = normalised, Weight = weight, Contribution = weight * normalised } },
-                };
-            })
-            .ToList();
-        var selected = ranked.Count == 0 ? null : eligible.First(c => c.Device.DeviceId == ranked[0].DeviceId);
-        var why = selected is null
-            ? request.Candidates.Count == 0 ? "no device of the network is online" : "no online device passes the eligibility filters"
-            : $"lowest round-trip time ({selected.Presence.RttMs} ms) among {ranked.Count} eligible device(s)";
-        return new PlacementDecision(eligibility, ranked, selected, why);
+                return lan[a];
+            }
+
+            if (totals[a] != totals[b])
+            {
+                return totals[a] > totals[b];
+            }
+
+            return string.CompareOrdinal(candidates[a].Device.DeviceId, candidates[b].Device.DeviceId) < 0;
+        }
     }
 
-    private static (EligibilityFilter Filter, string Reason) Check(PlacementCandidate candidate, PlacementRequest request)
+    // Reasons are only formatted here, when the debug view needs them: the same filters, deterministic, with explanations.
+    private static List<DeviceEligibility> Materialize(IReadOnlyList<PlacementCandidate> candidates, EligibilityFilter[] filters, EligibilityContext context)
     {
-        var envelope = request.Envelope;
-        var resources = envelope.ResourceRequest ?? new ResourceRequest();
-        var device = candidate.Device;
-        var caps = candidate.Capabilities;
-        if (device.Revoked || device.NetworkId != envelope.NetworkId)
+        var order = Enumerable.Range(0, candidates.Count).OrderBy(i => candidates[i].Device.DeviceId, StringComparer.Ordinal);
+        return order.Select(i => new DeviceEligibility
         {
-            return (EligibilityFilter.NetworkMembership, "device is revoked or not in this network");
-        }
-
-        var pinned = resources.RequiresPinnedDeviceIdsOptional;
-        if (pinned.Count > 0 && !pinned.Contains(device.DeviceId))
-        {
-            return (EligibilityFilter.Pinned, "job is pinned to other devices");
-        }
-
-        if (envelope.RoutingMode == RoutingMode.PinnedDevice && pinned.Count == 0)
-        {
-            return (EligibilityFilter.Pinned, "pinned_device routing needs requires_pinned_device_ids_optional");
-        }
-
-        if (request.Excluded.Contains(device.DeviceId))
-        {
-            return (EligibilityFilter.DeviceStateOk, "failed an earlier attempt of this job");
-        }
-
-        if (!candidate.Presence.ContributionEnabled || !device.ContributionEnabled)
-        {
-            return (EligibilityFilter.ContributionEnabled, "contribution is switched off on this device");
-        }
-
-        if (!caps.Workloads.Contains(envelope.WorkloadId))
-        {
-            return (EligibilityFilter.WorkloadSupported, $"device has no runtime for {envelope.WorkloadId}");
-        }
-
-        var tier = candidate.Tier;
-        if (resources.MinTier != Tier.Unspecified && tier < resources.MinTier)
-        {
-            return (EligibilityFilter.DeviceMeets, $"{Tiers.Name(tier)} is below the minimum {Tiers.Name(resources.MinTier)}");
-        }
-
-        if (envelope.RoutingMode == RoutingMode.PinnedTier && resources.PinnedTier != Tier.Unspecified && tier != resources.PinnedTier)
-        {
-            return (EligibilityFilter.DeviceMeets, $"{Tiers.Name(tier)} is not the pinned {Tiers.Name(resources.PinnedTier)}");
-        }
-
-        if (resources.MinRamMb > 0 && caps.RamMb < resources.MinRamMb)
-        {
-            return (EligibilityFilter.DeviceMeets, $"{caps.RamMb} MB RAM is below the requested {resources.MinRamMb} MB");
-        }
-
-        if (resources.NeedsGpu && !caps.GpuPresent)
-        {
-            return (EligibilityFilter.DeviceMeets, "job needs a GPU");
-        }
-
-        if (resources.MaxLatencyMs > 0 && candidate.Presence.RttMs > resources.MaxLatencyMs)
-        {
-            return (EligibilityFilter.DeviceMeets, $"round-trip {candidate.Presence.RttMs} ms exceeds max_latency_ms {resources.MaxLatencyMs}");
-        }
-
-        var stateProblem = MobileStateProblem(caps, request.Settings.MobileSafety);
-        if (stateProblem is not null)
-        {
-            return (EligibilityFilter.DeviceStateOk, stateProblem);
-        }
-
-        var minTrust = request.Settings.MinDeviceTrustLevel;
-        if (minTrust > 0 && device.TrustLevel < minTrust)
-        {
-            return (EligibilityFilter.DeviceTrustLevelOk, $"trust level {device.TrustLevel} is below {minTrust}");
-        }
-
-        return (EligibilityFilter.Unspecified, "eligible");
+            DeviceId = candidates[i].Device.DeviceId,
+            Eligible = filters[i] == EligibilityFilter.Unspecified,
+            FailingFilter = filters[i],
+            Reason = filters[i] == EligibilityFilter.Unspecified ? "eligible" : EligibilityFilters.Check(candidates[i], context).Reason ?? "",
+        }).ToList();
     }
 
-    private static string? MobileStateProblem(CapabilityReport caps, MobileSafetyDefaults? safety)
+    private static string Why(PlacementRequest request, PlacementCandidate? selected, CandidateScore[] ranked, int eligible, int lanEligible, bool lanFirst)
     {
-        if (safety is not null && caps.ThermalStateOptional != ThermalState.Unspecified && safety.MaxThermalLevel > 0 && (int)caps.ThermalStateOptional >= safety.MaxThermalLevel)
+        if (selected is null)
         {
-            return $"thermal state {caps.ThermalStateOptional} is at or above the network limit";
+            return request.Candidates.Count == 0 ? "no device of the network is online" : "no online device passes the eligibility filters";
         }
 
-        if (!caps.IsMobile || safety is null)
+        var score = ranked[0].Total.ToString("F4", System.Globalization.CultureInfo.InvariantCulture);
+        var runnerUp = ranked.Length > 1
+            ? $"; next {ranked[1].DeviceId} at {ranked[1].Total.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}" + (ranked[1].Total == ranked[0].Total ? " (tie broken by device id)" : "")
+            : "";
+        var best = $"highest linear score {score} among {eligible} eligible device(s){runnerUp}";
+        return request.Envelope.RoutingMode switch
         {
-            return null;
-        }
-
-        var battery = caps.BatteryStateOptional;
-        switch (safety.MobileContributionPolicy)
-        {
-            case MobileContributionPolicy.Never:
-                return "mobile contribution is off for this network";
-            case MobileContributionPolicy.ChargingAndWifiOnly when battery is null || !battery.Charging || caps.NetworkType != NetworkType.Wifi:
-                return "mobile devices contribute only while charging on Wi-Fi";
-            case MobileContributionPolicy.ChargingOnly when battery is null || !battery.Charging:
-                return "mobile devices contribute only while charging";
-        }
-
-        if (battery is not null && battery.Percent < safety.MinBatteryPercent && !battery.Charging)
-        {
-            return $"battery {battery.Percent}% is below {safety.MinBatteryPercent}%";
-        }
-
-        return null;
+            RoutingMode.PinnedDevice => "pinned_device: " + best,
+            RoutingMode.PinnedTier => $"pinned_tier {Tiers.Name(EligibilityFilters.PinnedTier(request.Envelope))}: " + best,
+            RoutingMode.LocalPrefer when lanFirst && lanEligible > 0 => $"local_prefer: on the submitter's LAN ({lanEligible} eligible LAN peer(s)); " + best,
+            RoutingMode.LocalPrefer => "local_prefer: no eligible device on the submitter's LAN, fell back to the relay; " + best,
+            _ => "auto: " + best,
+        };
     }
 }

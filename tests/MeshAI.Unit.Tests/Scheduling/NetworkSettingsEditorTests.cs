@@ -1,0 +1,39 @@
+#pragma warning disable CA1861 // expected values read best inline
+using Grpc.Core;
+using MeshAI.Contracts.Network.V1;
+using MeshAI.Control.Networks;
+using NUnit.Framework;
+
+namespace MeshAI.Unit.Tests.Scheduling;
+
+[TestFixture]
+[Category("Unit")]
+public sealed class NetworkSettingsEditorTests
+{
+    [Test]
+    public void Only_masked_fields_change()
+    {
+        var current = NetworkDefaults.Create(0);
+        var patch = new NetworkSettings { ScoringWeights = new ScoringWeights { RttMs = -0.9, IdleScore = 0.5 }, RetryPolicy = new RetryPolicy { MaxAttempts = 5, BackoffMs = { 10, 20 } } };
+        var updated = NetworkSettingsEditor.Apply(current, patch, ["scoring_weights.rtt_ms", "retry_policy.max_attempts"]);
+        Assert.That(updated.ScoringWeights.RttMs, Is.EqualTo(-0.9));
+        Assert.That(updated.ScoringWeights.IdleScore, Is.EqualTo(0.15), "not in the mask");
+        Assert.That(updated.RetryPolicy.MaxAttempts, Is.EqualTo(5));
+        Assert.That(updated.RetryPolicy.BackoffMs, Is.EqualTo(new[] { 250, 750, 2000 }));
+        Assert.That(updated.Credits, Is.EqualTo(current.Credits));
+
+        var whole = NetworkSettingsEditor.Apply(current, patch, ["retry_policy"]);
+        Assert.That(whole.RetryPolicy.BackoffMs, Is.EqualTo(new[] { 10, 20 }));
+    }
+
+    [Test]
+    public void Bad_values_and_unknown_paths_are_invalid_arguments()
+    {
+        var current = NetworkDefaults.Create(0);
+        Assert.That(Assert.Throws<RpcException>(() => NetworkSettingsEditor.Apply(current, new NetworkSettings(), ["credits"]))!.StatusCode, Is.EqualTo(StatusCode.InvalidArgument));
+        Assert.That(Assert.Throws<RpcException>(() => NetworkSettingsEditor.Apply(current, new NetworkSettings { RetryPolicy = new RetryPolicy { MaxAttempts = 0 } }, ["retry_policy.max_attempts"]))!.StatusCode,
+            Is.EqualTo(StatusCode.InvalidArgument));
+        Assert.That(Assert.Throws<RpcException>(() => NetworkSettingsEditor.Apply(current, new NetworkSettings { ScoringWeights = new ScoringWeights { RttMs = double.NaN } }, ["scoring_weights"]))!.StatusCode,
+            Is.EqualTo(StatusCode.InvalidArgument));
+    }
+}

@@ -59,6 +59,31 @@ public static class CreditCalculator
         return new Charge(runtime, billed, Burn(billed, rate.BurnMicroPerMin, multiplier), Mint(billed, rate.EarnMicroPerMin, multiplier));
     }
 
+    /// <summary>Relay surcharge: bytes × per-MiB rate, rounded up (any relayed byte is charged).</summary>
+    public static long RelaySurcharge(long relayBytes, long microPerMib) =>
+        relayBytes <= 0 || microPerMib <= 0 ? 0 : DivideCeiling((Int128)relayBytes * microPerMib, 1024 * 1024);
+
+    /// <summary>A mint scaled by a cap in basis points (rounded down; 10000 or more = uncapped).</summary>
+    public static long CapMint(long mintMicro, long capBps) =>
+        capBps >= BpsOne ? mintMicro : (long)((Int128)mintMicro * Math.Max(0, capBps) / BpsOne);
+
+    /// <summary>
+    /// The longest billed runtime (a whole number of granularity units) whose burn stays within <paramref name="capMicro"/>;
+    /// null when the rate is 0 (no runtime ever reaches the cap).
+    /// </summary>
+    public static long? RuntimeAtCap(long capMicro, long burnMicroPerMin, long multiplierBps, long granularityMs)
+    {
+        var perMs = (Int128)burnMicroPerMin * (multiplierBps <= 0 ? BpsOne : multiplierBps);
+        if (perMs <= 0)
+        {
+            return null;
+        }
+
+        // ceil(b × k / D) ≤ cap  ⇔  b × k ≤ cap × D  ⇔  b ≤ floor(cap × D / k)
+        var maxMs = (long)Int128.Min((Int128)Math.Max(0, capMicro) * MsPerMinute * BpsOne / perMs, long.MaxValue);
+        return granularityMs <= 1 ? maxMs : maxMs / granularityMs * granularityMs;
+    }
+
     private static long DivideCeiling(Int128 numerator, Int128 denominator)
     {
         if (numerator <= 0)

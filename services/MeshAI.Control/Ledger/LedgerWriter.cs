@@ -1,0 +1,142 @@
+using System.Data.Common;
+using MeshAI.Common;
+using MeshAI.Common.Domain;
+using MeshAI.Common.Seams;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Ledger.V1;
+using MeshAI.Contracts.Network.V1;
+using MeshAI.Contracts.Relay.V1;
+using MeshAI.Control.Devices;
+using MeshAI.Control.Storage;
+using Microsoft.Extensions.Options;
+
+namespace MeshAI.Control.Ledger;
+
+/// <summary>
+/// Writes the ledger side of a settlement: first builds the execution record (tier, runtime, heartbeats, relay bytes, the
+/// rates in force, the mint decision), then — inside the caller's job transaction — stores it and appends the events priced
+/// from it. Idempotent per job + chunk: a duplicate report inserts nothing.
+/// </summary>
+public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory presence, IOptions<ControlPlaneOptions> options, TimeProvider clock)
+{
+    private const long HourMs = 3_600_000;
+
+    /// <summary>The execution record of a result reported by <paramref name="device"/> (reads flags, rate-limit counts and prior burns).</summary>
+    public async Task<JobMeteringRow> MeterAsync(JobRow job, JobResult result, DeviceRow device, long relayBytes, CreditSettings credits, long nowMs, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(device);
+        var capabilities = presence.GetOnline(device.DeviceId, clock.GetUtcNow())?.Capabilities ?? DeviceCards.Capabilities(device);
+        var tier = job.DeviceId == device.DeviceId && job.Tier != 0 ? (Tier)job.Tier : Tiers.Classify(DeviceCards.Capabilities(device));
+        var measured = result.Metering?.RuntimeMs ?? 0;
+        var runtime = measured > 0 ? measured : nowMs - (job.StartTimeMs ?? job.PlacementTimeMs ?? nowMs);
+        var flagged = await ledger.IsDeviceFlaggedAsync(device.DeviceId, ct);
+        var recent = await ledger.CountMintingSettlementsAsync(device.DeviceId, nowMs - HourMs, ct);
+        var prior = job.MaxCostCredits > 0 ? await ledger.BurnedForJobAsync(job.NetworkId, job.JobId, (int)LedgerEventType.CreditsBurned, ct) : 0;
+        var context = new MeteringContext(capabilities, flagged, recent, prior);
+        return Meter(job, result.ChunkId, result.Attempt, device, tier, runtime, result.Metering?.HeartbeatsDuringRun ?? 0, relayBytes, credits, options.Value.Ledger, context, nowMs);
+    }
+
+    /// <summary>What the writer looked up about the device and job before metering.</summary>
+    public sealed record MeteringContext(CapabilityReport Capabilities, bool DeviceFlagged, int MintingSettlementsLastHour, long PriorBurnMicro);
+
+    /// <summary>Builds an execution record (pure).</summary>
+    public static JobMeteringRow Meter(
+        JobRow job, string chunkId, int attempt, DeviceRow device, Tier tier, long runtimeMs, int heartbeats, long relayBytes,
+        CreditSettings credits, LedgerOptions rules, MeteringContext context, long nowMs)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(credits);
+        ArgumentNullException.ThrowIfNull(context);
+        var runtime = Math.Max(1, runtimeMs);
+        var rate = CreditCalculator.RateFor(credits, tier);
+        var mint = MintPolicy.Decide(context.Capabilities, runtime, heartbeats, context.DeviceFlagged, context.MintingSettlementsLastHour, rules);
+        return new JobMeteringRow
+        {
+            NetworkId = job.NetworkId,
+            JobId = job.JobId,
+            ChunkId = chunkId ?? "",
+            Attempt = attempt,
+            DeviceId = device.DeviceId,
+            DeviceOwnerUserId = device.OwnerUserId,
+            SubmittedByUserId = job.SubmittedByUserId,
+            BurnAccountKind = (int)(credits.SharedPoolEnabled ? AccountKind.Pool : AccountKind.Member),
+            Tier = (int)tier,
+            WorkloadId = job.WorkloadId,
+            RuntimeMs = runtime,
+            RelayBytes = Math.Max(0, relayBytes),
+            HeartbeatsDuringRun = heartbeats,
+            BurnMicroPerMin = rate.BurnMicroPerMin,
+            EarnMicroPerMin = rate.EarnMicroPerMin,
+            MultiplierBps = credits.MultiplierBps <= 0 ? Networks.NetworkDefaults.MultiplierBps : credits.MultiplierBps,
+            BillingGranularityMs = credits.BillingGranularityMs,
+            RelaySurchargeMicroPerMib = credits.RelaySurchargeEnabled ? credits.RelaySurchargeMicroPerMib : 0,
+            MintCapBps = mint.CapBps,
+            MaxCostMicro = Math.Max(0, job.MaxCostCredits),
+            PriorBurnMicro = context.PriorBurnMicro,
+            MintWithheldReason = mint.WithheldReason,
+            CreateTimeMs = nowMs,
+        };
+    }
+
+    /// <summary>
+    /// Stores the execution record and appends job_started, job_completed, credits_burned and (when anything is minted)
+    /// credits_minted, in the caller's transaction. False when this job + chunk was already settled (nothing is written).
+    /// </summary>
+    public static async Task<bool> AppendCompletedAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        if (!await LedgerRepository.InsertMeteringAsync(c, tx, m, ct))
+        {
+            return false;
+        }
+
+        foreach (var e in Events(m, jobStartMs))
+        {
+            await LedgerRepository.AppendAsync(c, tx, e, ct);
+        }
+
+        return true;
+    }
+
+    /// <summary>The events of one settlement, priced from its execution record.</summary>
+    public static IReadOnlyList<LedgerEventRow> Events(JobMeteringRow m, long jobStartMs)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        var priced = LedgerPricing.Price(m);
+        LedgerEventRow Event(LedgerEventType type, string userId, AccountKind kind, long amount, long createMs) => new()
+        {
+            EventId = Ids.New("lev"),
+            NetworkId = m.NetworkId,
+            EventType = (int)type,
+            JobId = m.JobId,
+            ChunkId = m.ChunkId,
+            UserId = userId,
+            DeviceId = m.DeviceId,
+            AccountKind = (int)kind,
+            AmountMicro = amount,
+            RuntimeMs = m.RuntimeMs,
+            BilledRuntimeMs = priced.BilledMs,
+            Tier = m.Tier,
+            IdempotencyKey = LedgerKeys.ForJob(m.JobId, m.ChunkId, type),
+            CreateTimeMs = createMs,
+            RelayBytes = m.RelayBytes,
+        };
+
+        var events = new List<LedgerEventRow>
+        {
+            Event(LedgerEventType.JobStarted, m.SubmittedByUserId, AccountKind.Unspecified, 0, Math.Min(jobStartMs, m.CreateTimeMs)),
+            Event(LedgerEventType.JobCompleted, m.SubmittedByUserId, AccountKind.Unspecified, 0, m.CreateTimeMs),
+            Event(LedgerEventType.CreditsBurned, m.SubmittedByUserId, (AccountKind)m.BurnAccountKind, -priced.BurnMicro, m.CreateTimeMs),
+        };
+        if (priced.MintMicro > 0)
+        {
+            events.Add(Event(LedgerEventType.CreditsMinted, m.DeviceOwnerUserId, AccountKind.Member, priced.MintMicro, m.CreateTimeMs));
+        }
+
+        return events;
+    }
+}

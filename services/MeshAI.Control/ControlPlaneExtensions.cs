@@ -6,6 +6,7 @@ using MeshAI.Control.Jobs;
 using MeshAI.Control.Ledger;
 using MeshAI.Control.Networks;
 using MeshAI.Control.Scheduling;
+using MeshAI.Control.Security;
 using MeshAI.Control.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
@@ -69,18 +70,29 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<NetworkKeyVault>();
         services.TryAddSingleton<NetworkRegistry>();
         services.TryAddSingleton<LedgerQueries>();
+        services.TryAddSingleton<LedgerWriter>();
+        services.TryAddSingleton<LedgerReconciler>();
+        services.TryAddSingleton<LedgerExport>();
+        services.TryAddSingleton<CreditRates>();
+        services.TryAddSingleton<JobBudget>();
 
         services.TryAddSingleton<DeviceEnrollment>();
         services.TryAddSingleton<DeviceDirectory>();
         services.TryAddSingleton<IDeviceAuthority, DeviceAuthority>();
 
-        services.TryAddSingleton<IPlacementPolicy, LowestRttPlacementPolicy>();
+        services.TryAddSingleton<IPlacementPolicy, LinearPlacementPolicy>();
+        services.TryAddSingleton<PolicyRepository>();
+        services.TryAddSingleton<PolicyStore>();
+        services.TryAddSingleton<NetworkSettingsEditor>();
         services.TryAddSingleton<JobPlanner>();
         services.TryAddSingleton<JobWatchHub>();
         services.TryAddSingleton<JobRunner>();
         services.TryAddSingleton<IJobEventSink>(sp => sp.GetRequiredService<JobRunner>());
         services.TryAddSingleton<JobSubmission>();
         services.TryAddSingleton<JobQueries>();
+        services.TryAddSingleton<ModelRepository>();
+        services.TryAddSingleton<Models.ModelCatalog>();
+        services.AddSecurity(configuration);
 
         services.AddGrpc();
         return services;
@@ -94,6 +106,9 @@ public static class ControlPlaneExtensions
         endpoints.MapGrpcService<DeviceApi>();
         endpoints.MapGrpcService<JobApi>();
         endpoints.MapGrpcService<LedgerApi>();
+        endpoints.MapGrpcService<AuditApi>();
+        endpoints.MapGrpcService<PolicyApi>();
+        endpoints.MapGrpcService<ModelApi>();
         endpoints.MapGet(MagicLinkEndpoint.Path, MagicLinkEndpoint.HandleAsync);
         return endpoints;
     }

@@ -27,6 +27,9 @@ public sealed class ControlPlaneOptions
 
     /// <summary>Named limits.</summary>
     public ControlLimits Limits { get; set; } = new();
+
+    /// <summary>Ledger rules (minting, rate limits, estimates, export) and free-tier limits.</summary>
+    public Ledger.LedgerOptions Ledger { get; set; } = new();
 }
 
 /// <summary>SMTP settings for magic-link mail.</summary>

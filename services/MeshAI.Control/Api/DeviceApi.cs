@@ -6,7 +6,7 @@ using MeshAI.Control.Identity;
 namespace MeshAI.Control.Api;
 
 /// <summary>meshai.device.v1.DeviceService: join tokens, registration, pairing, the device list, updates and revocation.</summary>
-public sealed class DeviceApi(DeviceEnrollment enrollment, DeviceDirectory directory, SessionAuthenticator auth) : DeviceService.DeviceServiceBase
+public sealed class DeviceApi(DeviceEnrollment enrollment, DeviceDirectory directory, SessionAuthenticator auth, CertificateRenewal renewal) : DeviceService.DeviceServiceBase
 {
     /// <inheritdoc />
     public override async Task<CreateJoinTokenResponse> CreateJoinToken(CreateJoinTokenRequest request, ServerCallContext context) =>
@@ -49,4 +49,7 @@ public sealed class DeviceApi(DeviceEnrollment enrollment, DeviceDirectory direc
     /// <inheritdoc />
     public override async Task<RevokeDeviceResponse> RevokeDevice(RevokeDeviceRequest request, ServerCallContext context) =>
         new() { Device = await directory.RevokeAsync(await auth.RequireAsync(context), request, context.CancellationToken) };
+    /// <inheritdoc />
+    public override Task<RenewCertificateResponse> RenewCertificate(RenewCertificateRequest request, ServerCallContext context) =>
+        renewal.RenewAsync(request, context.CancellationToken);
 }

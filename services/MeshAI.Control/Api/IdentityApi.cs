@@ -4,8 +4,8 @@ using MeshAI.Control.Identity;
 
 namespace MeshAI.Control.Api;
 
-/// <summary>meshai.identity.v1.IdentityService: magic links, device-code login, sessions. Passkeys, OIDC and API keys arrive with the security issue (UNIMPLEMENTED).</summary>
-public sealed class IdentityApi(LoginFlows logins, SessionAuthenticator auth) : IdentityService.IdentityServiceBase
+/// <summary>meshai.identity.v1.IdentityService: magic links, device-code login, sessions. API keys. Passkeys and OIDC are UNIMPLEMENTED.</summary>
+public sealed class IdentityApi(LoginFlows logins, SessionAuthenticator auth, ApiKeys apiKeys, MeshAI.Control.Security.AuditLog audit) : IdentityService.IdentityServiceBase
 {
     /// <inheritdoc />
     public override async Task<StartMagicLinkResponse> StartMagicLink(StartMagicLinkRequest request, ServerCallContext context) =>
@@ -15,6 +15,8 @@ public sealed class IdentityApi(LoginFlows logins, SessionAuthenticator auth) : 
     public override async Task<CompleteMagicLinkResponse> CompleteMagicLink(CompleteMagicLinkRequest request, ServerCallContext context)
     {
         var issued = await logins.CompleteMagicLinkAsync(request.Token, request.ClientName, context.CancellationToken);
+        await audit.RecordAsync("", issued.User.UserId, MeshAI.Contracts.Audit.V1.AuditAction.Login, issued.Session.SessionId,
+            new Dictionary<string, string> { ["method"] = "magic_link", ["client_name"] = request.ClientName ?? "" }, context.CancellationToken);
         return new CompleteMagicLinkResponse { User = issued.User, SessionToken = issued.Token, Session = issued.Session };
     }
 
@@ -23,8 +25,17 @@ public sealed class IdentityApi(LoginFlows logins, SessionAuthenticator auth) : 
         logins.StartDeviceLoginAsync(request.Email, request.ClientName, context.CancellationToken);
 
     /// <inheritdoc />
-    public override Task<PollDeviceLoginResponse> PollDeviceLogin(PollDeviceLoginRequest request, ServerCallContext context) =>
-        logins.PollDeviceLoginAsync(request.DeviceCode, context.CancellationToken);
+    public override async Task<PollDeviceLoginResponse> PollDeviceLogin(PollDeviceLoginRequest request, ServerCallContext context)
+    {
+        var response = await logins.PollDeviceLoginAsync(request.DeviceCode, context.CancellationToken);
+        if (!string.IsNullOrEmpty(response.SessionToken) && response.User is not null)
+        {
+            await audit.RecordAsync("", response.User.UserId, MeshAI.Contracts.Audit.V1.AuditAction.Login, "",
+                new Dictionary<string, string> { ["method"] = "device_code" }, context.CancellationToken);
+        }
+
+        return response;
+    }
 
     /// <inheritdoc />
     public override async Task<ApproveDeviceLoginResponse> ApproveDeviceLogin(ApproveDeviceLoginRequest request, ServerCallContext context)
@@ -46,5 +57,19 @@ public sealed class IdentityApi(LoginFlows logins, SessionAuthenticator auth) : 
     {
         await logins.RevokeSessionAsync(await auth.RequireAsync(context), request.SessionId, context.CancellationToken);
         return new RevokeSessionResponse();
+    }
+    /// <inheritdoc />
+    public override async Task<CreateApiKeyResponse> CreateApiKey(CreateApiKeyRequest request, ServerCallContext context) =>
+        await apiKeys.CreateAsync(await auth.RequireAsync(context), request, context.CancellationToken);
+
+    /// <inheritdoc />
+    public override async Task<ListApiKeysResponse> ListApiKeys(ListApiKeysRequest request, ServerCallContext context) =>
+        new() { ApiKeys = { await apiKeys.ListAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken) } };
+
+    /// <inheritdoc />
+    public override async Task<RevokeApiKeyResponse> RevokeApiKey(RevokeApiKeyRequest request, ServerCallContext context)
+    {
+        await apiKeys.RevokeAsync(await auth.RequireAsync(context), request.ApiKeyId, context.CancellationToken);
+        return new RevokeApiKeyResponse();
     }
 }

@@ -2,19 +2,32 @@ using Grpc.Core;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Control.Identity;
 using MeshAI.Control.Jobs;
+using MeshAI.Control.Security;
 
 namespace MeshAI.Control.Api;
 
-/// <summary>meshai.job.v1.JobService: estimate, submit, watch, get, list, cancel, explain (PlanJob arrives with end-to-end encryption).</summary>
-public sealed class JobApi(JobSubmission submission, JobQueries queries, SessionAuthenticator auth) : JobService.JobServiceBase
+/// <summary>meshai.job.v1.JobService: plan (recipient keys for end-to-end encryption), estimate, submit, watch, get, list, cancel, explain.</summary>
+public sealed class JobApi(JobSubmission submission, JobQueries queries, SessionAuthenticator auth, RecipientPlanner recipients) : JobService.JobServiceBase
 {
+    /// <inheritdoc />
+    public override async Task<PlanJobResponse> PlanJob(PlanJobRequest request, ServerCallContext context) =>
+        await recipients.PlanAsync(await auth.RequireAsync(context), request, context.CancellationToken);
+
     /// <inheritdoc />
     public override async Task<EstimateJobResponse> EstimateJob(EstimateJobRequest request, ServerCallContext context) =>
         await submission.EstimateAsync(await auth.RequireAsync(context), request.Envelope, context.CancellationToken);
 
     /// <inheritdoc />
-    public override async Task<SubmitJobResponse> SubmitJob(SubmitJobRequest request, ServerCallContext context) =>
-        new() { Job = await submission.SubmitAsync(await auth.RequireAsync(context), request, context.CancellationToken) };
+    public override async Task<SubmitJobResponse> SubmitJob(SubmitJobRequest request, ServerCallContext context)
+    {
+        var caller = await auth.RequireAsync(context);
+        if (request.Envelope is { } envelope)
+        {
+            await recipients.ValidateEncryptedAsync(envelope, context.CancellationToken);
+        }
+
+        return new SubmitJobResponse { Job = await submission.SubmitAsync(caller, request, context.Peer, context.CancellationToken) };
+    }
 
     /// <inheritdoc />
     public override async Task WatchJob(WatchJobRequest request, IServerStreamWriter<WatchJobResponse> responseStream, ServerCallContext context) =>

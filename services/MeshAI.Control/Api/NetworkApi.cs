@@ -7,8 +7,8 @@ using Microsoft.Extensions.Options;
 
 namespace MeshAI.Control.Api;
 
-/// <summary>meshai.network.v1.NetworkService: create, get and list networks (members, invites and rotation arrive later: UNIMPLEMENTED).</summary>
-public sealed class NetworkApi(NetworkRegistry registry, SessionAuthenticator auth, IOptions<ControlPlaneOptions> options) : NetworkService.NetworkServiceBase
+/// <summary>meshai.network.v1.NetworkService: networks, members, invites and approvals, key rotation.</summary>
+public sealed class NetworkApi(NetworkRegistry registry, NetworkSettingsEditor settingsEditor, MemberDirectory members, NetworkKeyRotation rotation, SessionAuthenticator auth, IOptions<ControlPlaneOptions> options) : NetworkService.NetworkServiceBase
 {
     /// <inheritdoc />
     public override async Task<CreateNetworkResponse> CreateNetwork(CreateNetworkRequest request, ServerCallContext context) =>
@@ -25,4 +25,40 @@ public sealed class NetworkApi(NetworkRegistry registry, SessionAuthenticator au
         var (networks, next) = await registry.ListAsync(caller, PageTokens.Size(request.PageSize, options.Value.Limits), request.PageToken, context.CancellationToken);
         return new ListNetworksResponse { Networks = { networks }, NextPageToken = next };
     }
+
+    /// <inheritdoc />
+    public override async Task<UpdateNetworkSettingsResponse> UpdateNetworkSettings(UpdateNetworkSettingsRequest request, ServerCallContext context) =>
+        new() { Network = await settingsEditor.UpdateAsync(await auth.RequireAsync(context), request, context.CancellationToken) };
+
+    /// <inheritdoc />
+    public override async Task<ListMembersResponse> ListMembers(ListMembersRequest request, ServerCallContext context) =>
+        new() { Members = { await members.ListAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken) } };
+
+    /// <inheritdoc />
+    public override async Task<InviteMemberResponse> InviteMember(InviteMemberRequest request, ServerCallContext context) =>
+        await members.InviteAsync(await auth.RequireAsync(context), request, context.CancellationToken);
+
+    /// <inheritdoc />
+    public override async Task<ListInvitesResponse> ListInvites(ListInvitesRequest request, ServerCallContext context) =>
+        new() { Invites = { await members.ListInvitesAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken) } };
+
+    /// <inheritdoc />
+    public override async Task<AcceptInviteResponse> AcceptInvite(AcceptInviteRequest request, ServerCallContext context) =>
+        new() { Member = await members.AcceptAsync(await auth.RequireAsync(context), request.InviteToken, context.CancellationToken) };
+
+    /// <inheritdoc />
+    public override async Task<ApproveMemberResponse> ApproveMember(ApproveMemberRequest request, ServerCallContext context) =>
+        new() { Member = await members.ApproveAsync(await auth.RequireAsync(context), request.NetworkId, request.UserId, context.CancellationToken) };
+
+    /// <inheritdoc />
+    public override async Task<UpdateMemberRoleResponse> UpdateMemberRole(UpdateMemberRoleRequest request, ServerCallContext context) =>
+        new() { Member = await members.UpdateRoleAsync(await auth.RequireAsync(context), request, context.CancellationToken) };
+
+    /// <inheritdoc />
+    public override async Task<RemoveMemberResponse> RemoveMember(RemoveMemberRequest request, ServerCallContext context) =>
+        new() { RevokedDeviceIds = { await members.RemoveAsync(await auth.RequireAsync(context), request.NetworkId, request.UserId, context.CancellationToken) } };
+
+    /// <inheritdoc />
+    public override async Task<RotateNetworkKeysResponse> RotateNetworkKeys(RotateNetworkKeysRequest request, ServerCallContext context) =>
+        await rotation.RotateAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
 }

@@ -18,7 +18,8 @@ public sealed class DeviceDirectory(
     IJobDispatcher dispatcher,
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
-    ILogger<DeviceDirectory> logger)
+    ILogger<DeviceDirectory> logger,
+    MeshAI.Control.Security.AuditLog audit)
 {
     /// <summary>One device of a network the caller belongs to.</summary>
     public async Task<Device> GetAsync(Caller caller, string networkId, string deviceId, CancellationToken ct)
@@ -80,6 +81,8 @@ public sealed class DeviceDirectory(
         dispatcher.Cut(row.DeviceId, CutReason.Revoked, reason);
         presence.Remove(row.DeviceId);
         logger.LogWarning("Device {DeviceId} in {NetworkId} revoked: {Reason}", row.DeviceId, row.NetworkId, reason);
+        await audit.RecordAsync(row.NetworkId, caller.UserId, MeshAI.Contracts.Audit.V1.AuditAction.DeviceRevoked, row.DeviceId,
+            new Dictionary<string, string> { ["reason"] = reason, ["serial"] = row.CertificateSerial }, ct);
         row.Revoked = true;
         return Card(row);
     }

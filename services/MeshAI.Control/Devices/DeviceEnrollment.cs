@@ -23,7 +23,9 @@ public sealed class DeviceEnrollment(
     ServerEndpoint endpoint,
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
-    ILogger<DeviceEnrollment> logger)
+    ILogger<DeviceEnrollment> logger,
+    SecurityRepository security,
+    MeshAI.Control.Security.AuditLog audit)
 {
     private const int PublicKeySize = 32;
 
@@ -112,6 +114,7 @@ public sealed class DeviceEnrollment(
                 throw RpcErrors.FailedPrecondition("JOIN_TOKEN", token.JoinTokenId, "join token has no uses left");
             }
 
+            await Ledger.JobBudget.EnsureCanAddDeviceAsync(c, tx, token.NetworkId, options.Value.Ledger.FreeTier, ct);
             var keySet = await keys.GetKeysAsync(token.NetworkId, ct);
             var row = new DeviceRow
             {
@@ -148,6 +151,14 @@ public sealed class DeviceEnrollment(
         }, ct);
 
         logger.LogInformation("Registered device {DeviceId} in {NetworkId}", device.DeviceId, device.NetworkId);
+        var controlKey = keyRows.FirstOrDefault(r => r.Purpose == (int)NetworkKeyPurpose.ControlSigning);
+        if (controlKey is not null)
+        {
+            await security.SetDeviceControlKeyAsync(device.DeviceId, controlKey.KeyId, ct);
+        }
+
+        await audit.RecordAsync(device.NetworkId, device.OwnerUserId, MeshAI.Contracts.Audit.V1.AuditAction.DeviceJoined, device.DeviceId,
+            new Dictionary<string, string> { ["name"] = device.Name, ["serial"] = device.CertificateSerial }, ct);
         return new RegisterDeviceResponse
         {
             Device = DeviceCards.ToProto(device, null),

@@ -5,20 +5,36 @@ using MeshAI.Control.Storage;
 
 namespace MeshAI.Control.Identity;
 
-/// <summary>The authenticated user behind a call.</summary>
-public sealed record Caller(string UserId, string Email, string SessionId);
+/// <summary>
+/// The authenticated user behind a call. Calls made with an API key carry its id, the one network it is scoped to and its
+/// scopes; <see cref="MeshAI.Control.Networks.NetworkAccess"/> refuses every other network for them.
+/// </summary>
+public sealed record Caller(string UserId, string Email, string SessionId, string? ApiKeyId = null, string? ApiKeyNetworkId = null, IReadOnlyList<string>? Scopes = null)
+{
+    /// <summary>True when the call was made with an API key rather than a session.</summary>
+    public bool IsApiKey => ApiKeyId is not null;
+}
 
-/// <summary>Resolves "authorization: Bearer &lt;session token&gt;" to a user; anything else is UNAUTHENTICATED.</summary>
-public sealed class SessionAuthenticator(IdentityRepository identity, TimeProvider clock)
+/// <summary>Resolves "authorization: Bearer &lt;session token or API key&gt;" to a user; anything else is UNAUTHENTICATED. The result is cached on the call.</summary>
+public sealed class SessionAuthenticator(IdentityRepository identity, SecurityRepository security, TimeProvider clock)
 {
     private const string Scheme = "Bearer ";
 
     /// <summary>The caller of a gRPC call, or UNAUTHENTICATED.</summary>
-    public Task<Caller> RequireAsync(ServerCallContext context)
+    public async Task<Caller> RequireAsync(ServerCallContext context)
     {
-        var header = context.RequestHeaders.GetValue("authorization");
-        return RequireAsync(header, context.CancellationToken);
+        if (context.UserState.TryGetValue(CallerKey, out var cached) && cached is Caller known)
+        {
+            return known;
+        }
+
+        var caller = await RequireAsync(context.RequestHeaders.GetValue("authorization"), context.CancellationToken);
+        context.UserState[CallerKey] = caller;
+        return caller;
     }
+
+    /// <summary>Key of the authenticated caller in ServerCallContext.UserState.</summary>
+    public static readonly object CallerKey = new();
 
     /// <summary>The caller for a raw authorization header value, or UNAUTHENTICATED.</summary>
     public async Task<Caller> RequireAsync(string? authorizationHeader, CancellationToken cancellationToken)
@@ -29,6 +45,14 @@ public sealed class SessionAuthenticator(IdentityRepository identity, TimeProvid
         }
 
         var token = authorizationHeader[Scheme.Length..].Trim();
+        if (token.StartsWith(ApiKeys.SecretPrefix, StringComparison.Ordinal))
+        {
+            var key = await security.FindLiveApiKeyAsync(Secrets.Hash(token), cancellationToken)
+                      ?? throw RpcErrors.Unauthenticated("API key is unknown or revoked");
+            var owner = await identity.GetUserAsync(key.UserId, cancellationToken) ?? throw RpcErrors.Unauthenticated("API key owner no longer exists");
+            return new Caller(owner.UserId, owner.Email, "", key.ApiKeyId, key.NetworkId, key.Scopes.Split(',', StringSplitOptions.RemoveEmptyEntries));
+        }
+
         var found = await identity.FindLiveSessionAsync(Secrets.Hash(token), clock.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
         if (found is null)
         {

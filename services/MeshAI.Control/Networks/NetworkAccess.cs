@@ -30,6 +30,11 @@ public sealed class NetworkAccess(NetworkRepository networks)
             throw RpcErrors.NotFound("network", networkId);
         }
 
+        if (caller.ApiKeyNetworkId is not null && !string.Equals(caller.ApiKeyNetworkId, networkId, StringComparison.Ordinal))
+        {
+            throw RpcErrors.NotFound("network", networkId); // an API key sees exactly one network
+        }
+
         var member = await networks.GetMemberAsync(networkId, caller.UserId, ct);
         if (member is null || member.State != (int)MemberState.Active)
         {
@@ -38,6 +43,18 @@ public sealed class NetworkAccess(NetworkRepository networks)
 
         var network = await networks.GetNetworkAsync(networkId, ct) ?? throw RpcErrors.NotFound("network", networkId);
         return new Membership(network, NetworkDefaults.FromJson(network.SettingsJson), (Role)member.Role);
+    }
+
+    /// <summary>The caller's membership when it is admin, else PERMISSION_DENIED (NOT_FOUND for non-members).</summary>
+    public async Task<Membership> RequireAdminAsync(Caller caller, string? networkId, string action, CancellationToken ct)
+    {
+        var membership = await RequireMemberAsync(caller, networkId, ct);
+        if (!membership.IsAdmin)
+        {
+            throw RpcErrors.PermissionDenied($"only admins can {action}");
+        }
+
+        return membership;
     }
 
     /// <summary>The caller's membership when it is admin or member (not guest), else PERMISSION_DENIED.</summary>

@@ -7,7 +7,7 @@ using MeshAI.Control.Storage;
 namespace MeshAI.Control.Networks;
 
 /// <summary>Per-network CA and control signing keys: generated here, private halves sealed with the master key.</summary>
-public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey masterKey, TimeProvider clock)
+public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey masterKey, TimeProvider clock, SecurityRepository security)
 {
     /// <summary>The network's current key set.</summary>
     public sealed record KeySet(SigningKeyPair Ca, string CaKeyId, SigningKeyPair Control, string ControlKeyId, IReadOnlyList<NetworkKeyRow> Rows);
@@ -31,6 +31,20 @@ public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey master
         var control = rows.FirstOrDefault(r => r.Purpose == (int)NetworkKeyPurpose.ControlSigning)
                       ?? throw new InvalidOperationException($"network {networkId} has no control signing key");
         return new KeySet(Open(ca), ca.KeyId, Open(control), control.KeyId, rows);
+    }
+
+    /// <summary>
+    /// The key that signs placement tickets for <paramref name="deviceId"/>: the control key the device was last given
+    /// (registration or RenewCertificate) while it is still valid, so online agents keep working across a rotation; else the newest.
+    /// </summary>
+    public async Task<SigningKeyPair> TicketKeyAsync(string networkId, string deviceId, CancellationToken ct)
+    {
+        var set = await GetKeysAsync(networkId, ct);
+        var given = await security.GetDeviceControlKeyAsync(deviceId, ct);
+        var controls = set.Rows.Where(r => r.Purpose == (int)NetworkKeyPurpose.ControlSigning);
+        // Devices registered before keys were recorded per device got the keys of that time: the oldest still valid.
+        var row = given is null ? controls.OrderBy(r => r.CreateTimeMs).FirstOrDefault() : controls.FirstOrDefault(r => r.KeyId == given);
+        return row is null || row.KeyId == set.ControlKeyId ? set.Control : Open(row);
     }
 
     /// <summary>CA public keys by key id that may verify certificates now.</summary>
@@ -62,5 +76,6 @@ public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey master
         };
     }
 
-    private SigningKeyPair Open(NetworkKeyRow row) => new(masterKey.Decrypt(row.PrivateKeyEnc, row.KeyId), row.PublicKey);
+    /// <summary>The key pair of a stored row (private half unsealed with the master key).</summary>
+    public SigningKeyPair Open(NetworkKeyRow row) => new(masterKey.Decrypt(row.PrivateKeyEnc, row.KeyId), row.PublicKey);
 }

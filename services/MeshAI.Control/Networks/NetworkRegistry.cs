@@ -24,7 +24,8 @@ public sealed class NetworkRegistry(
     LedgerQueries ledger,
     IPresenceDirectory presence,
     IOptions<ControlPlaneOptions> options,
-    TimeProvider clock)
+    TimeProvider clock,
+    JobBudget budget)
 {
     /// <summary>Creates a network owned by the caller.</summary>
     public async Task<Network> CreateAsync(Caller caller, CreateNetworkRequest request, CancellationToken ct)
@@ -52,6 +53,7 @@ public sealed class NetworkRegistry(
             throw RpcErrors.InvalidArgument("billing_mode", "only CREDITS_INTERNAL exists in v1");
         }
 
+        await budget.EnsureCanCreateNetworkAsync(caller.UserId, ct);
         var grant = options.Value.Limits.StartingGrantCredits * Tiers.MicroPerCredit;
         var settings = NetworkDefaults.WithOverrides(grant, request.Settings);
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
@@ -142,6 +144,8 @@ public sealed class NetworkRegistry(
             CallerRole = membership.Role,
             CaPublicKey = ByteString.CopyFrom(keySet.Ca.PublicKey),
             CaKeyId = keySet.CaKeyId,
+            ControlPublicKey = ByteString.CopyFrom(keySet.Control.PublicKey),
+            ControlKeyId = keySet.ControlKeyId,
         };
     }
 }

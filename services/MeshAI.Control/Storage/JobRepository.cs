@@ -9,7 +9,7 @@ public sealed class JobRepository(Database database)
     private const string JobColumns =
         "job_id, network_id, submitted_by_user_id, workload_id, state, routing_mode, data_sensitivity_tag, envelope, idempotency_key, device_id, tier, " +
         "create_time_ms, start_time_ms, end_time_ms, runtime_ms, billed_runtime_ms, cost_micro, max_cost_credits, timeout_ms, error_message, relay_bytes, " +
-        "trace_id, output, output_nonce, output_encrypted, debug_view, placement_time_ms";
+        "trace_id, output, output_nonce, output_encrypted, debug_view, placement_time_ms, chunk_count, chunks_completed";
 
     private const string AttemptColumns = "job_id, attempt, device_id, cause, start_time_ms, end_time_ms, detail, chunk_id";
 
@@ -18,7 +18,7 @@ public sealed class JobRepository(Database database)
         database.RunAsync(c => c.ExecuteAsync(Database.Command(
             $"INSERT INTO jobs ({JobColumns}) VALUES (@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, " +
             "@Envelope, @IdempotencyKey, @DeviceId, @Tier, @CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, " +
-            "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs)", j, ct)), ct);
+            "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted)", j, ct)), ct);
 
     /// <summary>The job in the network, or null.</summary>
     public Task<JobRow?> GetJobAsync(string networkId, string jobId, CancellationToken ct) =>
@@ -94,6 +94,47 @@ public sealed class JobRepository(Database database)
             "billed_runtime_ms = @BilledRuntimeMs, cost_micro = @CostMicro, error_message = @ErrorMessage, relay_bytes = @RelayBytes, output = @Output, " +
             $"output_nonce = @OutputNonce, output_encrypted = @OutputEncrypted WHERE job_id = @JobId AND state NOT IN ({InList(terminalStates)})",
             final, ct, tx)) > 0;
+
+
+    /// <summary>Records a chunk attempt: QUEUED moves to PLACED, the debug view follows the latest placement, the state is otherwise kept.</summary>
+    public Task<bool> RecordChunkPlacementAsync(JobAttemptRow attempt, int queuedState, int placedState, int tier, byte[] debugView, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
+        database.InTransactionAsync(async (c, tx) =>
+        {
+            var moved = await c.ExecuteAsync(Database.Command(
+                "UPDATE jobs SET state = CASE WHEN state = @queuedState THEN @placedState ELSE state END, device_id = @DeviceId, " +
+                "tier = CASE WHEN tier = 0 THEN @tier ELSE tier END, debug_view = @debugView, placement_time_ms = @StartTimeMs " +
+                $"WHERE job_id = @JobId AND state NOT IN ({InList(terminalStates)})",
+                new { queuedState, placedState, attempt.DeviceId, tier, debugView, attempt.StartTimeMs, attempt.JobId }, ct, tx));
+            if (moved == 0)
+            {
+                return false;
+            }
+
+            await c.ExecuteAsync(Database.Command(
+                $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId)",
+                attempt, ct, tx));
+            return true;
+        }, ct);
+
+    /// <summary>Stores a chunk's first result; false when the chunk already has one (duplicates are ignored: first result wins).</summary>
+    public static async Task<bool> InsertChunkResultAsync(DbConnection c, DbTransaction tx, JobChunkRow chunk, CancellationToken ct) =>
+        await c.ExecuteAsync(Database.Command(
+            "INSERT INTO job_chunks (job_id, chunk_id, chunk_index, attempt, device_id, output, runtime_ms, cost_micro, end_time_ms) " +
+            "VALUES (@JobId, @ChunkId, @ChunkIndex, @Attempt, @DeviceId, @Output, @RuntimeMs, @CostMicro, @EndTimeMs) ON CONFLICT (job_id, chunk_id) DO NOTHING",
+            chunk, ct, tx)) > 0;
+
+    /// <summary>Adds a completed chunk's runtime and cost to its job.</summary>
+    public static Task<int> AddChunkCompletionAsync(DbConnection c, DbTransaction tx, string jobId, long runtimeMs, long billedRuntimeMs, long costMicro, long relayBytes, CancellationToken ct) =>
+        c.ExecuteAsync(Database.Command(
+            "UPDATE jobs SET chunks_completed = chunks_completed + 1, runtime_ms = runtime_ms + @runtimeMs, billed_runtime_ms = billed_runtime_ms + @billedRuntimeMs, " +
+            "cost_micro = cost_micro + @costMicro, relay_bytes = relay_bytes + @relayBytes WHERE job_id = @jobId",
+            new { jobId, runtimeMs, billedRuntimeMs, costMicro, relayBytes }, ct, tx));
+
+    /// <summary>The stored chunk results of a job in chunk order.</summary>
+    public Task<IEnumerable<JobChunkRow>> ListChunkResultsAsync(string jobId, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<JobChunkRow>(Database.Command(
+            "SELECT job_id, chunk_id, chunk_index, attempt, device_id, output, runtime_ms, cost_micro, end_time_ms FROM job_chunks WHERE job_id = @jobId ORDER BY chunk_index",
+            new { jobId }, ct)), ct);
 
     private static string InList(IReadOnlyCollection<int> values) =>
         string.Join(",", values.Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)));

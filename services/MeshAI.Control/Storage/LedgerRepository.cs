@@ -42,4 +42,114 @@ public sealed class LedgerRepository(Database database)
             "SELECT account_kind, user_id, device_id, event_type, CAST(SUM(amount_micro) AS BIGINT) AS amount_micro, " +
             "CAST(SUM(runtime_ms) AS BIGINT) AS runtime_ms, COUNT(*) AS events FROM ledger_events WHERE network_id = @networkId " +
             "GROUP BY account_kind, user_id, device_id, event_type", new { networkId }, ct)), ct);
+
+    private const string MeteringColumns =
+        "network_id, job_id, chunk_id, attempt, device_id, device_owner_user_id, submitted_by_user_id, burn_account_kind, tier, workload_id, runtime_ms, " +
+        "relay_bytes, heartbeats_during_run, burn_micro_per_min, earn_micro_per_min, multiplier_bps, billing_granularity_ms, relay_surcharge_micro_per_mib, " +
+        "mint_cap_bps, max_cost_micro, prior_burn_micro, mint_withheld_reason, create_time_ms";
+
+    /// <summary>Per job, chunk and event type: the summed amount and how many events there are.</summary>
+    public sealed class JobEventTotal
+    {
+        public string JobId { get; set; } = "";
+        public string ChunkId { get; set; } = "";
+        public int EventType { get; set; }
+        public long AmountMicro { get; set; }
+        public long BilledRuntimeMs { get; set; }
+        public long Events { get; set; }
+    }
+
+    /// <summary>The settlement fields of a job row that reconcile compares.</summary>
+    public sealed class JobTotals
+    {
+        public string JobId { get; set; } = "";
+        public int State { get; set; }
+        public long CostMicro { get; set; }
+        public long BilledRuntimeMs { get; set; }
+        public long MaxCostCredits { get; set; }
+    }
+
+    /// <summary>Records an execution record unless the job/chunk already has one; true when inserted (first settlement wins).</summary>
+    public static async Task<bool> InsertMeteringAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, CancellationToken ct) =>
+        await c.ExecuteAsync(Database.Command(
+            $"INSERT INTO job_meterings ({MeteringColumns}) VALUES (@NetworkId, @JobId, @ChunkId, @Attempt, @DeviceId, @DeviceOwnerUserId, @SubmittedByUserId, " +
+            "@BurnAccountKind, @Tier, @WorkloadId, @RuntimeMs, @RelayBytes, @HeartbeatsDuringRun, @BurnMicroPerMin, @EarnMicroPerMin, @MultiplierBps, " +
+            "@BillingGranularityMs, @RelaySurchargeMicroPerMib, @MintCapBps, @MaxCostMicro, @PriorBurnMicro, @MintWithheldReason, @CreateTimeMs) " +
+            "ON CONFLICT (network_id, job_id, chunk_id) DO NOTHING", m, ct, tx)) > 0;
+
+    /// <summary>Every execution record of a network.</summary>
+    public Task<IEnumerable<JobMeteringRow>> ListMeteringsAsync(string networkId, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<JobMeteringRow>(Database.Command(
+            $"SELECT {MeteringColumns} FROM job_meterings WHERE network_id = @networkId ORDER BY job_id, chunk_id", new { networkId }, ct)), ct);
+
+    /// <summary>Sums of job events per job, chunk and type.</summary>
+    public Task<IEnumerable<JobEventTotal>> TotalsPerJobAsync(string networkId, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<JobEventTotal>(Database.Command(
+            "SELECT job_id, chunk_id, event_type, CAST(SUM(amount_micro) AS BIGINT) AS amount_micro, CAST(SUM(billed_runtime_ms) AS BIGINT) AS billed_runtime_ms, " +
+            "COUNT(*) AS events FROM ledger_events WHERE network_id = @networkId AND job_id <> '' GROUP BY job_id, chunk_id, event_type", new { networkId }, ct)), ct);
+
+    /// <summary>Settlement fields of every job of a network.</summary>
+    public Task<IEnumerable<JobTotals>> ListJobTotalsAsync(string networkId, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<JobTotals>(Database.Command(
+            "SELECT job_id, state, cost_micro, billed_runtime_ms, max_cost_credits FROM jobs WHERE network_id = @networkId", new { networkId }, ct)), ct);
+
+    /// <summary>Events and distinct idempotency keys of a network (equal unless an event was applied twice).</summary>
+    public Task<(long Events, long Keys)> CountEventsAsync(string networkId, CancellationToken ct) =>
+        database.RunAsync(async c =>
+        {
+            var row = await c.QuerySingleAsync<(long, long)>(Database.Command(
+                "SELECT COUNT(*), COUNT(DISTINCT idempotency_key) FROM ledger_events WHERE network_id = @networkId", new { networkId }, ct));
+            return row;
+        }, ct);
+
+    /// <summary>Micro-credits already burned for a job (all chunks).</summary>
+    public Task<long> BurnedForJobAsync(string networkId, string jobId, int burnedType, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteScalarAsync<long>(Database.Command(
+            "SELECT CAST(COALESCE(SUM(-amount_micro), 0) AS BIGINT) FROM ledger_events WHERE network_id = @networkId AND job_id = @jobId AND event_type = @burnedType",
+            new { networkId, jobId, burnedType }, ct)), ct);
+
+    /// <summary>Settlements of a device since a time that were allowed to mint (the per-device rate limit counts these).</summary>
+    public Task<int> CountMintingSettlementsAsync(string deviceId, long sinceMs, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteScalarAsync<int>(Database.Command(
+            "SELECT COUNT(*) FROM job_meterings WHERE device_id = @deviceId AND create_time_ms >= @sinceMs AND mint_withheld_reason = ''",
+            new { deviceId, sinceMs }, ct)), ct);
+
+    /// <summary>Runtimes of the most recent runs of a workload on a tier in a network, newest first.</summary>
+    public Task<IEnumerable<long>> RecentRuntimesAsync(string networkId, int workloadId, int tier, int limit, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<long>(Database.Command(
+            "SELECT runtime_ms FROM job_meterings WHERE network_id = @networkId AND workload_id = @workloadId AND tier = @tier " +
+            "ORDER BY create_time_ms DESC LIMIT @limit", new { networkId, workloadId, tier, limit }, ct)), ct);
+
+    /// <summary>Relay bytes of a network's settlements since a time.</summary>
+    public Task<long> RelayBytesSinceAsync(string networkId, long sinceMs, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteScalarAsync<long>(Database.Command(
+            "SELECT CAST(COALESCE(SUM(relay_bytes), 0) AS BIGINT) FROM job_meterings WHERE network_id = @networkId AND create_time_ms >= @sinceMs",
+            new { networkId, sinceMs }, ct)), ct);
+
+    /// <summary>Events of a network created at or after a time, in sequence order after the cursor (export).</summary>
+    public Task<IEnumerable<LedgerEventRow>> ListSinceAsync(string networkId, long sinceMs, long afterSequence, int limit, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<LedgerEventRow>(Database.Command(
+            $"SELECT {Columns} FROM ledger_events WHERE network_id = @networkId AND create_time_ms >= @sinceMs AND sequence > @afterSequence " +
+            "ORDER BY sequence LIMIT @limit", new { networkId, sinceMs, afterSequence, limit }, ct)), ct);
+
+    /// <summary>Flags a device (anti-abuse); flagged devices mint nothing.</summary>
+    public Task FlagDeviceAsync(DeviceFlagRow flag, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteAsync(Database.Command(
+            "INSERT INTO device_flags (flag_id, network_id, device_id, job_id, reason, create_time_ms) VALUES (@FlagId, @NetworkId, @DeviceId, @JobId, @Reason, @CreateTimeMs)",
+            flag, ct)), ct);
+
+    /// <summary>True when an anti-abuse check flagged the device.</summary>
+    public Task<bool> IsDeviceFlaggedAsync(string deviceId, CancellationToken ct) =>
+        database.RunAsync(async c => await c.ExecuteScalarAsync<long>(Database.Command(
+            "SELECT COUNT(*) FROM device_flags WHERE device_id = @deviceId", new { deviceId }, ct)) > 0, ct);
+
+    /// <summary>Networks a user created (free-tier networks_per_user).</summary>
+    public Task<long> CountNetworksCreatedByAsync(string userId, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteScalarAsync<long>(Database.Command(
+            "SELECT COUNT(*) FROM networks WHERE created_by_user_id = @userId", new { userId }, ct)), ct);
+
+    /// <summary>Devices of a network that are not revoked (free-tier max_devices_per_network), inside the registering transaction.</summary>
+    public static Task<long> CountActiveDevicesAsync(DbConnection c, DbTransaction tx, string networkId, CancellationToken ct) =>
+        c.ExecuteScalarAsync<long>(Database.Command(
+            "SELECT COUNT(*) FROM devices WHERE network_id = @networkId AND revoked = FALSE", new { networkId }, ct, tx));
 }

@@ -58,4 +58,10 @@ public sealed class NetworkRepository(Database database)
             "SELECT key_id, network_id, purpose, public_key, private_key_enc, create_time_ms, not_after_ms FROM network_keys " +
             "WHERE network_id = @networkId AND (not_after_ms IS NULL OR not_after_ms > @nowMs) ORDER BY create_time_ms DESC, key_id",
             new { networkId, nowMs }, ct)), ct);
+
+    /// <summary>Replaces the network's settings JSON when it still equals <paramref name="expectedJson"/>; false on a concurrent change.</summary>
+    public Task<bool> UpdateSettingsAsync(string networkId, string expectedJson, string settingsJson, CancellationToken ct) =>
+        database.RunAsync(async c => await c.ExecuteAsync(Database.Command(
+            "UPDATE networks SET settings_json = @settingsJson WHERE network_id = @networkId AND settings_json = @expectedJson",
+            new { networkId, expectedJson, settingsJson }, ct)) > 0, ct);
 }

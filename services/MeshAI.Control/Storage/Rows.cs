@@ -171,6 +171,8 @@ public sealed class JobRow
     public bool OutputEncrypted { get; set; }
     public byte[]? DebugView { get; set; }
     public long? PlacementTimeMs { get; set; }
+    public int ChunkCount { get; set; }
+    public int ChunksCompleted { get; set; }
 }
 
 /// <summary>A job_attempts row.</summary>

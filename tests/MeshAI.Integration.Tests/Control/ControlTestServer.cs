@@ -67,11 +67,12 @@ public sealed partial class ControlTestServer : IAsyncDisposable
 
     public IServiceProvider Services => App.Services;
 
-    /// <summary>Starts a server with the given store ("sqlite" or "postgres").</summary>
-    public static async Task<ControlTestServer> StartAsync(string store)
+    /// <summary>Starts a server with the given store ("sqlite" or "postgres") and optional extra configuration arguments.</summary>
+    public static async Task<ControlTestServer> StartAsync(string store, params string[] extraArgs)
     {
         var dataDir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "meshai-control-" + Guid.NewGuid().ToString("N")[..10])).FullName;
         var args = new List<string> { "--data-dir", dataDir, "--port", "0", "--store", store };
+        args.AddRange(extraArgs);
         if (store == "postgres")
         {
             args.AddRange(["--postgres", await SharedInfrastructure.CreatePostgresDatabaseAsync("control")]);

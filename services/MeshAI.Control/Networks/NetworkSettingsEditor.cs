@@ -1,0 +1,124 @@
+using MeshAI.Common.Errors;
+using MeshAI.Contracts.Network.V1;
+using MeshAI.Control.Identity;
+using MeshAI.Control.Storage;
+
+namespace MeshAI.Control.Networks;
+
+/// <summary>
+/// UpdateNetworkSettings with a FieldMask (AIP-134): admins only; the paths listed in <see cref="UpdatablePaths"/>
+/// (scheduler weights, retry policy, trust minimum, mobile safety) are copied from the request, everything else is kept.
+/// </summary>
+public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAccess access, NetworkRegistry registry)
+{
+    /// <summary>Largest absolute scoring weight accepted.</summary>
+    public const double MaxAbsWeight = 10;
+
+    /// <summary>Most attempts a retry policy may allow.</summary>
+    public const int MaxAttempts = 10;
+
+    /// <summary>Longest single backoff step.</summary>
+    public const int MaxBackoffMs = 60_000;
+
+    /// <summary>Mask paths this RPC accepts.</summary>
+    public static readonly IReadOnlyList<string> UpdatablePaths =
+    [
+        "scoring_weights", "scoring_weights.rtt_ms", "scoring_weights.is_plugged_in", "scoring_weights.thermal_headroom", "scoring_weights.idle_score",
+        "scoring_weights.credit_rate_efficiency", "retry_policy", "retry_policy.max_attempts", "retry_policy.backoff_ms", "min_device_trust_level",
+        "mobile_safety",
+    ];
+
+    /// <summary>Applies the masked fields and returns the updated network.</summary>
+    public async Task<Network> UpdateAsync(Caller caller, UpdateNetworkSettingsRequest request, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var membership = await access.RequireMemberAsync(caller, request.NetworkId, ct);
+        if (!membership.IsAdmin)
+        {
+            throw RpcErrors.PermissionDenied("only admins can change network settings");
+        }
+
+        var paths = request.UpdateMask?.Paths.ToList() ?? [];
+        if (paths.Count == 0)
+        {
+            throw RpcErrors.InvalidArgument("update_mask", "name the fields to update, e.g. scoring_weights or retry_policy.max_attempts");
+        }
+
+        var updated = Apply(membership.Settings, request.Settings ?? new NetworkSettings(), paths);
+        if (!await networks.UpdateSettingsAsync(request.NetworkId, membership.Network.SettingsJson, NetworkDefaults.ToJson(updated), ct))
+        {
+            throw RpcErrors.FailedPrecondition("SETTINGS_VERSION", "settings", "the settings changed concurrently; try again");
+        }
+
+        return await registry.GetAsync(caller, request.NetworkId, ct);
+    }
+
+    /// <summary>The current settings with the masked paths taken from <paramref name="patch"/>, validated (pure).</summary>
+    public static NetworkSettings Apply(NetworkSettings current, NetworkSettings patch, IReadOnlyList<string> paths)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        ArgumentNullException.ThrowIfNull(patch);
+        ArgumentNullException.ThrowIfNull(paths);
+        var s = current.Clone();
+        s.ScoringWeights ??= Scheduling.LinearScorer.DefaultWeights();
+        s.RetryPolicy ??= new RetryPolicy { MaxAttempts = 3, BackoffMs = { 250, 750, 2000 } };
+        var w = patch.ScoringWeights ?? new ScoringWeights();
+        var r = patch.RetryPolicy ?? new RetryPolicy();
+        foreach (var path in paths)
+        {
+            switch (path)
+            {
+                case "scoring_weights": s.ScoringWeights = w.Clone(); break;
+                case "scoring_weights.rtt_ms": s.ScoringWeights.RttMs = w.RttMs; break;
+                case "scoring_weights.is_plugged_in": s.ScoringWeights.IsPluggedIn = w.IsPluggedIn; break;
+                case "scoring_weights.thermal_headroom": s.ScoringWeights.ThermalHeadroom = w.ThermalHeadroom; break;
+                case "scoring_weights.idle_score": s.ScoringWeights.IdleScore = w.IdleScore; break;
+                case "scoring_weights.credit_rate_efficiency": s.ScoringWeights.CreditRateEfficiency = w.CreditRateEfficiency; break;
+                case "retry_policy": s.RetryPolicy = r.Clone(); break;
+                case "retry_policy.max_attempts": s.RetryPolicy.MaxAttempts = r.MaxAttempts; break;
+                case "retry_policy.backoff_ms":
+                    s.RetryPolicy.BackoffMs.Clear();
+                    s.RetryPolicy.BackoffMs.AddRange(r.BackoffMs);
+                    break;
+                case "min_device_trust_level": s.MinDeviceTrustLevel = patch.MinDeviceTrustLevel; break;
+                case "mobile_safety": s.MobileSafety = patch.MobileSafety?.Clone() ?? throw RpcErrors.InvalidArgument("settings.mobile_safety", "required by the mask"); break;
+                default:
+                    throw RpcErrors.InvalidArgument("update_mask", $"'{path}' cannot be updated here; updatable: {string.Join(", ", UpdatablePaths)}");
+            }
+        }
+
+        Validate(s);
+        return s;
+    }
+
+    private static void Validate(NetworkSettings s)
+    {
+        var w = s.ScoringWeights;
+        foreach (var (name, value) in new[]
+                 {
+                     ("rtt_ms", w.RttMs), ("is_plugged_in", w.IsPluggedIn), ("thermal_headroom", w.ThermalHeadroom), ("idle_score", w.IdleScore),
+                     ("credit_rate_efficiency", w.CreditRateEfficiency),
+                 })
+        {
+            if (!double.IsFinite(value) || Math.Abs(value) > MaxAbsWeight)
+            {
+                throw RpcErrors.InvalidArgument("settings.scoring_weights." + name, $"a finite number between -{MaxAbsWeight} and {MaxAbsWeight}");
+            }
+        }
+
+        if (s.RetryPolicy.MaxAttempts < 1 || s.RetryPolicy.MaxAttempts > MaxAttempts)
+        {
+            throw RpcErrors.InvalidArgument("settings.retry_policy.max_attempts", $"between 1 and {MaxAttempts}");
+        }
+
+        if (s.RetryPolicy.BackoffMs.Count > MaxAttempts || s.RetryPolicy.BackoffMs.Any(b => b < 0 || b > MaxBackoffMs))
+        {
+            throw RpcErrors.InvalidArgument("settings.retry_policy.backoff_ms", $"at most {MaxAttempts} steps, each 0 to {MaxBackoffMs} ms");
+        }
+
+        if (s.MinDeviceTrustLevel < 0)
+        {
+            throw RpcErrors.InvalidArgument("settings.min_device_trust_level", "must not be negative");
+        }
+    }
+}

@@ -1,0 +1,32 @@
+using MeshAI.Control.Devices;
+using MeshAI.Control.Identity;
+using MeshAI.Control.Networks;
+using MeshAI.Control.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace MeshAI.Control.Security;
+
+/// <summary>Composition of identity and security: audit, members, API keys, key rotation, renewal, end-to-end planning, the authorisation layer.</summary>
+public static class SecurityExtensions
+{
+    /// <summary>Registers the security services (called by AddControlPlane).</summary>
+    public static IServiceCollection AddSecurity(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<SecurityOptions>().Bind(configuration.GetSection(SecurityOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton<SecurityRepository>();
+        services.TryAddSingleton<AuditLog>();
+        services.TryAddSingleton<MemberDirectory>();
+        services.TryAddSingleton<ApiKeys>();
+        services.TryAddSingleton<NetworkKeyRotation>();
+        services.TryAddSingleton<ScheduledKeyRotation>();
+        services.AddHostedService(sp => sp.GetRequiredService<ScheduledKeyRotation>());
+        services.TryAddSingleton<CertificateRenewal>();
+        services.TryAddSingleton<RecipientPlanner>();
+        services.TryAddSingleton<RateLimits>();
+        services.TryAddSingleton<AuthorizationInterceptor>();
+        services.AddGrpc(o => o.Interceptors.Add<AuthorizationInterceptor>());
+        return services;
+    }
+}

@@ -1,0 +1,33 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace MeshAI.Control.Security;
+
+/// <summary>Named limits of identity and security (section <c>Control:Security</c>).</summary>
+public sealed class SecurityOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string Section = "Control:Security";
+
+    /// <summary>How long an invite link works.</summary>
+    [Range(1, 90)]
+    public int InviteTtlDays { get; set; } = 7;
+
+    /// <summary>After a rotation, how long the previous CA and control keys still verify.</summary>
+    [Range(1, 24 * 90)]
+    public int KeyRotationGraceHours { get; set; } = 7 * 24;
+
+    /// <summary>How often the scheduled-rotation sweep looks for networks whose keys are older than their key_rotation_days.</summary>
+    [Range(1, 24 * 60)]
+    public int KeyRotationSweepMinutes { get; set; } = 60;
+
+    /// <summary>Unauthenticated auth calls (magic link, device login, passkey login, OIDC) allowed per peer address per minute.</summary>
+    [Range(1, 100_000)]
+    public int AuthCallsPerMinutePerPeer { get; set; } = 300;
+
+    /// <summary>Device-authenticated calls (RegisterDevice, RenewCertificate, pairing) allowed per device or peer per minute.</summary>
+    [Range(1, 100_000)]
+    public int DeviceCallsPerMinute { get; set; } = 600;
+
+    /// <summary>Scopes an API key gets when none are requested.</summary>
+    public string[] DefaultApiKeyScopes { get; set; } = ["jobs", "devices:read", "ledger:read"];
+}

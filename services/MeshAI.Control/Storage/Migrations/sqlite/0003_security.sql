@@ -1,0 +1,70 @@
+-- Issue 4 (identity, keys, security): the append-only audit log, invites, API keys, passkeys, WebAuthn and OIDC
+-- ceremonies, and the control key each device was last told about (tickets are signed with a key it trusts).
+CREATE TABLE audit_events (
+    sequence        INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id        TEXT NOT NULL UNIQUE,
+    network_id      TEXT NOT NULL DEFAULT '',
+    actor_user_id   TEXT NOT NULL DEFAULT '',
+    action          INTEGER NOT NULL,
+    target          TEXT NOT NULL DEFAULT '',
+    details_json    TEXT NOT NULL DEFAULT '{}',
+    time_ms         INTEGER NOT NULL,
+    remote_address  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX ix_audit_events_network ON audit_events(network_id, sequence);
+-- Append-only: the store itself refuses changes to recorded events.
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+
+CREATE TABLE invites (
+    invite_id           TEXT PRIMARY KEY,
+    network_id          TEXT NOT NULL REFERENCES networks(network_id),
+    invite_type         INTEGER NOT NULL,
+    invitee             TEXT NOT NULL DEFAULT '',
+    role                INTEGER NOT NULL,
+    token_hash          TEXT NOT NULL UNIQUE,
+    created_by_user_id  TEXT NOT NULL REFERENCES users(user_id),
+    create_time_ms      INTEGER NOT NULL,
+    expire_time_ms      INTEGER NOT NULL,
+    revoked             BOOLEAN NOT NULL DEFAULT FALSE,
+    uses                INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX ix_invites_network ON invites(network_id);
+
+CREATE TABLE api_keys (
+    api_key_id      TEXT PRIMARY KEY,
+    network_id      TEXT NOT NULL REFERENCES networks(network_id),
+    user_id         TEXT NOT NULL REFERENCES users(user_id),
+    name            TEXT NOT NULL,
+    scopes          TEXT NOT NULL DEFAULT '',
+    prefix          TEXT NOT NULL,
+    secret_hash     TEXT NOT NULL UNIQUE,
+    create_time_ms  INTEGER NOT NULL,
+    revoked         BOOLEAN NOT NULL DEFAULT FALSE,
+    revoke_time_ms  INTEGER NULL
+);
+CREATE INDEX ix_api_keys_user ON api_keys(user_id);
+
+CREATE TABLE passkeys (
+    passkey_id      TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL REFERENCES users(user_id),
+    name            TEXT NOT NULL,
+    credential_id   BLOB NOT NULL UNIQUE,
+    public_key      BLOB NOT NULL,
+    user_handle     BLOB NOT NULL,
+    sign_count      INTEGER NOT NULL DEFAULT 0,
+    create_time_ms  INTEGER NOT NULL
+);
+CREATE INDEX ix_passkeys_user ON passkeys(user_id);
+
+CREATE TABLE auth_ceremonies (
+    ceremony_id     TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    user_id         TEXT NULL,
+    data_json       TEXT NOT NULL,
+    create_time_ms  INTEGER NOT NULL,
+    expire_time_ms  INTEGER NOT NULL,
+    used            BOOLEAN NOT NULL DEFAULT FALSE
+);
+
+ALTER TABLE devices ADD COLUMN control_key_id TEXT NULL;

@@ -1,0 +1,415 @@
+using System.Numerics;
+using Dapper;
+using MeshAI.Common;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Contracts.Ledger.V1;
+using MeshAI.Contracts.Network.V1;
+using MeshAI.Control.Jobs;
+using MeshAI.Control.Ledger;
+using MeshAI.Control.Networks;
+using MeshAI.Control.Storage;
+using MeshAI.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using NUnit.Framework;
+
+namespace MeshAI.Integration.Tests.Control;
+
+/// <summary>
+/// Property-based tests of the real ledger writer (LedgerWriter + LedgerRepository + the jobs transaction the runner uses)
+/// against real SQLite and PostgreSQL: seeded random job histories with any interleaving of completions, failures,
+/// retries (late results from earlier attempts), duplicate reports and duplicate chunk reports.
+/// </summary>
+[TestFixtureSource(nameof(Stores))]
+[Category("Integration")]
+[NonParallelizable]
+public sealed class LedgerPropertyTests(string store)
+{
+    public static readonly string[] Stores = ["sqlite", "postgres"];
+    private static readonly LedgerOptions Rules = new();
+    private string? _sqlitePath;
+    private Database _database = null!;
+    private LedgerRepository _ledger = null!;
+    private JobRepository _jobs = null!;
+
+    [OneTimeSetUp]
+    public async Task OpenStore()
+    {
+        ISqlDialect dialect;
+        if (store == "postgres")
+        {
+            dialect = new PostgresDialect(await SharedInfrastructure.CreatePostgresDatabaseAsync("ledger"));
+        }
+        else
+        {
+            _sqlitePath = Path.Combine(Path.GetTempPath(), "meshai-ledger-" + Guid.NewGuid().ToString("N")[..10] + ".db");
+            dialect = new SqliteDialect(_sqlitePath);
+        }
+
+        _database = new Database(dialect);
+        await new Migrator(_database, NullLogger<Migrator>.Instance).MigrateAsync(CancellationToken.None);
+        _ledger = new LedgerRepository(_database);
+        _jobs = new JobRepository(_database);
+    }
+
+    [OneTimeTearDown]
+    public void CloseStore()
+    {
+        if (_sqlitePath is not null)
+        {
+            foreach (var file in new[] { _sqlitePath, _sqlitePath + "-wal", _sqlitePath + "-shm" })
+            {
+                File.Delete(file);
+            }
+        }
+    }
+
+    public static IEnumerable<int> Seeds => Enumerable.Range(1, 12);
+
+    [TestCaseSource(nameof(Seeds))]
+    public async Task Random_histories_bill_exactly_the_billable_runtime_once_and_reconcile(int seed)
+    {
+        var random = new Random(seed);
+        var credits = NetworkDefaults.Create(1000 * 1_000_000L).Credits;
+        credits.SharedPoolEnabled = random.Next(2) == 0;
+        credits.MultiplierBps = random.Next(3) switch { 0 => 10_000, 1 => 15_000, _ => random.Next(1, 40_000) };
+        credits.BillingGranularityMs = random.Next(3) switch { 0 => 1000, 1 => 1, _ => random.Next(2, 5000) };
+        credits.RelaySurchargeEnabled = random.Next(2) == 0;
+        credits.RelaySurchargeMicroPerMib = random.Next(0, 50_000);
+        var mesh = await SeedNetworkAsync(credits, devices: 3);
+
+        // Build each job's reports, then interleave them all at random.
+        var reports = new List<Report>();
+        var sims = new List<SimJob>();
+        for (var j = 0; j < 10; j++)
+        {
+            var chunks = random.Next(4) == 0 ? random.Next(2, 4) : 1;
+            var cap = random.Next(4) == 0 ? random.NextInt64(1, 400_000) : 0;
+            var sim = new SimJob(await InsertJobAsync(mesh, random.Next(1, 6), cap), chunks == 1 ? [""] : [.. Enumerable.Range(0, chunks).Select(c => $"chunk-{c:D4}")]);
+            sims.Add(sim);
+            foreach (var chunk in sim.Chunks)
+            {
+                var attempts = random.Next(1, 4); // earlier attempts may still report late after a retry
+                for (var a = 1; a <= attempts; a++)
+                {
+                    var runtime = random.Next(5) == 0 ? random.Next(0, 3) : random.Next(1, 90_000);
+                    var heartbeats = random.Next(4) == 0 ? 0 : (runtime / Rules.HeartbeatIntervalMs) + random.Next(0, 2);
+                    var report = new Report(sim, chunk, a, mesh.Devices[random.Next(mesh.Devices.Count)], runtime, heartbeats, random.Next(0, 3_000_000), false);
+                    reports.Add(report);
+                    for (var d = random.Next(0, 3); d > 0; d--)
+                    {
+                        reports.Add(report); // duplicate report of the same result
+                    }
+                }
+            }
+
+            if (random.Next(5) == 0)
+            {
+                reports.Add(new Report(sim, "", 0, mesh.Devices[0], 0, 0, 0, true));
+                reports.Add(new Report(sim, "", 0, mesh.Devices[0], 0, 0, 0, true));
+            }
+        }
+
+        foreach (var report in reports.OrderBy(_ => random.Next()))
+        {
+            var applied = report.Fail ? await FailAsync(report.Job) : await CompleteAsync(mesh, credits, report);
+            var expected = Model(report, credits);
+            Assert.That(applied, Is.EqualTo(expected), $"seed {seed}: {report}");
+        }
+
+        var balances = await new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)).GetBalancesAsync(mesh.NetworkId, credits.SharedPoolEnabled, CancellationToken.None);
+        var events = (await _ledger.ListAsync(mesh.NetworkId, null, 0, 100_000, CancellationToken.None)).ToList();
+        var settledChunks = sims.Sum(s => s.Settled.Count);
+        Assert.Multiple(() =>
+        {
+            Assert.That(balances.BurnedTotalMicro, Is.EqualTo(sims.Sum(s => s.ExpectedBurn)), "burned == Σ billable runtime × burn rate");
+            Assert.That(balances.MintedTotalMicro, Is.EqualTo(sims.Sum(s => s.ExpectedMint)), "minted == Σ validated runtime × earn rate");
+            Assert.That(events.Where(e => e.EventType == (int)LedgerEventType.CreditsBurned).Sum(e => e.BilledRuntimeMs), Is.EqualTo(sims.Sum(s => s.ExpectedBilledMs)));
+            Assert.That(events.Count(e => e.EventType == (int)LedgerEventType.CreditsBurned), Is.EqualTo(settledChunks), "one burn per settled chunk");
+            Assert.That(events.Count(e => e.EventType == (int)LedgerEventType.JobCompleted), Is.EqualTo(settledChunks));
+            Assert.That(events.Count(e => e.EventType == (int)LedgerEventType.JobFailed), Is.EqualTo(sims.Count(s => s.Failed)));
+            Assert.That(events.Select(e => e.IdempotencyKey).Distinct().Count(), Is.EqualTo(events.Count), "no event applied twice");
+            var grant = 1000 * 1_000_000L;
+            Assert.That(balances.PoolBalanceMicro + balances.Members.Sum(m => m.BalanceMicro), Is.EqualTo(grant - balances.BurnedTotalMicro + balances.MintedTotalMicro));
+        });
+
+        var reconciled = await new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)))
+            .ReconcileAsync(mesh.NetworkId, credits.SharedPoolEnabled, CancellationToken.None);
+        Assert.That(reconciled.Balanced, Is.True, $"seed {seed}: " + string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject} {m.LedgerMicro} vs {m.RecomputedMicro}: {m.Detail}")));
+        Assert.That(reconciled.JobsChecked, Is.EqualTo(sims.Count));
+    }
+
+    [Test]
+    public async Task Reconcile_detects_a_tampered_ledger()
+    {
+        var credits = NetworkDefaults.Create(1000 * 1_000_000L).Credits;
+        var mesh = await SeedNetworkAsync(credits, devices: 1);
+        var sim = new SimJob(await InsertJobAsync(mesh, 2, 0), [""]);
+        Assert.That(await CompleteAsync(mesh, credits, new Report(sim, "", 1, mesh.Devices[0], 1500, 0, 0, false)), Is.True);
+        var reconciler = new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)));
+        Assert.That((await reconciler.ReconcileAsync(mesh.NetworkId, true, CancellationToken.None)).Balanced, Is.True);
+
+        await _database.RunAsync(c => c.ExecuteAsync(
+            "UPDATE ledger_events SET amount_micro = amount_micro - 1 WHERE network_id = @n AND event_type = @t", new { n = mesh.NetworkId, t = (int)LedgerEventType.CreditsBurned }), CancellationToken.None);
+        var tampered = await reconciler.ReconcileAsync(mesh.NetworkId, true, CancellationToken.None);
+        Assert.That(tampered.Balanced, Is.False);
+        Assert.That(tampered.Mismatches.Select(m => m.Subject), Has.Some.EndsWith(" burn").And.Some.EqualTo("pool"));
+    }
+
+    [Test]
+    public async Task Many_parallel_completions_on_postgres_lose_and_duplicate_no_ledger_rows()
+    {
+        if (store != "postgres")
+        {
+            Assert.Ignore("the concurrency test targets PostgreSQL (scale-out mode)");
+        }
+
+        var credits = NetworkDefaults.Create(1_000_000 * 1_000_000L).Credits;
+        var mesh = await SeedNetworkAsync(credits, devices: 4);
+        var random = new Random(99);
+        var sims = new List<SimJob>();
+        for (var j = 0; j < 120; j++)
+        {
+            sims.Add(new SimJob(await InsertJobAsync(mesh, 2, 0), [""]));
+        }
+
+        // Every job's result is reported 4 times at once (duplicates and late attempts racing each other).
+        var reports = sims.SelectMany(s => Enumerable.Range(1, 4).Select(a => new Report(s, "", a, mesh.Devices[random.Next(mesh.Devices.Count)], random.Next(1, 60_000), 20, 0, false)))
+            .OrderBy(_ => random.Next()).ToList();
+        using var gate = new SemaphoreSlim(24);
+        var results = await Task.WhenAll(reports.Select(async r =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                return await CompleteAsync(mesh, credits, r);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+
+        var events = (await _ledger.ListAsync(mesh.NetworkId, null, 0, 100_000, CancellationToken.None)).ToList();
+        var jobTotals = (await _ledger.ListJobTotalsAsync(mesh.NetworkId, CancellationToken.None)).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(results.Count(applied => applied), Is.EqualTo(sims.Count), "exactly one settlement per job won");
+            Assert.That(events, Has.Count.EqualTo(1 + (4 * sims.Count)), "grant + started/completed/burned/minted per job");
+            Assert.That(events.Select(e => e.IdempotencyKey).Distinct().Count(), Is.EqualTo(events.Count));
+            foreach (var group in events.Where(e => e.JobId.Length > 0).GroupBy(e => e.JobId))
+            {
+                Assert.That(group.Select(e => (LedgerEventType)e.EventType), Is.EquivalentTo(new[]
+                {
+                    LedgerEventType.JobStarted, LedgerEventType.JobCompleted, LedgerEventType.CreditsBurned, LedgerEventType.CreditsMinted,
+                }), group.Key);
+            }
+
+            Assert.That(-events.Where(e => e.EventType == (int)LedgerEventType.CreditsBurned).Sum(e => e.AmountMicro), Is.EqualTo(jobTotals.Sum(j => j.CostMicro)));
+        });
+
+        var reconciled = await new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)))
+            .ReconcileAsync(mesh.NetworkId, true, CancellationToken.None);
+        Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
+    }
+
+    private sealed record Mesh(string NetworkId, string UserId, List<DeviceRow> Devices);
+
+    private sealed record Report(SimJob Job, string Chunk, int Attempt, DeviceRow Device, long RuntimeMs, long Heartbeats, long RelayBytes, bool Fail);
+
+    /// <summary>The reference model of one job: what must have been billed, computed independently of the ledger code.</summary>
+    private sealed class SimJob(JobRow row, IReadOnlyList<string> chunks)
+    {
+        public JobRow Row { get; } = row;
+        public IReadOnlyList<string> Chunks { get; } = chunks;
+        public HashSet<string> Settled { get; } = new(StringComparer.Ordinal);
+        public bool Failed { get; set; }
+        public bool Terminal => Failed || Settled.Count == Chunks.Count;
+        public long ExpectedBurn { get; set; }
+        public long ExpectedMint { get; set; }
+        public long ExpectedBilledMs { get; set; }
+    }
+
+    /// <summary>Applies a report to the model; true when it must change the ledger (first result of a live chunk, first failure of a live job).</summary>
+    private static bool Model(Report r, CreditSettings credits)
+    {
+        var job = r.Job;
+        if (job.Terminal)
+        {
+            return false;
+        }
+
+        if (r.Fail)
+        {
+            job.Failed = true;
+            return true;
+        }
+
+        if (!job.Settled.Add(r.Chunk))
+        {
+            return false;
+        }
+
+        var g = Math.Max(1, credits.BillingGranularityMs);
+        var runtime = Math.Max(1, r.RuntimeMs);
+        var billed = (runtime + g - 1) / g * g;
+        var rate = credits.TierRates.Single(t => t.Tier == (Tier)job.Row.Tier);
+        var scaledBurn = new BigInteger(billed) * rate.BurnMicroPerMin * credits.MultiplierBps;
+        var burn = (long)BigInteger.Divide(scaledBurn + 600_000_000 - 1, 600_000_000);
+        if (credits.RelaySurchargeEnabled && r.RelayBytes > 0)
+        {
+            burn += (long)BigInteger.Divide((new BigInteger(r.RelayBytes) * credits.RelaySurchargeMicroPerMib) + 1_048_575, 1_048_576);
+        }
+
+        if (job.Row.MaxCostCredits > 0)
+        {
+            burn = Math.Min(burn, Math.Max(0, job.Row.MaxCostCredits - job.ExpectedBurn));
+        }
+
+        var heartbeatOk = r.Heartbeats >= Math.Max(0, (runtime / 5000) - 1);
+        job.ExpectedBurn += burn;
+        job.ExpectedBilledMs += billed;
+        job.ExpectedMint += heartbeatOk ? (long)BigInteger.Divide(new BigInteger(billed) * rate.EarnMicroPerMin * credits.MultiplierBps, 600_000_000) : 0;
+        return true;
+    }
+
+    /// <summary>A result report through the real writer, in the transaction shape JobRunner uses (chunked jobs settle per chunk).</summary>
+    private async Task<bool> CompleteAsync(Mesh mesh, CreditSettings credits, Report r)
+    {
+        var ct = CancellationToken.None;
+        var row = (await _jobs.GetJobByIdAsync(r.Job.Row.JobId, ct))!;
+        if (JobViews.IsTerminal((JobState)row.State))
+        {
+            return false;
+        }
+
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var prior = row.MaxCostCredits > 0 ? await _ledger.BurnedForJobAsync(row.NetworkId, row.JobId, (int)LedgerEventType.CreditsBurned, ct) : 0;
+        var metering = LedgerWriter.Meter(row, r.Chunk, r.Attempt, r.Device, (Tier)row.Tier, r.RuntimeMs, (int)r.Heartbeats, r.RelayBytes, credits, Rules,
+            new LedgerWriter.MeteringContext(new CapabilityReport(), false, 0, prior), now);
+        var priced = LedgerPricing.Price(metering);
+        if (r.Job.Chunks.Count == 1)
+        {
+            row.State = (int)JobState.Completed;
+            row.DeviceId = r.Device.DeviceId;
+            row.EndTimeMs = now;
+            row.RuntimeMs = metering.RuntimeMs;
+            row.BilledRuntimeMs = priced.BilledMs;
+            row.CostMicro = priced.BurnMicro;
+            return await _database.InTransactionAsync(async (c, tx) =>
+            {
+                if (!await JobRepository.FinishAsync(c, tx, row, JobViews.TerminalStates, ct))
+                {
+                    return false;
+                }
+
+                return await LedgerWriter.AppendCompletedAsync(c, tx, metering, now, ct);
+            }, ct);
+        }
+
+        return await _database.InTransactionAsync(async (c, tx) =>
+        {
+            if (!await LedgerWriter.AppendCompletedAsync(c, tx, metering, now, ct))
+            {
+                return false;
+            }
+
+            await c.ExecuteAsync(new CommandDefinition(
+                "UPDATE jobs SET cost_micro = cost_micro + @burn, billed_runtime_ms = billed_runtime_ms + @billed WHERE job_id = @id",
+                new { burn = priced.BurnMicro, billed = priced.BilledMs, id = row.JobId }, tx, cancellationToken: ct));
+            var settled = await c.ExecuteScalarAsync<long>(new CommandDefinition(
+                "SELECT COUNT(*) FROM job_meterings WHERE network_id = @n AND job_id = @id", new { n = row.NetworkId, id = row.JobId }, tx, cancellationToken: ct));
+            if (settled == r.Job.Chunks.Count)
+            {
+                await c.ExecuteAsync(new CommandDefinition("UPDATE jobs SET state = @s WHERE job_id = @id", new { s = (int)JobState.Completed, id = row.JobId }, tx, cancellationToken: ct));
+            }
+
+            return true;
+        }, ct);
+    }
+
+    /// <summary>A terminal failure, as the runner writes it.</summary>
+    private async Task<bool> FailAsync(SimJob job)
+    {
+        var ct = CancellationToken.None;
+        var row = (await _jobs.GetJobByIdAsync(job.Row.JobId, ct))!;
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        row.State = (int)JobState.Failed;
+        row.ErrorMessage = "workload failed";
+        row.EndTimeMs = now;
+        return await _database.InTransactionAsync(async (c, tx) =>
+        {
+            if (!await JobRepository.FinishAsync(c, tx, row, JobViews.TerminalStates, ct))
+            {
+                return false;
+            }
+
+            await LedgerRepository.AppendAsync(c, tx, JobSettlement.Failed(row, now), ct);
+            return true;
+        }, ct);
+    }
+
+    private async Task<Mesh> SeedNetworkAsync(CreditSettings credits, int devices)
+    {
+        var ct = CancellationToken.None;
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var userId = Ids.New("usr");
+        var owner = Ids.New("usr");
+        var networkId = Ids.New("net");
+        var settings = NetworkDefaults.Create(credits.StartingGrantMicro);
+        settings.Credits = credits;
+        var rows = new List<DeviceRow>();
+        await _database.InTransactionAsync(async (c, tx) =>
+        {
+            foreach (var u in new[] { userId, owner })
+            {
+                await c.ExecuteAsync(new CommandDefinition(
+                    "INSERT INTO users (user_id, email, display_name, username, create_time_ms) VALUES (@u, @e, @u, @u, @now)",
+                    new { u, e = u + "@example.com", now }, tx, cancellationToken: ct));
+            }
+
+            await NetworkRepository.InsertNetworkAsync(c, tx, new NetworkRow
+            {
+                NetworkId = networkId, Name = "ledger", Visibility = 1, BillingMode = 1, CreatedByUserId = userId, CreateTimeMs = now, SettingsJson = NetworkDefaults.ToJson(settings),
+            }, ct);
+            foreach (var u in new[] { userId, owner })
+            {
+                await NetworkRepository.InsertMemberAsync(c, tx, new MemberRow { NetworkId = networkId, UserId = u, Role = (int)Role.Member, State = (int)MemberState.Active, JoinTimeMs = now }, ct);
+            }
+
+            await LedgerRepository.AppendAsync(c, tx, new LedgerEventRow
+            {
+                EventId = Ids.New("lev"), NetworkId = networkId, EventType = (int)LedgerEventType.CreditsGranted, UserId = userId,
+                AccountKind = (int)(credits.SharedPoolEnabled ? AccountKind.Pool : AccountKind.Member), AmountMicro = credits.StartingGrantMicro,
+                IdempotencyKey = LedgerKeys.StartingGrant(networkId), CreateTimeMs = now,
+            }, ct);
+            for (var d = 0; d < devices; d++)
+            {
+                var device = new DeviceRow
+                {
+                    DeviceId = Ids.New("dev"), NetworkId = networkId, OwnerUserId = d % 2 == 0 ? owner : userId, Name = "device-" + d, InstallationId = Guid.NewGuid().ToString("N"),
+                    SigningPublicKey = new byte[32], EncryptionPublicKey = new byte[32], Capabilities = [], CertificateSerial = Guid.NewGuid().ToString("N"), CreateTimeMs = now,
+                    ContributionEnabled = true, TrustLevel = 1,
+                };
+                await DeviceRepository.InsertDeviceAsync(c, tx, device, ct);
+                rows.Add(device);
+            }
+
+            return 0;
+        }, ct);
+        return new Mesh(networkId, userId, rows);
+    }
+
+    private async Task<JobRow> InsertJobAsync(Mesh mesh, int tier, long maxCostMicro)
+    {
+        var row = new JobRow
+        {
+            JobId = Ids.New("job"), NetworkId = mesh.NetworkId, SubmittedByUserId = mesh.UserId, WorkloadId = (int)WorkloadClass.DiagnosticEcho,
+            State = (int)JobState.Running, RoutingMode = (int)RoutingMode.Auto, Envelope = [], Tier = tier, CreateTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            MaxCostCredits = maxCostMicro, TimeoutMs = 60_000,
+        };
+        await _jobs.InsertJobAsync(row, CancellationToken.None);
+        return row;
+    }
+}

@@ -25,9 +25,13 @@ public sealed partial class AgentCommands
 
           meshai-agent join <join-link> [--state-dir DIR] [--name NAME]
           meshai-agent pair --server URL --fingerprint FP [--state-dir DIR] [--name NAME]
-          meshai-agent run [--state-dir DIR] [--model-dir DIR]
+          meshai-agent run [--state-dir DIR] [--model-dir DIR] [--chat-model-dir DIR | --chat-openai-url URL [--chat-openai-model NAME]]
+                           [--no-sandbox] [--worker-memory-mb N] [--mobile-profile FILE] [--contribution-policy FILE]
+          meshai-agent worker --class CLASS --work-dir DIR [same model options]   (started by the agent: one sandbox worker)
           meshai-agent status [--state-dir DIR] [--model-dir DIR]
           meshai-agent models generate-tiny --out DIR [--seed N]
+          meshai-agent models generate-tiny-chat --out DIR [--seed N]
+          meshai-agent models fetch --name NAME [--state-dir DIR] [--out DIR] [--model-origin PREFIX[,PREFIX…]]
           meshai-agent models verify [--model-dir DIR] [--state-dir DIR]
 
         Exit codes: 0 ok, 1 error, 2 usage / malformed link / not joined, 3 revoked,
@@ -51,7 +55,7 @@ public sealed partial class AgentCommands
     /// <summary>Dispatches the command line; returns the exit code.</summary>
     public async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var line = new CommandLine(args, "help", "json");
+        var line = new CommandLine(args, "help", "json", "no-sandbox");
         var verb = line.Positional.FirstOrDefault();
         switch (verb)
         {
@@ -61,10 +65,16 @@ public sealed partial class AgentCommands
                 return await PairAsync(line, cancellationToken);
             case "run":
                 return await RunAgentAsync(line, cancellationToken);
+            case "worker":
+                return await RunWorkerAsync(line, cancellationToken);
             case "status":
                 return Status(line);
             case "models" when line.Positional.ElementAtOrDefault(1) == "generate-tiny":
                 return GenerateTiny(line);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "generate-tiny-chat":
+                return GenerateTinyChat(line);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "fetch":
+                return await FetchModelAsync(line, cancellationToken);
             case "models" when line.Positional.ElementAtOrDefault(1) == "verify":
                 return VerifyModel(line);
             case null or "help" when line.Has("help") || verb is "help" or null:
@@ -188,19 +198,33 @@ public sealed partial class AgentCommands
             return ExitCodes.Usage;
         }
 
-        using var registry = WorkloadRegistry.CreateDefault(line.Get("model-dir") ?? store.EmbeddingsModelDirectory, _logger);
-        var deviceState = new LinuxDeviceStateProvider();
-        var offers = new OfferVerifier(enrollment.ControlKeys, enrollment.DeviceId, enrollment.NetworkId);
+        var settings = WorkloadSettings.FromCommandLine(line, store.EmbeddingsModelDirectory, Path.Combine(store.Directory, "models", "chat"));
+        using var discovered = WorkloadRegistry.CreateDefault(settings, _logger);
+        using var registry = line.Has("no-sandbox") ? new WorkloadRegistry(discovered.Handlers) : discovered.Sandboxed(new Sandbox.SandboxOptions
+        {
+            Root = Path.Combine(store.Directory, "sandbox"),
+            MemoryLimitMb = long.TryParse(line.Get("worker-memory-mb"), out var capMb) ? capMb : Sandbox.SandboxOptions.DefaultMemoryLimitMb,
+            WorkerArguments = settings.ToWorkerArguments(),
+            Announce = text =>
+            {
+                _out.WriteLine(text);
+                _out.Flush();
+            },
+        });
+        IDeviceStateProvider deviceState = line.Get("mobile-profile") is { } profile ? new Contribution.MobileProfileProvider(profile) : new LinuxDeviceStateProvider();
+        var contribution = Contribution.ContributionPolicy.Load(line.Get("contribution-policy"), mobile: line.Has("mobile-profile"));
+        var offers = new OfferVerifier(now => enrollment.ControlKeys(now), enrollment.DeviceId, enrollment.NetworkId); // follows renewals
         var backoff = TimeSpan.FromSeconds(1);
         using var channel = GrpcChannels.Create(enrollment.RelayUrl, enrollment.Fingerprint);
         var client = new RelayService.RelayServiceClient(channel);
         while (!cancellationToken.IsCancellationRequested)
         {
+            enrollment = await CertificateRenewal.TryRenewAsync(enrollment, keys, store, _logger, cancellationToken);
             var session = new RelaySession(enrollment, keys, deviceState, registry, offers, _loggers.CreateLogger<RelaySession>(), announce: text =>
             {
                 _out.WriteLine(text);
                 _out.Flush();
-            });
+            }, contribution);
             SessionEnd end;
             try
             {
@@ -251,6 +275,39 @@ public sealed partial class AgentCommands
         }
 
         return ExitCodes.Ok;
+    }
+
+    private async Task<int> RunWorkerAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var className = line.Get("class");
+        var workDirectory = line.Get("work-dir");
+        if (string.IsNullOrEmpty(className) || string.IsNullOrEmpty(workDirectory))
+        {
+            await _err.WriteLineAsync("error: worker needs --class CLASS --work-dir DIR (the agent starts workers itself)");
+            return ExitCodes.Usage;
+        }
+
+        // Frames own stdout; anything else written to Console.Out would corrupt them.
+        var frames = Console.OpenStandardOutput();
+        Console.SetOut(Console.Error);
+        var settings = WorkloadSettings.FromCommandLine(line, new AgentStateStore(null).EmbeddingsModelDirectory, "");
+        using var registry = WorkloadRegistry.CreateDefault(settings, _logger);
+        var handler = registry.Handlers.FirstOrDefault(h => Sandbox.WorkerProcess.ClassName(h.Workload) == className);
+        if (handler is null)
+        {
+            await _err.WriteLineAsync($"error: this device has no runtime/model for {className}");
+            return ExitCodes.Error;
+        }
+
+        using var host = new Sandbox.WorkerHost(handler, Console.OpenStandardInput(), frames, workDirectory);
+        try
+        {
+            return await host.RunAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return ExitCodes.Ok;
+        }
     }
 
     private int Status(CommandLine line)

@@ -75,6 +75,14 @@ public sealed class OfferVerifier
             return new OfferCheck(null, null, DeclineReason.BadTicket, "envelope does not belong to the ticket's job or network");
         }
 
+        // A chunk's payload travels beside the envelope, so the ticket binds its hash too.
+        var hasChunk = offer.Chunk is not null;
+        if (hasChunk != !string.IsNullOrEmpty(details.ChunkSha256) ||
+            (hasChunk && !string.Equals(Secrets.Sha256Hex(offer.Chunk!.ToByteArray()), details.ChunkSha256, StringComparison.Ordinal)))
+        {
+            return new OfferCheck(null, null, DeclineReason.BadTicket, "chunk payload does not match the ticket");
+        }
+
         var key = $"{details.JobId}/{details.Attempt}/{details.ChunkId}";
         lock (_lock)
         {

@@ -30,22 +30,27 @@ public sealed partial class RelaySession
     private readonly IDeviceStateProvider _deviceState;
     private readonly WorkloadRegistry _workloads;
     private readonly OfferVerifier _offers;
+    private readonly EndToEndPayload _payloads;
     private readonly ILogger _logger;
     private readonly Action<string> _announce;
     private readonly Channel<ConnectRequest> _outbound = Channel.CreateBounded<ConnectRequest>(new BoundedChannelOptions(1024) { SingleReader = true });
     private readonly ConcurrentDictionary<string, CancellationTokenSource> _running = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<long, long> _heartbeatSent = new();
+    private readonly ConcurrentDictionary<string, string> _handedBack = new(StringComparer.Ordinal);
+    private readonly Contribution.ContributionPolicy? _contribution;
     private int _heartbeats;
     private int _lastRttMs;
 
     /// <summary>Creates a session (one per connection attempt; the replay memory in <paramref name="offers"/> outlives it).</summary>
-    public RelaySession(AgentEnrollment enrollment, AgentKeys keys, IDeviceStateProvider deviceState, WorkloadRegistry workloads, OfferVerifier offers, ILogger logger, Action<string> announce)
+    public RelaySession(AgentEnrollment enrollment, AgentKeys keys, IDeviceStateProvider deviceState, WorkloadRegistry workloads, OfferVerifier offers, ILogger logger, Action<string> announce, Contribution.ContributionPolicy? contribution = null)
     {
+        _contribution = contribution;
         _enrollment = enrollment;
         _keys = keys;
         _deviceState = deviceState;
         _workloads = workloads;
         _offers = offers;
+        _payloads = new EndToEndPayload(keys, enrollment.DeviceId);
         _logger = logger;
         _announce = announce;
     }
@@ -101,6 +106,7 @@ public sealed partial class RelaySession
         using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var writer = WriteLoopAsync(call.RequestStream, sessionCts.Token);
         var heartbeats = HeartbeatLoopAsync(Math.Max(100, welcome.HeartbeatIntervalMs), sessionCts.Token);
+        var watch = ContributionWatchAsync(sessionCts.Token);
         try
         {
             while (await responses.MoveNext(cancellationToken))
@@ -145,6 +151,7 @@ public sealed partial class RelaySession
             await sessionCts.CancelAsync();
             await Quietly(writer);
             await Quietly(heartbeats);
+            await Quietly(watch);
         }
     }
 
@@ -181,7 +188,7 @@ public sealed partial class RelaySession
             {
                 Sequence = sequence,
                 Capabilities = Capabilities(),
-                ContributionEnabled = _enrollment.ContributionEnabled,
+                ContributionEnabled = _enrollment.ContributionEnabled && Contributing(midJob: !_running.IsEmpty).Allowed,
                 SentTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
             };
             heartbeat.RunningJobs.AddRange(_running.Keys);
@@ -214,21 +221,31 @@ public sealed partial class RelaySession
 
         var details = check.Ticket!;
         var envelope = check.Envelope!;
-        var scheme = envelope.PayloadEncryption?.Scheme ?? PayloadEncryptionScheme.Unspecified;
-        if (scheme is not (PayloadEncryptionScheme.Unspecified or PayloadEncryptionScheme.None))
+        if (offer.Chunk is { Blobs.Count: > 0 } chunkWithBlobs)
         {
-            _outbound.Writer.TryWrite(Decline(details, DeclineReason.UnsupportedWorkload, "end-to-end encrypted payloads are not supported by this agent yet"));
-            return;
+            (envelope.InputManifest ??= new InputManifest()).Blobs.Add(chunkWithBlobs.Blobs); // the chunk's blobs (bound by the ticket's chunk_sha256)
         }
 
         WorkloadInput input;
         try
         {
-            input = WorkloadInput.Parser.ParseFrom(offer.Chunk is { } chunk && !chunk.Payload.IsEmpty ? chunk.Payload : envelope.InputManifest?.Payload ?? ByteString.Empty);
+            input = WorkloadInput.Parser.ParseFrom(offer.Chunk is { } chunk && !chunk.Payload.IsEmpty ? chunk.Payload : _payloads.OpenInput(envelope, envelope.InputManifest?.Payload ?? ByteString.Empty));
         }
         catch (InvalidProtocolBufferException)
         {
             _outbound.Writer.TryWrite(Decline(details, DeclineReason.UnsupportedWorkload, "payload is not a WorkloadInput"));
+            return;
+        }
+        catch (PayloadCryptoException ex)
+        {
+            _outbound.Writer.TryWrite(Decline(details, DeclineReason.BadTicket, "encrypted payload cannot be opened here: " + ex.Message));
+            return;
+        }
+
+        var decision = Contributing(midJob: false);
+        if (!decision.Allowed)
+        {
+            _outbound.Writer.TryWrite(Decline(details, DeclineReason.DeviceState, "not contributing now: " + decision.Reason));
             return;
         }
 
@@ -247,14 +264,14 @@ public sealed partial class RelaySession
 
         _running[Key(details.JobId, details.Attempt)] = jobCts;
         _outbound.Writer.TryWrite(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } });
-        _ = Task.Run(() => RunJobAsync(details, handler, input, jobCts, cancellationToken), CancellationToken.None);
+        _ = Task.Run(() => RunJobAsync(details, envelope, handler, input, jobCts, cancellationToken), CancellationToken.None);
     }
 
-    private async Task RunJobAsync(PlacementTicketDetails details, IWorkloadHandler handler, WorkloadInput input, CancellationTokenSource jobCts, CancellationToken sessionToken)
+    private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, CancellationTokenSource jobCts, CancellationToken sessionToken)
     {
         var started = Stopwatch.GetTimestamp();
         var heartbeatsAtStart = Volatile.Read(ref _heartbeats);
-        var context = new JobContext(this, details);
+        var context = new JobContext(this, details, envelope.InputManifest?.Blobs.ToList() ?? []);
         ConnectRequest outcome;
         try
         {
@@ -262,12 +279,13 @@ public sealed partial class RelaySession
             var output = await handler.RunAsync(input, context, jobCts.Token);
             outcome = new ConnectRequest
             {
-                JobResult = new JobResult { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId, Output = output.ToByteString(), Metering = Meter() },
+                JobResult = EndToEndPayload.SealResult(envelope, new JobResult { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId, Output = output.ToByteString(), Metering = Meter() }),
             };
         }
         catch (OperationCanceledException) when (jobCts.IsCancellationRequested)
         {
-            var why = sessionToken.IsCancellationRequested ? "agent disconnected" : "cancelled or timed out";
+            var why = _handedBack.TryRemove(Key(details.JobId, details.Attempt), out var reason) ? "handed back: device stopped contributing (" + reason + ")"
+                : sessionToken.IsCancellationRequested ? "agent disconnected" : "cancelled or timed out";
             outcome = Failure(why, retryable: true);
         }
         catch (InvalidWorkloadInputException ex)
@@ -305,6 +323,42 @@ public sealed partial class RelaySession
         };
     }
 
+    private Contribution.ContributionDecision Contributing(bool midJob) =>
+        _contribution?.Evaluate(_deviceState.Capture(), TimeOnly.FromDateTime(DateTime.Now), midJob) ?? Contribution.ContributionDecision.Yes;
+
+    /// <summary>While jobs run, re-checks the contribution rules every second; a device that stops contributing hands its jobs back.</summary>
+    private async Task ContributionWatchAsync(CancellationToken cancellationToken)
+    {
+        if (_contribution is null)
+        {
+            return;
+        }
+
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        while (await timer.WaitForNextTickAsync(cancellationToken))
+        {
+            if (_running.IsEmpty)
+            {
+                continue;
+            }
+
+            var decision = Contributing(midJob: true);
+            if (decision.Allowed)
+            {
+                continue;
+            }
+
+            foreach (var (key, jobCts) in _running)
+            {
+                if (_handedBack.TryAdd(key, decision.Reason))
+                {
+                    LogHandingBack(_logger, key, decision.Reason);
+                    await jobCts.CancelAsync();
+                }
+            }
+        }
+    }
+
     private static PlacementTicketDetails? TryParseTicket(JobOffer offer)
     {
         try
@@ -335,8 +389,16 @@ public sealed partial class RelaySession
         }
     }
 
-    private sealed class JobContext(RelaySession session, PlacementTicketDetails details) : IJobContext
+    private sealed class JobContext(RelaySession session, PlacementTicketDetails details, IReadOnlyList<Contracts.Common.V1.Blob> blobs) : IJobContext
     {
+        public IReadOnlyList<Contracts.Common.V1.Blob> Blobs => blobs;
+
+        public ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken) =>
+            session.SendAsync(new ConnectRequest
+            {
+                JobToken = new JobToken { JobId = details.JobId, Attempt = details.Attempt, Token = ByteString.CopyFromUtf8(text), Index = index },
+            }, cancellationToken);
+
         public ValueTask ReportProgressAsync(double fraction, string message, CancellationToken cancellationToken) =>
             session.SendAsync(new ConnectRequest
             {
@@ -346,6 +408,9 @@ public sealed partial class RelaySession
         public ValueTask LogAsync(Contracts.Job.V1.LogLevel level, string message, CancellationToken cancellationToken) =>
             session.SendAsync(new ConnectRequest { JobLog = new JobLog { JobId = details.JobId, Attempt = details.Attempt, Level = level, Message = message } }, cancellationToken);
     }
+
+    [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Handing job {Job} back: device stopped contributing ({Reason})")]
+    private static partial void LogHandingBack(ILogger logger, string job, string reason);
 
     [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Declined job {JobId}: {Reason} {Detail}")]
     private static partial void LogDeclined(ILogger logger, string jobId, DeclineReason reason, string detail);

@@ -11,6 +11,28 @@ public interface IJobContext
 
     /// <summary>A structured log event for the job's debug view.</summary>
     ValueTask LogAsync(LogLevel level, string message, CancellationToken cancellationToken);
+
+    /// <summary>Blobs that travelled beside the input (e.g. the OCR image), by name.</summary>
+    IReadOnlyList<Blob> Blobs => [];
+
+    /// <summary>Working directory the job may write scratch files to (the sandbox's restricted directory).</summary>
+    string WorkDirectory => Path.GetTempPath();
+
+    /// <summary>Streams one generated token to the submitter as soon as it exists (chat).</summary>
+    ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    /// <summary>The blob named <paramref name="name"/> with inline bytes, or an invalid-input error.</summary>
+    byte[] RequireBlob(string name)
+    {
+        var blob = Blobs.FirstOrDefault(b => string.Equals(b.Name, name, StringComparison.Ordinal))
+            ?? throw new InvalidWorkloadInputException($"blob '{name}' is not in the input manifest");
+        if (blob.SourceCase != Blob.SourceOneofCase.InlineData)
+        {
+            throw new InvalidWorkloadInputException($"blob '{name}' is not inline (references are not fetched by this agent yet)");
+        }
+
+        return blob.InlineData.ToByteArray();
+    }
 }
 
 /// <summary>Runs one workload class: decoded WorkloadInput in, WorkloadOutput out.</summary>

@@ -27,9 +27,19 @@ public sealed partial class WorkloadRegistry : IDisposable
     /// The agent's handlers: diagnostic echo always; embeddings when <paramref name="embeddingsModelDir"/> holds a model
     /// whose every file matches its manifest (otherwise logged and not advertised).
     /// </summary>
-    public static WorkloadRegistry CreateDefault(string embeddingsModelDir, ILogger logger)
+    public static WorkloadRegistry CreateDefault(string embeddingsModelDir, ILogger logger) =>
+        CreateDefault(new WorkloadSettings { EmbeddingsModelDir = embeddingsModelDir }, logger);
+
+    /// <summary>
+    /// Every handler this device can run: echo always; embeddings with a verified model; OCR when tesseract is
+    /// installed; transcription when pocketsphinx is; chat with a verified GGUF or a configured OpenAI-compatible server.
+    /// What cannot run is logged and not advertised.
+    /// </summary>
+    public static WorkloadRegistry CreateDefault(WorkloadSettings settings, ILogger logger)
     {
-        var handlers = new List<IWorkloadHandler> { new EchoHandler() };
+        ArgumentNullException.ThrowIfNull(settings);
+        var embeddingsModelDir = settings.EmbeddingsModelDir;
+        var handlers = new List<IWorkloadHandler> { new EchoHandler(), new BatchHandler() };
         EmbeddingModel? model = null;
         if (Directory.Exists(embeddingsModelDir))
         {
@@ -53,13 +63,30 @@ public sealed partial class WorkloadRegistry : IDisposable
             LogNoModel(logger, embeddingsModelDir);
         }
 
+        var extra = WorkloadRuntimes.Discover(settings, logger);
+        handlers.AddRange(extra);
         var registry = new WorkloadRegistry(handlers);
         if (model is not null)
         {
             registry._owned.Add(model);
         }
 
+        registry._owned.AddRange(extra.OfType<IDisposable>());
         return registry;
+    }
+
+    /// <summary>Every registered handler.</summary>
+    public IReadOnlyList<IWorkloadHandler> Handlers => [.. _handlers.Values];
+
+    /// <summary>The handler serving <paramref name="workload"/>, or null.</summary>
+    public IWorkloadHandler? FindClass(WorkloadClass workload) => _handlers.Values.FirstOrDefault(h => h.Workload == workload);
+
+    /// <summary>A registry whose handlers run in sandbox worker processes (this one keeps only what it advertises).</summary>
+    public WorkloadRegistry Sandboxed(Sandbox.SandboxOptions options)
+    {
+        var sandboxed = new WorkloadRegistry(_handlers.Values.Select(h => (IWorkloadHandler)new Sandbox.SandboxedHandler(h, options)));
+        sandboxed._owned.AddRange(sandboxed._handlers.Values.OfType<IDisposable>());
+        return sandboxed;
     }
 
     /// <summary>The handler for the input, or null when this device cannot run it.</summary>

@@ -25,7 +25,7 @@ internal sealed class CliHarness : IDisposable
                 Targets.Add(target);
                 return realTransport
                     ? new MeshClient(target.ServerUrl, target.Fingerprint, target.Credential) { DefaultTimeout = TimeSpan.FromSeconds(10) }
-                    : new MeshClient(Mesh, target.Credential, target.ServerUrl);
+                    : new MeshClient(Mesh, target.Credential, target.ServerUrl) { EncryptPayloads = false }; // the fake mesh has no devices to encrypt to
             },
             CallTimeout = TimeSpan.FromSeconds(10),
             Delay = (_, _) => Task.CompletedTask,

@@ -1,0 +1,135 @@
+using Google.Protobuf;
+using MeshAI.Agent.Sandbox.V1;
+using MeshAI.Agent.Workloads;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Job.V1;
+
+namespace MeshAI.Agent.Sandbox;
+
+/// <summary>
+/// The worker side of the sandbox (<c>meshai-agent worker --class X</c>): announces itself, then runs one job per
+/// <see cref="WorkerJob"/> frame with its single handler, streaming progress, logs and tokens back as frames.
+/// The agent kills the process to cancel; a clean end of stdin ends the worker.
+/// </summary>
+public sealed class WorkerHost : IDisposable
+{
+    private readonly IWorkloadHandler _handler;
+    private readonly Stream _input;
+    private readonly Stream _output;
+    private readonly string _workDirectory;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+
+    /// <summary>Creates the host over the worker's stdin/stdout.</summary>
+    public WorkerHost(IWorkloadHandler handler, Stream input, Stream output, string workDirectory)
+    {
+        _handler = handler;
+        _input = input;
+        _output = output;
+        _workDirectory = workDirectory;
+    }
+
+    /// <summary>Serves jobs until stdin closes; returns the exit code.</summary>
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        await WriteAsync(new WorkerEvent { Ready = new WorkerReady { Pid = Environment.ProcessId, WorkloadClass = _handler.Workload } }, cancellationToken);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var request = await FrameIo.ReadAsync(_input, WorkerRequest.Parser, cancellationToken);
+            if (request is null)
+            {
+                return 0;
+            }
+
+            if (request.KindCase == WorkerRequest.KindOneofCase.Job)
+            {
+                await RunJobAsync(request.Job, cancellationToken);
+            }
+        }
+
+        return 0;
+    }
+
+    private async Task RunJobAsync(WorkerJob job, CancellationToken cancellationToken)
+    {
+        var context = new WorkerJobContext(this, job);
+        WorkerEvent outcome;
+        try
+        {
+            var input = WorkloadInput.Parser.ParseFrom(job.Input);
+            var output = await _handler.RunAsync(input, context, cancellationToken);
+            outcome = new WorkerEvent { JobId = job.JobId, Result = output.ToByteString() };
+        }
+        catch (InvalidWorkloadInputException ex)
+        {
+            outcome = new WorkerEvent { JobId = job.JobId, Failure = new WorkerFailure { Error = ex.Message, InvalidInput = true } };
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            outcome = new WorkerEvent { JobId = job.JobId, Failure = new WorkerFailure { Error = "payload is not a WorkloadInput: " + ex.Message, InvalidInput = true } };
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            outcome = new WorkerEvent { JobId = job.JobId, Failure = new WorkerFailure { Error = $"{ex.GetType().Name}: {ex.Message}" } };
+        }
+        finally
+        {
+            ClearWorkDirectory();
+        }
+
+        await WriteAsync(outcome, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _writeLock.Dispose();
+
+    private void ClearWorkDirectory()
+    {
+        try
+        {
+            foreach (var entry in new DirectoryInfo(_workDirectory).EnumerateFileSystemInfos())
+            {
+                if (entry is DirectoryInfo dir)
+                {
+                    dir.Delete(recursive: true);
+                }
+                else
+                {
+                    entry.Delete();
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Scratch files left behind are removed with the next job or when the agent recreates the directory.
+        }
+    }
+
+    private async ValueTask WriteAsync(WorkerEvent frame, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            await FrameIo.WriteAsync(_output, frame, cancellationToken);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private sealed class WorkerJobContext(WorkerHost host, WorkerJob job) : IJobContext
+    {
+        public IReadOnlyList<Blob> Blobs => job.Blobs;
+
+        public string WorkDirectory => host._workDirectory;
+
+        public ValueTask ReportProgressAsync(double fraction, string message, CancellationToken cancellationToken) =>
+            host.WriteAsync(new WorkerEvent { JobId = job.JobId, Progress = new WorkerProgress { Fraction = fraction, Message = message } }, cancellationToken);
+
+        public ValueTask LogAsync(LogLevel level, string message, CancellationToken cancellationToken) =>
+            host.WriteAsync(new WorkerEvent { JobId = job.JobId, Log = new WorkerLog { Level = level, Message = message } }, cancellationToken);
+
+        public ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken) =>
+            host.WriteAsync(new WorkerEvent { JobId = job.JobId, Token = new WorkerToken { Text = text, Index = index } }, cancellationToken);
+    }
+}

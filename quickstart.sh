@@ -102,7 +102,10 @@ dotnet "$BIN_AGENT" models generate-tiny --out "$AGENT_DIR/models/embeddings"
 say "Joining the local agent"
 dotnet "$BIN_AGENT" join "$LINK" --state-dir "$AGENT_DIR" --name "$(hostname)"
 : > "$RUN_DIR/agent.log"
-nohup dotnet "$BIN_AGENT" run --state-dir "$AGENT_DIR" > "$RUN_DIR/agent.log" 2>&1 &
+# Chat needs a runtime: a GGUF in $AGENT_DIR/models/chat (docs/models.md) or a local OpenAI-compatible server.
+CHAT_ARGS=()
+[ -n "${MESHAI_CHAT_OPENAI_URL:-}" ] && CHAT_ARGS=(--chat-openai-url "$MESHAI_CHAT_OPENAI_URL")
+nohup dotnet "$BIN_AGENT" run --state-dir "$AGENT_DIR" "${CHAT_ARGS[@]}" > "$RUN_DIR/agent.log" 2>&1 &
 echo $! > "$RUN_DIR/agent.pid"
 wait_for "$RUN_DIR/agent.log" MESHAI_AGENT_ONLINE 60
 meshnet devices list
@@ -110,6 +113,24 @@ meshnet devices list
 # 6. A real job.
 say "Running embeddings through control plane → relay → agent"
 meshnet run embeddings --text "The cat sat on the mat." --text "A dog played in the park."
+if command -v text2image >/dev/null; then
+  say "OCR of a rendered sentence (ImageSharp preprocessing + Tesseract, in a sandbox worker)"
+  echo "MeshAI routes jobs to your own devices." > "$RUN_DIR/ocr.txt"
+  text2image --text="$RUN_DIR/ocr.txt" --outputbase="$RUN_DIR/ocr" --font='DejaVu Sans' --fonts_dir=/usr/share/fonts \
+    --ptsize=12 --xsize=1400 --ysize=200 --margin=40 >/dev/null 2>&1
+  meshnet run ocr --image "$RUN_DIR/ocr.tif"
+fi
+if command -v espeak-ng >/dev/null && command -v pocketsphinx_continuous >/dev/null; then
+  say "Transcription of espeak-ng speech (pocketsphinx)"
+  espeak-ng -v en-us+m3 -s 140 -w "$RUN_DIR/speech.wav" "i would like a cup of coffee"
+  meshnet run transcribe --audio "$RUN_DIR/speech.wav"
+fi
+if grep -q "small_chat not advertised" "$RUN_DIR/agent.log"; then
+  say "Chat skipped: no GGUF model and no MESHAI_CHAT_OPENAI_URL (see docs/models.md)"
+else
+  say "Chat (tokens print as they arrive)"
+  meshnet run chat --prompt "Say hello in five words." --max-tokens 32
+fi
 say "Ledger"
 meshnet ledger show
 say "Done in $((SECONDS - START)) s after the build. Stop with: ./quickstart.sh stop"

@@ -52,11 +52,13 @@ public static class CliApp
             AuthCommands.Build(runtime),
             NetCommands.Build(runtime),
             MembersCommands.Build(runtime),
+            AuditCommands.Build(runtime),
             DeviceCommands.BuildDevice(runtime),
             DeviceCommands.BuildDevices(runtime),
             RunCommands.Build(runtime),
             JobsCommands.Build(runtime),
             LedgerCommands.Build(runtime),
+            PolicyCommands.Build(runtime),
         };
         return root;
     }

@@ -152,6 +152,11 @@ public sealed class PhaseZeroEndToEndTests(MeshStore store)
         var cli = await LocalMesh.RunCliAsync(_cliConfig, ["ledger", "show"]);
         Assert.That(cli.ExitCode, Is.Zero, cli.StandardError);
         Assert.That(cli.StandardOutput, Does.Contain("minted").IgnoreCase.And.Contain("burned").IgnoreCase);
+
+        var reconciled = await ledger.ReconcileLedgerAsync(new ReconcileLedgerRequest { NetworkId = _networkId });
+        Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
+        var reconcileCli = await LocalMesh.RunCliAsync(_cliConfig, ["ledger", "reconcile"]);
+        Assert.That(reconcileCli.ExitCode, Is.Zero, reconcileCli.StandardOutput + reconcileCli.StandardError);
     }
 
     [Test]

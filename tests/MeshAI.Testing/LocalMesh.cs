@@ -214,7 +214,14 @@ public sealed partial class LocalMesh : IAsyncDisposable
     /// A real agent: writes the tiny embeddings model into its model cache, joins with the link, starts
     /// <c>meshai-agent run</c> and waits until the relay welcomed it.
     /// </summary>
-    public async Task<MeshAgent> StartAgentAsync(string joinLink, string name, CancellationToken cancellationToken = default)
+    public Task<MeshAgent> StartAgentAsync(string joinLink, string name, CancellationToken cancellationToken = default) =>
+        StartAgentAsync(joinLink, name, [], null, cancellationToken);
+
+    /// <summary>
+    /// A real agent started with extra <c>run</c> options; <paramref name="beforeRun"/> may change its state directory
+    /// (e.g. tamper with the model) after join and before <c>run</c>.
+    /// </summary>
+    public async Task<MeshAgent> StartAgentAsync(string joinLink, string name, IReadOnlyList<string> runArguments, Action<string>? beforeRun, CancellationToken cancellationToken = default)
     {
         var stateDirectory = ScratchDirectory.Create("meshai-agent");
         _directories.Add(stateDirectory);
@@ -223,10 +230,11 @@ public sealed partial class LocalMesh : IAsyncDisposable
         await RunToSuccessAsync("agent-model", [agentDll, "models", "generate-tiny", "--out", modelDirectory], cancellationToken);
         var joined = await RunToSuccessAsync("agent-join", [agentDll, "join", joinLink, "--state-dir", stateDirectory, "--name", name], cancellationToken);
         var deviceId = JoinedLine().Match(joined).Groups["id"].Value;
+        beforeRun?.Invoke(stateDirectory);
         var run = ProcessRunner.Start(new ProcessRunnerOptions
         {
             FileName = ProcessRunner.DotnetHostPath,
-            Arguments = [agentDll, "run", "--state-dir", stateDirectory],
+            Arguments = [agentDll, "run", "--state-dir", stateDirectory, .. runArguments],
             Name = "agent-" + name,
         });
         _processes.Add(run);

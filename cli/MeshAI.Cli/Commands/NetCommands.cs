@@ -15,6 +15,7 @@ public static class NetCommands
         net.Add(Create(runtime));
         net.Add(List(runtime));
         net.Add(Use(runtime));
+        net.Add(NetTuneCommand.Build(runtime));
         return net;
     }
 

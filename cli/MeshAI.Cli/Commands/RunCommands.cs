@@ -12,7 +12,7 @@ using MeshAI.Contracts.Job.V1;
 
 namespace MeshAI.Cli.Commands;
 
-/// <summary>`meshnet run embeddings|echo|ocr`: submit a job, show its status changes on stderr, print the result.</summary>
+/// <summary>`meshnet run embeddings|echo|ocr|chat|transcribe`: submit a job, show its status changes on stderr, print the result.</summary>
 public static class RunCommands
 {
     /// <summary>Spellings accepted by --routing.</summary>
@@ -25,6 +25,8 @@ public static class RunCommands
         run.Add(Embeddings(runtime));
         run.Add(Echo(runtime));
         run.Add(Ocr(runtime));
+        run.Add(Chat(runtime));
+        run.Add(Transcribe(runtime));
         return run;
     }
 
@@ -203,7 +205,117 @@ public static class RunCommands
         return command;
     }
 
-    private static async Task<JobRun> RunAsync(CliContext ctx, RoutingOptions options, WorkloadInput input, IReadOnlyList<Blob>? blobs = null)
+    private static Command Chat(CliRuntime runtime)
+    {
+        var prompt = new Option<string>("--prompt", "-p") { Description = "What to ask", Required = true };
+        var system = new Option<string>("--system") { Description = "System prompt" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate (default 256)" };
+        var contextTokens = new Option<int>("--context-tokens") { Description = "Context window (default 2048)" };
+        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature (default 0.7)" };
+        var stop = new Option<string[]>("--stop") { Description = "Stop sequence (repeatable)" };
+        var model = new Option<string>("--model") { Description = "Model name (default: the device default)" };
+        var options = new RoutingOptions();
+        var command = new Command("chat", "Chat with a small model; tokens print as they arrive") { prompt, system, maxTokens, contextTokens, temperature, stop, model };
+        options.AddTo(command);
+        runtime.Bind(command, async ctx =>
+        {
+            var chat = new ChatInput
+            {
+                Model = ctx.Get(model) ?? "",
+                MaxTokens = ctx.Get(maxTokens),
+                ContextTokens = ctx.Get(contextTokens),
+                Temperature = ctx.Get(temperature),
+            };
+            if (ctx.Get(system) is { Length: > 0 } systemText)
+            {
+                chat.Messages.Add(new ChatMessage { Role = ChatRole.System, Content = systemText });
+            }
+
+            chat.Messages.Add(new ChatMessage { Role = ChatRole.User, Content = ctx.Get(prompt) ?? "" });
+            chat.Stop.Add(ctx.Get(stop) ?? []);
+            var streamed = 0;
+            var run = await RunAsync(ctx, options, new WorkloadInput { Chat = chat }, onFrame: frame =>
+            {
+                if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Token && !ctx.Json)
+                {
+                    ctx.Out.Write(frame.Token.Token.ToStringUtf8());
+                    ctx.Out.Flush();
+                    streamed++;
+                }
+            });
+            var output = run.Output.Chat ?? new ChatOutput();
+            if (ctx.Json)
+            {
+                var node = JobSummaryJson(run.Job);
+                node["chat"] = JsonOutput.Node(output);
+                ctx.WriteJson(node);
+            }
+            else
+            {
+                if (streamed == 0)
+                {
+                    ctx.Out.Write(output.Text);
+                }
+
+                ctx.Out.WriteLine();
+                ctx.Error.WriteLine($"{output.CompletionTokens} tokens ({output.FinishReason})");
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command Transcribe(CliRuntime runtime)
+    {
+        var audio = new Option<FileInfo>("--audio") { Description = "WAV file", Required = true, HelpName = "PATH" };
+        audio.AcceptExistingOnly();
+        var language = new Option<string>("--language") { Description = "Language hint, e.g. en" };
+        var chunkMs = new Option<int>("--chunk-ms") { Description = "Chunk length in ms (default: the server's)" };
+        var options = new RoutingOptions();
+        var command = new Command("transcribe", "Transcribe speech in a WAV file") { audio, language, chunkMs };
+        options.AddTo(command);
+        runtime.Bind(command, async ctx =>
+        {
+            var file = ctx.Get(audio)!;
+            var bytes = await File.ReadAllBytesAsync(file.FullName, ctx.CancellationToken);
+            var blob = new Blob
+            {
+                Name = "audio",
+                ContentType = "audio/wav",
+                InlineData = ByteString.CopyFrom(bytes),
+                Sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes)),
+                SizeBytes = bytes.Length,
+            };
+            var input = new WorkloadInput { Transcribe = new TranscribeInput { AudioBlob = "audio", Language = ctx.Get(language) ?? "", ChunkMs = ctx.Get(chunkMs) } };
+            var run = await RunAsync(ctx, options, input, [blob], frame =>
+            {
+                if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Progress && !ctx.Json && frame.Progress.ChunkCount > 0)
+                {
+                    var done = frame.Progress.ChunksCompleted;
+                    var total = frame.Progress.ChunkCount;
+                    var bar = new string('#', 20 * done / total).PadRight(20, '.');
+                    ctx.Error.WriteLine($"[{bar}] {done}/{total} chunks");
+                }
+            });
+            var output = run.Output.Transcribe ?? new TranscribeOutput();
+            if (ctx.Json)
+            {
+                var node = JobSummaryJson(run.Job);
+                node["transcript"] = JsonOutput.Node(output);
+                ctx.WriteJson(node);
+            }
+            else
+            {
+                ctx.Out.WriteLine(output.Text);
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static async Task<JobRun> RunAsync(CliContext ctx, RoutingOptions options, WorkloadInput input, IReadOnlyList<Blob>? blobs = null, Action<WatchJobResponse>? onFrame = null)
     {
         var networkId = await ctx.NetworkIdAsync(options.Network);
         var routing = options.ToRouting(ctx.ParseResult) with { Blobs = blobs ?? [] };
@@ -211,7 +323,11 @@ public static class RunCommands
         var status = new StatusLine(ctx.Error);
         try
         {
-            var run = await client.RunAsync(networkId, input, routing, status.OnFrame, ctx.CancellationToken);
+            var run = await client.RunAsync(networkId, input, routing, frame =>
+            {
+                status.OnFrame(frame);
+                onFrame?.Invoke(frame);
+            }, ctx.CancellationToken);
             status.Finish(run.Job);
             return run;
         }

@@ -8,6 +8,9 @@ namespace MeshAI.Client;
 /// <summary>Builds job envelopes the way the phase-0 contract wants them (serialized WorkloadInput, SHA-256, scheme NONE).</summary>
 public static class JobEnvelopes
 {
+    /// <summary>Most texts one embeddings job takes (contract limit; checked by the client for encrypted payloads).</summary>
+    public const int MaxEmbeddingTexts = 256;
+
     /// <summary>The workload class that takes <paramref name="input"/>'s case.</summary>
     public static WorkloadClass WorkloadFor(WorkloadInput input) => input.InputCase switch
     {

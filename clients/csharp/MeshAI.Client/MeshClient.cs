@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
+using MeshAI.Common.Crypto;
 using MeshAI.Common.Transport;
 using MeshAI.Contracts.Audit.V1;
 using MeshAI.Contracts.Common.V1;
@@ -21,6 +22,7 @@ namespace MeshAI.Client;
 public sealed class MeshClient : IDisposable
 {
     private readonly GrpcChannel? ownedChannel;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string KeyId, byte[] PublicKey)> controlKeys = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Connects to <paramref name="serverUrl"/>, pinning the TLS certificate to <paramref name="fingerprint"/> (SHA-256 hex;
@@ -67,6 +69,15 @@ public sealed class MeshClient : IDisposable
 
     /// <summary>Deadline applied to the unary calls of the convenience methods.</summary>
     public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Encrypt payloads end to end (default): submissions plan first (PlanJob), encrypt the input once and wrap its key for
+    /// every candidate device, and results come back sealed to <see cref="SubmitterKey"/>.
+    /// </summary>
+    public bool EncryptPayloads { get; set; } = true;
+
+    /// <summary>The X25519 key results are encrypted back to (fresh per client; set one to decrypt results of earlier sessions).</summary>
+    public EncryptionKeyPair SubmitterKey { get; set; } = EncryptionKeyPair.Generate();
 
     /// <summary>Accounts, sessions, API keys, logins.</summary>
     public IdentityService.IdentityServiceClient Identity { get; }
@@ -128,16 +139,93 @@ public sealed class MeshClient : IDisposable
     public Task<RegisterDeviceResponse> RegisterDeviceAsync(RegisterDeviceRequest request, CancellationToken cancellationToken = default) =>
         Devices.RegisterDeviceAsync(request, deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync;
 
-    /// <summary>Submits <paramref name="input"/> (unencrypted, phase 0) and returns the job as accepted.</summary>
+    /// <summary>Submits <paramref name="input"/> (end-to-end encrypted unless <see cref="EncryptPayloads"/> is off) and returns the job as accepted.</summary>
     public async Task<Job> SubmitJobAsync(string networkId, WorkloadInput input, JobRouting? routing = null, CancellationToken cancellationToken = default)
     {
+        var envelope = JobEnvelopes.Build(networkId, input, routing);
+        if (EncryptPayloads)
+        {
+            await EncryptAsync(envelope, cancellationToken);
+        }
+
         var request = new SubmitJobRequest
         {
-            Envelope = JobEnvelopes.Build(networkId, input, routing),
+            Envelope = envelope,
             IdempotencyKey = string.IsNullOrEmpty(routing?.IdempotencyKey) ? Guid.NewGuid().ToString("N") : routing.IdempotencyKey,
         };
         var response = await Jobs.SubmitJobAsync(request, deadline: Deadline(), cancellationToken: cancellationToken);
         return response.Job ?? throw new InvalidOperationException("SubmitJob returned no job.");
+    }
+
+    /// <summary>
+    /// Encrypts <paramref name="envelope"/>'s payload in place: plans the job (candidate devices' X25519 keys), checks
+    /// control's signature over them against the network's control key, then seals the payload for all of them.
+    /// </summary>
+    public async Task EncryptAsync(JobEnvelope envelope, int maxCandidates = 0, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        CheckBeforeEncrypting(envelope);
+        var probe = envelope.Clone();
+        probe.InputManifest = new InputManifest();
+        var plan = await Jobs.PlanJobAsync(new PlanJobRequest { Envelope = probe, MaxCandidates = maxCandidates }, deadline: Deadline(), cancellationToken: cancellationToken);
+        var controlKey = await ControlKeyAsync(envelope.NetworkId, plan.SigningKeyId, cancellationToken);
+        if (!SigningKeyPair.Verify(controlKey, PayloadCrypto.PlanSignatureMessage(envelope.NetworkId, plan.Recipients), plan.Signature.Span))
+        {
+            throw new InvalidOperationException($"PlanJob's recipient list for {envelope.NetworkId} is not signed by the network's control key; refusing to encrypt to it.");
+        }
+
+        PayloadCrypto.EncryptEnvelope(envelope, plan.Recipients.Select(r => KeyValuePair.Create(r.DeviceId, r.EncryptionPublicKey.ToByteArray())), SubmitterKey.PublicKey);
+    }
+
+    private Task EncryptAsync(JobEnvelope envelope, CancellationToken cancellationToken) => EncryptAsync(envelope, 0, cancellationToken);
+
+    // Control cannot look inside an encrypted payload, so the contract's input limits are checked here, before sealing.
+    private static void CheckBeforeEncrypting(JobEnvelope envelope)
+    {
+        var payload = envelope.InputManifest?.Payload ?? Google.Protobuf.ByteString.Empty;
+        WorkloadInput input;
+        try
+        {
+            input = WorkloadInput.Parser.ParseFrom(payload);
+        }
+        catch (Google.Protobuf.InvalidProtocolBufferException)
+        {
+            throw InvalidPayload("not a serialized meshai.job.v1.WorkloadInput");
+        }
+
+        if (input.InputCase == WorkloadInput.InputOneofCase.Embeddings && input.Embeddings.Texts.Count is 0 or > JobEnvelopes.MaxEmbeddingTexts)
+        {
+            throw InvalidPayload($"embeddings take 1 to {JobEnvelopes.MaxEmbeddingTexts} texts (got {input.Embeddings.Texts.Count})");
+        }
+    }
+
+    private static RpcException InvalidPayload(string description)
+    {
+        const string field = "envelope.input_manifest.payload";
+        var status = new Google.Rpc.Status
+        {
+            Code = (int)StatusCode.InvalidArgument,
+            Message = $"{field}: {description} (checked by the client: the payload is end-to-end encrypted)",
+            Details = { Google.Protobuf.WellKnownTypes.Any.Pack(new Google.Rpc.BadRequest { FieldViolations = { new Google.Rpc.BadRequest.Types.FieldViolation { Field = field, Description = description } } }) },
+        };
+        return status.ToRpcException();
+    }
+
+    private async Task<byte[]> ControlKeyAsync(string networkId, string keyId, CancellationToken cancellationToken)
+    {
+        if (controlKeys.TryGetValue(networkId, out var cached) && cached.KeyId == keyId)
+        {
+            return cached.PublicKey;
+        }
+
+        var network = (await Networks.GetNetworkAsync(new GetNetworkRequest { NetworkId = networkId }, deadline: Deadline(), cancellationToken: cancellationToken)).Network;
+        if (network is null || network.ControlKeyId != keyId)
+        {
+            throw new InvalidOperationException($"PlanJob was signed with key {keyId}, which is not the current control key of {networkId}.");
+        }
+
+        controlKeys[networkId] = (network.ControlKeyId, network.ControlPublicKey.ToByteArray());
+        return network.ControlPublicKey.ToByteArray();
     }
 
     /// <summary>Status, progress, tokens, logs and the result of a job as they happen (the current state first).</summary>
@@ -182,7 +270,7 @@ public sealed class MeshClient : IDisposable
 
                     break;
                 case WatchJobResponse.FrameOneofCase.Result:
-                    return new JobRun(frame.Result.Job ?? last, DecodeOutput(frame.Result, frame.Result.Job ?? last));
+                    return new JobRun(frame.Result.Job ?? last, Decode(frame.Result, frame.Result.Job ?? last));
             }
         }
 
@@ -196,7 +284,7 @@ public sealed class MeshClient : IDisposable
 
         if (finalJob.State == JobState.Completed && final.Result is not null)
         {
-            return new JobRun(finalJob, DecodeOutput(final.Result, finalJob));
+            return new JobRun(finalJob, Decode(final.Result, finalJob));
         }
 
         throw new MeshJobException($"The watch stream of job {job.JobId} ended while it was {finalJob.State}, without a result.", finalJob);
@@ -226,7 +314,30 @@ public sealed class MeshClient : IDisposable
         return new LedgerView(balancesResponse.Balances ?? new Balances { NetworkId = networkId }, eventsResponse.Events, eventsResponse.NextPageToken);
     }
 
-    /// <summary>Decodes a result frame's output (phase 0: unencrypted only).</summary>
+    /// <summary>Decodes a result frame's output, decrypting it with <see cref="SubmitterKey"/> when it was sealed to the submitter.</summary>
+    public WorkloadOutput Decode(JobResultFrame result, Job? job = null)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        if (!result.Encrypted)
+        {
+            return DecodeOutput(result, job);
+        }
+
+        var jobId = job?.JobId ?? result.Job?.JobId ?? "";
+        byte[] plaintext;
+        try
+        {
+            plaintext = PayloadCrypto.OpenFromDevice(result.Output.Span, result.Nonce.Span, SubmitterKey, jobId);
+        }
+        catch (PayloadCryptoException ex)
+        {
+            throw new MeshJobException($"The result of job {jobId} cannot be decrypted with this client's submitter key: {ex.Message}", ex);
+        }
+
+        return DecodeOutput(new JobResultFrame { Output = Google.Protobuf.ByteString.CopyFrom(plaintext) }, job);
+    }
+
+    /// <summary>Decodes an unencrypted result frame's output (see <see cref="Decode"/> for encrypted ones).</summary>
     public static WorkloadOutput DecodeOutput(JobResultFrame result, Job? job = null)
     {
         ArgumentNullException.ThrowIfNull(result);

@@ -1,0 +1,212 @@
+using System.Globalization;
+using System.Text.Json;
+using Google.Protobuf;
+using Grpc.Core;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Contracts.Model.V1;
+using MeshAI.Testing;
+using NUnit.Framework;
+
+namespace MeshAI.EndToEnd.Tests;
+
+/// <summary>
+/// Signed model manifests per network: an admin publishes (control signs with the network's control key), a real agent
+/// fetches as its device (`meshai-agent models fetch`), verifies the signature and every file from a file:// origin,
+/// and serves embeddings from the fetched directory; a hash mismatch installs nothing.
+/// </summary>
+[TestFixture]
+[Category("EndToEnd")]
+public sealed class ModelManifestEndToEndTests
+{
+    private const string AdminEmail = "models@example.com";
+
+    private LocalMesh _mesh = null!;
+    private string _cliConfig = null!;
+    private string _networkId = null!;
+    private string _token = null!;
+    private Grpc.Net.Client.GrpcChannel _channel = null!;
+    private string _origin = null!;
+
+    /// <summary>Server, admin sign-in, a network and a model origin holding the generated tiny embeddings model.</summary>
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        _mesh = await LocalMesh.StartAsync(new LocalMeshOptions { HeartbeatGraceSeconds = 10 });
+        _cliConfig = Path.Combine(_mesh.DataDirectory, "cli.json");
+        var login = _mesh.StartCli(_cliConfig, "auth", "login", "--server", _mesh.Url, "--fingerprint", _mesh.Fingerprint, "--email", AdminEmail);
+        await _mesh.OpenMagicLinkAsync(AdminEmail);
+        Assert.That(await login.WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.Zero, login.Output);
+        _token = JsonDocument.Parse(await File.ReadAllTextAsync(_cliConfig)).RootElement.EnumerateObject()
+            .First(p => p.Name.Contains("token", StringComparison.OrdinalIgnoreCase)).Value.GetString()!;
+        _channel = _mesh.Channel(_token);
+        _networkId = (await CliJsonAsync("net", "create", "Model Mesh")).GetProperty("networkId").GetString()!;
+        _origin = Path.Combine(_mesh.DataDirectory, "origin");
+        var generated = await AgentAsync(["models", "generate-tiny", "--out", _origin]);
+        Assert.That(generated.ExitCode, Is.Zero, generated.Output);
+    }
+
+    /// <summary>Stops everything.</summary>
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        _channel?.Dispose();
+        if (_mesh is not null)
+        {
+            await _mesh.DisposeAsync();
+        }
+    }
+
+    [Test]
+    public async Task A_published_manifest_is_fetched_verified_and_serves_embeddings()
+    {
+        var models = new ModelService.ModelServiceClient(_channel);
+        var published = (await models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = Details("tiny-embed") })).Manifest;
+        Assert.That(published.Signature.Length, Is.EqualTo(64));
+        Assert.That((await models.ListModelManifestsAsync(new ListModelManifestsRequest { NetworkId = _networkId })).Manifests.Select(m => m.ManifestId), Does.Contain(published.ManifestId));
+        var got = (await models.GetModelManifestAsync(new GetModelManifestRequest { NetworkId = _networkId, Name = "tiny-embed" })).Manifest;
+        Assert.That(got.Details, Is.EqualTo(published.Details));
+
+        string fetchOutput = "";
+        var link = (await CliJsonAsync("device", "join", "--network", _networkId)).GetProperty("joinLink").GetString()!;
+        var agent = await _mesh.StartAgentAsync(link, "fetcher", [], state =>
+        {
+            // Replace the generated default model with the network's: the agent then starts on the fetched directory.
+            using var fetch = AgentAsync(["models", "fetch", "--name", "tiny-embed", "--state-dir", state, "--model-origin", new Uri(_origin).AbsoluteUri]).GetAwaiter().GetResult();
+            fetchOutput = fetch.Output;
+            Assert.That(fetch.ExitCode, Is.Zero, fetch.Output);
+        });
+        TestContext.Out.WriteLine(fetchOutput);
+        Assert.That(fetchOutput, Does.Contain("MESHAI_MODEL_FETCHED name=tiny-embed version=1 files=2"));
+
+        var jobs = new JobService.JobServiceClient(_channel);
+        var input = new WorkloadInput { Embeddings = new EmbeddingsInput { Texts = { "hello world", "the cat sat on the mat" } } };
+        var job = (await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = Envelope(input, agent.DeviceId) })).Job;
+        EmbeddingsOutput? output = null;
+        using var watch = jobs.WatchJob(new WatchJobRequest { NetworkId = _networkId, JobId = job.JobId });
+        await foreach (var frame in watch.ResponseStream.ReadAllAsync())
+        {
+            if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Result)
+            {
+                output = WorkloadOutput.Parser.ParseFrom(frame.Result.Output).Embeddings;
+                break;
+            }
+
+            if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Status && frame.Status.Job?.State is JobState.Failed or JobState.Cancelled)
+            {
+                Assert.Fail($"embeddings job {frame.Status.Job.State}: {frame.Status.Job.ErrorMessage}");
+            }
+        }
+
+        Assert.That(output, Is.Not.Null);
+        Assert.That(output!.Model, Is.EqualTo("tiny-embed"), "the agent serves the fetched model");
+        Assert.That(output.Embeddings, Has.Count.EqualTo(2));
+        Assert.That(output.Dimension, Is.EqualTo(32));
+    }
+
+    [Test]
+    public async Task A_file_whose_hash_does_not_match_the_signed_manifest_is_refused_and_nothing_is_installed()
+    {
+        var models = new ModelService.ModelServiceClient(_channel);
+        var details = Details("tampered-embed");
+        details.Files[0].Sha256 = new string('0', 64);
+        await models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = details });
+        var link = (await CliJsonAsync("device", "join", "--network", _networkId)).GetProperty("joinLink").GetString()!;
+        var agent = await _mesh.StartAgentAsync(link, "refuser", [], null);
+        var target = Path.Combine(_mesh.DataDirectory, "tampered-target");
+
+        await using var fetch = await AgentAsync(["models", "fetch", "--name", "tampered-embed", "--state-dir", agent.StateDirectory, "--out", target]);
+
+        TestContext.Out.WriteLine(fetch.Output);
+        Assert.That(fetch.ExitCode, Is.EqualTo(5));
+        Assert.That(fetch.Output, Does.Contain("MESHAI_MODEL_REFUSED name=tampered-embed").And.Contain("SHA-256").And.Contain("does not match"));
+        Assert.That(Directory.Exists(target), Is.False, "a mismatching model is never installed");
+        Assert.That(Directory.GetDirectories(_mesh.DataDirectory).Where(d => d.Contains("tampered-target", StringComparison.Ordinal)), Is.Empty, "no staging left");
+    }
+
+    [Test]
+    public async Task Manifests_are_admin_published_validated_and_not_readable_anonymously()
+    {
+        var models = new ModelService.ModelServiceClient(_channel);
+        var bad = Details("insecure");
+        bad.Files[0].Source = "http://models.example.com/model.onnx";
+        var invalid = await Assert.ThrowsAsync<RpcException>(async () => await models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = bad }));
+        Assert.That(invalid!.StatusCode, Is.EqualTo(StatusCode.InvalidArgument));
+
+        await models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = Details("once") });
+        var again = await Assert.ThrowsAsync<RpcException>(async () => await models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = Details("once") }));
+        Assert.That(again!.StatusCode, Is.EqualTo(StatusCode.AlreadyExists), "a published version is immutable");
+
+        using var anonymous = _mesh.Channel();
+        var client = new ModelService.ModelServiceClient(anonymous);
+        var denied = await Assert.ThrowsAsync<RpcException>(async () => await client.GetModelManifestAsync(new GetModelManifestRequest { NetworkId = _networkId, Name = "once" }));
+        Assert.That(denied!.StatusCode, Is.EqualTo(StatusCode.Unauthenticated));
+        var forged = new Metadata
+        {
+            { "meshai-device-certificate-bin", new byte[] { 1, 2, 3 } },
+            { "meshai-device-timestamp", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) },
+            { "meshai-device-proof-bin", new byte[64] },
+        };
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.GetModelManifestAsync(new GetModelManifestRequest { NetworkId = _networkId, Name = "once" }, forged));
+        Assert.That(refused!.StatusCode, Is.EqualTo(StatusCode.Unauthenticated));
+        var publishAnonymously = await Assert.ThrowsAsync<RpcException>(async () => await client.PublishModelManifestAsync(new PublishModelManifestRequest { Details = Details("anon") }));
+        Assert.That(publishAnonymously!.StatusCode, Is.EqualTo(StatusCode.Unauthenticated));
+    }
+
+    private ModelManifestDetails Details(string name)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_origin, "manifest.json")));
+        var root = doc.RootElement;
+        var details = new ModelManifestDetails
+        {
+            NetworkId = _networkId,
+            Name = name,
+            Version = "1",
+            WorkloadClass = WorkloadClass.Embeddings,
+            Parameters =
+            {
+                ["dimension"] = root.GetProperty("dimension").GetInt32().ToString(CultureInfo.InvariantCulture),
+                ["max_tokens"] = root.GetProperty("max_tokens").GetInt32().ToString(CultureInfo.InvariantCulture),
+                ["model_file"] = root.GetProperty("model_file").GetString()!,
+                ["vocab_file"] = root.GetProperty("vocab_file").GetString()!,
+            },
+        };
+        foreach (var file in root.GetProperty("files").EnumerateArray())
+        {
+            var path = file.GetProperty("path").GetString()!;
+            details.Files.Add(new ModelFile
+            {
+                Path = path,
+                Sha256 = file.GetProperty("sha256").GetString()!,
+                SizeBytes = file.GetProperty("size").GetInt64(),
+                Source = new Uri(Path.Combine(_origin, path)).AbsoluteUri,
+            });
+        }
+
+        return details;
+    }
+
+    private JobEnvelope Envelope(WorkloadInput input, string deviceId) => new()
+    {
+        NetworkId = _networkId,
+        WorkloadId = WorkloadClass.Embeddings,
+        RoutingMode = RoutingMode.PinnedDevice,
+        ResourceRequest = new ResourceRequest { RequiresPinnedDeviceIdsOptional = { deviceId } },
+        DataSensitivityTag = DataSensitivityTag.Private,
+        TimeoutMs = 120_000,
+        InputManifest = new InputManifest { Payload = input.ToByteString() },
+        PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
+    };
+
+    private static Task<ProcessRunner> AgentAsync(IReadOnlyList<string> arguments) =>
+        ProcessRunner.RunAsync(
+            new ProcessRunnerOptions { FileName = ProcessRunner.DotnetHostPath, Arguments = [RepoPaths.BuiltAssembly("agent/MeshAI.Agent", "meshai-agent"), .. arguments], Name = "meshai-agent-models" },
+            TimeSpan.FromSeconds(60));
+
+    private async Task<JsonElement> CliJsonAsync(params string[] args)
+    {
+        var result = await LocalMesh.RunCliAsync(_cliConfig, [.. args, "--json"]);
+        Assert.That(result.ExitCode, Is.Zero, $"meshnet {string.Join(' ', args)}\n{result.StandardError}\n{result.StandardOutput}");
+        return JsonDocument.Parse(result.StandardOutput).RootElement;
+    }
+}

@@ -145,6 +145,19 @@ run_typescript_ring() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
+# Browser tests (Category=Browser, in the dotnet ring) drive the system Chromium through tests/browser (playwright-core,
+# which never downloads a browser). A failed install is counted; the Browser tests then fail with a clear message.
+# ---------------------------------------------------------------------------------------------------------------
+install_browser_test_tools() {
+  [ -f "$ROOT/tests/browser/package.json" ] || return 0
+  note "browser: npm install in tests/browser"
+  if ! PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_install_in "$ROOT/tests/browser" >"$LOGS/npm-browser.log" 2>&1; then
+    fail_note "browser: npm install in tests/browser failed:"; tail -n 30 "$LOGS/npm-browser.log"
+    record_ring browser-setup 0 1 "npm install failed"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------------------------
 # Ring: .NET (build once, then every test project; each gets its own .trx).
 # ---------------------------------------------------------------------------------------------------------------
 # Prints "passed failed total executed run_errors" summed over the given .trx files
@@ -260,6 +273,7 @@ main() {
 
   command -v npm >/dev/null 2>&1 && run_buf_ring
   command -v npm >/dev/null 2>&1 && run_typescript_ring
+  command -v npm >/dev/null 2>&1 && install_browser_test_tools
   command -v dotnet >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 && run_dotnet_ring
 
   echo

@@ -110,6 +110,7 @@ public static class ControlPlaneExtensions
         endpoints.MapGrpcService<PolicyApi>();
         endpoints.MapGrpcService<ModelApi>();
         endpoints.MapGet(MagicLinkEndpoint.Path, MagicLinkEndpoint.HandleAsync);
+        endpoints.MapGet(PasskeyPage.Path, PasskeyPage.Handle);
         return endpoints;
     }
 }

@@ -42,6 +42,7 @@ public sealed partial class LocalMesh : IAsyncDisposable
 {
     private readonly List<ProcessRunner> _processes = [];
     private readonly List<string> _directories = [];
+    private IReadOnlyList<string> _serverArguments = [];
 
     private LocalMesh(ProcessRunner server, string dataDirectory, string url, string fingerprint)
     {
@@ -53,8 +54,8 @@ public sealed partial class LocalMesh : IAsyncDisposable
         _directories.Add(dataDirectory);
     }
 
-    /// <summary>The server process.</summary>
-    public ProcessRunner Server { get; }
+    /// <summary>The server process (a new one after <see cref="RestartServerAsync"/>).</summary>
+    public ProcessRunner Server { get; private set; }
 
     /// <summary>The server's data directory.</summary>
     public string DataDirectory { get; }
@@ -96,13 +97,34 @@ public sealed partial class LocalMesh : IAsyncDisposable
                 throw new InvalidOperationException("Unexpected READY line: " + ready.Text);
             }
 
-            return new LocalMesh(server, dataDirectory, match.Groups["url"].Value, match.Groups["fp"].Value);
+            return new LocalMesh(server, dataDirectory, match.Groups["url"].Value, match.Groups["fp"].Value) { _serverArguments = arguments };
         }
         catch
         {
             await server.DisposeAsync();
             ScratchDirectory.TryDelete(dataDirectory);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Stops the server and starts it again on the same data directory, port and TLS certificate, so running agents
+    /// see their stream drop and reconnect by themselves (nothing about the agents is restarted).
+    /// </summary>
+    public async Task RestartServerAsync(CancellationToken cancellationToken = default)
+    {
+        var port = new Uri(Url).Port.ToString(CultureInfo.InvariantCulture);
+        var arguments = _serverArguments.ToList();
+        arguments[arguments.IndexOf("--port") + 1] = port;
+        await Server.DisposeAsync();
+        var server = ProcessRunner.Start(new ProcessRunnerOptions { FileName = ProcessRunner.DotnetHostPath, Arguments = arguments, Name = "server" });
+        _processes.Add(server);
+        Server = server;
+        var ready = await server.WaitForLineAsync("MESHAI_SERVER_READY", TimeSpan.FromSeconds(90), cancellationToken: cancellationToken);
+        var match = ReadyLine().Match(ready.Text);
+        if (!match.Success || match.Groups["url"].Value != Url || match.Groups["fp"].Value != Fingerprint)
+        {
+            throw new InvalidOperationException($"the restarted server answers differently: {ready.Text} (was url={Url} fingerprint={Fingerprint})");
         }
     }
 

@@ -4,9 +4,39 @@ using MeshAI.Control.Identity;
 
 namespace MeshAI.Control.Api;
 
-/// <summary>meshai.identity.v1.IdentityService: magic links, device-code login, sessions. API keys. Passkeys and OIDC are UNIMPLEMENTED.</summary>
-public sealed class IdentityApi(LoginFlows logins, SessionAuthenticator auth, ApiKeys apiKeys, MeshAI.Control.Security.AuditLog audit) : IdentityService.IdentityServiceBase
+/// <summary>meshai.identity.v1.IdentityService: magic links, device-code login, passkeys, OIDC, sessions, API keys.</summary>
+public sealed class IdentityApi(LoginFlows logins, SessionAuthenticator auth, ApiKeys apiKeys, MeshAI.Control.Security.AuditLog audit, PasskeyCeremonies passkeys, OidcLogin oidc) : IdentityService.IdentityServiceBase
 {
+    /// <inheritdoc />
+    public override Task<StartOidcLoginResponse> StartOidcLogin(StartOidcLoginRequest request, ServerCallContext context) =>
+        oidc.StartAsync(request.RedirectUri, context.CancellationToken);
+
+    /// <inheritdoc />
+    public override async Task<CompleteOidcLoginResponse> CompleteOidcLogin(CompleteOidcLoginRequest request, ServerCallContext context)
+    {
+        var issued = await oidc.CompleteAsync(request.State, request.Code, request.ClientName, context.CancellationToken);
+        return new CompleteOidcLoginResponse { User = issued.User, SessionToken = issued.Token, Session = issued.Session };
+    }
+
+    /// <inheritdoc />
+    public override async Task<BeginPasskeyRegistrationResponse> BeginPasskeyRegistration(BeginPasskeyRegistrationRequest request, ServerCallContext context) =>
+        await passkeys.BeginRegistrationAsync(await auth.RequireAsync(context), request.PasskeyName, context.CancellationToken);
+
+    /// <inheritdoc />
+    public override async Task<FinishPasskeyRegistrationResponse> FinishPasskeyRegistration(FinishPasskeyRegistrationRequest request, ServerCallContext context) =>
+        new() { Passkey = await passkeys.FinishRegistrationAsync(await auth.RequireAsync(context), request.CeremonyId, request.AttestationJson, context.CancellationToken) };
+
+    /// <inheritdoc />
+    public override Task<BeginPasskeyLoginResponse> BeginPasskeyLogin(BeginPasskeyLoginRequest request, ServerCallContext context) =>
+        passkeys.BeginLoginAsync(request.Email, context.CancellationToken);
+
+    /// <inheritdoc />
+    public override async Task<FinishPasskeyLoginResponse> FinishPasskeyLogin(FinishPasskeyLoginRequest request, ServerCallContext context)
+    {
+        var issued = await passkeys.FinishLoginAsync(request.CeremonyId, request.AssertionJson, request.ClientName, context.CancellationToken);
+        return new FinishPasskeyLoginResponse { User = issued.User, SessionToken = issued.Token, Session = issued.Session };
+    }
+
     /// <inheritdoc />
     public override async Task<StartMagicLinkResponse> StartMagicLink(StartMagicLinkRequest request, ServerCallContext context) =>
         new() { ExpireTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(await logins.StartMagicLinkAsync(request.Email, context.CancellationToken)) };

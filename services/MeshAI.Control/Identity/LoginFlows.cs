@@ -206,24 +206,47 @@ public sealed class LoginFlows(
 
         var link = await IdentityRepository.ConsumeMagicLinkAsync(c, tx, Secrets.Hash(token), NowMs, ct)
                    ?? throw RpcErrors.Unauthenticated("magic link is unknown, already used or expired; request a new one");
-        var user = await IdentityRepository.FindUserByEmailAsync(c, tx, link.Email, ct);
-        if (user is null)
-        {
-            var localPart = link.Email.Split('@')[0];
-            var username = string.Concat(localPart.Where(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.'));
-            var taken = await c.ExecuteScalarAsync<long>(Database.Command("SELECT COUNT(*) FROM users WHERE username = @username", new { username }, ct, tx));
-            user = new UserRow
-            {
-                UserId = Ids.New("usr"),
-                Email = link.Email,
-                DisplayName = localPart,
-                Username = taken > 0 || username.Length == 0 ? username + "-" + Ids.RandomString(6) : username,
-                CreateTimeMs = NowMs,
-            };
-            await IdentityRepository.InsertUserAsync(c, tx, user, ct);
-        }
+        var user = await IdentityRepository.FindUserByEmailAsync(c, tx, link.Email, ct) ?? await CreateUserAsync(c, tx, link.Email, ct);
 
         return (user, link.DeviceLoginId);
+    }
+
+    /// <summary>A new session for a user another login method (passkey, OIDC) has authenticated.</summary>
+    public Task<IssuedSession> IssueSessionAsync(UserRow user, string clientName, CancellationToken ct) =>
+        database.InTransactionAsync((c, tx) => NewSessionAsync(c, tx, user, clientName, ct), ct);
+
+    /// <summary>The user with this address, created when unknown (the first login signs up, as with magic links).</summary>
+    public Task<UserRow> FindOrCreateUserAsync(string email, CancellationToken ct)
+    {
+        var normalised = NormaliseEmail(email, "email");
+        return database.InTransactionAsync(async (c, tx) =>
+        {
+            return await IdentityRepository.FindUserByEmailAsync(c, tx, normalised, ct) ?? await CreateUserAsync(c, tx, normalised, ct);
+        }, ct);
+    }
+
+    /// <summary>The user with this address, or null (no sign-up).</summary>
+    public Task<UserRow?> FindUserAsync(string email, CancellationToken ct)
+    {
+        var normalised = NormaliseEmail(email, "email");
+        return database.InTransactionAsync((c, tx) => IdentityRepository.FindUserByEmailAsync(c, tx, normalised, ct), ct);
+    }
+
+    private async Task<UserRow> CreateUserAsync(DbConnection c, DbTransaction tx, string email, CancellationToken ct)
+    {
+        var localPart = email.Split('@')[0];
+        var username = string.Concat(localPart.Where(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.'));
+        var taken = await c.ExecuteScalarAsync<long>(Database.Command("SELECT COUNT(*) FROM users WHERE username = @username", new { username }, ct, tx));
+        var user = new UserRow
+        {
+            UserId = Ids.New("usr"),
+            Email = email,
+            DisplayName = localPart,
+            Username = taken > 0 || username.Length == 0 ? username + "-" + Ids.RandomString(6) : username,
+            CreateTimeMs = NowMs,
+        };
+        await IdentityRepository.InsertUserAsync(c, tx, user, ct);
+        return user;
     }
 
     private async Task<IssuedSession> NewSessionAsync(DbConnection c, DbTransaction tx, UserRow user, string clientName, CancellationToken ct)

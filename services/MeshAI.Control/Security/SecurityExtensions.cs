@@ -19,6 +19,10 @@ public static class SecurityExtensions
         services.TryAddSingleton<AuditLog>();
         services.TryAddSingleton<MemberDirectory>();
         services.TryAddSingleton<ApiKeys>();
+        services.TryAddSingleton<PasskeyCeremonies>();
+        services.AddOptions<OidcOptions>().Bind(configuration.GetSection(OidcOptions.Section));
+        services.AddHttpClient(nameof(OidcLogin), c => c.Timeout = TimeSpan.FromSeconds(15));
+        services.TryAddSingleton<OidcLogin>();
         services.TryAddSingleton<NetworkKeyRotation>();
         services.TryAddSingleton<ScheduledKeyRotation>();
         services.AddHostedService(sp => sp.GetRequiredService<ScheduledKeyRotation>());

@@ -28,6 +28,19 @@ public sealed class SecurityOptions
     [Range(1, 100_000)]
     public int DeviceCallsPerMinute { get; set; } = 600;
 
+    /// <summary>How long a passkey or OIDC ceremony (challenge, state) can be finished.</summary>
+    [Range(10, 3600)]
+    public int CeremonyTtlSeconds { get; set; } = 300;
+
+    /// <summary>WebAuthn relying-party id; empty: the public URL's host ("localhost" when that is an IP address).</summary>
+    public string? PasskeyRpId { get; set; }
+
+    /// <summary>WebAuthn relying-party name shown by authenticators.</summary>
+    public string PasskeyRpName { get; set; } = "MeshAI";
+
+    /// <summary>Origins WebAuthn responses may come from; empty: the public URL and its localhost form.</summary>
+    public string[] PasskeyOrigins { get; set; } = [];
+
     /// <summary>Scopes an API key gets when none are requested.</summary>
     public string[] DefaultApiKeyScopes { get; set; } = ["jobs", "devices:read", "ledger:read"];
 }

@@ -55,12 +55,21 @@ public sealed partial class JobRunner(
         public string DeviceId { get; set; } = "";
         public bool Finished { get; set; }
         public CancellationTokenSource? AttemptTimer { get; set; }
+        public CancellationTokenSource? CostCapTimer { get; set; }
 
         public void StopTimer()
         {
             AttemptTimer?.Cancel();
             AttemptTimer?.Dispose();
             AttemptTimer = null;
+            StopCostCapTimer();
+        }
+
+        public void StopCostCapTimer()
+        {
+            CostCapTimer?.Cancel();
+            CostCapTimer?.Dispose();
+            CostCapTimer = null;
         }
     }
 
@@ -150,11 +159,19 @@ public sealed partial class JobRunner(
         {
             await PublishStatusAsync(job.JobId, cancellationToken);
         }
+
+        await StartCostCapTimerAsync(job, accept.Attempt, cancellationToken);
     }
 
     /// <inheritdoc />
     public Task OnDeclinedAsync(DeviceIdentity device, JobDecline decline, CancellationToken cancellationToken)
     {
+        if (TryGetSpotCheck(device, decline.JobId, decline.Attempt, out var spotCheck))
+        {
+            OnSpotCheckEnded(spotCheck, AttemptCause.NodeDecline, $"re-run declined: {decline.Reason} {decline.Detail}".Trim());
+            return Task.CompletedTask;
+        }
+
         if (_chunked.TryGetValue(decline.JobId, out var chunked))
         {
             ChunkRetryInBackground(chunked, device.DeviceId, decline.Attempt, AttemptCause.NodeDecline, $"declined: {decline.Reason} {decline.Detail}".Trim());
@@ -214,6 +231,13 @@ public sealed partial class JobRunner(
     /// <inheritdoc />
     public async Task OnResultAsync(DeviceIdentity device, JobResult result, long relayBytes, CancellationToken cancellationToken)
     {
+        if (TryGetSpotCheck(device, result.JobId, result.Attempt, out var spotCheck))
+        {
+            // Not the relay stream's token: once a verdict is taken it must be written, even if the stream ends meanwhile.
+            await OnSpotCheckResultAsync(spotCheck, result, _stopping.Token);
+            return;
+        }
+
         var row = await jobs.GetJobByIdAsync(result.JobId, cancellationToken);
         if (row is null || row.NetworkId != device.NetworkId)
         {
@@ -240,9 +264,12 @@ public sealed partial class JobRunner(
             await job.Gate.WaitAsync(cancellationToken);
         }
 
+        JobRow? settled;
+        var mintHeld = false;
         try
         {
-            var settled = await SettleAsync(row.JobId, device, result, relayBytes, cancellationToken);
+            // A spot-check needs the job's envelope and placement context, which only the runner that placed it holds.
+            (settled, mintHeld) = await SettleAsync(row.JobId, device, result, relayBytes, spotCheckPossible: job is not null, cancellationToken);
             if (settled is not null && job is not null)
             {
                 job.Finished = true;
@@ -254,11 +281,22 @@ public sealed partial class JobRunner(
         {
             job?.Gate.Release();
         }
+
+        if (settled is not null && mintHeld && job is not null)
+        {
+            StartSpotCheckInBackground(job, device.DeviceId, result.Attempt, settled.Output ?? []);
+        }
     }
 
     /// <inheritdoc />
     public async Task OnFailureAsync(DeviceIdentity device, JobFailure failure, long relayBytes, CancellationToken cancellationToken)
     {
+        if (TryGetSpotCheck(device, failure.JobId, failure.Attempt, out var spotCheck))
+        {
+            OnSpotCheckEnded(spotCheck, AttemptCause.WorkloadError, "re-run failed: " + failure.Error);
+            return;
+        }
+
         if (_chunked.TryGetValue(failure.JobId, out var chunked))
         {
             await OnChunkFailureAsync(chunked, device, failure, cancellationToken);
@@ -299,6 +337,10 @@ public sealed partial class JobRunner(
         }
 
         OnChunkDeviceDisconnected(device.DeviceId);
+        foreach (var spotCheck in _spotChecks.Values.Where(s => s.DeviceId == device.DeviceId && s.Attempt > 0))
+        {
+            OnSpotCheckEnded(spotCheck, AttemptCause.Disconnect, "second device disconnected");
+        }
 
         return Task.CompletedTask;
     }
@@ -318,6 +360,7 @@ public sealed partial class JobRunner(
         }
 
         StopChunkTimers();
+        StopSpotCheckTimers();
 
         _stopping.Dispose();
     }
@@ -524,24 +567,26 @@ public sealed partial class JobRunner(
         return finished;
     }
 
-    private async Task<JobRow?> SettleAsync(string jobId, DeviceIdentity device, JobResult result, long relayBytes, CancellationToken ct)
+    /// <summary>Settles a result; MintHeld when the job was sampled for a spot-check and its mint is held until the check ends.</summary>
+    private async Task<(JobRow? Row, bool MintHeld)> SettleAsync(string jobId, DeviceIdentity device, JobResult result, long relayBytes, bool spotCheckPossible, CancellationToken ct)
     {
         var row = await jobs.GetJobByIdAsync(jobId, ct);
         if (row is null || JobViews.IsTerminal((JobState)row.State))
         {
-            return null; // duplicate or late result: the first one won and was billed once
+            return (null, false); // duplicate or late result: the first one won and was billed once
         }
 
         var network = await networks.GetNetworkAsync(row.NetworkId, ct);
         var deviceRow = await devices.GetDeviceByIdAsync(device.DeviceId, ct);
         if (network is null || deviceRow is null)
         {
-            return null;
+            return (null, false);
         }
 
         var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
         var now = NowMs;
-        var metering = await ledgerWriter.MeterAsync(row, result, deviceRow, relayBytes, credits, now, ct);
+        var spotCheck = spotCheckPossible && SpotCheck.ShouldCheck(row.JobId, (WorkloadClass)row.WorkloadId, result.Encrypted, chunked: row.ChunkCount > 0, credits.SpotCheckSampleBps);
+        var metering = await ledgerWriter.MeterAsync(row, result, deviceRow, relayBytes, credits, now, holdMintForSpotCheck: spotCheck, ct);
         var priced = LedgerPricing.Price(metering);
         var tier = (Tier)metering.Tier;
         var charge = new Charge(metering.RuntimeMs, priced.BilledMs, priced.BurnMicro, priced.MintMicro);
@@ -575,13 +620,13 @@ public sealed partial class JobRunner(
         }, ct);
         if (!settled)
         {
-            return null;
+            return (null, false);
         }
 
         logger.LogInformation("Job {JobId} completed on {DeviceId}: {RuntimeMs} ms, burned {BurnMicro} µ, minted {MintMicro} µ", row.JobId, device.DeviceId, charge.RuntimeMs, burn, charge.MintMicro);
         var job = JobViews.ToProto(row, await jobs.ListAttemptsAsync(row.JobId, ct));
         hub.Publish(row.JobId, new WatchJobResponse { Result = JobViews.Result(row, job) });
-        return row;
+        return (row, spotCheck);
     }
 
     private async Task PublishStatusAsync(string jobId, CancellationToken ct)

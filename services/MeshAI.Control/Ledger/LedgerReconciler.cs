@@ -65,9 +65,10 @@ public sealed class LedgerReconciler(LedgerRepository ledger, LedgerQueries quer
                     m.MintWithheldReason.Length > 0 ? "minting was withheld: " + m.MintWithheldReason : "credits_minted differs from runtime × tier earn rate");
             }
 
-            if (!totals.ContainsKey((m.JobId, m.ChunkId, LedgerEventType.JobCompleted)))
+            // A settlement ends in job_completed, or job_failed when the attempt was cut off at the job's cost cap.
+            if (!totals.ContainsKey((m.JobId, m.ChunkId, LedgerEventType.JobCompleted)) && !totals.ContainsKey((m.JobId, m.ChunkId, LedgerEventType.JobFailed)))
             {
-                Mismatch(subject, 0, 0, "execution record without a job_completed event");
+                Mismatch(subject, 0, 0, "execution record without a job_completed or job_failed event");
             }
 
             recomputedBurned += priced.BurnMicro;

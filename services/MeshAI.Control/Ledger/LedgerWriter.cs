@@ -22,21 +22,102 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
 {
     private const long HourMs = 3_600_000;
 
+    /// <summary>Why a settlement cut off at max_cost_credits mints nothing: the job was cancelled before it produced a validated result.</summary>
+    public const string CostCapWithheldReason = "cost cap reached: cancelled before a validated result";
+
     /// <summary>The execution record of a result reported by <paramref name="device"/> (reads flags, rate-limit counts and prior burns).</summary>
-    public async Task<JobMeteringRow> MeterAsync(JobRow job, JobResult result, DeviceRow device, long relayBytes, CreditSettings credits, long nowMs, CancellationToken ct)
+    public Task<JobMeteringRow> MeterAsync(JobRow job, JobResult result, DeviceRow device, long relayBytes, CreditSettings credits, long nowMs, CancellationToken ct) =>
+        MeterAsync(job, result, device, relayBytes, credits, nowMs, holdMintForSpotCheck: false, ct);
+
+    /// <summary>
+    /// The execution record of a result; with <paramref name="holdMintForSpotCheck"/> a mint the rules allow is held
+    /// (mint_withheld_reason = <see cref="SpotCheck.PendingReason"/>, the mint cap kept) until
+    /// <see cref="ResolveHeldMintAsync"/> releases or withholds it.
+    /// </summary>
+    public async Task<JobMeteringRow> MeterAsync(JobRow job, JobResult result, DeviceRow device, long relayBytes, CreditSettings credits, long nowMs, bool holdMintForSpotCheck, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(result);
-        ArgumentNullException.ThrowIfNull(device);
-        var capabilities = presence.GetOnline(device.DeviceId, clock.GetUtcNow())?.Capabilities ?? DeviceCards.Capabilities(device);
-        var tier = job.DeviceId == device.DeviceId && job.Tier != 0 ? (Tier)job.Tier : Tiers.Classify(DeviceCards.Capabilities(device));
         var measured = result.Metering?.RuntimeMs ?? 0;
         var runtime = measured > 0 ? measured : nowMs - (job.StartTimeMs ?? job.PlacementTimeMs ?? nowMs);
+        var metering = await MeterCoreAsync(job, result.ChunkId, result.Attempt, device, runtime, result.Metering?.HeartbeatsDuringRun ?? 0, relayBytes, credits, nowMs, ct);
+        return holdMintForSpotCheck ? HoldMint(metering) : metering;
+    }
+
+    /// <summary>Holds a settlement's mint for a spot-check when the mint rules allow it (a mint already withheld stays withheld for its reason).</summary>
+    public static JobMeteringRow HoldMint(JobMeteringRow metering)
+    {
+        ArgumentNullException.ThrowIfNull(metering);
+        if (metering.MintWithheldReason.Length == 0)
+        {
+            metering.MintWithheldReason = SpotCheck.PendingReason;
+        }
+
+        return metering;
+    }
+
+    /// <summary>
+    /// Ends a held spot-check mint in the caller's transaction. Release (match or inconclusive): the execution record's
+    /// pending reason is cleared and the credits_minted event priced from it is appended (key job:chunk:CreditsMinted).
+    /// Withhold (mismatch): the pending reason becomes <see cref="SpotCheck.MismatchReasonPrefix"/> + detail and nothing is
+    /// minted. Either way the ledger stays equal to the execution record. Returns the micro-credits minted (0 when withheld,
+    /// nothing was held, or it was already resolved).
+    /// </summary>
+    public static async Task<long> ResolveHeldMintAsync(DbConnection c, DbTransaction tx, string networkId, string jobId, string chunkId, bool release, string detail, long nowMs, CancellationToken ct)
+    {
+        var newReason = release ? "" : SpotCheck.MismatchReasonPrefix + detail;
+        if (!await LedgerRepository.ReplaceMintWithheldReasonAsync(c, tx, networkId, jobId, chunkId, SpotCheck.PendingReason, newReason, ct) || !release)
+        {
+            return 0;
+        }
+
+        var metering = await LedgerRepository.GetMeteringAsync(c, tx, networkId, jobId, chunkId, ct);
+        if (metering is null)
+        {
+            return 0;
+        }
+
+        var mint = Events(metering, metering.CreateTimeMs).FirstOrDefault(e => e.EventType == (int)LedgerEventType.CreditsMinted);
+        if (mint is null)
+        {
+            return 0;
+        }
+
+        mint.CreateTimeMs = nowMs;
+        return await LedgerRepository.AppendAsync(c, tx, mint, ct) ? mint.AmountMicro : 0;
+    }
+
+    /// <summary>
+    /// The execution record of an attempt cancelled when its runtime passed the job's max_cost_credits: billed for
+    /// <paramref name="runtimeMs"/> (the pricing clamps the burn to what is left of the cap), nothing minted.
+    /// </summary>
+    public async Task<JobMeteringRow> MeterCappedAsync(JobRow job, int attempt, DeviceRow device, long runtimeMs, CreditSettings credits, long nowMs, CancellationToken ct)
+    {
+        var metering = await MeterCoreAsync(job, "", attempt, device, runtimeMs, 0, 0, credits, nowMs, ct);
+        metering.MintWithheldReason = CostCapWithheldReason;
+        metering.MintCapBps = 0;
+        return metering;
+    }
+
+    private async Task<JobMeteringRow> MeterCoreAsync(JobRow job, string chunkId, int attempt, DeviceRow device, long runtime, int heartbeats, long relayBytes, CreditSettings credits, long nowMs, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(device);
+        var capabilities = presence.GetOnline(device.DeviceId, clock.GetUtcNow())?.Capabilities ?? DeviceCards.Capabilities(device);
+        var tier = TierOf(job, device);
         var flagged = await ledger.IsDeviceFlaggedAsync(device.DeviceId, ct);
         var recent = await ledger.CountMintingSettlementsAsync(device.DeviceId, nowMs - HourMs, ct);
         var prior = job.MaxCostCredits > 0 ? await ledger.BurnedForJobAsync(job.NetworkId, job.JobId, (int)LedgerEventType.CreditsBurned, ct) : 0;
         var context = new MeteringContext(capabilities, flagged, recent, prior);
-        return Meter(job, result.ChunkId, result.Attempt, device, tier, runtime, result.Metering?.HeartbeatsDuringRun ?? 0, relayBytes, credits, options.Value.Ledger, context, nowMs);
+        return Meter(job, chunkId, attempt, device, tier, runtime, heartbeats, relayBytes, credits, options.Value.Ledger, context, nowMs);
+    }
+
+    /// <summary>The tier a job is billed at on <paramref name="device"/>: its placement's tier when it was placed there, else the device's class.</summary>
+    public static Tier TierOf(JobRow job, DeviceRow device)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(device);
+        return job.DeviceId == device.DeviceId && job.Tier != 0 ? (Tier)job.Tier : Tiers.Classify(DeviceCards.Capabilities(device));
     }
 
     /// <summary>What the writer looked up about the device and job before metering.</summary>
@@ -86,7 +167,17 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
     /// Stores the execution record and appends job_started, job_completed, credits_burned and (when anything is minted)
     /// credits_minted, in the caller's transaction. False when this job + chunk was already settled (nothing is written).
     /// </summary>
-    public static async Task<bool> AppendCompletedAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, CancellationToken ct)
+    public static Task<bool> AppendCompletedAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, CancellationToken ct) =>
+        AppendSettlementAsync(c, tx, m, jobStartMs, LedgerEventType.JobCompleted, ct);
+
+    /// <summary>
+    /// Stores the execution record of an attempt cut off at the job's cost cap and appends job_started, job_failed and
+    /// credits_burned (within the cap; nothing is minted), in the caller's transaction. False when already settled.
+    /// </summary>
+    public static Task<bool> AppendCappedAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, CancellationToken ct) =>
+        AppendSettlementAsync(c, tx, m, jobStartMs, LedgerEventType.JobFailed, ct);
+
+    private static async Task<bool> AppendSettlementAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, LedgerEventType terminal, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(m);
         if (!await LedgerRepository.InsertMeteringAsync(c, tx, m, ct))
@@ -94,7 +185,7 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
             return false;
         }
 
-        foreach (var e in Events(m, jobStartMs))
+        foreach (var e in Events(m, jobStartMs, terminal))
         {
             await LedgerRepository.AppendAsync(c, tx, e, ct);
         }
@@ -102,8 +193,8 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
         return true;
     }
 
-    /// <summary>The events of one settlement, priced from its execution record.</summary>
-    public static IReadOnlyList<LedgerEventRow> Events(JobMeteringRow m, long jobStartMs)
+    /// <summary>The events of one settlement, priced from its execution record; <paramref name="terminal"/> is job_completed, or job_failed for a capped attempt.</summary>
+    public static IReadOnlyList<LedgerEventRow> Events(JobMeteringRow m, long jobStartMs, LedgerEventType terminal = LedgerEventType.JobCompleted)
     {
         ArgumentNullException.ThrowIfNull(m);
         var priced = LedgerPricing.Price(m);
@@ -129,7 +220,7 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
         var events = new List<LedgerEventRow>
         {
             Event(LedgerEventType.JobStarted, m.SubmittedByUserId, AccountKind.Unspecified, 0, Math.Min(jobStartMs, m.CreateTimeMs)),
-            Event(LedgerEventType.JobCompleted, m.SubmittedByUserId, AccountKind.Unspecified, 0, m.CreateTimeMs),
+            Event(terminal, m.SubmittedByUserId, AccountKind.Unspecified, 0, m.CreateTimeMs),
             Event(LedgerEventType.CreditsBurned, m.SubmittedByUserId, (AccountKind)m.BurnAccountKind, -priced.BurnMicro, m.CreateTimeMs),
         };
         if (priced.MintMicro > 0)

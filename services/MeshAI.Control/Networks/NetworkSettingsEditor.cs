@@ -7,7 +7,7 @@ namespace MeshAI.Control.Networks;
 
 /// <summary>
 /// UpdateNetworkSettings with a FieldMask (AIP-134): admins only; the paths listed in <see cref="UpdatablePaths"/>
-/// (scheduler weights, retry policy, trust minimum, mobile safety) are copied from the request, everything else is kept.
+/// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate) are copied from the request, everything else is kept.
 /// </summary>
 public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAccess access, NetworkRegistry registry)
 {
@@ -25,7 +25,7 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
     [
         "scoring_weights", "scoring_weights.rtt_ms", "scoring_weights.is_plugged_in", "scoring_weights.thermal_headroom", "scoring_weights.idle_score",
         "scoring_weights.credit_rate_efficiency", "retry_policy", "retry_policy.max_attempts", "retry_policy.backoff_ms", "min_device_trust_level",
-        "mobile_safety",
+        "mobile_safety", "credits.spot_check_sample_bps",
     ];
 
     /// <summary>Applies the masked fields and returns the updated network.</summary>
@@ -82,6 +82,10 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
                     break;
                 case "min_device_trust_level": s.MinDeviceTrustLevel = patch.MinDeviceTrustLevel; break;
                 case "mobile_safety": s.MobileSafety = patch.MobileSafety?.Clone() ?? throw RpcErrors.InvalidArgument("settings.mobile_safety", "required by the mask"); break;
+                case "credits.spot_check_sample_bps":
+                    s.Credits ??= new CreditSettings();
+                    s.Credits.SpotCheckSampleBps = patch.Credits?.SpotCheckSampleBps ?? 0;
+                    break;
                 default:
                     throw RpcErrors.InvalidArgument("update_mask", $"'{path}' cannot be updated here; updatable: {string.Join(", ", UpdatablePaths)}");
             }
@@ -114,6 +118,11 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
         if (s.RetryPolicy.BackoffMs.Count > MaxAttempts || s.RetryPolicy.BackoffMs.Any(b => b < 0 || b > MaxBackoffMs))
         {
             throw RpcErrors.InvalidArgument("settings.retry_policy.backoff_ms", $"at most {MaxAttempts} steps, each 0 to {MaxBackoffMs} ms");
+        }
+
+        if (s.Credits is { SpotCheckSampleBps: < 0 or > 10_000 })
+        {
+            throw RpcErrors.InvalidArgument("settings.credits.spot_check_sample_bps", "basis points between 0 (off) and 10000 (every eligible job)");
         }
 
         if (s.MinDeviceTrustLevel < 0)

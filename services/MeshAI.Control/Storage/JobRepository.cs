@@ -71,6 +71,15 @@ public sealed class JobRepository(Database database)
             return true;
         }, ct);
 
+    /// <summary>
+    /// Records a spot-check attempt of a settled job without touching the job row (its result, device and state stay the
+    /// original run's); false when the attempt number is taken.
+    /// </summary>
+    public Task<bool> InsertSpotCheckAttemptAsync(JobAttemptRow attempt, CancellationToken ct) =>
+        database.RunAsync(async c => await c.ExecuteAsync(Database.Command(
+            $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId) " +
+            "ON CONFLICT (job_id, attempt) DO NOTHING", attempt, ct)) > 0, ct);
+
     /// <summary>Moves a PLACED job to RUNNING.</summary>
     public Task<int> MarkRunningAsync(string jobId, int placedState, int runningState, long nowMs, CancellationToken ct) =>
         database.RunAsync(c => c.ExecuteAsync(Database.Command(

@@ -138,6 +138,33 @@ public sealed class LedgerRepository(Database database)
             "INSERT INTO device_flags (flag_id, network_id, device_id, job_id, reason, create_time_ms) VALUES (@FlagId, @NetworkId, @DeviceId, @JobId, @Reason, @CreateTimeMs)",
             flag, ct)), ct);
 
+    /// <summary>Flags a device inside the caller's transaction (a spot-check mismatch, atomically with withholding its mint).</summary>
+    public static Task FlagDeviceAsync(DbConnection c, DbTransaction tx, DeviceFlagRow flag, CancellationToken ct) =>
+        c.ExecuteAsync(Database.Command(
+            "INSERT INTO device_flags (flag_id, network_id, device_id, job_id, reason, create_time_ms) VALUES (@FlagId, @NetworkId, @DeviceId, @JobId, @Reason, @CreateTimeMs)",
+            flag, ct, tx));
+
+    /// <summary>
+    /// Replaces an execution record's mint_withheld_reason when it still is <paramref name="expectedReason"/> (a held spot-check
+    /// mint being released or withheld); true when this call changed it, so a resolution applies once.
+    /// </summary>
+    public static async Task<bool> ReplaceMintWithheldReasonAsync(DbConnection c, DbTransaction tx, string networkId, string jobId, string chunkId, string expectedReason, string newReason, CancellationToken ct) =>
+        await c.ExecuteAsync(Database.Command(
+            "UPDATE job_meterings SET mint_withheld_reason = @newReason WHERE network_id = @networkId AND job_id = @jobId AND chunk_id = @chunkId AND mint_withheld_reason = @expectedReason",
+            new { networkId, jobId, chunkId, expectedReason, newReason }, ct, tx)) > 0;
+
+    /// <summary>One execution record, read inside the caller's transaction.</summary>
+    public static Task<JobMeteringRow?> GetMeteringAsync(DbConnection c, DbTransaction tx, string networkId, string jobId, string chunkId, CancellationToken ct) =>
+        c.QuerySingleOrDefaultAsync<JobMeteringRow>(Database.Command(
+            $"SELECT {MeteringColumns} FROM job_meterings WHERE network_id = @networkId AND job_id = @jobId AND chunk_id = @chunkId",
+            new { networkId, jobId, chunkId }, ct, tx));
+
+    /// <summary>Flags written for a device (newest first).</summary>
+    public Task<IEnumerable<DeviceFlagRow>> ListDeviceFlagsAsync(string deviceId, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<DeviceFlagRow>(Database.Command(
+            "SELECT flag_id, network_id, device_id, job_id, reason, create_time_ms FROM device_flags WHERE device_id = @deviceId ORDER BY create_time_ms DESC",
+            new { deviceId }, ct)), ct);
+
     /// <summary>True when an anti-abuse check flagged the device.</summary>
     public Task<bool> IsDeviceFlaggedAsync(string deviceId, CancellationToken ct) =>
         database.RunAsync(async c => await c.ExecuteScalarAsync<long>(Database.Command(

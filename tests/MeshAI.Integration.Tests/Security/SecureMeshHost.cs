@@ -154,9 +154,10 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
     }
 
     /// <summary>Runs the real agent session for the device until disposal; returns when the relay has it online.</summary>
-    public async Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null)
+    /// <param name="handler">The device's echo handler (default: the real <see cref="EchoHandler"/>; tests pass a tampering one).</param>
+    public async Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null, IWorkloadHandler? handler = null)
     {
-        var registry = new WorkloadRegistry([new EchoHandler()]);
+        var registry = new WorkloadRegistry([handler ?? new EchoHandler()]);
         var session = new RelaySession(enrollment, keys, new LinuxDeviceStateProvider(), registry,
             new OfferVerifier(controlKeys ?? enrollment.ControlKeys, enrollment.DeviceId, enrollment.NetworkId), NullLogger.Instance, _ => { });
         var stop = new CancellationTokenSource();

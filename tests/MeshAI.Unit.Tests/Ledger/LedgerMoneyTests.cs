@@ -54,6 +54,29 @@ public sealed class LedgerMoneyTests
     }
 
     [Test]
+    public void An_attempt_stopped_one_millisecond_past_the_cap_runtime_burns_exactly_the_cap_and_mints_nothing()
+    {
+        var random = new Random(13);
+        for (var i = 0; i < 1_000; i++)
+        {
+            var cap = random.NextInt64(1, 50_000_000);
+            var m = Metering(0);
+            m.BillingGranularityMs = random.Next(1, 3) == 1 ? 1 : random.NextInt64(1, 10_000);
+            m.MaxCostMicro = cap;
+            var at = CreditCalculator.RuntimeAtCap(cap, m.BurnMicroPerMin, m.MultiplierBps, m.BillingGranularityMs)!.Value;
+            m.RuntimeMs = at + 1 + random.NextInt64(0, 50); // the timer fires at at + 1; the cancel lands a little later
+            m.MintWithheldReason = LedgerWriter.CostCapWithheldReason;
+            var priced = LedgerPricing.Price(m);
+            Assert.That(priced.BurnMicro, Is.EqualTo(cap), $"cap {cap} g{m.BillingGranularityMs} runtime {m.RuntimeMs}");
+            Assert.That(priced.MintMicro, Is.Zero);
+        }
+
+        var events = LedgerWriter.Events(Metering(2_001), 0, LedgerEventType.JobFailed);
+        Assert.That(events.Select(e => (LedgerEventType)e.EventType), Is.EqualTo(new[] { LedgerEventType.JobStarted, LedgerEventType.JobFailed, LedgerEventType.CreditsBurned, LedgerEventType.CreditsMinted }));
+        Assert.That(events.Select(e => e.IdempotencyKey), Is.Unique);
+    }
+
+    [Test]
     public void Burn_and_mint_match_exact_rational_arithmetic_for_random_inputs()
     {
         var random = new Random(11);

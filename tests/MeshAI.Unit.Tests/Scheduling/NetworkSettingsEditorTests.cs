@@ -27,6 +27,20 @@ public sealed class NetworkSettingsEditorTests
     }
 
     [Test]
+    public void Spot_check_sample_rate_is_updatable_within_0_and_10000_bps()
+    {
+        var current = NetworkDefaults.Create(0);
+        var updated = NetworkSettingsEditor.Apply(current, new NetworkSettings { Credits = new CreditSettings { SpotCheckSampleBps = 250 } }, ["credits.spot_check_sample_bps"]);
+        Assert.That(updated.Credits.SpotCheckSampleBps, Is.EqualTo(250));
+        Assert.That(updated.Credits.MultiplierBps, Is.EqualTo(current.Credits.MultiplierBps), "the rest of credits is kept");
+        foreach (var bad in new[] { -1, 10_001 })
+        {
+            Assert.That(Assert.Throws<RpcException>(() => NetworkSettingsEditor.Apply(current, new NetworkSettings { Credits = new CreditSettings { SpotCheckSampleBps = bad } }, ["credits.spot_check_sample_bps"]))!.StatusCode,
+                Is.EqualTo(StatusCode.InvalidArgument));
+        }
+    }
+
+    [Test]
     public void Bad_values_and_unknown_paths_are_invalid_arguments()
     {
         var current = NetworkDefaults.Create(0);

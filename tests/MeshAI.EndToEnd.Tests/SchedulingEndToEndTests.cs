@@ -207,52 +207,12 @@ public sealed class SchedulingEndToEndTests
         Assert.That(tuned.GetProperty("retryPolicy").GetProperty("maxAttempts").GetInt32(), Is.EqualTo(4));
     }
 
-    private async Task<(string NetworkId, IReadOnlyList<MeshAgent> Agents)> NetworkWithAgentsAsync(string name)
-    {
-        var networks = new NetworkService.NetworkServiceClient(_channel);
-        var network = (await networks.CreateNetworkAsync(new CreateNetworkRequest { Name = "sched-" + name })).Network;
-        var devices = new DeviceService.DeviceServiceClient(_channel);
-        var agents = new List<MeshAgent>();
-        for (var i = 0; i < 3; i++)
-        {
-            var join = await devices.CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = network.NetworkId });
-            agents.Add(await _mesh.StartAgentAsync(join.JoinLink, $"{name}-{i}"));
-        }
+    private Task<(string NetworkId, IReadOnlyList<MeshAgent> Agents)> NetworkWithAgentsAsync(string name) => MeshJobs.NetworkWithAgentsAsync(_mesh, _channel, name);
 
-        var deadline = DateTimeOffset.UtcNow.AddSeconds(30);
-        while ((await devices.ListDevicesAsync(new ListDevicesRequest { NetworkId = network.NetworkId })).Devices.Count(d => d.OnlineStatus == OnlineStatus.Online) < 3)
-        {
-            Assert.That(DateTimeOffset.UtcNow, Is.LessThan(deadline), "three agents online");
-            await Task.Delay(250);
-        }
+    private static Task<Job> WaitForJobAsync(JobService.JobServiceClient jobs, string networkId, string jobId, Func<Job, bool> condition, TimeSpan? timeout = null) =>
+        MeshJobs.WaitForJobAsync(jobs, networkId, jobId, condition, timeout);
 
-        return (network.NetworkId, agents);
-    }
-
-    private static async Task<Job> WaitForJobAsync(JobService.JobServiceClient jobs, string networkId, string jobId, Func<Job, bool> condition, TimeSpan? timeout = null)
-    {
-        var deadline = DateTimeOffset.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
-        Job job;
-        do
-        {
-            job = (await jobs.GetJobAsync(new GetJobRequest { NetworkId = networkId, JobId = jobId })).Job;
-            if (condition(job))
-            {
-                return job;
-            }
-
-            await Task.Delay(100);
-        }
-        while (DateTimeOffset.UtcNow < deadline);
-        Assert.Fail($"job {jobId} is {job.State} ({job.ErrorMessage}); attempts: " + string.Join(", ", job.Attempts.Select(a => $"{a.Attempt}:{a.ChunkId}@{a.DeviceId}={a.Cause}")));
-        return job;
-    }
-
-    private async Task<IReadOnlyList<LedgerEvent>> LedgerEventsAsync(string networkId, string jobId)
-    {
-        var ledger = new LedgerService.LedgerServiceClient(_channel);
-        return (await ledger.ListLedgerEventsAsync(new ListLedgerEventsRequest { NetworkId = networkId, JobId = jobId, PageSize = 1000 })).Events;
-    }
+    private Task<IReadOnlyList<LedgerEvent>> LedgerEventsAsync(string networkId, string jobId) => MeshJobs.LedgerEventsAsync(_channel, networkId, jobId);
 
     private static JobEnvelope Envelope(string networkId, WorkloadClass workload, WorkloadInput input) => new()
     {

@@ -86,7 +86,7 @@ public sealed partial class WorkloadsEndToEndTests
         Assert.That(run.Job.State, Is.EqualTo(JobState.Completed), run.Job.ErrorMessage);
         var ocr = run.Output!.Ocr;
         var text = ocr.Text;
-        var cer = ErrorRate(Normalize(sentence).Select(c => c.ToString()).ToArray(), Normalize(text).Select(c => c.ToString()).ToArray());
+        var cer = MeshJobs.ErrorRate(Normalize(sentence).Select(c => c.ToString()).ToArray(), Normalize(text).Select(c => c.ToString()).ToArray());
         TestContext.Out.WriteLine($"OCR: \"{text}\" — character error rate {cer:P1} (tesseract 5 eng, text2image DejaVu Sans 12 pt)");
         TestContext.Out.WriteLine($"{ocr.Words.Count} words, mean confidence {ocr.MeanConfidence:F2}");
         Assert.That(ocr.Words, Has.Count.GreaterThanOrEqualTo(10));
@@ -153,7 +153,7 @@ public sealed partial class WorkloadsEndToEndTests
         foreach (var sentence in Sentences)
         {
             var wav = Path.Combine(_mesh.DataDirectory, $"speech-{reference.Count}.wav");
-            await RunToolAsync("espeak-ng", ["-v", "en-us+m3", "-s", "140", "-w", wav, sentence]);
+            await MeshJobs.RunToolAsync("espeak-ng", ["-v", "en-us+m3", "-s", "140", "-w", wav, sentence]);
             var audio = await File.ReadAllBytesAsync(wav);
             var envelope = Envelope(WorkloadClass.AudioTranscribeChunked, new WorkloadInput { Transcribe = new TranscribeInput { AudioBlob = "audio", Language = "en" } }, _desktop.DeviceId);
             envelope.InputManifest.Blobs.Add(new Blob { Name = "audio", ContentType = "audio/wav", InlineData = ByteString.CopyFrom(audio), SizeBytes = audio.Length });
@@ -165,7 +165,7 @@ public sealed partial class WorkloadsEndToEndTests
             hypothesis.AddRange(text.Split(' ', StringSplitOptions.RemoveEmptyEntries));
         }
 
-        var wer = ErrorRate([.. reference], [.. hypothesis]);
+        var wer = MeshJobs.ErrorRate([.. reference], [.. hypothesis]);
         TestContext.Out.WriteLine($"word error rate {wer:P1} over {reference.Count} words (pocketsphinx 5prealpha en-us, espeak-ng en-us+m3 speech)");
         Assert.That(hypothesis, Is.Not.Empty);
         Assert.That(wer, Is.LessThan(1.0));
@@ -247,43 +247,11 @@ public sealed partial class WorkloadsEndToEndTests
         var textFile = Path.Combine(_mesh.DataDirectory, "sentence.txt");
         File.WriteAllText(textFile, sentence);
         var outBase = Path.Combine(_mesh.DataDirectory, "sentence");
-        RunToolAsync("text2image", [$"--text={textFile}", $"--outputbase={outBase}", "--font=DejaVu Sans", "--fonts_dir=/usr/share/fonts", "--ptsize=12", "--xsize=1400", "--ysize=300", "--margin=40"]).GetAwaiter().GetResult();
+        MeshJobs.RunToolAsync("text2image", [$"--text={textFile}", $"--outputbase={outBase}", "--font=DejaVu Sans", "--fonts_dir=/usr/share/fonts", "--ptsize=12", "--xsize=1400", "--ysize=300", "--margin=40"]).GetAwaiter().GetResult();
         return outBase + ".tif";
     }
 
     private static string Normalize(string text) => Regex.Replace(text.ToLowerInvariant(), @"\s+", " ").Trim();
-
-    /// <summary>Levenshtein distance over tokens divided by the reference length (CER over characters, WER over words).</summary>
-    private static double ErrorRate(string[] reference, string[] hypothesis)
-    {
-        var d = new int[reference.Length + 1, hypothesis.Length + 1];
-        for (var i = 0; i <= reference.Length; i++)
-        {
-            d[i, 0] = i;
-        }
-
-        for (var j = 0; j <= hypothesis.Length; j++)
-        {
-            d[0, j] = j;
-        }
-
-        for (var i = 1; i <= reference.Length; i++)
-        {
-            for (var j = 1; j <= hypothesis.Length; j++)
-            {
-                var cost = string.Equals(reference[i - 1], hypothesis[j - 1], StringComparison.Ordinal) ? 0 : 1;
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
-            }
-        }
-
-        return reference.Length == 0 ? 0 : (double)d[reference.Length, hypothesis.Length] / reference.Length;
-    }
-
-    private static async Task RunToolAsync(string tool, IReadOnlyList<string> arguments)
-    {
-        await using var run = await ProcessRunner.RunAsync(new ProcessRunnerOptions { FileName = tool, Arguments = arguments, Name = tool }, TimeSpan.FromSeconds(60));
-        Assert.That(run.ExitCode, Is.Zero, run.Output);
-    }
 
     private JobEnvelope Envelope(WorkloadClass workload, WorkloadInput input, string deviceId) => new()
     {

@@ -44,7 +44,11 @@ wait_for() { # file pattern timeout
 # 1. Prerequisites (the .NET 10 SDK is the one thing this script cannot install).
 command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required: https://dotnet.microsoft.com/download" >&2; exit 1; }
 missing=()
-for cmd in curl; do command -v $cmd >/dev/null || missing+=("$cmd"); done
+# curl opens the magic link; the OCR and transcription workloads use Debian's Tesseract and pocketsphinx
+# (with their English models), and the demo speech comes from espeak-ng.
+for pkg in curl tesseract-ocr tesseract-ocr-eng espeak-ng pocketsphinx pocketsphinx-en-us; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
 if ((${#missing[@]})); then
   say "Installing ${missing[*]}"
   if [[ $(id -u) -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}"; else sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}"; fi
@@ -57,6 +61,10 @@ START=$SECONDS
 
 # 3. Control plane + relay, embedded store.
 stop_all
+if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then
+  echo "Port $PORT is already in use (another meshai-server?). Stop it or run with MESHAI_PORT=<free port>." >&2
+  exit 1
+fi
 mkdir -p "$RUN_DIR"
 say "Starting control plane + relay on https://127.0.0.1:$PORT (SQLite in $SERVER_DIR)"
 : > "$RUN_DIR/server.log"
@@ -103,8 +111,14 @@ say "Joining the local agent"
 dotnet "$BIN_AGENT" join "$LINK" --state-dir "$AGENT_DIR" --name "$(hostname)"
 : > "$RUN_DIR/agent.log"
 # Chat needs a runtime: a GGUF in $AGENT_DIR/models/chat (docs/models.md) or a local OpenAI-compatible server.
-CHAT_ARGS=()
-[ -n "${MESHAI_CHAT_OPENAI_URL:-}" ] && CHAT_ARGS=(--chat-openai-url "$MESHAI_CHAT_OPENAI_URL")
+if [ -n "${MESHAI_CHAT_OPENAI_URL:-}" ]; then
+  CHAT_ARGS=(--chat-openai-url "$MESHAI_CHAT_OPENAI_URL")
+else
+  # No chat weights ship offline either: a tiny random-weight llama GGUF makes the real LLamaSharp
+  # path run (its text is gibberish; add real weights per docs/models.md).
+  [ -f "$AGENT_DIR/models/chat/manifest.json" ] || dotnet "$BIN_AGENT" models generate-tiny-chat --out "$AGENT_DIR/models/chat"
+  CHAT_ARGS=(--chat-model-dir "$AGENT_DIR/models/chat")
+fi
 nohup dotnet "$BIN_AGENT" run --state-dir "$AGENT_DIR" "${CHAT_ARGS[@]}" > "$RUN_DIR/agent.log" 2>&1 &
 echo $! > "$RUN_DIR/agent.pid"
 wait_for "$RUN_DIR/agent.log" MESHAI_AGENT_ONLINE 60

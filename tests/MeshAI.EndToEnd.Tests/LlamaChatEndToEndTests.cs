@@ -38,13 +38,7 @@ public sealed class LlamaChatEndToEndTests
         _channel = _mesh.Channel(token);
         _networkId = (await CliJsonAsync("net", "create", "Llama Mesh")).GetProperty("networkId").GetString()!;
 
-        var modelDir = Path.Combine(_mesh.DataDirectory, "tiny-chat");
-        await using (var generate = await ProcessRunner.RunAsync(
-            new ProcessRunnerOptions { FileName = ProcessRunner.DotnetHostPath, Arguments = [RepoPaths.BuiltAssembly("agent/MeshAI.Agent", "meshai-agent"), "models", "generate-tiny-chat", "--out", modelDir], Name = "generate-tiny-chat" },
-            TimeSpan.FromSeconds(60)))
-        {
-            Assert.That(generate.ExitCode, Is.Zero, generate.Output);
-        }
+        var modelDir = await MeshJobs.GenerateTinyChatModelAsync(Path.Combine(_mesh.DataDirectory, "tiny-chat"));
 
         var link = (await CliJsonAsync("device", "join", "--network", _networkId)).GetProperty("joinLink").GetString()!;
         _agent = await _mesh.StartAgentAsync(link, "llama", ["--chat-model-dir", modelDir], null);

@@ -36,7 +36,10 @@ public static class ServerHost
         builder.Logging.SetMinimumLevel(Enum.Parse<LogLevel>(settings.LogLevel, ignoreCase: true));
 
         Directory.CreateDirectory(settings.DataDir);
-        var certificate = ServerCertificates.LoadOrCreate(Path.Combine(settings.DataDir, "tls", "server.pfx"));
+        // A configured certificate (--tls-cert [--tls-key] [--tls-password]) replaces the self-signed default.
+        var certificate = settings.TlsCertificate is { } configured
+            ? ServerCertificates.LoadConfigured(configured, settings.TlsKey, settings.TlsPassword)
+            : ServerCertificates.LoadOrCreate(Path.Combine(settings.DataDir, "tls", "server.pfx"));
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = MaxGrpcMessageBytes + 1024;

@@ -12,7 +12,10 @@ public sealed record ServerSettings(
     string? Postgres,
     int HeartbeatGraceSeconds,
     string? PublicUrl,
-    string LogLevel)
+    string LogLevel,
+    string? TlsCertificate = null,
+    string? TlsKey = null,
+    string? TlsPassword = null)
 {
     /// <summary>Default data directory (~/.meshai/server).</summary>
     public static string DefaultDataDir => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".meshai", "server");
@@ -26,7 +29,10 @@ public sealed record ServerSettings(
         Read(configuration, "postgres"),
         int.Parse(Read(configuration, "heartbeat-grace-seconds") ?? "20", CultureInfo.InvariantCulture),
         Read(configuration, "public-url"),
-        Read(configuration, "log-level") ?? "Warning");
+        Read(configuration, "log-level") ?? "Warning",
+        Read(configuration, "tls-cert"),
+        Read(configuration, "tls-key"),
+        Read(configuration, "tls-password"));
 
     /// <summary>The value under any spelling of a dashed key: "data-dir", "data_dir" (env MESHAI_DATA_DIR) or "DataDir".</summary>
     public static string? Read(IConfiguration configuration, string dashedKey)

@@ -34,6 +34,41 @@ public static class ServerCertificates
         return X509CertificateLoader.LoadPkcs12(pfx, password: null);
     }
 
+    /// <summary>
+    /// A configured certificate (e.g. from a real CA): a PKCS#12 file (with an optional password), or a PEM certificate
+    /// chain plus a PEM private key. Throws <see cref="InvalidOperationException"/> with a clear message when unusable.
+    /// </summary>
+    public static X509Certificate2 LoadConfigured(string certificatePath, string? keyPath, string? password)
+    {
+        if (!File.Exists(certificatePath))
+        {
+            throw new InvalidOperationException($"TLS certificate file '{certificatePath}' does not exist");
+        }
+
+        if (keyPath is not null && !File.Exists(keyPath))
+        {
+            throw new InvalidOperationException($"TLS key file '{keyPath}' does not exist");
+        }
+
+        try
+        {
+            var certificate = keyPath is null
+                ? X509CertificateLoader.LoadPkcs12FromFile(certificatePath, password)
+                : X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
+            if (!certificate.HasPrivateKey)
+            {
+                throw new InvalidOperationException($"TLS certificate '{certificatePath}' has no private key (give --tls-key for a PEM certificate)");
+            }
+
+            // Round-trip through PKCS#12 so the key is usable by SslStream on every platform.
+            return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), password: null);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new InvalidOperationException($"TLS certificate '{certificatePath}' could not be loaded: {ex.Message}", ex);
+        }
+    }
+
     /// <summary>Lower-case hex SHA-256 of the certificate's DER bytes (what join links and the CLI pin).</summary>
     public static string Fingerprint(X509Certificate2 certificate) =>
         Convert.ToHexStringLower(SHA256.HashData(certificate.RawData));

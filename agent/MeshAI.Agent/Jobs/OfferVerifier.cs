@@ -14,7 +14,8 @@ public sealed record OfferCheck(PlacementTicketDetails? Ticket, JobEnvelope? Env
 
 /// <summary>
 /// Checks every offer before the agent accepts it: the placement ticket must be signed by a trusted control key of the
-/// device's network, name this device and network, be unexpired and bind the offered envelope's hash; a job_id +
+/// device's network, name this device and network, be unexpired and bind the offered envelope's hash; a submitter
+/// signature on the envelope, when present, must verify; a job_id +
 /// attempt + chunk seen before is refused as a replay.
 /// </summary>
 public sealed class OfferVerifier
@@ -81,6 +82,13 @@ public sealed class OfferVerifier
             (hasChunk && !string.Equals(Secrets.Sha256Hex(offer.Chunk!.ToByteArray()), details.ChunkSha256, StringComparison.Ordinal)))
         {
             return new OfferCheck(null, null, DeclineReason.BadTicket, "chunk payload does not match the ticket");
+        }
+
+        // The optional submitter signature catches an envelope changed after the client signed it, even under a valid
+        // ticket. Chunk envelopes carry no payload (control split it), so only whole-envelope offers can be checked.
+        if (!hasChunk && envelope.AuthSignature is not null && !EnvelopeSignatures.Verify(envelope))
+        {
+            return new OfferCheck(null, null, DeclineReason.BadTicket, "submitter signature invalid");
         }
 
         var key = $"{details.JobId}/{details.Attempt}/{details.ChunkId}";

@@ -79,6 +79,12 @@ public sealed class MeshClient : IDisposable
     /// <summary>The X25519 key results are encrypted back to (fresh per client; set one to decrypt results of earlier sessions).</summary>
     public EncryptionKeyPair SubmitterKey { get; set; } = EncryptionKeyPair.Generate();
 
+    /// <summary>
+    /// When set, every envelope <see cref="SubmitJobAsync"/> sends is signed with this ed25519 key (JobEnvelope.auth_signature,
+    /// after encryption), so control and the device can detect changes made after submission. Off (null) by default.
+    /// </summary>
+    public SigningKeyPair? SubmitterSigningKey { get; set; }
+
     /// <summary>Accounts, sessions, API keys, logins.</summary>
     public IdentityService.IdentityServiceClient Identity { get; }
 
@@ -146,6 +152,11 @@ public sealed class MeshClient : IDisposable
         if (EncryptPayloads)
         {
             await EncryptAsync(envelope, cancellationToken);
+        }
+
+        if (SubmitterSigningKey is { } signingKey)
+        {
+            EnvelopeSignatures.Sign(envelope, signingKey);
         }
 
         var request = new SubmitJobRequest

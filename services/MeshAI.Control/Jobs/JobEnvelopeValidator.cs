@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using MeshAI.Common.Crypto;
 using MeshAI.Common.Errors;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
@@ -51,6 +52,11 @@ public static class JobEnvelopeValidator
         if (envelope.RoutingMode == RoutingMode.PinnedDevice && (envelope.ResourceRequest?.RequiresPinnedDeviceIdsOptional.Count ?? 0) == 0)
         {
             throw RpcErrors.InvalidArgument("envelope.resource_request.requires_pinned_device_ids_optional", "pinned_device routing needs at least one device id");
+        }
+
+        if (envelope.AuthSignature is not null && !EnvelopeSignatures.Verify(envelope))
+        {
+            throw RpcErrors.InvalidArgument("envelope.auth_signature", "submitter signature invalid: it does not verify over the envelope with its public_key");
         }
 
         var timeout = envelope.TimeoutMs == 0 ? limits.DefaultJobTimeoutMs : envelope.TimeoutMs;

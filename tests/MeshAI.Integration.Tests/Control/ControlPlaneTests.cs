@@ -243,6 +243,38 @@ public sealed class ControlPlaneTests(string store)
     }
 
     [Test]
+    public async Task Submitter_signature_that_does_not_verify_is_invalid_argument_on_auth_signature()
+    {
+        var network = await CreateNetworkAsync();
+        var envelope = EmbeddingsEnvelope(network.NetworkId);
+        EnvelopeSignatures.Sign(envelope, SigningKeyPair.Generate());
+        envelope.MaxCostCredits = 123; // changed after signing
+        var e = await Rpc.ThrowsAsync(StatusCode.InvalidArgument, () => Jobs().SubmitJobAsync(new SubmitJobRequest { Envelope = envelope }).ResponseAsync);
+        Assert.That(e.GetRpcStatus()!.GetDetail<BadRequest>().FieldViolations[0].Field, Is.EqualTo("envelope.auth_signature"));
+    }
+
+    [Test]
+    public async Task Submitter_signed_envelope_is_accepted_and_still_verifies_in_the_offer()
+    {
+        var network = await CreateNetworkAsync();
+        var (registered, _) = await RegisterInAsync(network.NetworkId);
+        GoOnline(registered.Device);
+        var envelope = EmbeddingsEnvelope(network.NetworkId);
+        envelope.TimeoutMs = 0; // control fills in its default after the client signed
+        EnvelopeSignatures.Sign(envelope, SigningKeyPair.Generate());
+
+        var job = (await Jobs().SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
+
+        var offered = _server.Dispatcher.Offers.Select(o => JobEnvelope.Parser.ParseFrom(o.Offer.Envelope)).Last(o => o.JobId == job.JobId);
+        Assert.Multiple(() =>
+        {
+            Assert.That(offered.SubmittedByUserId, Is.Not.Empty);
+            Assert.That(offered.TimeoutMs, Is.GreaterThan(0));
+            Assert.That(EnvelopeSignatures.Verify(offered), Is.True);
+        });
+    }
+
+    [Test]
     public async Task Submitting_to_an_unknown_network_is_not_found() =>
         await Rpc.ThrowsAsync(StatusCode.NotFound, () => Jobs().SubmitJobAsync(new SubmitJobRequest { Envelope = EmbeddingsEnvelope("net_unknown0000000000") }).ResponseAsync);
 

@@ -122,4 +122,53 @@ public sealed class OfferVerifierTests
 
         Assert.That(verifier.Check(Offer(attempt: 2)).Accepted, Is.True);
     }
+
+    // Control (or a relay holding its key) signs whatever envelope it is given: a valid ticket over a changed envelope.
+    private JobOffer OfferFor(JobEnvelope envelope)
+    {
+        var bytes = envelope.ToByteString();
+        var details = new PlacementTicketDetails
+        {
+            JobId = envelope.JobId, Attempt = 1, DeviceId = DeviceId, NetworkId = envelope.NetworkId,
+            EnvelopeSha256 = Secrets.Sha256Hex(bytes.Span),
+            ExpireTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1)),
+        };
+        return new JobOffer { Ticket = PlacementTickets.Sign(details, _control), Envelope = bytes };
+    }
+
+    private static JobEnvelope SubmitterSigned(SigningKeyPair submitter)
+    {
+        var envelope = new JobEnvelope
+        {
+            NetworkId = NetworkId,
+            WorkloadId = MeshAI.Contracts.Common.V1.WorkloadClass.DiagnosticEcho,
+            InputManifest = new InputManifest { Payload = new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFromUtf8("mine") } }.ToByteString() },
+        };
+        EnvelopeSignatures.Sign(envelope, submitter);
+        envelope.JobId = "job_signed"; // assigned by control after the client signed
+        envelope.SubmittedByUserId = "usr_1";
+        envelope.TraceId = "trace";
+        return envelope;
+    }
+
+    [Test]
+    public void Submitter_signed_envelope_left_untouched_is_accepted()
+    {
+        var check = NewVerifier().Check(OfferFor(SubmitterSigned(SigningKeyPair.Generate())));
+
+        Assert.That(check.Accepted, Is.True, check.Detail);
+    }
+
+    [Test]
+    public void Submitter_signed_envelope_with_a_changed_payload_is_declined_even_under_a_valid_ticket()
+    {
+        var envelope = SubmitterSigned(SigningKeyPair.Generate());
+        envelope.InputManifest.Payload = new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFromUtf8("theirs") } }.ToByteString();
+
+        var check = NewVerifier().Check(OfferFor(envelope));
+
+        Assert.That(check.Accepted, Is.False);
+        Assert.That(check.Reason, Is.EqualTo(DeclineReason.BadTicket));
+        Assert.That(check.Detail, Is.EqualTo("submitter signature invalid"));
+    }
 }

@@ -130,8 +130,8 @@ meshnet run embeddings --text "The cat sat on the mat." --text "A dog played in 
 if command -v text2image >/dev/null; then
   say "OCR of a rendered sentence (ImageSharp preprocessing + Tesseract, in a sandbox worker)"
   echo "MeshAI routes jobs to your own devices." > "$RUN_DIR/ocr.txt"
-  text2image --text="$RUN_DIR/ocr.txt" --outputbase="$RUN_DIR/ocr" --font='DejaVu Sans' --fonts_dir=/usr/share/fonts \
-    --ptsize=12 --xsize=1400 --ysize=200 --margin=40 >/dev/null 2>&1
+  (cd "$RUN_DIR" && text2image --text="$RUN_DIR/ocr.txt" --outputbase="$RUN_DIR/ocr" --font='DejaVu Sans' --fonts_dir=/usr/share/fonts \
+    --ptsize=12 --xsize=1400 --ysize=200 --margin=40 >/dev/null 2>&1)
   meshnet run ocr --image "$RUN_DIR/ocr.tif"
 fi
 if command -v espeak-ng >/dev/null && command -v pocketsphinx_continuous >/dev/null; then

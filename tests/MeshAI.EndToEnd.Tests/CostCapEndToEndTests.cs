@@ -26,11 +26,7 @@ public sealed class CostCapEndToEndTests
     {
         _mesh = await LocalMesh.StartAsync(new LocalMeshOptions { HeartbeatGraceSeconds = 10 });
         var cliConfig = Path.Combine(_mesh.DataDirectory, "cli.json");
-        var login = _mesh.StartCli(cliConfig, "auth", "login", "--server", _mesh.Url, "--fingerprint", _mesh.Fingerprint, "--email", AdminEmail);
-        await _mesh.OpenMagicLinkAsync(AdminEmail);
-        Assert.That(await login.WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.Zero, login.Output);
-        var token = JsonDocument.Parse(await File.ReadAllTextAsync(cliConfig)).RootElement.EnumerateObject()
-            .First(p => p.Name.Contains("token", StringComparison.OrdinalIgnoreCase)).Value.GetString()!;
+        var token = await _mesh.SignInWithCliAsync(cliConfig, AdminEmail);
         _channel = _mesh.Channel(token);
     }
 

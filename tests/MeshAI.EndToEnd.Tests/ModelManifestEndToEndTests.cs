@@ -34,11 +34,7 @@ public sealed class ModelManifestEndToEndTests
     {
         _mesh = await LocalMesh.StartAsync(new LocalMeshOptions { HeartbeatGraceSeconds = 10 });
         _cliConfig = Path.Combine(_mesh.DataDirectory, "cli.json");
-        var login = _mesh.StartCli(_cliConfig, "auth", "login", "--server", _mesh.Url, "--fingerprint", _mesh.Fingerprint, "--email", AdminEmail);
-        await _mesh.OpenMagicLinkAsync(AdminEmail);
-        Assert.That(await login.WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.Zero, login.Output);
-        _token = JsonDocument.Parse(await File.ReadAllTextAsync(_cliConfig)).RootElement.EnumerateObject()
-            .First(p => p.Name.Contains("token", StringComparison.OrdinalIgnoreCase)).Value.GetString()!;
+        _token = await _mesh.SignInWithCliAsync(_cliConfig, AdminEmail);
         _channel = _mesh.Channel(_token);
         _networkId = (await CliJsonAsync("net", "create", "Model Mesh")).GetProperty("networkId").GetString()!;
         _origin = Path.Combine(_mesh.DataDirectory, "origin");

@@ -40,11 +40,7 @@ public sealed class PhaseZeroEndToEndTests(MeshStore store)
         _cliConfig = Path.Combine(_mesh.DataDirectory, "cli.json");
 
         // Real device-code login through the CLI, approved by opening the magic link from the outbox.
-        var login = _mesh.StartCli(_cliConfig, "auth", "login", "--server", _mesh.Url, "--fingerprint", _mesh.Fingerprint, "--email", AdminEmail);
-        await _mesh.OpenMagicLinkAsync(AdminEmail);
-        Assert.That(await login.WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.Zero, login.Output);
-        _token = JsonDocument.Parse(await File.ReadAllTextAsync(_cliConfig)).RootElement.EnumerateObject()
-            .First(p => p.Name.Contains("token", StringComparison.OrdinalIgnoreCase)).Value.GetString()!;
+        _token = await _mesh.SignInWithCliAsync(_cliConfig, AdminEmail);
         _channel = _mesh.Channel(_token);
 
         var created = await CliJsonAsync("net", "create", "E2E Mesh");

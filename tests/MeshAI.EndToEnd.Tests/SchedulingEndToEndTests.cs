@@ -32,11 +32,7 @@ public sealed class SchedulingEndToEndTests
     {
         _mesh = await LocalMesh.StartAsync(new LocalMeshOptions { HeartbeatGraceSeconds = GraceSeconds });
         _cliConfig = Path.Combine(_mesh.DataDirectory, "cli.json");
-        var login = _mesh.StartCli(_cliConfig, "auth", "login", "--server", _mesh.Url, "--fingerprint", _mesh.Fingerprint, "--email", AdminEmail);
-        await _mesh.OpenMagicLinkAsync(AdminEmail);
-        Assert.That(await login.WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.Zero, login.Output);
-        var token = JsonDocument.Parse(await File.ReadAllTextAsync(_cliConfig)).RootElement.EnumerateObject()
-            .First(p => p.Name.Contains("token", StringComparison.OrdinalIgnoreCase)).Value.GetString()!;
+        var token = await _mesh.SignInWithCliAsync(_cliConfig, AdminEmail);
         _channel = _mesh.Channel(token);
     }
 

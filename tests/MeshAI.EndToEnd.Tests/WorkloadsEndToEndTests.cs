@@ -48,11 +48,7 @@ public sealed partial class WorkloadsEndToEndTests
         _chatServer = SseChatServer.Start(["Hello", ",", " this", " is", " a", " streamed", " answer", " from", " the", " mesh", "."], TimeSpan.FromMilliseconds(200));
         _mesh = await LocalMesh.StartAsync(new LocalMeshOptions { HeartbeatGraceSeconds = 10 });
         _cliConfig = Path.Combine(_mesh.DataDirectory, "cli.json");
-        var login = _mesh.StartCli(_cliConfig, "auth", "login", "--server", _mesh.Url, "--fingerprint", _mesh.Fingerprint, "--email", AdminEmail);
-        await _mesh.OpenMagicLinkAsync(AdminEmail);
-        Assert.That(await login.WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.Zero, login.Output);
-        var token = JsonDocument.Parse(await File.ReadAllTextAsync(_cliConfig)).RootElement.EnumerateObject()
-            .First(p => p.Name.Contains("token", StringComparison.OrdinalIgnoreCase)).Value.GetString()!;
+        var token = await _mesh.SignInWithCliAsync(_cliConfig, AdminEmail);
         _channel = _mesh.Channel(token);
         _networkId = (await CliJsonAsync("net", "create", "Workloads Mesh")).GetProperty("networkId").GetString()!;
         _desktop = await _mesh.StartAgentAsync(await JoinLinkAsync(), "desktop", ["--chat-openai-url", _chatServer.Url, "--chat-openai-model", "fake-sse"], null);

@@ -157,6 +157,25 @@ public sealed partial class LocalMesh : IAsyncDisposable
         throw new TimeoutException("device login was not approved within 30 s");
     }
 
+    /// <summary>
+    /// Signs in through the real meshnet CLI (device-code login, approved by opening the magic link from the outbox)
+    /// with the given CLI config file; returns the session token the CLI saved there.
+    /// </summary>
+    public async Task<string> SignInWithCliAsync(string cliConfig, string email, CancellationToken cancellationToken = default)
+    {
+        var login = StartCli(cliConfig, "auth", "login", "--server", Url, "--fingerprint", Fingerprint, "--email", email);
+        await OpenMagicLinkAsync(email, cancellationToken);
+        var exit = await login.WaitForExitAsync(TimeSpan.FromSeconds(60), cancellationToken);
+        if (exit != 0)
+        {
+            throw new InvalidOperationException($"meshnet auth login exited with {exit}:\n{login.Output}");
+        }
+
+        using var config = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(cliConfig, cancellationToken));
+        return config.RootElement.EnumerateObject()
+            .First(p => p.Name.Contains("token", StringComparison.OrdinalIgnoreCase)).Value.GetString()!;
+    }
+
     /// <summary>Finds the newest magic-link mail for the address in the outbox and opens its link (HTTP GET, pinned TLS).</summary>
     public async Task OpenMagicLinkAsync(string email, CancellationToken cancellationToken = default)
     {

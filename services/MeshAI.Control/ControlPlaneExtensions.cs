@@ -5,6 +5,7 @@ using MeshAI.Control.Identity;
 using MeshAI.Control.Jobs;
 using MeshAI.Control.Ledger;
 using MeshAI.Control.Networks;
+using MeshAI.Control.Rpc;
 using MeshAI.Control.Scheduling;
 using MeshAI.Control.Security;
 using MeshAI.Control.Storage;
@@ -93,6 +94,7 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<ModelRepository>();
         services.TryAddSingleton<Models.ModelCatalog>();
         services.AddSecurity(configuration);
+        services.AddRpcLayer(configuration);
 
         services.AddGrpc();
         return services;

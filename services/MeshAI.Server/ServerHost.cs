@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using Grpc.AspNetCore.Web;
 using MeshAI.Common.Transport;
 using MeshAI.Control;
+using MeshAI.Control.Rpc;
 using MeshAI.Relay;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -58,9 +59,11 @@ public static class ServerHost
         });
         builder.Services.AddControlPlane(builder.Configuration);
         builder.Services.AddRelay(builder.Configuration);
+        builder.Services.AddRequestDecodingErrors(); // after the last AddGrpc
 
         var app = builder.Build();
         app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
+        app.UseRequestSizeLimit(MaxGrpcMessageBytes);
         app.MapControlPlane();
         app.MapRelay();
         app.MapGet("/healthz", () => "ok");

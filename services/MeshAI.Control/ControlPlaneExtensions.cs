@@ -46,8 +46,10 @@ public static class ControlPlaneExtensions
                 return new PostgresDialect(o.PostgresConnectionString!);
             }
 
-            Directory.CreateDirectory(o.DataDir);
-            return new SqliteDialect(Path.Combine(o.DataDir, "meshai.db"));
+            // The database file is created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+            var path = Path.Combine(MeshAI.Common.PrivateFiles.CreateDirectory(o.DataDir), "meshai.db");
+            MeshAI.Common.PrivateFiles.EnsureFile(path);
+            return new SqliteDialect(path);
         });
         services.TryAddSingleton(sp => MasterKey.LoadOrCreate(Path.Combine(sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value.DataDir, "master.key")));
         services.TryAddSingleton<Database>();
@@ -85,6 +87,7 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<PolicyRepository>();
         services.TryAddSingleton<PolicyStore>();
         services.TryAddSingleton<NetworkSettingsEditor>();
+        services.TryAddSingleton<NetworkSettingsRules>();
         services.TryAddSingleton<JobPlanner>();
         services.TryAddSingleton<JobWatchHub>();
         services.TryAddSingleton<JobRunner>();

@@ -185,11 +185,14 @@ public static class ErrorReasons
     /// <summary>RESOURCE_EXHAUSTED: the network relayed the free tier's bytes this month.</summary>
     public const string FreeTierRelayBandwidth = "FREE_TIER_RELAY_BANDWIDTH";
 
-    /// <summary>Resource types that NOT_FOUND / ALREADY_EXISTS name (their reasons are derived from these).</summary>
+    /// <summary>Resource types NOT_FOUND names (its reasons are derived from these).</summary>
     public static readonly IReadOnlyList<string> ResourceTypes =
     [
         "network", "member", "invite", "device", "device_login", "device_pairing", "session", "api_key", "job", "model_manifest",
     ];
+
+    /// <summary>Resource types ALREADY_EXISTS names (a client picks their names).</summary>
+    public static readonly IReadOnlyList<string> NamedResourceTypes = ["model_manifest"];
 
     /// <summary>NOT_FOUND reason of a resource type: "model manifest" → MODEL_MANIFEST_NOT_FOUND.</summary>
     public static string NotFound(string resourceType) => Upper(resourceType) + "_NOT_FOUND";
@@ -202,7 +205,7 @@ public static class ErrorReasons
         .Where(f => f.IsLiteral && f.FieldType == typeof(string))
         .Select(f => (string)f.GetRawConstantValue()!)
         .Concat(ResourceTypes.Select(NotFound))
-        .Concat(ResourceTypes.Select(AlreadyExists))
+        .Concat(NamedResourceTypes.Select(AlreadyExists))
         .ToHashSet(StringComparer.Ordinal);
 
     private static string Upper(string resourceType) =>

@@ -4,6 +4,7 @@ using MeshAI.Bench;
 
 // dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes]
 // dotnet run -c Release --project bench/MeshAI.Bench -- micro [BenchmarkDotNet args]
+// dotnet run -c Release --project bench/MeshAI.Bench -- chaos [jobs] [agents] [killEverySeconds] [sqlite|postgres] [report.json]
 var mode = args.Length > 0 ? args[0] : "load";
 if (mode == "micro")
 {
@@ -17,5 +18,16 @@ if (mode == "load")
     return await LoadHarness.RunAsync(jobs: Arg(1, 300), concurrency: Arg(2, 8), payloadBytes: Arg(3, 256));
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args]");
+if (mode == "chaos")
+{
+    string Text(int index, string fallback) => args.Length > index ? args[index] : fallback;
+    return await ChaosHarness.RunAsync(new ChaosOptions(
+        Jobs: int.Parse(Text(1, "1000"), CultureInfo.InvariantCulture),
+        Agents: int.Parse(Text(2, "4"), CultureInfo.InvariantCulture),
+        KillEverySeconds: double.Parse(Text(3, "3"), CultureInfo.InvariantCulture),
+        Store: Text(4, "sqlite"),
+        ReportPath: Text(5, ".artifacts/chaos-report.json")));
+}
+
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report]");
 return 2;

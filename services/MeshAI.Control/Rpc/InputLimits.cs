@@ -68,13 +68,13 @@ public sealed class InputLimits
     [Range(256, 1_048_576)]
     public int CertificateBytes { get; set; } = 4096;
 
-    /// <summary>One inline blob (an OCR image, a WAV chunk) in a job or a result.</summary>
+    /// <summary>One inline blob (an OCR image, a WAV chunk) in a job or a result: the 16 MiB message limit less room for the rest of the message.</summary>
     [Range(1024, int.MaxValue)]
-    public int BlobBytes { get; set; } = 12 * 1024 * 1024;
+    public int BlobBytes { get; set; } = 15 * 1024 * 1024;
 
-    /// <summary>A job's serialized output in a result frame.</summary>
+    /// <summary>A job's serialized output in a result frame (as <see cref="BlobBytes"/>: never tighter than the relay's frame limit needs).</summary>
     [Range(1024, int.MaxValue)]
-    public int ResultBytes { get; set; } = 12 * 1024 * 1024;
+    public int ResultBytes { get; set; } = 15 * 1024 * 1024;
 
     /// <summary>One streamed token frame (ciphertext of a few tokens).</summary>
     [Range(64, 1_048_576)]

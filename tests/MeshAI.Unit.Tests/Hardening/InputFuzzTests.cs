@@ -41,7 +41,7 @@ public sealed class InputFuzzTests
         int.TryParse(Environment.GetEnvironmentVariable("MESHAI_FUZZ_SECONDS"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) && s > 0 ? s : null;
 
     private static void Run<T>(Gen<T> gen, Action<T> property, long iterations) =>
-        gen.Sample(property, iter: FuzzSeconds is null ? iterations : -1, time: FuzzSeconds ?? -1, threads: 1);
+        gen.Sample(property, writeLine: TestContext.Out.WriteLine, iter: FuzzSeconds is null ? iterations : -1, time: FuzzSeconds ?? -1, threads: 1);
 
     // ---- the relay frame decoder ----
 

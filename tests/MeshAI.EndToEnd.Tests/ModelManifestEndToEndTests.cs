@@ -175,6 +175,7 @@ public sealed class ModelManifestEndToEndTests
 
         Assert.That(error!.StatusCode, Is.EqualTo(StatusCode.InvalidArgument));
         Assert.That(error.Status.Detail, Does.Contain("no-such-model").And.Contain(ProvisionedModels.MiniLm).And.Contain(ProvisionedModels.ArcticXs));
+        Assert.That(error.GetRpcStatus()?.GetDetail<Google.Rpc.ErrorInfo>()?.Reason, Is.EqualTo("MODEL_NOT_AVAILABLE"));
         var violation = error.GetRpcStatus()?.GetDetail<Google.Rpc.BadRequest>()?.FieldViolations.Single();
         Assert.That(violation?.Field, Is.EqualTo("envelope.input_manifest.payload"));
 

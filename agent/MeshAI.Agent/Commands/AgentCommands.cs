@@ -308,7 +308,8 @@ public sealed partial class AgentCommands
         var frames = Console.OpenStandardOutput();
         Console.SetOut(Console.Error);
         var settings = WorkloadSettings.FromCommandLine(line, "", "");
-        using var registry = WorkloadRegistry.CreateDefault(settings, _logger);
+        var workload = Enum.GetValues<MeshAI.Contracts.Common.V1.WorkloadClass>().FirstOrDefault(w => Sandbox.WorkerProcess.ClassName(w) == className);
+        using var registry = WorkloadRegistry.CreateDefault(settings, _logger, workload);
         var handler = registry.Handlers.FirstOrDefault(h => Sandbox.WorkerProcess.ClassName(h.Workload) == className);
         if (handler is null)
         {

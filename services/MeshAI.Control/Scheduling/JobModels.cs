@@ -193,14 +193,10 @@ public sealed class PublicModels
         foreach (var row in await manifests.ListLatestAsync(networkId, ct))
         {
             var details = ModelManifestDetails.Parser.ParseFrom(ModelManifest.Parser.ParseFrom(row.Manifest).Details);
-            if (!details.PublicModel || details.Files.Count == 0)
+            if (details.PublicModel && MeshAI.Common.Crypto.ModelManifests.WeightsFile(details) is { } weightsFile)
             {
-                continue;
+                weights[details.Name] = weightsFile.Sha256.ToLowerInvariant();
             }
-
-            var modelFile = details.Parameters.TryGetValue("model_file", out var file) && file.Length > 0 ? file : details.Files[0].Path;
-            var weightsFile = details.Files.FirstOrDefault(f => f.Path == modelFile) ?? details.Files[0];
-            weights[details.Name] = weightsFile.Sha256.ToLowerInvariant();
         }
 
         return new PublicModels(weights);

@@ -233,10 +233,20 @@ public sealed class ModelManifestEndToEndTests
             return envelope;
         }
 
+        // Wait until the device is eligible for a member (first heartbeat processed), so the guest's refusal below is the policy's.
+        var adminJobs = new JobService.JobServiceClient(_channel);
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(60);
+        while (!(await adminJobs.EstimateJobAsync(new EstimateJobRequest { Envelope = PublicJob() })).Eligibility.Single(e => e.DeviceId == agent.DeviceId).Eligible)
+        {
+            Assert.That(DateTimeOffset.UtcNow, Is.LessThan(deadline), "the new agent becomes eligible for a member");
+            await Task.Delay(250);
+        }
+
         var refused = await Assert.ThrowsAsync<RpcException>(async () => await guestJobs.SubmitJobAsync(new SubmitJobRequest { Envelope = PublicJob() }));
         Assert.That(refused!.StatusCode, Is.EqualTo(StatusCode.FailedPrecondition), "the packaged default model is not public until the network says so");
         var explained = await guestJobs.EstimateJobAsync(new EstimateJobRequest { Envelope = PublicJob() });
-        Assert.That(explained.Eligibility.Single(e => e.DeviceId == agent.DeviceId).FailingFilter, Is.EqualTo(EligibilityFilter.PolicyAllows));
+        var verdict = explained.Eligibility.Single(e => e.DeviceId == agent.DeviceId);
+        Assert.That(verdict.FailingFilter, Is.EqualTo(EligibilityFilter.PolicyAllows), verdict.Reason);
 
         var publish = await LocalMesh.RunCliAsync(_cliConfig, ["models", "publish", "--network", _networkId, "--dir", ProvisionedModels.Directory(ProvisionedModels.MiniLm), "--public"]);
         TestContext.Out.WriteLine(publish.StandardOutput + publish.StandardError);

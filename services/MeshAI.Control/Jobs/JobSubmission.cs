@@ -24,7 +24,8 @@ public sealed class JobSubmission(
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
     JobBudget budget,
-    Rpc.RequestBounds bounds)
+    Rpc.RequestBounds bounds,
+    ModelAvailability models)
 {
     private static readonly IReadOnlySet<string> NoExclusions = new HashSet<string>();
 
@@ -125,6 +126,7 @@ public sealed class JobSubmission(
     {
         var (input, timeout) = JobEnvelopeValidator.Validate(envelope, options.Value.Limits, bounds);
         var membership = await access.RequireMemberAsync(caller, envelope!.NetworkId, ct);
+        await models.RequireKnownAsync(envelope, ct); // unknown model: INVALID_ARGUMENT naming the available ones (#14)
         IReadOnlyList<JobChunk>? chunks;
         try
         {

@@ -151,6 +151,7 @@ public static class RequestBoundsTable
             ["meshai.network.v1.PolicyQuery.minute_of_day"] = Range(0, 1439, "minutes since local midnight"),
             ["meshai.network.v1.PolicyQuery.device_battery_percent"] = percent,
             ["meshai.network.v1.PolicyQuery.device_thermal_level"] = thermal,
+            ["meshai.network.v1.PolicyQuery.model"] = name,
 
             // ---- devices ----
             ["meshai.device.v1.CreateJoinTokenRequest.network_id"] = id,
@@ -175,6 +176,11 @@ public static class RequestBoundsTable
             ["meshai.device.v1.CapabilityReport.workloads"] = list,
             ["meshai.device.v1.CapabilityReport.lan_addresses"] = Chars(64, "a CIDR address").Times(l.ListItems, I + "ListItems"),
             ["meshai.device.v1.CapabilityReport.thermal_millicelsius"] = Range(-100_000, 300_000, "milli-degrees C"),
+            ["meshai.device.v1.CapabilityReport.models"] = list,
+            ["meshai.device.v1.InstalledModel.name"] = name,
+            ["meshai.device.v1.InstalledModel.version"] = name,
+            ["meshai.device.v1.InstalledModel.sha256"] = hash,
+            ["meshai.device.v1.InstalledModel.dimension"] = Range(0, 1 << 20, "embedding dimensions"),
             ["meshai.device.v1.BatteryState.percent"] = percent,
             ["meshai.device.v1.StartDevicePairingRequest.device_name"] = name,
             ["meshai.device.v1.StartDevicePairingRequest.installation_id"] = id,
@@ -214,6 +220,7 @@ public static class RequestBoundsTable
             ["meshai.job.v1.ResourceRequest.min_ram_mb"] = ramMb,
             ["meshai.job.v1.ResourceRequest.max_latency_ms"] = latencyMs,
             ["meshai.job.v1.ResourceRequest.requires_pinned_device_ids_optional"] = id.Times(l.ListItems, I + "ListItems"),
+            ["meshai.job.v1.ResourceRequest.model"] = name,
             ["meshai.job.v1.SubmitterSignature.public_key"] = key,
             ["meshai.job.v1.SubmitterSignature.signature"] = key,
             ["meshai.job.v1.PayloadEncryption.payload_nonce"] = key,

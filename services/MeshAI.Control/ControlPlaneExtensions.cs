@@ -86,8 +86,12 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<NetworkSettingsEditor>();
         services.TryAddSingleton<JobPlanner>();
         services.TryAddSingleton<JobWatchHub>();
+        services.TryAddSingleton<JobSettler>();
+        services.TryAddSingleton<Jobs.Execution.JobPlacer>();
+        services.TryAddSingleton<Jobs.Execution.JobPlaneServices>();
         services.TryAddSingleton<JobRunner>();
         services.TryAddSingleton<IJobEventSink>(sp => sp.GetRequiredService<JobRunner>());
+        services.AddHostedService<JobLeaseService>();
         services.TryAddSingleton<JobSubmission>();
         services.TryAddSingleton<JobQueries>();
         services.TryAddSingleton<ModelRepository>();

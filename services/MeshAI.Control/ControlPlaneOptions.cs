@@ -22,6 +22,12 @@ public sealed class ControlPlaneOptions
     /// <summary>Overrides the public URL reported to devices and written into links (otherwise the host sets it at start).</summary>
     public string? PublicUrl { get; set; }
 
+    /// <summary>Relay addresses given to registering devices (comma separated; scale-out: every relay instance). Empty: the public URL.</summary>
+    public string RelayUrls { get; set; } = "";
+
+    /// <summary><see cref="RelayUrls"/> as a list.</summary>
+    public IReadOnlyList<string> RelayUrlList => RelayUrls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
     /// <summary>Outgoing mail for magic links; when SmtpHost is empty, links go to the outbox folder.</summary>
     public SmtpOptions Smtp { get; set; } = new();
 
@@ -63,6 +69,13 @@ public sealed class JobPlaneOptions
     /// </summary>
     [Range(0, 600_000)]
     public int ReconnectGraceMs { get; set; } = 3_000;
+
+    /// <summary>
+    /// For a resumed job (restart, claimed lease) whose device is not connected yet: how long to wait for it — every agent
+    /// reconnects after a restart, with backoff — before retrying elsewhere.
+    /// </summary>
+    [Range(0, 600_000)]
+    public int ResumeGraceMs { get; set; } = 20_000;
 
     /// <summary>How long an offer may go unanswered (no accept or decline: lost on a dead relay) before the attempt is retried.</summary>
     [Range(100, 600_000)]

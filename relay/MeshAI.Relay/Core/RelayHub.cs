@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using MeshAI.Common.Errors;
@@ -94,8 +95,16 @@ public sealed partial class RelayHub : IJobDispatcher
         ArgumentNullException.ThrowIfNull(requests);
         ArgumentNullException.ThrowIfNull(responses);
 
-        var (identity, capabilities) = await AuthenticateAsync(requests, responses, cancellationToken);
+        var (identity, hello) = await AuthenticateAsync(requests, responses, cancellationToken);
+        var capabilities = hello.Capabilities ?? new Contracts.Device.V1.CapabilityReport();
+        var protocol = Math.Clamp(hello.ProtocolVersion, 1, RelayOptions.ProtocolVersion);
         var connection = new DeviceConnection(identity, _options.MaxOutboundQueue, _options.MaxOpenJobsPerDevice);
+        IReadOnlyCollection<HeldAttempt>? held = protocol >= 2 ? hello.HeldAttempts : null;
+        foreach (var attempt in held ?? [])
+        {
+            connection.TryResume(new DeviceConnection.JobKey(attempt.JobId, attempt.Attempt, attempt.ChunkId));
+        }
+
         DeviceConnection? previous = null;
         _connections.AddOrUpdate(identity.DeviceId, connection, (_, old) =>
         {
@@ -114,22 +123,29 @@ public sealed partial class RelayHub : IJobDispatcher
                 RelayId = _options.RelayId,
                 HeartbeatIntervalMs = _options.HeartbeatIntervalMs,
                 GraceMs = _options.HeartbeatGraceSeconds * 1000,
+                ProtocolVersion = protocol,
+                RelayUrls = { _options.PublicUrlList },
             },
         });
+        await Forward(identity, "connected", () => _sink.OnConnectedAsync(identity, held, cancellationToken));
 
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var uplink = new Uplink(_options.MaxPendingTerminalFrames);
         var writer = connection.RunWriterAsync((frame, ct) => responses.WriteAsync(frame, ct), streamCts.Token);
-        var reader = ReadLoopAsync(connection, requests, streamCts.Token);
+        var reader = ReadLoopAsync(connection, requests, uplink, streamCts.Token);
+        var forwarder = ForwardAsync(connection, uplink, streamCts.Token);
         try
         {
-            await Task.WhenAny(writer, reader);
+            await Task.WhenAny(writer, reader, forwarder);
         }
         finally
         {
             connection.Close();
+            uplink.Frames.Writer.TryComplete();
             await streamCts.CancelAsync();
             await Settle(writer);
             await Settle(reader);
+            await Settle(forwarder);
             var stillCurrent = _connections.TryRemove(new KeyValuePair<string, DeviceConnection>(identity.DeviceId, connection));
             if (stillCurrent)
             {
@@ -153,7 +169,7 @@ public sealed partial class RelayHub : IJobDispatcher
         }
     }
 
-    private async Task<(DeviceIdentity Identity, Contracts.Device.V1.CapabilityReport Capabilities)> AuthenticateAsync(
+    private async Task<(DeviceIdentity Identity, AgentHello Hello)> AuthenticateAsync(
         IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses, CancellationToken cancellationToken)
     {
         using var authCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -185,7 +201,7 @@ public sealed partial class RelayHub : IJobDispatcher
                 throw await RefuseAsync(responses, "challenge signature invalid", StatusCode.Unauthenticated, cancellationToken);
             }
 
-            return (identity, hello.Capabilities ?? new Contracts.Device.V1.CapabilityReport());
+            return (identity, hello);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -209,13 +225,44 @@ public sealed partial class RelayHub : IJobDispatcher
         return code == StatusCode.PermissionDenied ? RpcErrors.PermissionDenied(reason) : RpcErrors.Unauthenticated(reason);
     }
 
-    private async Task ReadLoopAsync(DeviceConnection connection, IAsyncStreamReader<ConnectRequest> requests, CancellationToken cancellationToken)
+    /// <summary>A frame on its way to control. Terminal ones are retried until handled, then acknowledged (protocol 2).</summary>
+    private sealed record Uplinked(string Kind, bool Terminal, long Sequence, Func<CancellationToken, Task> Forward);
+
+    /// <summary>
+    /// The ordered path of one stream's job frames to control. While a terminal frame is being retried (its owner is gone)
+    /// stream frames that do not fit are dropped (they are soft) so heartbeats keep being read; otherwise everything waits
+    /// for room (back-pressure up to the agent, nothing dropped).
+    /// </summary>
+    private sealed class Uplink(int capacity)
+    {
+        public Channel<Uplinked> Frames { get; } = Channel.CreateBounded<Uplinked>(new BoundedChannelOptions(capacity) { SingleReader = true, SingleWriter = true });
+
+        public volatile bool Retrying;
+
+        public ValueTask TerminalAsync(string kind, long sequence, Func<CancellationToken, Task> forward, CancellationToken ct) =>
+            Frames.Writer.WriteAsync(new Uplinked(kind, true, sequence, forward), ct);
+
+        public ValueTask StreamAsync(string kind, Func<CancellationToken, Task> forward, CancellationToken ct)
+        {
+            var frame = new Uplinked(kind, false, 0, forward);
+            if (Retrying)
+            {
+                Frames.Writer.TryWrite(frame);
+                return ValueTask.CompletedTask;
+            }
+
+            return Frames.Writer.WriteAsync(frame, ct);
+        }
+    }
+
+    private async Task ReadLoopAsync(DeviceConnection connection, IAsyncStreamReader<ConnectRequest> requests, Uplink uplink, CancellationToken cancellationToken)
     {
         var device = connection.Identity;
         while (await requests.MoveNext(cancellationToken))
         {
             var frame = requests.Current;
             var size = frame.CalculateSize();
+            var sequence = frame.Sequence;
             switch (frame.FrameCase)
             {
                 case ConnectRequest.FrameOneofCase.Heartbeat:
@@ -225,7 +272,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var accept = frame.JobAccept;
                     if (Track(connection, accept.JobId, accept.Attempt, accept.ChunkId, size, close: false, out _))
                     {
-                        await Forward(device, "accept", () => _sink.OnAcceptedAsync(device, accept, cancellationToken));
+                        await uplink.TerminalAsync("accept", sequence, ct => _sink.OnAcceptedAsync(device, accept, ct), cancellationToken);
                     }
 
                     break;
@@ -233,7 +280,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var decline = frame.JobDecline;
                     if (Track(connection, decline.JobId, decline.Attempt, decline.ChunkId, size, close: true, out _))
                     {
-                        await Forward(device, "decline", () => _sink.OnDeclinedAsync(device, decline, cancellationToken));
+                        await uplink.TerminalAsync("decline", sequence, ct => _sink.OnDeclinedAsync(device, decline, ct), cancellationToken);
                     }
 
                     break;
@@ -241,7 +288,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var progress = frame.JobProgress;
                     if (Track(connection, progress.JobId, progress.Attempt, progress.ChunkId, size, close: false, out _))
                     {
-                        await Forward(device, "progress", () => _sink.OnProgressAsync(device, progress, cancellationToken));
+                        await uplink.StreamAsync("progress", ct => Forward(device, "progress", () => _sink.OnProgressAsync(device, progress, ct)), cancellationToken);
                     }
 
                     break;
@@ -249,7 +296,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var token = frame.JobToken;
                     if (Track(connection, token.JobId, token.Attempt, null, size, close: false, out _))
                     {
-                        await Forward(device, "token", () => _sink.OnTokenAsync(device, token, cancellationToken));
+                        await uplink.StreamAsync("token", ct => Forward(device, "token", () => _sink.OnTokenAsync(device, token, ct)), cancellationToken);
                     }
 
                     break;
@@ -257,7 +304,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var log = frame.JobLog;
                     if (Track(connection, log.JobId, log.Attempt, null, size, close: false, out _))
                     {
-                        await Forward(device, "log", () => _sink.OnLogAsync(device, log, cancellationToken));
+                        await uplink.StreamAsync("log", ct => Forward(device, "log", () => _sink.OnLogAsync(device, log, ct)), cancellationToken);
                     }
 
                     break;
@@ -265,7 +312,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var result = frame.JobResult;
                     if (Track(connection, result.JobId, result.Attempt, result.ChunkId, size, close: true, out var resultBytes))
                     {
-                        await Forward(device, "result", () => _sink.OnResultAsync(device, result, resultBytes, cancellationToken));
+                        await uplink.TerminalAsync("result", sequence, ct => _sink.OnResultAsync(device, result, resultBytes, ct), cancellationToken);
                     }
 
                     break;
@@ -273,13 +320,53 @@ public sealed partial class RelayHub : IJobDispatcher
                     var failure = frame.JobFailure;
                     if (Track(connection, failure.JobId, failure.Attempt, failure.ChunkId, size, close: true, out var failureBytes))
                     {
-                        await Forward(device, "failure", () => _sink.OnFailureAsync(device, failure, failureBytes, cancellationToken));
+                        await uplink.TerminalAsync("failure", sequence, ct => _sink.OnFailureAsync(device, failure, failureBytes, ct), cancellationToken);
                     }
 
                     break;
                 default:
                     LogUnexpectedFrame(device.DeviceId, frame.FrameCase.ToString());
                     break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Forwards a stream's job frames in arrival order. A terminal frame control did not handle (its owner is gone, the store
+    /// is down) is retried with backoff while the stream lives — never dropped — and acknowledged to the agent (FrameAck) only
+    /// once handled, so an agent whose stream ends first re-sends it on its next stream, to whichever relay it reaches.
+    /// </summary>
+    private async Task ForwardAsync(DeviceConnection connection, Uplink uplink, CancellationToken cancellationToken)
+    {
+        await foreach (var frame in uplink.Frames.Reader.ReadAllAsync(cancellationToken))
+        {
+            if (!frame.Terminal)
+            {
+                await frame.Forward(cancellationToken);
+                continue;
+            }
+
+            var delay = TimeSpan.FromMilliseconds(50);
+            while (true)
+            {
+                try
+                {
+                    await frame.Forward(cancellationToken);
+                    uplink.Retrying = false;
+                    break;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                {
+                    uplink.Retrying = true;
+                    LogForwardRetry(connection.Identity.DeviceId, frame.Kind, ex.Message, delay.TotalMilliseconds);
+                    await Task.Delay(delay, _time, cancellationToken);
+                    delay = TimeSpan.FromMilliseconds(Math.Min(_options.ForwardRetryMaxMs, delay.TotalMilliseconds * 2));
+                }
+            }
+
+            if (frame.Sequence > 0)
+            {
+                await connection.SendAsync(new ConnectResponse { FrameAck = new FrameAck { Sequence = frame.Sequence } }, cancellationToken);
             }
         }
     }
@@ -365,6 +452,9 @@ public sealed partial class RelayHub : IJobDispatcher
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Device {DeviceId} sent an unexpected {Frame} frame; ignored")]
     private partial void LogUnexpectedFrame(string deviceId, string frame);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Device {DeviceId}: {Kind} not handled yet ({Error}); retrying in {DelayMs} ms")]
+    private partial void LogForwardRetry(string deviceId, string kind, string error, double delayMs);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Job event sink failed on {What} from device {DeviceId}")]
     private partial void LogSinkFailed(Exception exception, string deviceId, string what);

@@ -50,9 +50,6 @@ public interface IJobEventSink
     Task OnConnectedAsync(DeviceIdentity device, IReadOnlyCollection<HeldAttempt>? held, CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
-/// <summary>A job attempt an agent still runs, or holds an unacknowledged result of, when it (re)connects.</summary>
-public readonly record struct HeldAttempt(string JobId, int Attempt, string ChunkId);
-
 /// <summary>Implemented by the relay; the control plane hands offers and cancellations to the device's live stream.</summary>
 public interface IJobDispatcher
 {

@@ -188,7 +188,7 @@ internal sealed class ChunkedJobStrategy(IReadOnlyList<JobChunk> chunks) : Place
                 job.S.Placer.Arm(job, placement, TimeSpan.FromMilliseconds(a.StartTimeMs + job.TimeoutMs - job.NowMs));
                 if (!job.S.IsOnline(a.DeviceId))
                 {
-                    job.Post(new DeviceDisconnected(a.DeviceId));
+                    placement.GraceTimer = job.Schedule(TimeSpan.FromMilliseconds(job.S.Options.ResumeGraceMs), new ReconnectGraceOver(a.Attempt));
                 }
             }
         }

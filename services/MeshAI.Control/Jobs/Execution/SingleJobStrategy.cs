@@ -148,7 +148,7 @@ internal sealed class SingleJobStrategy : PlacementStrategy
             // Its device may be reconnecting (the relay restarted with us): give it the grace before retrying elsewhere.
             if (!job.S.IsOnline(a.DeviceId))
             {
-                job.Post(new DeviceDisconnected(a.DeviceId));
+                placement.GraceTimer = job.Schedule(TimeSpan.FromMilliseconds(job.S.Options.ResumeGraceMs), new ReconnectGraceOver(a.Attempt));
             }
         }
 

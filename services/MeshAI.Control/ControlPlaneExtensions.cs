@@ -89,9 +89,16 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<JobSettler>();
         services.TryAddSingleton<Jobs.Execution.JobPlacer>();
         services.TryAddSingleton<Jobs.Execution.JobPlaneServices>();
+        services.TryAddSingleton<ControlInstance>();
         services.TryAddSingleton<JobRunner>();
-        services.TryAddSingleton<IJobEventSink>(sp => sp.GetRequiredService<JobRunner>());
-        services.AddHostedService<JobLeaseService>();
+        services.TryAddSingleton<IJobDispatcher, BusJobDispatcher>();
+        services.TryAddSingleton<ControlBusEndpoint>();
+        // A relay-only process uses the store for device authentication but runs no jobs.
+        if (!string.Equals(configuration["role"], "relay", StringComparison.OrdinalIgnoreCase))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<ControlBusEndpoint>());
+            services.AddHostedService<JobLeaseService>();
+        }
         services.TryAddSingleton<JobSubmission>();
         services.TryAddSingleton<JobQueries>();
         services.TryAddSingleton<ModelRepository>();

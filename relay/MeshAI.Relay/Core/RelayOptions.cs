@@ -44,6 +44,10 @@ public sealed class RelayOptions
     [Range(10, 600_000)]
     public int ForwardRetryMaxMs { get; set; } = 2_000;
 
+    /// <summary>How long the relay waits for control to handle a terminal frame before it retries it (and asks every control instance).</summary>
+    [Range(100, 600_000)]
+    public int ForwardTimeoutMs { get; set; } = 3_000;
+
     /// <summary>Terminal frames of one stream waiting to be forwarded before the relay stops reading it (back-pressure).</summary>
     [Range(1, 100_000)]
     public int MaxPendingTerminalFrames { get; set; } = 256;

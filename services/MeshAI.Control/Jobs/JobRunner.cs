@@ -20,6 +20,7 @@ namespace MeshAI.Control.Jobs;
 /// claimed ones (restart, dead owner), renews and claims leases, and on shutdown awaits every execution.
 /// </summary>
 public sealed class JobRunner(
+    ControlInstance instance,
     JobPlaneServices services,
     JobRepository jobs,
     NetworkRepository networks,
@@ -33,9 +34,7 @@ public sealed class JobRunner(
     private int _stopped;
 
     /// <summary>This instance's id: the owner written into the job rows it runs.</summary>
-    public string InstanceId { get; } = string.IsNullOrWhiteSpace(options.Value.Jobs.InstanceId)
-        ? $"ctl-{Environment.MachineName}-{Environment.ProcessId}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3))}"
-        : options.Value.Jobs.InstanceId;
+    public string InstanceId => instance.Id;
 
     /// <summary>Jobs running here now.</summary>
     public int RunningCount => _executions.Count;

@@ -218,7 +218,8 @@ public sealed partial class AgentCommands
         // Jobs and unacknowledged results outlive streams: a result finished while the relay was away is re-sent on the next one.
         await using var jobs = new AgentJobs();
         var channels = new Dictionary<string, Grpc.Net.Client.GrpcChannel>(StringComparer.Ordinal);
-        var relayIndex = 0;
+        // Devices start on different relays (a stable spread by device id), then move on in order when theirs dies.
+        var relayIndex = (int)(BitConverter.ToUInt32(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(enrollment.DeviceId)), 0) % 1024);
         var failuresThisRound = 0;
         try
         {

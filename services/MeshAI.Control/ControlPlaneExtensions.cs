@@ -36,6 +36,9 @@ public static class ControlPlaneExtensions
             .ValidateOnStart();
 
         services.TryAddSingleton(TimeProvider.System);
+        // The bus (the host registers Redis for scale-out; AddMeshBus of the relay registers presence over it).
+        services.TryAddSingleton<MeshAI.Common.Bus.IMeshBus>(sp => new MeshAI.Common.Bus.InProcessMeshBus(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(new MeshAI.Common.Bus.BusNames(configuration["Bus:Prefix"] is { Length: > 0 } prefix ? prefix : "meshai:"));
         services.TryAddSingleton<ServerEndpoint>();
         services.TryAddSingleton<ISqlDialect>(sp =>
         {

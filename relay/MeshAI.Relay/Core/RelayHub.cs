@@ -130,22 +130,20 @@ public sealed partial class RelayHub : IJobDispatcher
         await Forward(identity, "connected", () => _sink.OnConnectedAsync(identity, held, cancellationToken));
 
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var uplink = new Uplink(_options.MaxPendingTerminalFrames);
+        using var uplink = new Uplink(_options.MaxPendingTerminalFrames);
         var writer = connection.RunWriterAsync((frame, ct) => responses.WriteAsync(frame, ct), streamCts.Token);
         var reader = ReadLoopAsync(connection, requests, uplink, streamCts.Token);
-        var forwarder = ForwardAsync(connection, uplink, streamCts.Token);
         try
         {
-            await Task.WhenAny(writer, reader, forwarder);
+            await Task.WhenAny(writer, reader);
         }
         finally
         {
             connection.Close();
-            uplink.Frames.Writer.TryComplete();
             await streamCts.CancelAsync();
             await Settle(writer);
             await Settle(reader);
-            await Settle(forwarder);
+            await Settle(uplink.DrainAsync());
             var stillCurrent = _connections.TryRemove(new KeyValuePair<string, DeviceConnection>(identity.DeviceId, connection));
             if (stillCurrent)
             {
@@ -225,35 +223,131 @@ public sealed partial class RelayHub : IJobDispatcher
         return code == StatusCode.PermissionDenied ? RpcErrors.PermissionDenied(reason) : RpcErrors.Unauthenticated(reason);
     }
 
-    /// <summary>A frame on its way to control. Terminal ones are retried until handled, then acknowledged (protocol 2).</summary>
-    private sealed record Uplinked(string Kind, bool Terminal, long Sequence, Func<CancellationToken, Task> Forward);
-
     /// <summary>
-    /// The ordered path of one stream's job frames to control. While a terminal frame is being retried (its owner is gone)
-    /// stream frames that do not fit are dropped (they are soft) so heartbeats keep being read; otherwise everything waits
-    /// for room (back-pressure up to the agent, nothing dropped).
+    /// The path of one stream's job frames to control: one ordered lane per job (a job's tokens, then its result, in the
+    /// order the agent sent them), lanes of different jobs independent — a job whose owner is gone (its terminal frame being
+    /// retried) does not hold up the device's other jobs. At most <c>capacity</c> frames are in flight; the read loop waits
+    /// for room (back-pressure up to the agent), except that stream frames of a job whose terminal frame is being retried
+    /// are dropped (they are soft) so heartbeats keep being read.
     /// </summary>
-    private sealed class Uplink(int capacity)
+    private sealed class Uplink(int capacity) : IDisposable
     {
-        public Channel<Uplinked> Frames { get; } = Channel.CreateBounded<Uplinked>(new BoundedChannelOptions(capacity) { SingleReader = true, SingleWriter = true });
+        private readonly Dictionary<string, Task> _lanes = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _retrying = new(StringComparer.Ordinal);
+        private readonly Lock _gate = new();
+        private readonly SemaphoreSlim _room = new(capacity, capacity);
 
-        public volatile bool Retrying;
-
-        public ValueTask TerminalAsync(string kind, long sequence, Func<CancellationToken, Task> forward, CancellationToken ct) =>
-            Frames.Writer.WriteAsync(new Uplinked(kind, true, sequence, forward), ct);
-
-        public ValueTask StreamAsync(string kind, Func<CancellationToken, Task> forward, CancellationToken ct)
+        public async ValueTask EnqueueAsync(string jobId, bool terminal, Func<Task> forward, CancellationToken ct)
         {
-            var frame = new Uplinked(kind, false, 0, forward);
-            if (Retrying)
+            if (!terminal && IsRetrying(jobId))
             {
-                Frames.Writer.TryWrite(frame);
-                return ValueTask.CompletedTask;
+                return;
             }
 
-            return Frames.Writer.WriteAsync(frame, ct);
+            await _room.WaitAsync(ct);
+            lock (_gate)
+            {
+                var lane = Chain(_lanes.GetValueOrDefault(jobId) ?? Task.CompletedTask, forward);
+                _lanes[jobId] = lane;
+                _ = lane.ContinueWith(done => Forget(jobId, done), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+
+        public bool IsRetrying(string jobId)
+        {
+            lock (_gate)
+            {
+                return _retrying.Contains(jobId);
+            }
+        }
+
+        public void SetRetrying(string jobId, bool retrying)
+        {
+            lock (_gate)
+            {
+                if (retrying)
+                {
+                    _retrying.Add(jobId);
+                }
+                else
+                {
+                    _retrying.Remove(jobId);
+                }
+            }
+        }
+
+        public void Dispose() => _room.Dispose();
+
+        public Task DrainAsync()
+        {
+            lock (_gate)
+            {
+                return Task.WhenAll(_lanes.Values);
+            }
+        }
+
+        private async Task Chain(Task previous, Func<Task> forward)
+        {
+            try
+            {
+                await previous;
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException or RpcException)
+            {
+                // the earlier frame's failure was its own; this one still goes
+            }
+
+            try
+            {
+                await forward();
+            }
+            finally
+            {
+                _room.Release();
+            }
+        }
+
+        private void Forget(string jobId, Task done)
+        {
+            lock (_gate)
+            {
+                if (_lanes.TryGetValue(jobId, out var current) && current == done)
+                {
+                    _lanes.Remove(jobId);
+                }
+            }
         }
     }
+
+    private ValueTask TerminalAsync(DeviceConnection connection, Uplink uplink, string jobId, string kind, long sequence, Func<CancellationToken, Task> forward, CancellationToken ct) =>
+        uplink.EnqueueAsync(jobId, terminal: true, async () =>
+        {
+            var delay = TimeSpan.FromMilliseconds(50);
+            while (true)
+            {
+                try
+                {
+                    await forward(ct);
+                    uplink.SetRetrying(jobId, false);
+                    break;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    uplink.SetRetrying(jobId, true);
+                    LogForwardRetry(connection.Identity.DeviceId, kind, ex.Message, delay.TotalMilliseconds);
+                    await Task.Delay(delay, _time, ct);
+                    delay = TimeSpan.FromMilliseconds(Math.Min(_options.ForwardRetryMaxMs, delay.TotalMilliseconds * 2));
+                }
+            }
+
+            if (sequence > 0)
+            {
+                await connection.SendAsync(new ConnectResponse { FrameAck = new FrameAck { Sequence = sequence } }, ct);
+            }
+        }, ct);
+
+    private static ValueTask StreamAsync(Uplink uplink, string jobId, Func<CancellationToken, Task> forward, CancellationToken ct) =>
+        uplink.EnqueueAsync(jobId, terminal: false, () => forward(ct), ct);
 
     private async Task ReadLoopAsync(DeviceConnection connection, IAsyncStreamReader<ConnectRequest> requests, Uplink uplink, CancellationToken cancellationToken)
     {
@@ -272,7 +366,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var accept = frame.JobAccept;
                     if (Track(connection, accept.JobId, accept.Attempt, accept.ChunkId, size, close: false, out _))
                     {
-                        await uplink.TerminalAsync("accept", sequence, ct => _sink.OnAcceptedAsync(device, accept, ct), cancellationToken);
+                        await TerminalAsync(connection, uplink, accept.JobId, "accept", sequence, ct => _sink.OnAcceptedAsync(device, accept, ct), cancellationToken);
                     }
 
                     break;
@@ -280,7 +374,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var decline = frame.JobDecline;
                     if (Track(connection, decline.JobId, decline.Attempt, decline.ChunkId, size, close: true, out _))
                     {
-                        await uplink.TerminalAsync("decline", sequence, ct => _sink.OnDeclinedAsync(device, decline, ct), cancellationToken);
+                        await TerminalAsync(connection, uplink, decline.JobId, "decline", sequence, ct => _sink.OnDeclinedAsync(device, decline, ct), cancellationToken);
                     }
 
                     break;
@@ -288,7 +382,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var progress = frame.JobProgress;
                     if (Track(connection, progress.JobId, progress.Attempt, progress.ChunkId, size, close: false, out _))
                     {
-                        await uplink.StreamAsync("progress", ct => Forward(device, "progress", () => _sink.OnProgressAsync(device, progress, ct)), cancellationToken);
+                        await StreamAsync(uplink, progress.JobId, ct => Forward(device, "progress", () => _sink.OnProgressAsync(device, progress, ct)), cancellationToken);
                     }
 
                     break;
@@ -296,7 +390,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var token = frame.JobToken;
                     if (Track(connection, token.JobId, token.Attempt, null, size, close: false, out _))
                     {
-                        await uplink.StreamAsync("token", ct => Forward(device, "token", () => _sink.OnTokenAsync(device, token, ct)), cancellationToken);
+                        await StreamAsync(uplink, token.JobId, ct => Forward(device, "token", () => _sink.OnTokenAsync(device, token, ct)), cancellationToken);
                     }
 
                     break;
@@ -304,7 +398,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var log = frame.JobLog;
                     if (Track(connection, log.JobId, log.Attempt, null, size, close: false, out _))
                     {
-                        await uplink.StreamAsync("log", ct => Forward(device, "log", () => _sink.OnLogAsync(device, log, ct)), cancellationToken);
+                        await StreamAsync(uplink, log.JobId, ct => Forward(device, "log", () => _sink.OnLogAsync(device, log, ct)), cancellationToken);
                     }
 
                     break;
@@ -312,7 +406,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var result = frame.JobResult;
                     if (Track(connection, result.JobId, result.Attempt, result.ChunkId, size, close: true, out var resultBytes))
                     {
-                        await uplink.TerminalAsync("result", sequence, ct => _sink.OnResultAsync(device, result, resultBytes, ct), cancellationToken);
+                        await TerminalAsync(connection, uplink, result.JobId, "result", sequence, ct => _sink.OnResultAsync(device, result, resultBytes, ct), cancellationToken);
                     }
 
                     break;
@@ -320,53 +414,13 @@ public sealed partial class RelayHub : IJobDispatcher
                     var failure = frame.JobFailure;
                     if (Track(connection, failure.JobId, failure.Attempt, failure.ChunkId, size, close: true, out var failureBytes))
                     {
-                        await uplink.TerminalAsync("failure", sequence, ct => _sink.OnFailureAsync(device, failure, failureBytes, ct), cancellationToken);
+                        await TerminalAsync(connection, uplink, failure.JobId, "failure", sequence, ct => _sink.OnFailureAsync(device, failure, failureBytes, ct), cancellationToken);
                     }
 
                     break;
                 default:
                     LogUnexpectedFrame(device.DeviceId, frame.FrameCase.ToString());
                     break;
-            }
-        }
-    }
-
-    /// <summary>
-    /// Forwards a stream's job frames in arrival order. A terminal frame control did not handle (its owner is gone, the store
-    /// is down) is retried with backoff while the stream lives — never dropped — and acknowledged to the agent (FrameAck) only
-    /// once handled, so an agent whose stream ends first re-sends it on its next stream, to whichever relay it reaches.
-    /// </summary>
-    private async Task ForwardAsync(DeviceConnection connection, Uplink uplink, CancellationToken cancellationToken)
-    {
-        await foreach (var frame in uplink.Frames.Reader.ReadAllAsync(cancellationToken))
-        {
-            if (!frame.Terminal)
-            {
-                await frame.Forward(cancellationToken);
-                continue;
-            }
-
-            var delay = TimeSpan.FromMilliseconds(50);
-            while (true)
-            {
-                try
-                {
-                    await frame.Forward(cancellationToken);
-                    uplink.Retrying = false;
-                    break;
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-                {
-                    uplink.Retrying = true;
-                    LogForwardRetry(connection.Identity.DeviceId, frame.Kind, ex.Message, delay.TotalMilliseconds);
-                    await Task.Delay(delay, _time, cancellationToken);
-                    delay = TimeSpan.FromMilliseconds(Math.Min(_options.ForwardRetryMaxMs, delay.TotalMilliseconds * 2));
-                }
-            }
-
-            if (frame.Sequence > 0)
-            {
-                await connection.SendAsync(new ConnectResponse { FrameAck = new FrameAck { Sequence = frame.Sequence } }, cancellationToken);
             }
         }
     }

@@ -62,6 +62,7 @@ public sealed class BusJobDispatcher(IMeshBus bus, BusNames names, IPresenceDire
 public sealed partial class ControlBusEndpoint(IMeshBus bus, BusNames names, ControlInstance instance, JobRunner runner, ILogger<ControlBusEndpoint> logger) : IHostedService, IAsyncDisposable
 {
     private readonly List<IAsyncDisposable> _subscriptions = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Task, byte> _inFlight = new();
 
     /// <inheritdoc />
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -80,6 +81,8 @@ public sealed partial class ControlBusEndpoint(IMeshBus bus, BusNames names, Con
         {
             await subscription.DisposeAsync();
         }
+
+        await Task.WhenAll(_inFlight.Keys);
     }
 
     private async Task OnMessageAsync(byte[] message, bool direct)
@@ -106,19 +109,35 @@ public sealed partial class ControlBusEndpoint(IMeshBus bus, BusNames names, Con
     {
         var device = BusMessages.FromRef(report.Device);
         var ct = CancellationToken.None;
+        // Posting into the job's mailbox happens here, in bus order; waiting for the job to handle it does not hold up the
+        // reports of other jobs behind it.
+        var handling = report.FrameCase switch
+        {
+            JobReport.FrameOneofCase.Accept => runner.OnAcceptedAsync(device, report.Accept, ct),
+            JobReport.FrameOneofCase.Decline => runner.OnDeclinedAsync(device, report.Decline, ct),
+            JobReport.FrameOneofCase.Progress => runner.OnProgressAsync(device, report.Progress, ct),
+            JobReport.FrameOneofCase.Token => runner.OnTokenAsync(device, report.Token, ct),
+            JobReport.FrameOneofCase.Log => runner.OnLogAsync(device, report.Log, ct),
+            JobReport.FrameOneofCase.Result => runner.OnResultAsync(device, report.Result, report.RelayBytes, ct),
+            JobReport.FrameOneofCase.Failure => runner.OnFailureAsync(device, report.Failure, report.RelayBytes, ct),
+            _ => Task.CompletedTask,
+        };
+        if (report.ReplyTo.Length == 0)
+        {
+            await handling;
+            return;
+        }
+
+        var answering = AnswerAsync(handling, report, device.DeviceId, direct);
+        _inFlight[answering] = 0;
+        _ = answering.ContinueWith(t => _inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private async Task AnswerAsync(Task handling, JobReport report, string deviceId, bool direct)
+    {
         try
         {
-            await (report.FrameCase switch
-            {
-                JobReport.FrameOneofCase.Accept => runner.OnAcceptedAsync(device, report.Accept, ct),
-                JobReport.FrameOneofCase.Decline => runner.OnDeclinedAsync(device, report.Decline, ct),
-                JobReport.FrameOneofCase.Progress => runner.OnProgressAsync(device, report.Progress, ct),
-                JobReport.FrameOneofCase.Token => runner.OnTokenAsync(device, report.Token, ct),
-                JobReport.FrameOneofCase.Log => runner.OnLogAsync(device, report.Log, ct),
-                JobReport.FrameOneofCase.Result => runner.OnResultAsync(device, report.Result, report.RelayBytes, ct),
-                JobReport.FrameOneofCase.Failure => runner.OnFailureAsync(device, report.Failure, report.RelayBytes, ct),
-                _ => Task.CompletedTask,
-            });
+            await handling;
             Answer(report, handled: true, "");
         }
         catch (JobNotOwnedException ex)
@@ -132,7 +151,7 @@ public sealed partial class ControlBusEndpoint(IMeshBus bus, BusNames names, Con
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            LogReportFailed(ex, report.FrameCase.ToString(), device.DeviceId);
+            LogReportFailed(ex, report.FrameCase.ToString(), deviceId);
             Answer(report, handled: false, ex.Message);
         }
     }

@@ -158,8 +158,11 @@ public sealed class JobRunner(
     /// </summary>
     public async Task RenewLeasesAsync(CancellationToken ct)
     {
+        // Only executions that existed before the renewal can have lost their lease: a job submitted meanwhile was written
+        // with a fresh lease after the UPDATE's snapshot and is simply not in its answer.
+        var before = _executions.ToArray();
         var held = (await jobs.RenewLeasesAsync(InstanceId, NewLeaseExpiryMs(), JobViews.TerminalStates, ct)).ToHashSet(StringComparer.Ordinal);
-        foreach (var (jobId, execution) in _executions)
+        foreach (var (jobId, execution) in before)
         {
             if (!held.Contains(jobId) && !execution.Finished)
             {

@@ -25,7 +25,7 @@ if (mode == "scale-out")
     await using var redis = await MeshAI.Testing.RedisServer.StartAsync();
     Console.WriteLine($"postgres and redis up ({redis}); starting 2 control + 2 relay instances and nginx");
     await using var mesh = await MeshAI.Testing.ScaleOutMesh.StartAsync(postgres, redis);
-    var outcome = await MeshAI.Testing.ScaleOutRun.RunAsync(mesh, jobs: Arg(1, 200), agents: Arg(2, 4), line => Console.WriteLine(line));
+    var outcome = await MeshAI.Testing.ScaleOutRun.RunAsync(mesh, jobs: Arg(1, 200), agents: Arg(2, 4), line => Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}"));
     foreach (var problem in outcome.Problems.Take(20))
     {
         Console.WriteLine("problem: " + problem);

@@ -108,6 +108,8 @@ public sealed class JobSubmission(
             TimeoutMs = p.TimeoutMs,
             TraceId = stored.TraceId,
             ChunkCount = p.Context.Chunks?.Count ?? 0,
+            OwnerInstance = runner.InstanceId,
+            LeaseExpireMs = runner.NewLeaseExpiryMs(),
         };
         if (!await jobs.TryInsertJobAsync(row, ct))
         {

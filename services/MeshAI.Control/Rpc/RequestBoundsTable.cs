@@ -299,7 +299,15 @@ public static class RequestBoundsTable
             ["meshai.audit.v1.ExportAuditEventsRequest.network_id"] = id,
 
             // ---- relay frames (agent → relay) ----
+            ["meshai.relay.v1.ConnectRequest.sequence"] = Range(0, long.MaxValue, "a counter"),
             ["meshai.relay.v1.AgentHello.agent_version"] = name,
+            ["meshai.relay.v1.AgentHello.protocol_version"] = Range(0, 1000, "a protocol version"),
+            ["meshai.relay.v1.AgentHello.held_attempts"] = Items(l.HeldAttempts, I + "HeldAttempts"),
+            ["meshai.relay.v1.AgentHello.network_serial"] = Range(0, long.MaxValue, "a counter"),
+            ["meshai.relay.v1.HeldAttempt.job_id"] = id,
+            ["meshai.relay.v1.HeldAttempt.attempt"] = attempt,
+            ["meshai.relay.v1.HeldAttempt.chunk_id"] = id,
+            ["meshai.relay.v1.NetworkUpdateAck.serial"] = Range(0, long.MaxValue, "a counter"),
             ["meshai.relay.v1.ChallengeAnswer.signature"] = key,
             ["meshai.relay.v1.Heartbeat.sequence"] = Range(0, long.MaxValue, "a counter"),
             ["meshai.relay.v1.Heartbeat.running_jobs"] = Chars(l.IdChars * 2, I + "IdChars ×2 (job_id/attempt)").Times(l.ListItems, I + "ListItems"),

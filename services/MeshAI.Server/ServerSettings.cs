@@ -1,4 +1,5 @@
 using System.Globalization;
+using MeshAI.Common.Local;
 using Microsoft.Extensions.Configuration;
 
 namespace MeshAI.Server;
@@ -17,22 +18,46 @@ public sealed record ServerSettings(
     string? TlsKey = null,
     string? TlsPassword = null)
 {
-    /// <summary>Default data directory (~/.meshai/server).</summary>
-    public static string DefaultDataDir => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".meshai", "server");
+    /// <summary>Default data directory: <c>$MESHAI_HOME/server</c> (<c>~/.meshai/server</c>).</summary>
+    public static string DefaultDataDir => MeshHome.Current.ServerDirectory;
 
-    /// <summary>Reads the options; unknown keys are left for other layers (e.g. "Control:Limits:…").</summary>
-    public static ServerSettings From(IConfiguration configuration) => new(
-        Path.GetFullPath(Read(configuration, "data-dir") ?? DefaultDataDir),
-        int.Parse(Read(configuration, "port") ?? "7443", CultureInfo.InvariantCulture),
-        Read(configuration, "listen") ?? "127.0.0.1",
-        (Read(configuration, "store") ?? "sqlite").ToLowerInvariant(),
-        Read(configuration, "postgres"),
-        int.Parse(Read(configuration, "heartbeat-grace-seconds") ?? "20", CultureInfo.InvariantCulture),
-        Read(configuration, "public-url"),
-        Read(configuration, "log-level") ?? "Warning",
-        Read(configuration, "tls-cert"),
-        Read(configuration, "tls-key"),
-        Read(configuration, "tls-password"));
+    /// <summary>
+    /// Reads the options; unknown keys are left for other layers (e.g. "Control:Limits:…"). A malformed value throws
+    /// <see cref="InvalidOperationException"/> with one line naming the option (meshai-server prints it and exits 2).
+    /// </summary>
+    public static ServerSettings From(IConfiguration configuration)
+    {
+        var listen = Read(configuration, "listen") ?? "127.0.0.1";
+        if (!System.Net.IPAddress.TryParse(listen, out _))
+        {
+            throw new InvalidOperationException($"--listen must be an IP address such as 127.0.0.1 or 0.0.0.0, got '{listen}'.");
+        }
+
+        var logLevel = Read(configuration, "log-level") ?? "Warning";
+        if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(logLevel, ignoreCase: true, out _))
+        {
+            throw new InvalidOperationException($"--log-level must be one of Trace, Debug, Information, Warning, Error, Critical, None; got '{logLevel}'.");
+        }
+
+        var store = (Read(configuration, "store") ?? "sqlite").ToLowerInvariant();
+        if (store is not ("sqlite" or "postgres"))
+        {
+            throw new InvalidOperationException($"--store must be sqlite or postgres, got '{store}'.");
+        }
+
+        return new(
+            Path.GetFullPath(Read(configuration, "data-dir") ?? DefaultDataDir),
+            Number(configuration, "port", MeshHome.DefaultPort, 0, 65535, "a port number (0 = any free port)"),
+            listen,
+            store,
+            Read(configuration, "postgres"),
+            Number(configuration, "heartbeat-grace-seconds", 20, 1, 3600, "a number of seconds"),
+            Read(configuration, "public-url"),
+            logLevel,
+            Read(configuration, "tls-cert"),
+            Read(configuration, "tls-key"),
+            Read(configuration, "tls-password"));
+    }
 
     /// <summary>The value under any spelling of a dashed key: "data-dir", "data_dir" (env MESHAI_DATA_DIR) or "DataDir".</summary>
     public static string? Read(IConfiguration configuration, string dashedKey)
@@ -47,6 +72,20 @@ public sealed record ServerSettings(
         }
 
         return null;
+    }
+
+    private static int Number(IConfiguration configuration, string dashedKey, int fallback, int min, int max, string what)
+    {
+        var text = Read(configuration, dashedKey);
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        var variable = "MESHAI_" + dashedKey.Replace('-', '_').ToUpperInvariant();
+        return int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
+            ? value
+            : throw new InvalidOperationException($"--{dashedKey} (or {variable}) must be {what} between {min} and {max}, got '{text}'.");
     }
 
     /// <summary>The keys AddControlPlane and AddRelay read, derived from these options and the SMTP switches.</summary>

@@ -28,12 +28,15 @@ public sealed partial class AgentCommands
           meshai-agent run [--state-dir DIR] [--model-dir DIR] [--chat-model-dir DIR | --chat-openai-url URL [--chat-openai-model NAME]]
                            [--no-sandbox] [--worker-memory-mb N] [--mobile-profile FILE] [--contribution-policy FILE]
           meshai-agent worker --class CLASS --work-dir DIR [same model options]   (started by the agent: one sandbox worker)
-          meshai-agent status [--state-dir DIR] [--model-dir DIR]
+          meshai-agent status [--state-dir DIR] [--model-dir DIR] [--json]
+          meshai-agent service unit|install [--user | --system] [--state-dir DIR] [--run-as USER] [--unit-dir DIR] [--no-start] [run options]
+                           (a systemd unit that keeps `run` going across crashes and reboots; install also enables and starts it)
           meshai-agent models generate-tiny --out DIR [--seed N]
           meshai-agent models generate-tiny-chat --out DIR [--seed N]
           meshai-agent models fetch --name NAME [--state-dir DIR] [--out DIR] [--model-origin PREFIX[,PREFIX…]]
           meshai-agent models verify [--model-dir DIR] [--state-dir DIR]
 
+        The state dir defaults to $MESHAI_HOME/agent (~/.meshai/agent).
         Exit codes: 0 ok, 1 error, 2 usage / malformed link / not joined, 3 revoked,
                     4 server unreachable or TLS fingerprint mismatch, 5 refused by the server.
         """;
@@ -55,7 +58,7 @@ public sealed partial class AgentCommands
     /// <summary>Dispatches the command line; returns the exit code.</summary>
     public async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var line = new CommandLine(args, "help", "json", "no-sandbox");
+        var line = new CommandLine(args, "help", "json", "no-sandbox", "user", "system", "no-start");
         var verb = line.Positional.FirstOrDefault();
         switch (verb)
         {
@@ -67,8 +70,12 @@ public sealed partial class AgentCommands
                 return await RunAgentAsync(line, cancellationToken);
             case "worker":
                 return await RunWorkerAsync(line, cancellationToken);
+            case "status" when line.Has("json"):
+                return StatusJson(new AgentStateStore(line.Get("state-dir")));
             case "status":
                 return Status(line);
+            case "service":
+                return await ServiceAsync(line, cancellationToken);
             case "models" when line.Positional.ElementAtOrDefault(1) == "generate-tiny":
                 return GenerateTiny(line);
             case "models" when line.Positional.ElementAtOrDefault(1) == "generate-tiny-chat":
@@ -81,7 +88,11 @@ public sealed partial class AgentCommands
                 await _out.WriteLineAsync(Usage);
                 return verb is null && !line.Has("help") ? ExitCodes.Usage : ExitCodes.Ok;
             default:
-                await _err.WriteLineAsync($"error: unknown command '{string.Join(' ', line.Positional)}'\n\n{Usage}");
+                var closest = verb == "models"
+                    ? MeshAI.Common.Text.Suggestions.Closest(line.Positional.ElementAtOrDefault(1) ?? "", ["generate-tiny", "generate-tiny-chat", "fetch", "verify"]) is { } sub ? "models " + sub : null
+                    : MeshAI.Common.Text.Suggestions.Closest(verb, ["join", "pair", "run", "status", "service", "models", "help"]);
+                await _err.WriteLineAsync($"error: unknown command '{string.Join(' ', line.Positional)}'." +
+                    (closest is null ? "" : $" Did you mean 'meshai-agent {closest}'?") + " Run 'meshai-agent help' for usage.");
                 return ExitCodes.Usage;
         }
     }
@@ -96,7 +107,7 @@ public sealed partial class AgentCommands
         }
 
         var store = new AgentStateStore(line.Get("state-dir"));
-        return await RegisterAsync(store, link.ServerUrl, link.Fingerprint, link.Token, line.Get("name"), cancellationToken);
+        return await RegisterAsync(store, line, link.ServerUrl, link.Fingerprint, link.Token, line.Get("name"), cancellationToken);
     }
 
     private async Task<int> PairAsync(CommandLine line, CancellationToken cancellationToken)
@@ -125,7 +136,7 @@ public sealed partial class AgentCommands
                 var poll = await client.PollDevicePairingAsync(new PollDevicePairingRequest { PairingSecret = started.PairingSecret }, deadline: Deadline(), cancellationToken: cancellationToken);
                 if (poll.State == PairingState.Approved && !string.IsNullOrEmpty(poll.JoinToken))
                 {
-                    return await RegisterAsync(store, server, fingerprint, poll.JoinToken, name, cancellationToken);
+                    return await RegisterAsync(store, line, server, fingerprint, poll.JoinToken, name, cancellationToken);
                 }
 
                 if (poll.State == PairingState.Expired)
@@ -141,13 +152,17 @@ public sealed partial class AgentCommands
         }
     }
 
-    private async Task<int> RegisterAsync(AgentStateStore store, string server, string fingerprint, string joinToken, string? name, CancellationToken cancellationToken)
+    private async Task<int> RegisterAsync(AgentStateStore store, CommandLine line, string server, string fingerprint, string joinToken, string? name, CancellationToken cancellationToken)
     {
         var keys = store.LoadOrCreateKeys();
         var deviceName = string.IsNullOrWhiteSpace(name) ? Environment.MachineName : name;
         var capabilities = new LinuxDeviceStateProvider().Capture();
         capabilities.NetworkRttMs = await MeasureConnectRttAsync(server, cancellationToken);
-        using (var registry = WorkloadRegistry.CreateDefault(store.EmbeddingsModelDirectory, _logger))
+        // The same discovery as `run` (same options and default model folders), but silent: `run` reports the device's
+        // workloads again in its hello and logs what is missing; logging it here too said "small_chat not advertised"
+        // at join for a chat model that `run` then found.
+        var settings = WorkloadSettings.FromCommandLine(line, store.EmbeddingsModelDirectory, Path.Combine(store.Directory, "models", "chat"));
+        using (var registry = WorkloadRegistry.CreateDefault(settings, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance))
         {
             capabilities.Workloads.AddRange(registry.Workloads);
         }

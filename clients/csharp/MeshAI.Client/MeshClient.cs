@@ -204,15 +204,14 @@ public sealed class MeshClient : IDisposable
             throw InvalidPayload("not a serialized meshai.job.v1.WorkloadInput");
         }
 
-        if (input.InputCase == WorkloadInput.InputOneofCase.Embeddings && input.Embeddings.Texts.Count is 0 or > JobEnvelopes.MaxEmbeddingTexts)
+        if (MeshAI.Common.Domain.WorkloadInputRules.Check(input, JobEnvelopes.MaxEmbeddingTexts) is { } violation)
         {
-            throw InvalidPayload($"embeddings take 1 to {JobEnvelopes.MaxEmbeddingTexts} texts (got {input.Embeddings.Texts.Count})");
+            throw InvalidPayload(violation.Description, violation.Field);
         }
     }
 
-    private static RpcException InvalidPayload(string description)
+    private static RpcException InvalidPayload(string description, string field = MeshAI.Common.Domain.WorkloadInputRules.PayloadField)
     {
-        const string field = "envelope.input_manifest.payload";
         var status = new Google.Rpc.Status
         {
             Code = (int)StatusCode.InvalidArgument,

@@ -100,7 +100,7 @@ public sealed partial class JobRunner
             }
 
             var deviceId = job.DeviceId;
-            dispatcher.TryCancel(deviceId, new JobCancel { JobId = job.JobId, Attempt = attempt, Reason = "max_cost_credits reached" });
+            dispatcher.TryCancel(deviceId, new JobCancel { JobId = job.JobId, Attempt = attempt, Reason = "max_cost_micro reached" });
             job.StopTimer();
             job.Finished = true;
             _active.TryRemove(job.JobId, out _);
@@ -109,7 +109,7 @@ public sealed partial class JobRunner
             var deviceRow = await devices.GetDeviceByIdAsync(deviceId, ct);
             if (network is null || deviceRow is null)
             {
-                await FinishRowAsync(row, JobState.Cancelled, "max_cost_credits reached", (attempt, AttemptCause.CostCap), ct);
+                await FinishRowAsync(row, JobState.Cancelled, "max_cost_micro reached", (attempt, AttemptCause.CostCap), ct);
                 return;
             }
 
@@ -118,7 +118,7 @@ public sealed partial class JobRunner
             var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
             var metering = await ledgerWriter.MeterCappedAsync(row, attempt, deviceRow, runtime, credits, now, ct);
             var priced = LedgerPricing.Price(metering);
-            var message = $"max_cost_credits {row.MaxCostCredits} µ reached after {runtime} ms: cancelled, billed {priced.BurnMicro} µ";
+            var message = $"cost cap max_cost_micro {MeshAI.Common.Domain.Money.CreditsWithMicro(row.MaxCostCredits)} reached after {runtime} ms: cancelled, billed {MeshAI.Common.Domain.Money.CreditsWithMicro(priced.BurnMicro)}";
             row.State = (int)JobState.Cancelled;
             row.EndTimeMs = now;
             row.StartTimeMs ??= row.PlacementTimeMs;

@@ -258,7 +258,8 @@ public sealed class CommandFlowTests
         Assert.That(envelope.WorkloadId, Is.EqualTo(WorkloadClass.Embeddings));
         Assert.That(envelope.RoutingMode, Is.EqualTo(RoutingMode.PinnedDevice));
         Assert.That(envelope.ResourceRequest.RequiresPinnedDeviceIdsOptional, Is.EqualTo(PinnedDevices));
-        Assert.That(envelope.MaxCostCredits, Is.EqualTo(500_000));
+        Assert.That(envelope.MaxCostMicro, Is.EqualTo(500_000));
+        Assert.That(envelope.MaxCostCredits, Is.Zero, "new clients set only the unit-correct field");
         Assert.That(envelope.PayloadEncryption.Scheme, Is.EqualTo(PayloadEncryptionScheme.None));
         Assert.That(envelope.TraceId, Has.Length.EqualTo(32));
         Assert.That(envelope.InputManifest.PayloadSha256,

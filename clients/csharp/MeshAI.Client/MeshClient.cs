@@ -313,11 +313,15 @@ public sealed class MeshClient : IDisposable
     }
 
     /// <summary>Balances and the first page of ledger events of a network.</summary>
-    public async Task<LedgerView> GetLedgerAsync(string networkId, int pageSize = 0, string? pageToken = null, CancellationToken cancellationToken = default)
+    public Task<LedgerView> GetLedgerAsync(string networkId, int pageSize = 0, string? pageToken = null, CancellationToken cancellationToken = default) =>
+        GetLedgerAsync(networkId, pageSize, pageToken, newestFirst: false, cancellationToken);
+
+    /// <summary>Balances plus one page of events, newest first when <paramref name="newestFirst"/>.</summary>
+    public async Task<LedgerView> GetLedgerAsync(string networkId, int pageSize, string? pageToken, bool newestFirst, CancellationToken cancellationToken = default)
     {
         var balances = Ledger.GetBalancesAsync(new GetBalancesRequest { NetworkId = networkId }, deadline: Deadline(), cancellationToken: cancellationToken);
         var events = Ledger.ListLedgerEventsAsync(
-            new ListLedgerEventsRequest { NetworkId = networkId, PageSize = pageSize, PageToken = pageToken ?? "" },
+            new ListLedgerEventsRequest { NetworkId = networkId, PageSize = pageSize, PageToken = pageToken ?? "", NewestFirst = newestFirst },
             deadline: Deadline(), cancellationToken: cancellationToken);
         var balancesResponse = await balances;
         var eventsResponse = await events;

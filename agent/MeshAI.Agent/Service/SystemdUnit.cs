@@ -91,9 +91,8 @@ public static class SystemdUnit
     /// <summary>The command line that starts this agent again: the bundle's executable, or the dotnet host and the dll.</summary>
     public static IReadOnlyList<string> CurrentProgram()
     {
-        var process = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program is running");
-        var assembly = typeof(SystemdUnit).Assembly.Location;
-        return Path.GetFileNameWithoutExtension(process) == "dotnet" && assembly.Length > 0 ? [process, assembly] : [process];
+        var (fileName, prefix) = Sandbox.SandboxOptions.SelfCommand();
+        return [fileName, .. prefix];
     }
 
     // systemd splits ExecStart on spaces and honours double quotes; escape what would break that.

@@ -346,11 +346,13 @@ public static class RunCommands
         {
             var run = await client.RunAsync(networkId, input, routing, frame =>
             {
+                conversation?.Begin();
                 status.OnFrame(frame);
                 onFrame?.Invoke(frame);
             }, ctx.CancellationToken);
             if (conversation is not null && run.Output.Chat is { } chat)
             {
+                conversation.Begin();
                 conversation.Complete(chat.Text);
             }
 
@@ -596,6 +598,7 @@ public sealed class StatusLine
 public sealed class Conversation
 {
     private readonly TextWriter writer;
+    private readonly List<string> pending = [];
     private bool answering;
     private bool lineOpen;
     private int streamed;
@@ -606,14 +609,25 @@ public sealed class Conversation
     /// <summary>Called once when the answer starts (ends the status line).</summary>
     public Action? Answering { get; set; }
 
-    /// <summary>One turn that is already known ("you", "system"); nothing for an empty text.</summary>
+    /// <summary>A turn that is already known ("you", "system"), printed by <see cref="Begin"/>; nothing for an empty text.</summary>
     public void Say(string speaker, string? text)
     {
         if (!string.IsNullOrEmpty(text))
         {
-            writer.WriteLine($"{speaker}> {text}");
-            writer.Flush();
+            pending.Add($"{speaker}> {text}");
         }
+    }
+
+    /// <summary>Prints the known turns once the job was accepted (a refused prompt prints nothing on stdout).</summary>
+    public void Begin()
+    {
+        foreach (var turn in pending)
+        {
+            writer.WriteLine(turn);
+        }
+
+        writer.Flush();
+        pending.Clear();
     }
 
     /// <summary>One streamed token of the answer (whitespace before the first word is dropped).</summary>

@@ -151,7 +151,7 @@ public sealed partial class NewcomerEndToEndTests
         var cap = await CliAsync("run", "embeddings", "--text", "hello", "--max-cost", "0.000001");
         Assert.That(cap.ExitCode, Is.EqualTo(1));
         Assert.That(cap.StandardError, Does.Match(
-            @"^error: estimated cost \d+\.\d{6} credits \(\d+ micro-credits\) exceeds the cap max_cost_micro 0\.000001 credits \(1 micro-credits\) \(COST_CAP\)$"));
+            @"^error: estimated cost \d+\.\d{6} credits \(\d+ micro-credits\) exceeds the cap max_cost_micro 0\.000001 credits \(1 micro-credits\) \([A-Z_]+\)$"));
 
         var typo = await CliAsync("ledgr", "show");
         Assert.That(typo.ExitCode, Is.EqualTo(2));

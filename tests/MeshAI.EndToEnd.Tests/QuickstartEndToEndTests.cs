@@ -22,8 +22,9 @@ public sealed partial class QuickstartEndToEndTests
         var bin = Path.Combine(user, ".local", "bin");
         var port = FreePort.Next().ToString(CultureInfo.InvariantCulture);
         var realHome = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        // A new account: empty shell profiles of its own. Only the NuGet package cache is shared (the quickstart's build
-        // restores from it instead of downloading every package again).
+        // A new account: empty shell profiles of its own. Only the machine's .NET/NuGet setup is shared (DOTNET_CLI_HOME:
+        // the same NuGet config and package cache), so the quickstart's build is the no-op it is after ./test.sh's build
+        // instead of a full restore and rebuild under a new NuGet config path.
         await File.WriteAllTextAsync(Path.Combine(user, ".profile"), "# new user's profile\n");
         await File.WriteAllTextAsync(Path.Combine(user, ".bashrc"), "# new user's bashrc\n");
         var environment = new Dictionary<string, string?>
@@ -34,6 +35,7 @@ public sealed partial class QuickstartEndToEndTests
             ["MESHAI_EMAIL"] = "quickstart@example.com",
             ["MESHAI_BIN_DIR"] = null,
             ["MESHAI_CLI_CONFIG"] = null,
+            ["DOTNET_CLI_HOME"] = Environment.GetEnvironmentVariable("DOTNET_CLI_HOME") is { Length: > 0 } cliHome ? cliHome : realHome,
             ["NUGET_PACKAGES"] = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } packages ? packages : Path.Combine(realHome, ".nuget", "packages"),
         };
         try

@@ -91,40 +91,33 @@ if ((${#missing[@]})); then
   info "installed in $(elapsed $((SECONDS - apt_started))) (log: $RUN_DIR/apt.log)"
 fi
 
-# 2. Build, one line per finished project (a ticking line on a terminal), then the warning count.
+# 2. Build, one line per finished project (a ticking line on a terminal), then the warning count. dotnet writes to the
+# log file, not a pipe: MSBuild nodes and the compiler server outlive the build and would hold a pipe open.
 build() {
-  local log=$RUN_DIR/build.log state=$RUN_DIR/build.progress total started=$SECONDS rc ticker=''
+  local log=$RUN_DIR/build.log total started=$SECONDS rc pid shown=0 done_lines=() line name
   total=$(dotnet sln MeshAI.sln list 2>/dev/null | grep -c '\.csproj$' || true)
   say "Building $total projects (Release; full log: $log)"
-  echo "0 restoring packages" > "$state"
-  if [[ -t 1 ]]; then
-    ( while :; do
-        read -r n name < "$state" 2>/dev/null || true
-        printf '\r\033[K    [%2d/%d] %s  %s' "${n:-0}" "$total" "${name:-}" "$(elapsed $((SECONDS - started)))"
-        sleep 1
-      done ) &
-    ticker=$!
-  fi
-  set +e
-  dotnet build MeshAI.sln -c Release -nologo -tl:off -v:minimal -clp:NoSummary 2>&1 | tee "$log" | {
-    n=0
-    while IFS= read -r line; do
-      if [[ $line == *" -> "* ]]; then
-        n=$((n + 1)); name=${line%% -> *}; name=${name##* }
-        echo "$n $name" > "$state"
-        [[ -t 1 ]] || printf '    [%2d/%d] %s\n' "$n" "$total" "$name"
-      fi
+  dotnet build MeshAI.sln -c Release -nologo -tl:off -v:minimal -clp:NoSummary > "$log" 2>&1 &
+  pid=$!
+  progress() {
+    mapfile -t done_lines < <(grep -E '^ +[^ ]+ -> ' "$log" 2>/dev/null || true)
+    while ((shown < ${#done_lines[@]})); do
+      line=${done_lines[$shown]}; name=${line%% -> *}; name=${name##* }; shown=$((shown + 1))
+      [[ -t 1 ]] || printf '    [%2d/%d] %s\n' "$shown" "$total" "$name"
     done
+    [[ -t 1 ]] && printf '\r\033[K    [%2d/%d] %s  %s' "$shown" "$total" "${name:-restoring packages}" "$(elapsed $((SECONDS - started)))"
+    return 0
   }
-  rc=${PIPESTATUS[0]}
-  set -e
-  if [[ -n $ticker ]]; then kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true; printf '\r\033[K'; fi
-  local warnings errors
+  while kill -0 "$pid" 2>/dev/null; do progress; sleep 0.5; done
+  set +e; wait "$pid"; rc=$?; set -e
+  progress
+  [[ -t 1 ]] && printf '\r\033[K'
+  local warnings errors nw=0
   warnings=$(grep -E ': warning [A-Z]+[0-9]+' "$log" | sed -E 's/ \[[^]]*\]$//' | sort -u || true)
   errors=$(grep -E ': error [A-Z]*[0-9]*' "$log" | sed -E 's/ \[[^]]*\]$//' | sort -u || true)
-  local nw=0; [[ -n $warnings ]] && nw=$(wc -l <<<"$warnings")
+  [[ -n $warnings ]] && nw=$(wc -l <<<"$warnings")
   if ((rc != 0)); then
-    [[ -n $errors ]] && head -20 <<<"$errors" >&2 || tail -20 "$log" >&2
+    if [[ -n $errors ]]; then head -20 <<<"$errors" >&2; else tail -20 "$log" >&2; fi
     die "the build failed after $(elapsed $((SECONDS - started))) (full log: $log)"
   fi
   info "built in $(elapsed $((SECONDS - started))): $nw warning$([[ $nw == 1 ]] || echo s), 0 errors"

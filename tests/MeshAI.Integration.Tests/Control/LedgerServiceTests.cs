@@ -27,6 +27,7 @@ public sealed class LedgerServiceTests(string store)
 {
     public static readonly string[] Stores = ["sqlite", "postgres"];
     private static readonly string[] ExpectedEvents = ["credits_granted", "job_started", "job_completed", "credits_burned", "credits_minted"];
+    private static readonly string[] NewestFirstEvents = ["CreditsMinted", "CreditsBurned", "JobCompleted", "JobStarted", "CreditsGranted"];
     private ControlTestServer _server = null!;
     private string _token = "";
 
@@ -77,7 +78,7 @@ public sealed class LedgerServiceTests(string store)
             page.PageToken = response.NextPageToken;
         }
         while (page.PageToken.Length > 0);
-        Assert.That(newest, Is.EqualTo(new[] { "CreditsMinted", "CreditsBurned", "JobCompleted", "JobStarted", "CreditsGranted" }));
+        Assert.That(newest, Is.EqualTo(NewestFirstEvents));
 
         var relay = await Rpc.ThrowsAsync(StatusCode.ResourceExhausted, () => jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = Echo(network.NetworkId) }).ResponseAsync);
         Assert.That(relay.Status.Detail, Does.Contain("relayed 5000 of 1000 bytes"));

@@ -293,7 +293,8 @@ public sealed partial class NewcomerEndToEndTests
         ProcessRunner? agent = null;
         try
         {
-            var package = await RunAsync("bash", [RepoPaths.Combine("scripts", "package-agent.sh"), "--out", Path.Combine(work, "dist")]);
+            // A self-contained publish: minutes on a busy 2-core machine.
+            var package = await RunAsync("bash", [RepoPaths.Combine("scripts", "package-agent.sh"), "--out", Path.Combine(work, "dist")], timeout: TimeSpan.FromMinutes(10));
             Assert.That(package.ExitCode, Is.Zero, package.StandardOutput + package.StandardError);
             var tarball = Path.Combine(work, "dist", "meshai-agent-linux-x64.tar.gz");
             Assert.That(package.StandardOutput, Does.Match($@"==> Wrote {Regex.Escape(tarball)} \(\d+ MB\)"));
@@ -365,7 +366,7 @@ public sealed partial class NewcomerEndToEndTests
         RunAsync(CliDll, args, new Dictionary<string, string?> { ["MESHAI_CLI_CONFIG"] = _cliConfig });
 
     // A real process to completion; a .dll runs on the dotnet host.
-    private static async Task<CliResult> RunAsync(string program, IReadOnlyList<string> args, IReadOnlyDictionary<string, string?>? environment = null)
+    private static async Task<CliResult> RunAsync(string program, IReadOnlyList<string> args, IReadOnlyDictionary<string, string?>? environment = null, TimeSpan? timeout = null)
     {
         var dll = program.EndsWith(".dll", StringComparison.Ordinal);
         await using var run = await ProcessRunner.RunAsync(
@@ -376,7 +377,7 @@ public sealed partial class NewcomerEndToEndTests
                 Environment = environment,
                 Name = Path.GetFileNameWithoutExtension(program),
             },
-            TimeSpan.FromSeconds(120));
+            timeout ?? TimeSpan.FromSeconds(120));
         return new CliResult(run.ExitCode ?? -1, run.StandardOutputText, run.StandardErrorText);
     }
 

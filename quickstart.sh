@@ -57,6 +57,7 @@ fi
 # 2. Build.
 say "Building (Release)"
 dotnet build MeshAI.sln -c Release -v quiet -nologo | tail -3
+if command -v npm >/dev/null; then say "Building the web dashboard"; scripts/build-dashboard.sh; else echo "npm not found: the web dashboard is not built (install Node.js >= 20.19)"; fi
 START=$SECONDS
 
 # 3. Control plane + relay, embedded store.
@@ -147,4 +148,6 @@ else
 fi
 say "Ledger"
 meshnet ledger show
+say "Web dashboard"
+meshnet auth dashboard
 say "Done in $((SECONDS - START)) s after the build. Stop with: ./quickstart.sh stop"

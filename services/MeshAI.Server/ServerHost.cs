@@ -23,7 +23,12 @@ public static class ServerHost
         builder.Configuration.AddEnvironmentVariables("MESHAI_");
         builder.Configuration.AddCommandLine(args);
         var settings = ServerSettings.From(builder.Configuration);
+        var webRoot = DashboardHosting.ResolveWebRoot(settings.WebRoot);
         builder.Configuration.AddInMemoryCollection(settings.ToComponentConfiguration(builder.Configuration));
+        if (webRoot is not null)
+        {
+            builder.Configuration.AddInMemoryCollection([new("Control:BrowserSignInPath", DashboardHosting.SignInPath)]);
+        }
 
         builder.Logging.ClearProviders();
         builder.Logging.AddJsonConsole(o =>
@@ -64,6 +69,7 @@ public static class ServerHost
         app.MapControlPlane();
         app.MapRelay();
         app.MapGet("/healthz", () => "ok");
+        app.MapDashboard(webRoot);
         return (app, settings, certificate);
     }
 

@@ -15,7 +15,8 @@ public sealed record ServerSettings(
     string LogLevel,
     string? TlsCertificate = null,
     string? TlsKey = null,
-    string? TlsPassword = null)
+    string? TlsPassword = null,
+    string? WebRoot = null)
 {
     /// <summary>Default data directory (~/.meshai/server).</summary>
     public static string DefaultDataDir => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".meshai", "server");
@@ -32,7 +33,8 @@ public sealed record ServerSettings(
         Read(configuration, "log-level") ?? "Warning",
         Read(configuration, "tls-cert"),
         Read(configuration, "tls-key"),
-        Read(configuration, "tls-password"));
+        Read(configuration, "tls-password"),
+        Read(configuration, "web-root"));
 
     /// <summary>The value under any spelling of a dashed key: "data-dir", "data_dir" (env MESHAI_DATA_DIR) or "DataDir".</summary>
     public static string? Read(IConfiguration configuration, string dashedKey)

@@ -314,7 +314,7 @@ run_test_projects() {
 
 # ---------------------------------------------------------------------------------------------------------------
 main() {
-  rm -rf "$RESULTS" "$LOGS"
+  rm -rf "$RESULTS" "$LOGS" "$ART/dashboard"
   mkdir -p "$RESULTS" "$LOGS"
   local started=$SECONDS
 

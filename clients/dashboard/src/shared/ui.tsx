@@ -260,6 +260,34 @@ export function TabNav({ items, current, label, onNavigate }: { items: TabItem[]
   );
 }
 
+/**
+ * One user action at a time: which one is running (`busy`), its error, and which finished last (`done`).
+ * `on(name, work)` makes an event handler (forms: it prevents the submit navigation).
+ */
+export function useAction() {
+  const [busy, setBusy] = useState<string>();
+  const [error, setError] = useState<unknown>();
+  const [done, setDone] = useState<string>();
+  const run = async (name: string, work: () => Promise<unknown>) => {
+    setBusy(name);
+    setError(undefined);
+    setDone(undefined);
+    try {
+      await work();
+      setDone(name);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(undefined);
+    }
+  };
+  const on = (name: string, work: () => Promise<unknown>) => (e?: Event) => {
+    e?.preventDefault();
+    void run(name, work);
+  };
+  return { busy, error, done, run, on };
+}
+
 export interface Async<T> {
   data: T | undefined;
   error: unknown;

@@ -400,7 +400,7 @@ public sealed partial class DashboardBrowserTests
     }
 
     [Test]
-    [DependsOnTest(nameof(The_recent_runs_and_a_job_page_show_status_node_cost_and_the_explain_view))]
+    [DependsOnTest(nameof(Running_embeddings_shows_the_vectors_their_similarity_and_why_it_ran_there_and_stores_no_plaintext))]
     public async Task Every_screen_renders_on_desktop_and_phone_without_serious_accessibility_violations_or_sideways_scrolling()
     {
         var result = await _browser.RunAsync("screens", Args(("network", Network), ("job", _embeddingsJobId!)), timeout: TimeSpan.FromMinutes(4));

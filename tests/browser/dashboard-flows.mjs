@@ -237,7 +237,10 @@ export const flows = {
     await shot(page, "workloads");
     await page.goto(`${args.url}/networks/${args.network}/workloads/${args.job}`);
     await page.getByRole("heading", { name: "Result" }).waitFor();
-    const sealed = await page.getByText("end-to-end encrypted to the browser or client that submitted it").isVisible();
+    const sealed = await page
+      .getByText("end-to-end encrypted to the browser or client that submitted it")
+      .waitFor({ timeout: 20_000 })
+      .then(() => true, () => false);
     await page.getByRole("button", { name: "Explain routing" }).click();
     await page.getByTestId("explain").waitFor();
     await shot(page, "job");

@@ -1,3 +1,4 @@
+#pragma warning disable CA1861 // expected values read best inline
 using System.Net;
 using Grpc.Core;
 using MeshAI.Contracts.Identity.V1;
@@ -14,7 +15,7 @@ namespace MeshAI.Integration.Tests.Server;
 /// </summary>
 [TestFixture]
 [Category("Integration")]
-public sealed class DashboardHostingTests
+public sealed class DashboardHostingTests : IDisposable
 {
     private const string Asset = "assets/index-abc123.js";
     private string _webRoot = null!;
@@ -37,11 +38,13 @@ public sealed class DashboardHostingTests
         _http = new HttpClient(new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, _, _, _) => true, AllowAutoRedirect = false, AutomaticDecompression = DecompressionMethods.None });
     }
 
+    /// <inheritdoc />
+    public void Dispose() => _http?.Dispose();
+
     /// <summary>Stops the server.</summary>
     [OneTimeTearDown]
     public async Task StopAsync()
     {
-        _http?.Dispose();
         if (_server is not null)
         {
             await _server.DisposeAsync();
@@ -98,11 +101,12 @@ public sealed class DashboardHostingTests
     [Test]
     public async Task Missing_files_and_paths_outside_the_build_are_not_found()
     {
-        foreach (var path in new[] { "/nope.js", "/assets/nope.js", "/assets/%2e%2e/%2e%2e/index.html", "/assets/..%2f..%2fetc%2fpasswd" })
+        foreach (var path in new[] { "/nope.js", "/assets/nope.js", "/assets/..%2f..%2f..%2f..%2fetc%2fpasswd", "/assets/%2e%2e%2f%2e%2e%2fMeshAI.sln" })
         {
             using var response = await _http.GetAsync(new Uri(_server.Url + path));
             Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound), path);
-            Assert.That(await response.Content.ReadAsStringAsync(), Does.Not.Contain("<title>dashboard"), path);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.That(body, Does.Not.Contain("<title>dashboard").And.Not.Contain("root:").And.Not.Contain("Microsoft Visual Studio"), path);
         }
 
         using var health = await _http.GetAsync(new Uri(_server.Url + "/healthz"));

@@ -391,7 +391,8 @@ export const flows = {
         if (kind === "phone") {
           await page.setViewportSize({ width: 360, height: 780 });
           await page.waitForTimeout(150);
-          overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          // Mobile emulation widens the layout viewport to fit overflowing content, so compare with the screen's 360 px.
+          overflow = await page.evaluate(() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - 360);
         }
         report.push({ screen: name, kind, file, violations, overflow });
         await page.context().close();

@@ -252,8 +252,8 @@ public sealed partial class LocalMesh : IAsyncDisposable
     }
 
     /// <summary>
-    /// A real agent: writes the tiny embeddings model into its model cache, joins with the link, starts
-    /// <c>meshai-agent run</c> and waits until the relay welcomed it.
+    /// A real agent: joins with the link, starts <c>meshai-agent run</c> with the real packaged models as a shared
+    /// read-only model cache (<see cref="ProvisionedModels"/>) and waits until the relay welcomed it.
     /// </summary>
     public Task<MeshAgent> StartAgentAsync(string joinLink, string name, CancellationToken cancellationToken = default) =>
         StartAgentAsync(joinLink, name, [], null, cancellationToken);
@@ -267,23 +267,21 @@ public sealed partial class LocalMesh : IAsyncDisposable
         var stateDirectory = ScratchDirectory.Create("meshai-agent");
         _directories.Add(stateDirectory);
         var agentDll = RepoPaths.BuiltAssembly("agent/MeshAI.Agent", "meshai-agent");
-        var modelDirectory = Path.Combine(stateDirectory, "models", "embeddings");
-        await RunToSuccessAsync("agent-model", [agentDll, "models", "generate-tiny", "--out", modelDirectory], cancellationToken);
-        var joined = await RunToSuccessAsync("agent-join", [agentDll, "join", joinLink, "--state-dir", stateDirectory, "--name", name], cancellationToken);
+        var models = await ProvisionedModels.EnsureAsync(cancellationToken);
+        var joined = await RunToSuccessAsync("agent-join", [agentDll, "join", joinLink, "--state-dir", stateDirectory, "--name", name, "--model-cache", models], cancellationToken);
         var deviceId = JoinedLine().Match(joined).Groups["id"].Value;
         beforeRun?.Invoke(stateDirectory);
         return await RunAgentAsync(stateDirectory, deviceId, name, runArguments, cancellationToken);
     }
 
     /// <summary>
-    /// A scratch agent state directory (deleted with the mesh) holding the tiny embeddings model, for an agent that joins
-    /// another way than a join link (e.g. <c>meshai-agent pair</c>, approved by a person).
+    /// A scratch agent state directory (deleted with the mesh), for an agent that joins another way than a join link
+    /// (e.g. <c>meshai-agent pair</c>, approved by a person); pass it <c>--model-cache</c> <see cref="ProvisionedModels.EnsureAsync"/>.
     /// </summary>
-    public async Task<string> NewAgentStateDirectoryAsync(CancellationToken cancellationToken = default)
+    public string NewAgentStateDirectory()
     {
         var stateDirectory = ScratchDirectory.Create("meshai-agent");
         _directories.Add(stateDirectory);
-        await RunToSuccessAsync("agent-model", [RepoPaths.BuiltAssembly("agent/MeshAI.Agent", "meshai-agent"), "models", "generate-tiny", "--out", Path.Combine(stateDirectory, "models", "embeddings")], cancellationToken);
         return stateDirectory;
     }
 
@@ -293,7 +291,7 @@ public sealed partial class LocalMesh : IAsyncDisposable
         var run = Track(ProcessRunner.Start(new ProcessRunnerOptions
         {
             FileName = ProcessRunner.DotnetHostPath,
-            Arguments = [RepoPaths.BuiltAssembly("agent/MeshAI.Agent", "meshai-agent"), "run", "--state-dir", stateDirectory, .. runArguments],
+            Arguments = [RepoPaths.BuiltAssembly("agent/MeshAI.Agent", "meshai-agent"), "run", "--state-dir", stateDirectory, "--model-cache", await ProvisionedModels.EnsureAsync(cancellationToken), .. runArguments],
             Name = "agent-" + name,
         }));
         await run.WaitForLineAsync("MESHAI_AGENT_ONLINE", TimeSpan.FromSeconds(60), cancellationToken: cancellationToken);

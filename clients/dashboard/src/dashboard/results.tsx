@@ -6,7 +6,7 @@ import { LogLevel } from "@meshai/client";
 import { useState } from "preact/hooks";
 
 import { causeLabel, dateTime, filterLabel, ms } from "../shared/format";
-import { Badge } from "../shared/ui";
+import { Badge, TableWrap } from "../shared/ui";
 
 export function ResultView({ output, texts, imageUrl, logs }: { output: WorkloadOutput; texts?: string[]; imageUrl?: string; logs?: JobLogFrame[] }) {
   const o = output.output;
@@ -87,8 +87,8 @@ function EmbeddingsResult({ output, texts }: { output: NonNullable<Extract<Workl
       <p class="muted small">
         {vectors.length} vectors of {output.dimension} dimensions{output.model ? ` · model ${output.model}` : ""} · tokens per text {output.tokenCounts.join(", ")}
       </p>
-      <div class="table-wrap">
-        <table class="responsive">
+      <TableWrap label="Embedding vectors">
+        <table class="responsive" aria-label="Embedding vectors">
           <thead>
             <tr>
               <th>Text</th>
@@ -111,11 +111,11 @@ function EmbeddingsResult({ output, texts }: { output: NonNullable<Extract<Workl
             ))}
           </tbody>
         </table>
-      </div>
+      </TableWrap>
       {vectors.length > 1 && (
         <div>
           <h3>Cosine similarity</h3>
-          <div class="table-wrap">
+          <TableWrap label="Cosine similarity between the texts">
             <table class="heatmap" aria-label="Cosine similarity between the texts">
               <thead>
                 <tr>
@@ -145,7 +145,7 @@ function EmbeddingsResult({ output, texts }: { output: NonNullable<Extract<Workl
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         </div>
       )}
     </div>
@@ -201,8 +201,8 @@ export function ExplainView({ view, devices }: { view: JobDebugView; devices: Ma
         </div>
       </div>
       <h3>Eligibility per device</h3>
-      <div class="table-wrap">
-        <table class="responsive">
+      <TableWrap label="Eligibility per device">
+        <table class="responsive" aria-label="Eligibility per device">
           <thead>
             <tr>
               <th>Device</th>
@@ -222,7 +222,7 @@ export function ExplainView({ view, devices }: { view: JobDebugView; devices: Ma
             ))}
           </tbody>
         </table>
-      </div>
+      </TableWrap>
       {view.topCandidates.length > 0 && (
         <>
           <h3>Top candidates</h3>

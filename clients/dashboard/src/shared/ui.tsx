@@ -136,6 +136,15 @@ export function Card({ title, actions, children, class: cls }: { title?: Compone
   );
 }
 
+/** A table that may scroll sideways: a focusable, labelled region so keyboard users can scroll it too. */
+export function TableWrap({ label, children }: { label: string; children: ComponentChildren }) {
+  return (
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={label}>
+      {children}
+    </div>
+  );
+}
+
 export function Stat({ label, value, sub }: { label: string; value: ComponentChildren; sub?: ComponentChildren }) {
   return (
     <div class="stat">

@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 
 import { api } from "../../shared/api";
 import { credits, date, dateTime, ms, tierShort } from "../../shared/format";
-import { Badge, Button, Card, ErrorBanner, Notice, Skeleton, Stat, download, useAsync } from "../../shared/ui";
+import { Badge, Button, Card, ErrorBanner, Notice, Skeleton, Stat, download, useAsync, TableWrap } from "../../shared/ui";
 import type { TabProps } from "./network";
 
 const MAX_EVENTS = 5000;
@@ -115,7 +115,7 @@ export function LedgerTab({ networkId, view, isAdmin }: TabProps) {
       </Card>
       <div class="grid-2 align-start">
         <Card title="Per member">
-          <div class="table-wrap">
+          <TableWrap label="Credits per member">
             <table class="responsive" aria-label="Credits per member">
               <thead>
                 <tr>
@@ -142,13 +142,13 @@ export function LedgerTab({ networkId, view, isAdmin }: TabProps) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         </Card>
         <Card title="Per device">
           {b.devices.length === 0 ? (
             <p class="muted">No device has earned credits yet.</p>
           ) : (
-            <div class="table-wrap">
+            <TableWrap label="Credits per device">
               <table class="responsive" aria-label="Credits per device">
                 <thead>
                   <tr>
@@ -175,7 +175,7 @@ export function LedgerTab({ networkId, view, isAdmin }: TabProps) {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </TableWrap>
           )}
         </Card>
       </div>
@@ -183,7 +183,7 @@ export function LedgerTab({ networkId, view, isAdmin }: TabProps) {
         {!events.data ? (
           <Skeleton rows={2} />
         ) : (
-          <div class="table-wrap">
+          <TableWrap label="Ledger events">
             <table class="responsive" aria-label="Ledger events">
               <thead>
                 <tr>
@@ -214,7 +214,7 @@ export function LedgerTab({ networkId, view, isAdmin }: TabProps) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Card>
     </div>

@@ -6,7 +6,7 @@ import { useState } from "preact/hooks";
 
 import { api } from "../../shared/api";
 import { dateTime, roleLabel } from "../../shared/format";
-import { Badge, Button, Card, Confirm, CopyButton, Empty, ErrorBanner, Field, Notice, useAsync } from "../../shared/ui";
+import { Badge, Button, Card, Confirm, CopyButton, Empty, ErrorBanner, Field, Notice, useAsync, TableWrap } from "../../shared/ui";
 import type { TabProps } from "./network";
 
 const ROLES = [Role.ADMIN, Role.MEMBER, Role.GUEST];
@@ -32,7 +32,7 @@ export function MembersTab({ networkId, view, isAdmin, user }: TabProps) {
         {active.length === 0 ? (
           <Empty title="No members yet" />
         ) : (
-          <div class="table-wrap">
+          <TableWrap label="Members">
             <table class="responsive" aria-label="Members">
               <thead>
                 <tr>
@@ -48,7 +48,7 @@ export function MembersTab({ networkId, view, isAdmin, user }: TabProps) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Card>
       {isAdmin && (

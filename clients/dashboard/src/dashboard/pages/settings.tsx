@@ -16,7 +16,7 @@ import { useEffect, useState } from "preact/hooks";
 
 import { api } from "../../shared/api";
 import { credits, dateTime, roleLabel, sensitivityLabel, thermalLabel, tierLabel, toMicro, workloadLabel } from "../../shared/format";
-import { Badge, Button, Card, Confirm, CopyButton, ErrorBanner, Field, Notice, Skeleton, download, useAction, useAsync } from "../../shared/ui";
+import { Badge, Button, Card, Confirm, CopyButton, ErrorBanner, Field, Notice, Skeleton, download, useAction, useAsync, TableWrap } from "../../shared/ui";
 import type { TabProps } from "./network";
 
 const SECTIONS = [
@@ -127,7 +127,7 @@ function PolicySection({ networkId, isAdmin }: TabProps) {
           <p class="muted">
             Rules are checked in order; the first that matches decides. No match: <strong>{effectLabel(p.defaultEffect)}</strong>. Version {p.version.toString()}. Every save must pass the stored tests.
           </p>
-          <div class="table-wrap">
+          <TableWrap label="Policy rules">
             <table class="responsive" aria-label="Policy rules">
               <thead>
                 <tr>
@@ -165,7 +165,7 @@ function PolicySection({ networkId, isAdmin }: TabProps) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
           <Field label="Policy (JSON)" hint="meshai.network.v1.Policy in proto JSON: rules, tests and the default effect. Tests are assertions every save must pass, like ACL tests.">
             {(id, hint) => <textarea id={id} aria-describedby={hint} class="mono policy-editor" rows={14} spellcheck={false} value={text} readOnly={!isAdmin} onInput={(e) => setText(e.currentTarget.value)} />}
           </Field>
@@ -195,7 +195,7 @@ function PolicySection({ networkId, isAdmin }: TabProps) {
             {save.saved && <Notice tone="good">Saved. Every stored test passed.</Notice>}
           </div>
           {tests && (
-            <div class="table-wrap">
+            <TableWrap label="Policy test results">
               <table class="responsive" aria-label="Policy test results">
                 <thead>
                   <tr>
@@ -225,7 +225,7 @@ function PolicySection({ networkId, isAdmin }: TabProps) {
                   })}
                 </tbody>
               </table>
-            </div>
+            </TableWrap>
           )}
         </div>
       )}
@@ -332,7 +332,7 @@ function CreditSection({ networkId, isAdmin }: TabProps) {
       ) : (
         <form class="stack" onSubmit={submit}>
           <p class="muted">Credits per minute of work by tier: devices earn, jobs burn. Runtime is rounded up to the billing granularity; the multiplier scales every rate.</p>
-          <div class="table-wrap">
+          <TableWrap label="Credit rates per tier">
             <table class="responsive" aria-label="Credit rates per tier">
               <thead>
                 <tr>
@@ -355,7 +355,7 @@ function CreditSection({ networkId, isAdmin }: TabProps) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
           <div class="grid-2">
             <Field label="Multiplier" hint="1 = the spec's rates.">
               {(id, hint) => <input id={id} aria-describedby={hint} inputMode="decimal" disabled={!isAdmin} value={multiplier} onInput={(e) => setMultiplier(e.currentTarget.value)} />}
@@ -616,7 +616,7 @@ function AuditSection({ networkId, view }: TabProps) {
     >
       <span id="audit" class="anchor-target" />
       <ErrorBanner error={error} />
-      <div class="table-wrap">
+      <TableWrap label="Audit events">
         <table class="responsive" aria-label="Audit events">
           <thead>
             <tr>
@@ -645,7 +645,7 @@ function AuditSection({ networkId, view }: TabProps) {
             ))}
           </tbody>
         </table>
-      </div>
+      </TableWrap>
       {next && (
         <Button busy={busy} onClick={() => load(next)}>
           Load older events

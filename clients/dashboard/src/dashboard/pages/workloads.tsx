@@ -8,7 +8,7 @@ import { useState } from "preact/hooks";
 import { api } from "../../shared/api";
 import { ago, credits, dateTime, jobStateLabel, ms, routingLabel, sensitivityLabel, tierLabel, workloadLabel } from "../../shared/format";
 import { Link, navigate } from "../../shared/router";
-import { Badge, Button, Card, Empty, ErrorBanner, Notice, Skeleton, useAsync, useTick } from "../../shared/ui";
+import { Badge, Button, Card, Empty, ErrorBanner, Notice, Skeleton, useAsync, useTick, TableWrap } from "../../shared/ui";
 import { loadResult, localJobs } from "../jobs";
 import { ExplainView, Logs, ResultView } from "../results";
 import type { TabProps } from "./network";
@@ -43,7 +43,7 @@ function RecentRuns({ networkId, view }: TabProps) {
         </Empty>
       ) : (
         <div class="card table-card">
-          <div class="table-wrap">
+          <TableWrap label="Recent runs">
             <table class="responsive" aria-label="Recent runs">
               <thead>
                 <tr>
@@ -79,7 +79,7 @@ function RecentRuns({ networkId, view }: TabProps) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         </div>
       )}
     </>

@@ -45,8 +45,12 @@ public sealed record AgentEnrollment(
     [property: JsonPropertyName("device_name")] string DeviceName,
     [property: JsonPropertyName("certificate")] byte[] Certificate,
     [property: JsonPropertyName("network_keys")] IReadOnlyList<TrustedKey> NetworkKeys,
-    [property: JsonPropertyName("contribution_enabled")] bool ContributionEnabled = true)
+    [property: JsonPropertyName("contribution_enabled")] bool ContributionEnabled = true,
+    [property: JsonPropertyName("relay_urls")] IReadOnlyList<string>? RelayUrls = null)
 {
+    /// <summary>Every relay address to try, in order (the single relay_url of older enrollments when no list was given).</summary>
+    public IReadOnlyList<string> RelayAddresses() => RelayUrls is { Count: > 0 } urls ? urls : [RelayUrl];
+
     /// <summary>The stored certificate as a message.</summary>
     public DeviceCertificate ParsedCertificate() => DeviceCertificate.Parser.ParseFrom(Certificate);
 
@@ -74,11 +78,12 @@ public sealed record AgentEnrollment(
             response.Device?.NetworkId ?? "",
             deviceName,
             response.Certificate?.ToByteArray() ?? [],
-            response.NetworkKeys.Select(k => new TrustedKey(k.KeyId, k.PublicKey.ToByteArray(), k.Purpose.ToString(), k.NotAfter?.ToDateTimeOffset())).ToList());
+            response.NetworkKeys.Select(k => new TrustedKey(k.KeyId, k.PublicKey.ToByteArray(), k.Purpose.ToString(), k.NotAfter?.ToDateTimeOffset())).ToList(),
+            RelayUrls: response.RelayUrls.Count > 0 ? [.. response.RelayUrls] : null);
 }
 
 /// <summary>
-/// The agent's state directory (default <c>~/.meshai/agent</c>): <c>keys.json</c> (private keys + installation id) and
+/// The agent's state directory (default <c>$MESHAI_HOME/agent</c>, i.e. <c>~/.meshai/agent</c>): <c>keys.json</c> (private keys + installation id) and
 /// <c>enrollment.json</c> (certificate, network keys, server url + pinned fingerprint). Directory 0700, files 0600.
 /// </summary>
 public sealed class AgentStateStore
@@ -90,8 +95,8 @@ public sealed class AgentStateStore
     /// <summary>Uses <paramref name="directory"/>, or the default when null.</summary>
     public AgentStateStore(string? directory) => Directory = directory ?? DefaultDirectory;
 
-    /// <summary><c>~/.meshai/agent</c>.</summary>
-    public static string DefaultDirectory => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".meshai", "agent");
+    /// <summary><c>$MESHAI_HOME/agent</c> (<c>~/.meshai/agent</c>).</summary>
+    public static string DefaultDirectory => MeshAI.Common.Local.MeshHome.CurrentAgentDirectory;
 
     /// <summary>The state directory.</summary>
     public string Directory { get; }

@@ -83,7 +83,7 @@ export function estimate(networkId: string, workload: WorkloadClass, input: Mess
     routingMode: routing.mode,
     resourceRequest: resources(routing),
     dataSensitivityTag: routing.sensitivity,
-    maxCostCredits: routing.maxCostMicro ?? 0n,
+    maxCostMicro: routing.maxCostMicro ?? 0n,
     payloadEncryption: { scheme: PayloadEncryptionScheme.NONE },
   });
   return api().job.estimateJob({ envelope }, signal ? { signal } : {});
@@ -108,7 +108,7 @@ export async function runJob(
       mode: routing.mode,
       resources: resources(routing),
       dataSensitivity: routing.sensitivity,
-      maxCostCredits: routing.maxCostMicro ?? 0n,
+      maxCostMicro: routing.maxCostMicro ?? 0n,
       submitterKey: key,
       idempotencyKey: crypto.randomUUID(),
     });

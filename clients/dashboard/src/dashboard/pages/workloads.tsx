@@ -144,7 +144,7 @@ function JobPage({ networkId, view, jobId }: TabProps & { jobId: string }) {
         <div class="stat">
           <div class="stat-label">Cost</div>
           <div class="stat-value">{credits(job.costMicro)}</div>
-          <div class="stat-sub">{job.maxCostCredits ? `cap ${credits(job.maxCostCredits)}` : "no cap"}</div>
+          <div class="stat-sub">{job.maxCostMicro ? `cap ${credits(job.maxCostMicro)}` : "no cap"}</div>
         </div>
         <div class="stat">
           <div class="stat-label">Routing</div>

@@ -236,7 +236,7 @@ public sealed partial class DashboardBrowserTests
         Assert.Multiple(() =>
         {
             Assert.That(result.GetProperty("reason").GetString(), Is.EqualTo("COST_CAP"), "ErrorInfo.reason from the google.rpc details");
-            Assert.That(error, Does.Contain("exceeds max_cost_credits"), "the server's message");
+            Assert.That(error, Does.Contain("exceeds the cap max_cost_micro"), "the server's message");
             Assert.That(error, Does.Not.Contain("FAILED_PRECONDITION").And.Not.Contain("[failed_precondition]"), "no raw status in front of the message");
         });
     }
@@ -404,7 +404,7 @@ public sealed partial class DashboardBrowserTests
     [DependsOnTest(nameof(Running_embeddings_shows_the_vectors_their_similarity_and_why_it_ran_there_and_stores_no_plaintext))]
     public async Task Every_screen_renders_on_desktop_and_phone_without_serious_accessibility_violations_or_sideways_scrolling()
     {
-        var result = await _browser.RunAsync("screens", Args(("network", Network), ("job", _embeddingsJobId!)), timeout: TimeSpan.FromMinutes(4));
+        var result = await _browser.RunAsync("screens", Args(("network", Network), ("job", _embeddingsJobId!)), timeout: TimeSpan.FromMinutes(10)); // a hang guard: 22 screens with axe scans take minutes on a busy 2-core machine
         var report = result.GetProperty("report").EnumerateArray().ToList();
         var failures = new List<string>();
         foreach (var screen in report)

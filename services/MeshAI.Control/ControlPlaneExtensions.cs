@@ -75,6 +75,8 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<NetworkAccess>();
         services.TryAddSingleton<NetworkKeyVault>();
         services.TryAddSingleton<NetworkRegistry>();
+        services.TryAddSingleton<NetworkWatchRepository>();
+        services.TryAddSingleton<NetworkWatch>();
         services.TryAddSingleton<LedgerQueries>();
         services.TryAddSingleton<LedgerWriter>();
         services.TryAddSingleton<LedgerReconciler>();

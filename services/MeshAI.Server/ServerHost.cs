@@ -25,7 +25,12 @@ public static class ServerHost
         builder.Configuration.AddEnvironmentVariables("MESHAI_");
         builder.Configuration.AddCommandLine(args);
         var settings = ServerSettings.From(builder.Configuration);
+        var webRoot = DashboardHosting.ResolveWebRoot(settings.WebRoot);
         builder.Configuration.AddInMemoryCollection(settings.ToComponentConfiguration(builder.Configuration));
+        if (webRoot is not null)
+        {
+            builder.Configuration.AddInMemoryCollection([new("Control:BrowserSignInPath", DashboardHosting.SignInPath)]);
+        }
 
         builder.Logging.ClearProviders();
         builder.Logging.AddJsonConsole(o =>
@@ -99,6 +104,10 @@ public static class ServerHost
         }
 
         app.MapGet("/healthz", () => "ok");
+        if (settings.RunsControl)
+        {
+            app.MapDashboard(webRoot); // the pages talk to the control plane's RPCs: a relay-only instance serves none
+        }
         return (app, settings, certificate);
     }
 

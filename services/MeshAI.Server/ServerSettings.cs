@@ -16,7 +16,8 @@ public sealed record ServerSettings(
     string? TlsCertificate = null,
     string? TlsKey = null,
     string? TlsPassword = null,
-    string? WebRoot = null)
+    string? WebRoot = null,
+    string? ModelsDir = null)
 {
     /// <summary>Default data directory (~/.meshai/server).</summary>
     public static string DefaultDataDir => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".meshai", "server");
@@ -34,7 +35,8 @@ public sealed record ServerSettings(
         Read(configuration, "tls-cert"),
         Read(configuration, "tls-key"),
         Read(configuration, "tls-password"),
-        Read(configuration, "web-root"));
+        Read(configuration, "web-root"),
+        Read(configuration, "models-dir"));
 
     /// <summary>The value under any spelling of a dashed key: "data-dir", "data_dir" (env MESHAI_DATA_DIR) or "DataDir".</summary>
     public static string? Read(IConfiguration configuration, string dashedKey)

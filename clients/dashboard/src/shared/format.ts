@@ -87,6 +87,7 @@ export const platformLabel: Record<Platform, string> = {
   [Platform.WINDOWS]: "Windows",
   [Platform.IOS]: "iOS",
   [Platform.ANDROID]: "Android",
+  [Platform.WEB]: "Browser",
 };
 
 export const onlineLabel: Record<OnlineStatus, string> = {
@@ -175,6 +176,7 @@ export const filterLabel: Record<EligibilityFilter, string> = {
   [EligibilityFilter.PINNED]: "Pinning",
   [EligibilityFilter.CONTRIBUTION_ENABLED]: "Contribution",
   [EligibilityFilter.WORKLOAD_SUPPORTED]: "Workload support",
+  [EligibilityFilter.MODEL_AVAILABLE]: "Model available",
 };
 
 /** Workloads a person can run from the dashboard, in menu order. */

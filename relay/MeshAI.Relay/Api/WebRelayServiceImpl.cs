@@ -19,49 +19,49 @@ public sealed class WebRelayServiceImpl(WebRelaySessions sessions, IDeviceStatus
     /// <inheritdoc />
     public override async Task<AnswerChallengeResponse> AnswerChallenge(AnswerChallengeRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, new ConnectRequest { ChallengeAnswer = Required(request.Answer, "answer") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { ChallengeAnswer = Required(request.Answer, "answer") }, context);
         return new AnswerChallengeResponse();
     }
 
     /// <inheritdoc />
     public override async Task<SendHeartbeatResponse> SendHeartbeat(SendHeartbeatRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, new ConnectRequest { Heartbeat = Required(request.Heartbeat, "heartbeat") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { Heartbeat = Required(request.Heartbeat, "heartbeat") }, context);
         return new SendHeartbeatResponse();
     }
 
     /// <inheritdoc />
     public override async Task<AcceptJobResponse> AcceptJob(AcceptJobRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, new ConnectRequest { JobAccept = Required(request.Accept, "accept") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { JobAccept = Required(request.Accept, "accept") }, context);
         return new AcceptJobResponse();
     }
 
     /// <inheritdoc />
     public override async Task<DeclineJobResponse> DeclineJob(DeclineJobRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, new ConnectRequest { JobDecline = Required(request.Decline, "decline") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { JobDecline = Required(request.Decline, "decline") }, context);
         return new DeclineJobResponse();
     }
 
     /// <inheritdoc />
     public override async Task<ReportProgressResponse> ReportProgress(ReportProgressRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, new ConnectRequest { JobProgress = Required(request.Progress, "progress") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { JobProgress = Required(request.Progress, "progress") }, context);
         return new ReportProgressResponse();
     }
 
     /// <inheritdoc />
     public override async Task<ReportResultResponse> ReportResult(ReportResultRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, new ConnectRequest { JobResult = Required(request.Result, "result") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { JobResult = Required(request.Result, "result") }, context);
         return new ReportResultResponse();
     }
 
     /// <inheritdoc />
     public override async Task<ReportFailureResponse> ReportFailure(ReportFailureRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, new ConnectRequest { JobFailure = Required(request.Failure, "failure") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { JobFailure = Required(request.Failure, "failure") }, context);
         return new ReportFailureResponse();
     }
 
@@ -69,8 +69,12 @@ public sealed class WebRelayServiceImpl(WebRelaySessions sessions, IDeviceStatus
     public override Task<GetDeviceStatusResponse> GetDeviceStatus(GetDeviceStatusRequest request, ServerCallContext context) =>
         status.GetStatusAsync(sessions.AuthenticatedDevice(request.SessionId), context.CancellationToken);
 
-    private Task Send(string sessionId, ConnectRequest frame, ServerCallContext context) =>
-        sessions.SendAsync(sessionId, frame, context.CancellationToken);
+    // The session id is the call's credential: checked before the frame (and its required fields) is looked at.
+    private Task Send(string sessionId, Func<ConnectRequest> frame, ServerCallContext context)
+    {
+        sessions.RequireLive(sessionId);
+        return sessions.SendAsync(sessionId, frame(), context.CancellationToken);
+    }
 
     private static T Required<T>(T? value, string field)
         where T : class =>

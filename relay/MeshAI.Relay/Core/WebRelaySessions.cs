@@ -71,6 +71,9 @@ public sealed class WebRelaySessions
         return Find(sessionId).SendAsync(frame, cancellationToken);
     }
 
+    /// <summary>UNAUTHENTICATED unless <paramref name="sessionId"/> names a live session (checked before anything else of a call).</summary>
+    public void RequireLive(string sessionId) => Find(sessionId);
+
     /// <summary>The device a session authenticated as (its Welcome was sent); UNAUTHENTICATED when none.</summary>
     public DeviceIdentity AuthenticatedDevice(string sessionId) =>
         Find(sessionId).Authenticated ?? throw SessionNotFound();

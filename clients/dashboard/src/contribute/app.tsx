@@ -171,7 +171,7 @@ function reasonText(s: Snapshot): string {
     case "off":
       return "This phone takes no jobs until you switch it back on.";
     case "preparing":
-      return s.model.detail ? capitalize(s.model.detail) + "." : "Preparing the model.";
+      return s.model.detail ? `${s.model.detail}.` : "Preparing the model.";
     case "connecting":
       return "Connecting to the network's relay.";
     case "reconnecting":
@@ -245,7 +245,7 @@ function ModelLine({ snapshot: s }: { snapshot: Snapshot }) {
   if (m.state === "downloading" || m.state === "verifying" || m.state === "loading" || m.state === "waiting") {
     return (
       <div class="contrib-model" data-testid="model" data-state={m.state}>
-        <p class="small">{capitalize(m.detail || m.state)}</p>
+        <p class="small">{m.detail || m.state}</p>
         <progress max={1} value={m.progress} aria-label="Model download" />
       </div>
     );

@@ -352,21 +352,21 @@ export class Contributor {
     this.preparing = true;
     const model = (patch: Partial<ModelState>) => this.update({ model: { ...this.state.model, ...patch } });
     try {
-      model({ state: "waiting", detail: "reading the network's signed model manifest", progress: 0 });
+      model({ state: "waiting", detail: "Reading the network's signed model manifest", progress: 0 });
       const details = await embeddingsManifest(this.client, this.enrollment!, this.keys!);
       if (!details) {
-        model({ state: "none", detail: "the network has published no embeddings model for browsers yet (meshnet models publish)" });
+        model({ state: "none", detail: "The network has published no embeddings model yet (meshnet models publish); this phone takes diagnostic jobs only." });
         return;
       }
       model({ name: details.name, state: "downloading", detail: "" });
       const verified = await loadVerifiedModel(details, (stage, fraction, detail) => model({ state: stage === "manifest" ? "waiting" : stage, progress: fraction, detail }));
-      model({ state: "loading", progress: 1, detail: `starting ONNX Runtime (${verified.source === "cache" ? "verified copy from this browser" : "downloaded and verified"})` });
+      model({ state: "loading", progress: 1, detail: `Starting ONNX Runtime (${verified.source === "cache" ? "verified copy kept in this browser" : "downloaded and verified"})` });
       const parameters = details.parameters;
       this.embedder = await Embedder.load(verified.model, verified.vocab, Number(parameters["max_tokens"] || 128), parameters["pooling"] || "mean");
       this.modelName = details.name;
       this.modelVersion = details.version;
       this.modelDimension = Number(parameters["dimension"] || 0);
-      model({ state: "ready", detail: `ready in ${Math.round(this.embedder.loadMs)} ms`, sha256: verified.weightsSha256, threads: this.embedder.threads });
+      model({ state: "ready", detail: `Ready in ${Math.round(this.embedder.loadMs)} ms`, sha256: verified.weightsSha256, threads: this.embedder.threads });
       this.event("info", `Model ${details.name} v${details.version} verified against the signed manifest and loaded (${this.embedder.threads} thread${this.embedder.threads === 1 ? "" : "s"}).`);
       void this.sendHeartbeat(); // advertise the model now rather than at the next beat
     } catch (e) {
@@ -527,7 +527,7 @@ export class Contributor {
     const decision = this.state.decision;
     if (!this.state.switchedOn) return { phase: "off", reason: "Switched off on this page." };
     if (!decision.allowed) return { phase: "paused", reason: decision.reason };
-    if (!this.embedder) return { phase: "preparing", reason: this.state.model.detail };
+    if (!this.embedder && ["waiting", "downloading", "verifying", "loading"].includes(this.state.model.state)) return { phase: "preparing", reason: this.state.model.detail };
     return { phase: "contributing", reason: "" };
   }
 

@@ -64,11 +64,11 @@ export async function loadVerifiedModel(details: ModelManifestDetails, progress:
     }
     let bytes = await cached(file.sha256, Number(file.sizeBytes));
     if (bytes) {
-      progress("verifying", done / total, `checking ${file.path} against the signed manifest`);
+      progress("verifying", done / total, `Checking ${file.path} against the signed manifest`);
     } else {
       fromNetwork = true;
-      bytes = await download(source, Number(file.sizeBytes), (n) => progress("downloading", (done + n) / total, `${file.path} ${Math.round(n / 1048576)} of ${Math.round(Number(file.sizeBytes) / 1048576)} MB`));
-      progress("verifying", (done + bytes.byteLength) / total, `checking ${file.path} against the signed manifest`);
+      bytes = await download(source, Number(file.sizeBytes), (n) => progress("downloading", (done + n) / total, `Downloading ${file.path}: ${Math.round(n / 1048576)} of ${Math.round(Number(file.sizeBytes) / 1048576)} MB`));
+      progress("verifying", (done + bytes.byteLength) / total, `Checking ${file.path} against the signed manifest`);
     }
     const actual = toHex(await crypto.subtle.digest("SHA-256", bytes));
     if (bytes.byteLength !== Number(file.sizeBytes) || actual !== file.sha256.toLowerCase()) {

@@ -38,8 +38,11 @@ public sealed class ContributorPage : IAsyncDisposable
     /// <summary>The driver's output so far (for failure messages).</summary>
     public string Output => _node.OutputTail(80);
 
-    /// <summary>Starts the browser; fails with a clear message when a prerequisite is missing.</summary>
-    public static ContributorPage Start()
+    /// <summary>
+    /// Starts the browser; fails with a clear message when a prerequisite is missing. <paramref name="realSignals"/>: leave the
+    /// browser's own battery/connection/pressure signals (headless Linux Chromium has no connection type) instead of a phone's.
+    /// </summary>
+    public static ContributorPage Start(bool realSignals = false)
     {
         if (!File.Exists(RepoPaths.Combine("clients", "dashboard", "dist", "contribute.html")))
         {
@@ -60,7 +63,7 @@ public sealed class ContributorPage : IAsyncDisposable
         return new ContributorPage(ProcessRunner.Start(new ProcessRunnerOptions
         {
             FileName = "node",
-            Arguments = [Path.Combine(BrowserDirectory, "contribute.mjs"), "--out", Artifacts],
+            Arguments = [Path.Combine(BrowserDirectory, "contribute.mjs"), "--out", Artifacts, "--signals", realSignals ? "real" : "phone"],
             WorkingDirectory = BrowserDirectory,
             RedirectStandardInput = true,
             Name = "contribute-page",

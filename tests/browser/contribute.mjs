@@ -4,7 +4,7 @@
 // Phone emulation: 390×844 viewport, touch, a mobile user agent; the browser's battery, connection, pressure and
 // visibility signals come from phone-signals.js (an init script the tests drive).
 //
-//   node contribute.mjs --out DIR        then one JSON command per stdin line, one JSON answer per stdout line:
+//   node contribute.mjs --out DIR [--signals real]   then one JSON command per stdin line, one JSON answer per stdout line:
 //   {"id":1,"op":"open","url":"https://…/contribute#token=…"}          → {"id":1,"ok":true}
 //   {"id":2,"op":"join","name":"Pixel 8"}                               → {"id":2,"ok":true}
 //   {"id":3,"op":"wait","phase":"contributing","timeoutMs":120000}      → {"id":3,"ok":true,"state":{…}}
@@ -41,7 +41,9 @@ const browser = await chromium.launch({
     "--disable-sync", "--disable-quic", "--ignore-certificate-errors"],
 });
 const context = await browser.newContext({ ...PHONE, ignoreHTTPSErrors: true, reducedMotion: "reduce" });
-await context.addInitScript({ path: new URL("./phone-signals.js", import.meta.url).pathname });
+// --signals real: what headless Chromium on Linux reports by itself (no connection type, no pressure source): the page must
+// then say which rules it cannot check and stay out of work.
+if (args.signals !== "real") await context.addInitScript({ path: new URL("./phone-signals.js", import.meta.url).pathname });
 const page = await context.newPage();
 const consoleErrors = [];
 page.on("console", (m) => {

@@ -66,6 +66,33 @@ public sealed class ContributorTamperBrowserTests
         });
     }
 
+    [Test]
+    public async Task A_browser_that_cannot_tell_wifi_from_cellular_says_so_and_stays_out_of_work()
+    {
+        await using var host = await SecureMeshHost.StartAsync();
+        var alice = await host.SignInAsync("unknown-signals@example.com");
+        using var client = new MeshClient(host.Url, host.Fingerprint, alice);
+        var network = (await client.CreateNetworkAsync("signals")).NetworkId;
+        var link = (await client.Devices.CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = network })).WebJoinLink;
+
+        // Headless Chromium on Linux, as it is: a phone's user agent, but no connection type (and no pressure source).
+        await using var page = ContributorPage.Start(realSignals: true);
+        await page.OpenAsync(link);
+        await page.JoinAsync("No-API phone");
+        var state = await page.WaitAsync(phase: "paused", timeout: TimeSpan.FromSeconds(60));
+        await page.ScreenshotAsync("cannot-check", fullPage: true);
+        var card = (await client.Devices.GetDeviceAsync(new GetDeviceRequest { NetworkId = network, DeviceId = state.DeviceId })).Device;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(state.Rules.Single(r => r.Id == "wifi").State, Is.EqualTo("unknown"), "the rule it cannot check is named");
+            Assert.That(state.Rules.Single(r => r.Id == "wifi").Text, Does.Contain("Network Information API"));
+            Assert.That(state.Reason, Does.Contain("safe choice"));
+            Assert.That(card.OnlineStatus, Is.EqualTo(OnlineStatus.Online), "online, just not contributing");
+            Assert.That(card.Capabilities.NetworkType, Is.EqualTo(NetworkType.Unspecified), "it reports no network type rather than a guess");
+        });
+    }
+
     private static WorkloadInput Echo(string text) => new() { Echo = new EchoInput { Data = ByteString.CopyFromUtf8(text) } };
 
     private static Task<Job> SubmitAsync(MeshClient client, string network, string phone, string tamper) =>

@@ -84,6 +84,11 @@ function Contributing({ snapshot: s, onSwitch }: { snapshot: Snapshot; onSwitch:
             </p>
           </div>
         </div>
+        {!s.job && s.phase === "preparing" && (
+          <div class="contrib-job">
+            <progress max={1} value={s.model.progress} aria-label="Preparing the model" />
+          </div>
+        )}
         {s.job && (
           <div class="contrib-job" data-testid="job" data-job-id={s.job.id}>
             <div class="contrib-job-line">
@@ -107,16 +112,22 @@ function Contributing({ snapshot: s, onSwitch }: { snapshot: Snapshot; onSwitch:
           <span class="contrib-switch-track" aria-hidden="true">
             <span class="contrib-switch-thumb" />
           </span>
-          <span class="contrib-switch-label">{s.switchedOn ? "Contributing is on" : "Contributing is off"}</span>
+          <span class="contrib-switch-label">Contribute</span>
+          <span class="contrib-switch-state">{s.switchedOn ? "On" : "Off"}</span>
         </button>
+        {lastEvent(s) && (
+          <p class="small contrib-last" data-testid="last-event">
+            {lastEvent(s)}
+          </p>
+        )}
         {onBattery && s.batteryCapBps < 10_000 && s.decision.allowed && (
           <p class="small contrib-note">On battery this phone earns {s.batteryCapBps / 100}% of the rate (network rule).</p>
         )}
       </section>
 
       <section class="contrib-stats" aria-label="Today">
-        <Tile label="Jobs today" value={String(s.today.jobs)} testid="jobs-today" />
-        <Tile label="Credits today" value={credits(s.today.mintedMicro)} testid="credits-today" />
+        <Tile label="Jobs today" value={String(s.today.jobs)} sub="since 00:00 UTC" testid="jobs-today" />
+        <Tile label="Credits today" value={credits(s.today.mintedMicro)} sub="earned by this phone" testid="credits-today" />
         <Tile label="Battery" value={batteryText(s)} sub={s.signals.battery?.charging ? "charging" : s.signals.battery ? "on battery" : ""} testid="battery" />
         <Tile label="Network" value={networkText(s)} sub={s.rttMs ? `${s.rttMs} ms to the server` : ""} testid="network" />
       </section>
@@ -167,7 +178,7 @@ function reasonText(s: Snapshot): string {
     case "working":
       return "Running a job for the network.";
     case "paused":
-      return `Waiting: ${s.reason}.`;
+      return pausedText(s);
     case "off":
       return "This phone takes no jobs until you switch it back on.";
     case "preparing":
@@ -182,6 +193,35 @@ function reasonText(s: Snapshot): string {
 }
 
 const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+
+/** What stops the phone, said as what the person can do about it. */
+function pausedText(s: Snapshot): string {
+  const rule = s.decision.rules.find((r) => r.state !== "ok");
+  if (!rule) return capitalize(s.reason);
+  if (rule.state === "unknown") return `${capitalize(rule.detail)}, so the phone waits (the safe choice).`;
+  switch (rule.id) {
+    case "charging":
+      return "Plug the phone in to contribute.";
+    case "wifi":
+      return rule.detail === "on cellular data" ? "On cellular data: the phone contributes on Wi-Fi only." : `Connect to Wi-Fi to contribute (${rule.detail}).`;
+    case "visible":
+      return "Keep this page on screen to contribute.";
+    case "battery":
+      return `Charge the phone first: ${rule.detail}.`;
+    case "thermal":
+      return `Cooling down: ${rule.detail}.`;
+    case "admin":
+      return "An admin paused contribution for this phone.";
+    default:
+      return capitalize(rule.detail) + ".";
+  }
+}
+
+/** The newest job event (done, declined, refused, handed back, failed), as one line for the status card. */
+function lastEvent(s: Snapshot): string {
+  const event = s.events.find((e) => e.kind !== "info");
+  return event ? `${new Date(event.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })} · ${event.text}` : "";
+}
 
 function batteryText(s: Snapshot): string {
   if (!s.apis.battery || !s.signals.battery) return "unknown";
@@ -222,7 +262,7 @@ function Rule({ rule }: { rule: ContributionRule }) {
       </span>
       <span class="contrib-rule-text">
         <strong>{rule.label}</strong>
-        <span class="small">{rule.state === "unknown" ? `Can't check: ${rule.detail}` : capitalize(rule.detail)}</span>
+        <span class="contrib-rule-detail">{rule.detail}</span>
       </span>
       <span class="visually-hidden">{rule.state === "ok" ? "met" : rule.state === "blocked" ? "not met" : "cannot be checked"}</span>
     </li>

@@ -131,6 +131,7 @@ public sealed class ContributorBrowserTests : IDisposable
 
         var phoneVectors = Vectors(onPhone);
         var agentVectors = Vectors(onAgent);
+        TestContext.Out.WriteLine($"cosine page vs agent: min {Enumerable.Range(0, Texts.Length).Min(i => Cosine(phoneVectors[i], agentVectors[i])):F6}");
         Assert.Multiple(() =>
         {
             Assert.That(onPhone.GetProperty("deviceId").GetString(), Is.EqualTo(Phone), "placed on the phone, as pinned");

@@ -4,6 +4,8 @@ using MeshAI.Bench;
 
 // dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes]
 // dotnet run -c Release --project bench/MeshAI.Bench -- micro [BenchmarkDotNet args]
+// dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
+// dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
 // dotnet run -c Release --project bench/MeshAI.Bench -- contributor [rounds]   (embeddings/s: web contributor page vs native agent)
 var mode = args.Length > 0 ? args[0] : "load";
 if (mode == "micro")
@@ -18,10 +20,41 @@ if (mode == "load")
     return await LoadHarness.RunAsync(jobs: Arg(1, 300), concurrency: Arg(2, 8), payloadBytes: Arg(3, 256));
 }
 
+if (mode == "scale-out")
+{
+    int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
+    await using var postgres = await MeshAI.Testing.PostgresServer.StartAsync();
+    await using var redis = await MeshAI.Testing.RedisServer.StartAsync();
+    Console.WriteLine($"postgres and redis up ({redis}); starting 2 control + 2 relay instances and nginx");
+    await using var mesh = await MeshAI.Testing.ScaleOutMesh.StartAsync(postgres, redis);
+    var outcome = await MeshAI.Testing.ScaleOutRun.RunAsync(mesh, jobs: Arg(1, 200), agents: Arg(2, 4), line => Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}"));
+    foreach (var problem in outcome.Problems.Take(20))
+    {
+        Console.WriteLine("problem: " + problem);
+    }
+
+    if (!outcome.Ok || Environment.GetEnvironmentVariable("MESHAI_SCALE_OUT_VERBOSE") == "1")
+    {
+        foreach (var (id, process) in mesh.Controls.Concat(mesh.Relays))
+        {
+            Console.Error.WriteLine($"---- {id} (last lines) ----\n{process.OutputTail(80)}");
+        }
+    }
+
+    Console.WriteLine(outcome.Line);
+    return outcome.Ok ? 0 : 1;
+}
+
+if (mode == "embeddings")
+{
+    int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
+    return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
+}
+
 if (mode == "contributor")
 {
     return await ContributorBenchmark.RunAsync(rounds: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | contributor [rounds]");
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | contributor [rounds]");
 return 2;

@@ -1,3 +1,4 @@
+using MeshAI.Common.Bus;
 using MeshAI.Common.Seams;
 using MeshAI.Relay.Api;
 using MeshAI.Relay.Core;
@@ -21,25 +22,13 @@ public static class RelayExtensions
     /// </summary>
     public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration configuration)
     {
-        ArgumentNullException.ThrowIfNull(configuration);
-        var section = configuration.GetSection(RelayOptions.SectionName);
-        services.AddOptions<RelayOptions>()
-            .Bind(section)
-            .Configure(o =>
-            {
-                if (section[nameof(RelayOptions.HeartbeatGraceSeconds)] is null &&
-                    int.TryParse(configuration["heartbeat-grace-seconds"] ?? configuration["HeartbeatGraceSeconds"], out var grace))
-                {
-                    o.HeartbeatGraceSeconds = grace;
-                }
-            })
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-
-        services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<IPresenceDirectory, InMemoryPresenceDirectory>();
-        services.TryAddSingleton(sp => new Lazy<IJobEventSink>(sp.GetRequiredService<IJobEventSink>));
+        services.AddMeshBus(configuration);
         services.TryAddSingleton<RelayHub>();
+        services.TryAddSingleton(sp => new Lazy<RelayHub>(sp.GetRequiredService<RelayHub>));
+        services.TryAddSingleton<BusJobEventSink>();
+        services.AddHostedService(sp => sp.GetRequiredService<BusJobEventSink>());
+        services.TryAddSingleton<IJobEventSink>(sp => sp.GetRequiredService<BusJobEventSink>());
+        services.TryAddSingleton(sp => new Lazy<IJobEventSink>(sp.GetRequiredService<IJobEventSink>));
         services.TryAddSingleton<IJobDispatcher>(sp => sp.GetRequiredService<RelayHub>());
         services.TryAddSingleton<WebRelaySessions>();
 
@@ -56,6 +45,42 @@ public static class RelayExtensions
                 grpc.MaxReceiveMessageSize = relay.Value.MaxFrameBytes;
                 grpc.MaxSendMessageSize = relay.Value.MaxFrameBytes;
             });
+        return services;
+    }
+
+    /// <summary>
+    /// Registers what every instance shares through the bus (any role): <see cref="IMeshBus"/> (in-process unless the host
+    /// registered Redis first), <see cref="BusNames"/> (prefix <c>Bus:Prefix</c>), <see cref="RelayOptions"/> and the
+    /// presence directory (<see cref="BusPresenceDirectory"/>: a local mirror fed by the bus).
+    /// </summary>
+    public static IServiceCollection AddMeshBus(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        if (services.Any(d => d.ServiceType == typeof(BusNames)))
+        {
+            return services;
+        }
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<IMeshBus>(sp => new InProcessMeshBus(sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(new BusNames(configuration["Bus:Prefix"] is { Length: > 0 } prefix ? prefix : "meshai:"));
+        services.TryAddSingleton<BusPresenceDirectory>();
+        services.TryAddSingleton<IPresenceDirectory>(sp => sp.GetRequiredService<BusPresenceDirectory>());
+        services.AddHostedService(sp => sp.GetRequiredService<BusPresenceDirectory>());
+        var section = configuration.GetSection(RelayOptions.SectionName);
+        services.AddOptions<RelayOptions>()
+            .Bind(section)
+            .Configure(o =>
+            {
+                if (section[nameof(RelayOptions.HeartbeatGraceSeconds)] is null &&
+                    int.TryParse(configuration["heartbeat-grace-seconds"] ?? configuration["HeartbeatGraceSeconds"], out var grace))
+                {
+                    o.HeartbeatGraceSeconds = grace;
+                }
+            })
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
         return services;
     }
 

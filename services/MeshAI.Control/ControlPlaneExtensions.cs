@@ -36,6 +36,9 @@ public static class ControlPlaneExtensions
             .ValidateOnStart();
 
         services.TryAddSingleton(TimeProvider.System);
+        // The bus (the host registers Redis for scale-out; AddMeshBus of the relay registers presence over it).
+        services.TryAddSingleton<MeshAI.Common.Bus.IMeshBus>(sp => new MeshAI.Common.Bus.InProcessMeshBus(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(new MeshAI.Common.Bus.BusNames(configuration["Bus:Prefix"] is { Length: > 0 } prefix ? prefix : "meshai:"));
         services.TryAddSingleton<ServerEndpoint>();
         services.TryAddSingleton<ISqlDialect>(sp =>
         {
@@ -90,8 +93,19 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<NetworkSettingsEditor>();
         services.TryAddSingleton<JobPlanner>();
         services.TryAddSingleton<JobWatchHub>();
+        services.TryAddSingleton<JobSettler>();
+        services.TryAddSingleton<Jobs.Execution.JobPlacer>();
+        services.TryAddSingleton<Jobs.Execution.JobPlaneServices>();
+        services.TryAddSingleton<ControlInstance>();
         services.TryAddSingleton<JobRunner>();
-        services.TryAddSingleton<IJobEventSink>(sp => sp.GetRequiredService<JobRunner>());
+        services.TryAddSingleton<IJobDispatcher, BusJobDispatcher>();
+        services.TryAddSingleton<ControlBusEndpoint>();
+        // A relay-only process uses the store for device authentication but runs no jobs.
+        if (!string.Equals(configuration["role"], "relay", StringComparison.OrdinalIgnoreCase))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<ControlBusEndpoint>());
+            services.AddHostedService<JobLeaseService>();
+        }
         services.TryAddSingleton<JobSubmission>();
         services.TryAddSingleton<JobQueries>();
         services.TryAddSingleton<ModelRepository>();

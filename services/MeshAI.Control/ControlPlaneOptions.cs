@@ -27,6 +27,11 @@ public sealed class ControlPlaneOptions
     /// one): GET /auth/magic redirects there with the token instead of showing the session token on a bare page.
     /// </summary>
     public string? BrowserSignInPath { get; set; }
+    /// <summary>Relay addresses given to registering devices (comma separated; scale-out: every relay instance). Empty: the public URL.</summary>
+    public string RelayUrls { get; set; } = "";
+
+    /// <summary><see cref="RelayUrls"/> as a list.</summary>
+    public IReadOnlyList<string> RelayUrlList => RelayUrls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>Outgoing mail for magic links; when SmtpHost is empty, links go to the outbox folder.</summary>
     public SmtpOptions Smtp { get; set; } = new();
@@ -36,6 +41,50 @@ public sealed class ControlPlaneOptions
 
     /// <summary>Ledger rules (minting, rate limits, estimates, export) and free-tier limits.</summary>
     public Ledger.LedgerOptions Ledger { get; set; } = new();
+
+    /// <summary>The job plane: this instance's id, leases, reconnect grace.</summary>
+    public JobPlaneOptions Jobs { get; set; } = new();
+}
+
+/// <summary>Job plane settings (section <c>Control:Jobs</c>); docs/scale-out.md explains how they set the detection times.</summary>
+public sealed class JobPlaneOptions
+{
+    /// <summary>This control instance's id (lease owner); empty: generated per process ("ctl-" + host + random).</summary>
+    public string InstanceId { get; set; } = "";
+
+    /// <summary>How long a job's lease lasts without renewal; a dead instance's jobs are claimed after it.</summary>
+    [Range(1000, 3_600_000)]
+    public int LeaseMs { get; set; } = 10_000;
+
+    /// <summary>How often the owner renews all its leases (one statement per round).</summary>
+    [Range(100, 600_000)]
+    public int LeaseRenewIntervalMs { get; set; } = 3_000;
+
+    /// <summary>How often an instance looks for jobs whose lease expired.</summary>
+    [Range(100, 600_000)]
+    public int ClaimIntervalMs { get; set; } = 2_000;
+
+    /// <summary>Most jobs claimed in one round.</summary>
+    [Range(1, 10_000)]
+    public int ClaimBatch { get; set; } = 100;
+
+    /// <summary>
+    /// After a device's stream ends (or a resumed job's device is not connected), how long its open attempts wait for the
+    /// device to come back (on any relay) before they are retried elsewhere.
+    /// </summary>
+    [Range(0, 600_000)]
+    public int ReconnectGraceMs { get; set; } = 3_000;
+
+    /// <summary>
+    /// For a resumed job (restart, claimed lease) whose device is not connected yet: how long to wait for it — every agent
+    /// reconnects after a restart, with backoff — before retrying elsewhere.
+    /// </summary>
+    [Range(0, 600_000)]
+    public int ResumeGraceMs { get; set; } = 20_000;
+
+    /// <summary>How long an offer may go unanswered (no accept or decline: lost on a dead relay) before the attempt is retried.</summary>
+    [Range(100, 600_000)]
+    public int OfferAnswerTimeoutMs { get; set; } = 10_000;
 }
 
 /// <summary>SMTP settings for magic-link mail.</summary>

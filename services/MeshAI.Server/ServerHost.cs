@@ -61,13 +61,30 @@ public static class ServerHost
             o.MaxReceiveMessageSize = MaxGrpcMessageBytes;
             o.MaxSendMessageSize = MaxGrpcMessageBytes;
         });
+        if (settings.Bus is { } bus)
+        {
+            builder.Services.AddSingleton<MeshAI.Common.Bus.IMeshBus>(sp => RedisMeshBus.Connect(bus, sp.GetRequiredService<ILogger<RedisMeshBus>>()));
+        }
+
+        builder.Services.AddMeshBus(builder.Configuration);
         builder.Services.AddControlPlane(builder.Configuration);
-        builder.Services.AddRelay(builder.Configuration);
+        if (settings.RunsRelay)
+        {
+            builder.Services.AddRelay(builder.Configuration);
+        }
 
         var app = builder.Build();
         app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
-        app.MapControlPlane();
-        app.MapRelay();
+        if (settings.RunsControl)
+        {
+            app.MapControlPlane();
+        }
+
+        if (settings.RunsRelay)
+        {
+            app.MapRelay();
+        }
+
         app.MapGet("/healthz", () => "ok");
         app.MapModelFiles(settings.ModelsDir);
         app.MapDashboard(webRoot);

@@ -16,25 +16,89 @@ public sealed record ServerSettings(
     string? TlsCertificate = null,
     string? TlsKey = null,
     string? TlsPassword = null,
+    string Role = "all",
+    string? Bus = null,
+    string? InstanceId = null,
+    string? RelayId = null,
+    string? RelayUrls = null,
     string? WebRoot = null,
     string? ModelsDir = null)
 {
+    /// <summary>The roles a process can take: control plane + relay (embedded default), control plane only, relay only.</summary>
+    public static readonly IReadOnlyList<string> Roles = ["all", "control", "relay"];
+
+    /// <summary>True when this process serves the control plane's RPCs.</summary>
+    public bool RunsControl => Role is "all" or "control";
+
+    /// <summary>True when this process holds agents' relay streams.</summary>
+    public bool RunsRelay => Role is "all" or "relay";
+
     /// <summary>Default data directory (~/.meshai/server).</summary>
     public static string DefaultDataDir => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".meshai", "server");
 
     /// <summary>Reads the options; unknown keys are left for other layers (e.g. "Control:Limits:…").</summary>
-    public static ServerSettings From(IConfiguration configuration) => new(
+    public static ServerSettings From(IConfiguration configuration)
+    {
+        var store = Read(configuration, "store") ?? "sqlite";
+        var postgres = Read(configuration, "postgres");
+        if (store.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || store.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
+        {
+            postgres = PostgresUrl(store);
+            store = "postgres";
+        }
+
+        var role = (Read(configuration, "role") ?? "all").ToLowerInvariant();
+        if (!Roles.Contains(role))
+        {
+            throw new InvalidOperationException($"--role must be one of {string.Join(", ", Roles)} (got '{role}')");
+        }
+
+        var bus = Read(configuration, "bus");
+        if (bus is not null && !bus.StartsWith("redis://", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidOperationException($"--bus must be a redis://host:port URL (got '{bus}'); leave it out for the in-process bus");
+        }
+
+        return FromParts(configuration, store.ToLowerInvariant(), postgres, role, bus);
+    }
+
+    /// <summary>An Npgsql connection string from a postgres://user:password@host:port/database URL.</summary>
+    public static string PostgresUrl(string url)
+    {
+        var uri = new Uri(url);
+        var userInfo = uri.UserInfo.Split(':', 2);
+        var builder = new System.Text.StringBuilder();
+        builder.Append(CultureInfo.InvariantCulture, $"Host={uri.Host};Port={(uri.Port > 0 ? uri.Port : 5432)};Database={uri.AbsolutePath.TrimStart('/')}");
+        if (userInfo[0].Length > 0)
+        {
+            builder.Append(CultureInfo.InvariantCulture, $";Username={Uri.UnescapeDataString(userInfo[0])}");
+        }
+
+        if (userInfo.Length > 1)
+        {
+            builder.Append(CultureInfo.InvariantCulture, $";Password={Uri.UnescapeDataString(userInfo[1])}");
+        }
+
+        return builder.ToString();
+    }
+
+    private static ServerSettings FromParts(IConfiguration configuration, string store, string? postgres, string role, string? bus) => new(
         Path.GetFullPath(Read(configuration, "data-dir") ?? DefaultDataDir),
         int.Parse(Read(configuration, "port") ?? "7443", CultureInfo.InvariantCulture),
         Read(configuration, "listen") ?? "127.0.0.1",
-        (Read(configuration, "store") ?? "sqlite").ToLowerInvariant(),
-        Read(configuration, "postgres"),
+        store,
+        postgres,
         int.Parse(Read(configuration, "heartbeat-grace-seconds") ?? "20", CultureInfo.InvariantCulture),
         Read(configuration, "public-url"),
         Read(configuration, "log-level") ?? "Warning",
         Read(configuration, "tls-cert"),
         Read(configuration, "tls-key"),
         Read(configuration, "tls-password"),
+        role,
+        bus,
+        Read(configuration, "instance-id"),
+        Read(configuration, "relay-id"),
+        Read(configuration, "relay-urls"),
         Read(configuration, "web-root"),
         Read(configuration, "models-dir"));
 
@@ -60,6 +124,22 @@ public sealed record ServerSettings(
         yield return new("Control:Store", Store);
         yield return new("Control:PostgresConnectionString", Postgres);
         yield return new("heartbeat-grace-seconds", HeartbeatGraceSeconds.ToString(CultureInfo.InvariantCulture));
+        yield return new("role", Role);
+        if (InstanceId is not null)
+        {
+            yield return new("Control:Jobs:InstanceId", InstanceId);
+        }
+
+        if (RelayId is not null)
+        {
+            yield return new("Relay:RelayId", RelayId);
+        }
+
+        if (RelayUrls is not null)
+        {
+            yield return new("Control:RelayUrls", RelayUrls);
+            yield return new("Relay:PublicUrls", RelayUrls);
+        }
         foreach (var (option, key) in new[] { ("smtp-host", "Host"), ("smtp-port", "Port"), ("smtp-user", "User"), ("smtp-password", "Password"), ("smtp-from", "From") })
         {
             if (Read(configuration, option) is { } value)

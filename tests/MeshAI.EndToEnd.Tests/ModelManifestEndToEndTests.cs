@@ -175,6 +175,7 @@ public sealed class ModelManifestEndToEndTests
 
         Assert.That(error!.StatusCode, Is.EqualTo(StatusCode.InvalidArgument));
         Assert.That(error.Status.Detail, Does.Contain("no-such-model").And.Contain(ProvisionedModels.MiniLm).And.Contain(ProvisionedModels.ArcticXs));
+        Assert.That(error.GetRpcStatus()?.GetDetail<Google.Rpc.ErrorInfo>()?.Reason, Is.EqualTo("MODEL_NOT_AVAILABLE"));
         var violation = error.GetRpcStatus()?.GetDetail<Google.Rpc.BadRequest>()?.FieldViolations.Single();
         Assert.That(violation?.Field, Is.EqualTo("envelope.input_manifest.payload"));
 
@@ -208,6 +209,66 @@ public sealed class ModelManifestEndToEndTests
         TestContext.Out.WriteLine(table.StandardOutput);
         Assert.That(table.ExitCode, Is.Zero, table.StandardError);
         Assert.That(table.StandardOutput, Does.Contain("MODEL").And.Contain(ProvisionedModels.MiniLm).And.Contain("lister").And.Contain("4a64cee3d413"));
+    }
+
+    [Test]
+    public async Task Guests_run_embeddings_only_after_the_network_publishes_the_model_as_public()
+    {
+        var networks = new Contracts.Network.V1.NetworkService.NetworkServiceClient(_channel);
+        var invite = (await networks.InviteMemberAsync(new Contracts.Network.V1.InviteMemberRequest
+        {
+            NetworkId = _networkId, InviteType = Contracts.Network.V1.InviteType.ShareLinkWithApproval, Role = Role.Guest,
+        })).InviteLink;
+        var guestToken = await _mesh.SignInAsync("guest-models@example.com");
+        using var guestChannel = _mesh.Channel(guestToken);
+        var pending = (await new Contracts.Network.V1.NetworkService.NetworkServiceClient(guestChannel).AcceptInviteAsync(new Contracts.Network.V1.AcceptInviteRequest { InviteToken = invite })).Member;
+        await networks.ApproveMemberAsync(new Contracts.Network.V1.ApproveMemberRequest { NetworkId = _networkId, UserId = pending.UserId });
+        var link = (await CliJsonAsync("device", "join", "--network", _networkId)).GetProperty("joinLink").GetString()!;
+        var agent = await _mesh.StartAgentAsync(link, "guest-server", [], null);
+        var guestJobs = new JobService.JobServiceClient(guestChannel);
+        JobEnvelope PublicJob()
+        {
+            var envelope = Envelope(new WorkloadInput { Embeddings = new EmbeddingsInput { Texts = { "public text" } } }, agent.DeviceId);
+            envelope.DataSensitivityTag = DataSensitivityTag.Public;
+            return envelope;
+        }
+
+        // Wait until the device is eligible for a member (first heartbeat processed), so the guest's refusal below is the policy's.
+        var adminJobs = new JobService.JobServiceClient(_channel);
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(60);
+        while (!(await adminJobs.EstimateJobAsync(new EstimateJobRequest { Envelope = PublicJob() })).Eligibility.Single(e => e.DeviceId == agent.DeviceId).Eligible)
+        {
+            Assert.That(DateTimeOffset.UtcNow, Is.LessThan(deadline), "the new agent becomes eligible for a member");
+            await Task.Delay(250);
+        }
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await guestJobs.SubmitJobAsync(new SubmitJobRequest { Envelope = PublicJob() }));
+        Assert.That(refused!.StatusCode, Is.EqualTo(StatusCode.FailedPrecondition), "the packaged default model is not public until the network says so");
+        var explained = await guestJobs.EstimateJobAsync(new EstimateJobRequest { Envelope = PublicJob() });
+        var verdict = explained.Eligibility.Single(e => e.DeviceId == agent.DeviceId);
+        Assert.That(verdict.FailingFilter, Is.EqualTo(EligibilityFilter.PolicyAllows), verdict.Reason);
+
+        var publish = await LocalMesh.RunCliAsync(_cliConfig, ["models", "publish", "--network", _networkId, "--dir", ProvisionedModels.Directory(ProvisionedModels.MiniLm), "--public"]);
+        TestContext.Out.WriteLine(publish.StandardOutput + publish.StandardError);
+        Assert.That(publish.ExitCode, Is.Zero, publish.StandardError);
+        Assert.That(publish.StandardOutput, Does.Contain("Published all-minilm-l6-v2 v24.9.52193 (2 files, public)"));
+
+        var job = (await guestJobs.SubmitJobAsync(new SubmitJobRequest { Envelope = PublicJob() })).Job;
+        Assert.That(job.DeviceId, Is.Empty.Or.EqualTo(agent.DeviceId));
+        using var watch = guestJobs.WatchJob(new WatchJobRequest { NetworkId = _networkId, JobId = job.JobId });
+        EmbeddingsOutput? output = null;
+        await foreach (var frame in watch.ResponseStream.ReadAllAsync())
+        {
+            if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Result)
+            {
+                output = WorkloadOutput.Parser.ParseFrom(frame.Result.Output).Embeddings;
+                break;
+            }
+
+            Assert.That(frame.Status?.Job?.State, Is.Not.EqualTo(JobState.Failed), frame.Status?.Job?.ErrorMessage);
+        }
+
+        Assert.That(output?.Model, Is.EqualTo(ProvisionedModels.MiniLm), "a guest runs the public model");
     }
 
     [Test]

@@ -232,63 +232,103 @@ public sealed partial class AgentCommands
         var contribution = Contribution.ContributionPolicy.Load(line.Get("contribution-policy"), mobile: line.Has("mobile-profile"));
         var offers = new OfferVerifier(now => enrollment.ControlKeys(now), enrollment.DeviceId, enrollment.NetworkId); // follows renewals
         var backoff = TimeSpan.FromSeconds(1);
-        using var channel = GrpcChannels.Create(enrollment.RelayUrl, enrollment.Fingerprint);
-        var client = new RelayService.RelayServiceClient(channel);
-        while (!cancellationToken.IsCancellationRequested)
+        // Jobs and unacknowledged results outlive streams: a result finished while the relay was away is re-sent on the next one.
+        await using var jobs = new AgentJobs();
+        var channels = new Dictionary<string, Grpc.Net.Client.GrpcChannel>(StringComparer.Ordinal);
+        // Devices start on different relays (a stable spread by device id), then move on in order when theirs dies.
+        var relayIndex = (int)(BitConverter.ToUInt32(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(enrollment.DeviceId)), 0) % 1024);
+        var failuresThisRound = 0;
+        try
         {
-            enrollment = await CertificateRenewal.TryRenewAsync(enrollment, keys, store, _logger, cancellationToken);
-            var session = new RelaySession(enrollment, keys, deviceState, registry, offers, _loggers.CreateLogger<RelaySession>(), announce: text =>
+            while (!cancellationToken.IsCancellationRequested)
             {
-                _out.WriteLine(text);
-                _out.Flush();
-            }, contribution);
-            SessionEnd end;
-            try
-            {
-                end = await session.RunAsync(client, cancellationToken);
-            }
-            catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (RpcException ex)
-            {
-                end = new SessionEnd(false, null, RpcErrors.Describe(ex));
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                break;
-            }
+                enrollment = await CertificateRenewal.TryRenewAsync(enrollment, keys, store, _logger, cancellationToken);
+                var relays = enrollment.RelayAddresses();
+                var relayUrl = relays[relayIndex % relays.Count];
+                if (!channels.TryGetValue(relayUrl, out var channel))
+                {
+                    channels[relayUrl] = channel = GrpcChannels.Create(relayUrl, enrollment.Fingerprint);
+                }
 
-            if (session.LearnedRelayId is { Length: > 0 } relayId && relayId != enrollment.RelayId)
-            {
-                enrollment = enrollment with { RelayId = relayId };
-                store.SaveEnrollment(enrollment);
-            }
+                var session = new RelaySession(enrollment, keys, deviceState, registry, offers, _loggers.CreateLogger<RelaySession>(), announce: text =>
+                {
+                    _out.WriteLine(text);
+                    _out.Flush();
+                }, contribution, jobs);
+                SessionEnd end;
+                try
+                {
+                    end = await session.RunAsync(new RelayService.RelayServiceClient(channel), cancellationToken);
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (RpcException ex)
+                {
+                    end = new SessionEnd(false, null, RpcErrors.Describe(ex));
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
 
-            if (end.Cut == CutReason.Revoked ||
-                (end.Cut == CutReason.AuthFailed && end.Detail.Contains("revoked", StringComparison.OrdinalIgnoreCase)))
-            {
-                await _err.WriteLineAsync($"MESHAI_AGENT_REVOKED device_id={enrollment.DeviceId}: this device was revoked by a network admin ({end.Detail}). Rejoining needs a new join link and approval.");
-                return ExitCodes.Revoked;
-            }
+                if (session.LearnedRelayId is { Length: > 0 } relayId && relayId != enrollment.RelayId)
+                {
+                    enrollment = enrollment with { RelayId = relayId };
+                    store.SaveEnrollment(enrollment);
+                }
 
-            if (end.WasOnline)
-            {
-                backoff = TimeSpan.FromSeconds(1);
-            }
+                if (session.LearnedRelayUrls.Count > 0 && !session.LearnedRelayUrls.SequenceEqual(enrollment.RelayAddresses()))
+                {
+                    enrollment = enrollment with { RelayUrls = session.LearnedRelayUrls };
+                    store.SaveEnrollment(enrollment);
+                }
 
-            LogReconnecting(_logger, end.Cut?.ToString() ?? "disconnected", end.Detail, backoff.TotalSeconds);
-            try
-            {
-                await Task.Delay(backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)), cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
+                if (end.Cut == CutReason.Revoked ||
+                    (end.Cut == CutReason.AuthFailed && end.Detail.Contains("revoked", StringComparison.OrdinalIgnoreCase)))
+                {
+                    await _err.WriteLineAsync($"MESHAI_AGENT_REVOKED device_id={enrollment.DeviceId}: this device was revoked by a network admin ({end.Detail}). Rejoining needs a new join link and approval.");
+                    return ExitCodes.Revoked;
+                }
 
-            backoff = TimeSpan.FromSeconds(Math.Min(30, backoff.TotalSeconds * 2));
+                // Move on to the next relay address at once; back off only after every address failed in a row.
+                var relayCount = enrollment.RelayAddresses().Count;
+                relayIndex++;
+                if (end.WasOnline)
+                {
+                    backoff = TimeSpan.FromSeconds(1);
+                    failuresThisRound = 0;
+                }
+                else
+                {
+                    failuresThisRound++;
+                }
+
+                var wait = relayCount > 1 && failuresThisRound < relayCount ? TimeSpan.Zero : backoff;
+                LogReconnecting(_logger, end.Cut?.ToString() ?? "disconnected", end.Detail, wait.TotalSeconds);
+                try
+                {
+                    await Task.Delay(wait + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)), cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
+                if (wait > TimeSpan.Zero)
+                {
+                    failuresThisRound = 0;
+                    backoff = TimeSpan.FromSeconds(Math.Min(30, backoff.TotalSeconds * 2));
+                }
+            }
+        }
+        finally
+        {
+            foreach (var channel in channels.Values)
+            {
+                channel.Dispose();
+            }
         }
 
         return ExitCodes.Ok;
@@ -308,7 +348,8 @@ public sealed partial class AgentCommands
         var frames = Console.OpenStandardOutput();
         Console.SetOut(Console.Error);
         var settings = WorkloadSettings.FromCommandLine(line, "", "");
-        using var registry = WorkloadRegistry.CreateDefault(settings, _logger);
+        var workload = Enum.GetValues<MeshAI.Contracts.Common.V1.WorkloadClass>().FirstOrDefault(w => Sandbox.WorkerProcess.ClassName(w) == className);
+        using var registry = WorkloadRegistry.CreateDefault(settings, _logger, workload);
         var handler = registry.Handlers.FirstOrDefault(h => Sandbox.WorkerProcess.ClassName(h.Workload) == className);
         if (handler is null)
         {

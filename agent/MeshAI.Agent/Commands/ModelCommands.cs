@@ -43,11 +43,8 @@ public sealed partial class AgentCommands
         }
 
         var store = new AgentStateStore(line.Get("state-dir"));
-        var enrollment = store.LoadEnrollment();
-        var keys = store.LoadKeys();
-        if (enrollment is null || keys is null)
+        if (await JoinedAsync(store) is not var (enrollment, keys))
         {
-            await _err.WriteLineAsync($"error: this device has not joined a network (no state in {store.Directory})");
             return ExitCodes.Usage;
         }
 
@@ -124,11 +121,8 @@ public sealed partial class AgentCommands
     private async Task<int> SyncModelsAsync(CommandLine line, CancellationToken cancellationToken)
     {
         var store = new AgentStateStore(line.Get("state-dir"));
-        var enrollment = store.LoadEnrollment();
-        var keys = store.LoadKeys();
-        if (enrollment is null || keys is null)
+        if (await JoinedAsync(store) is not var (enrollment, keys))
         {
-            await _err.WriteLineAsync($"error: this device has not joined a network (no state in {store.Directory})");
             return ExitCodes.Usage;
         }
 
@@ -200,6 +194,20 @@ public sealed partial class AgentCommands
         }
 
         return ExitCodes.Ok;
+    }
+
+    /// <summary>The enrollment and keys of a joined device, or null after printing why not.</summary>
+    private async Task<(AgentEnrollment Enrollment, AgentKeys Keys)?> JoinedAsync(AgentStateStore store)
+    {
+        var enrollment = store.LoadEnrollment();
+        var keys = store.LoadKeys();
+        if (enrollment is null || keys is null)
+        {
+            await _err.WriteLineAsync($"error: this device has not joined a network (no state in {store.Directory})");
+            return null;
+        }
+
+        return (enrollment, keys);
     }
 
     private static string[] Origins(CommandLine line) =>

@@ -34,16 +34,25 @@ public sealed partial class RelaySession
     private readonly ILogger _logger;
     private readonly Action<string> _announce;
     private readonly Channel<ConnectRequest> _outbound = Channel.CreateBounded<ConnectRequest>(new BoundedChannelOptions(1024) { SingleReader = true });
-    private readonly ConcurrentDictionary<string, CancellationTokenSource> _running = new(StringComparer.Ordinal);
+    private readonly AgentJobs _jobs;
+    private readonly bool _ownsJobs;
+    private readonly Func<ConnectRequest, CancellationToken, ValueTask> _send;
     private readonly ConcurrentDictionary<long, long> _heartbeatSent = new();
     private readonly ConcurrentDictionary<string, string> _handedBack = new(StringComparer.Ordinal);
     private readonly Contribution.ContributionPolicy? _contribution;
     private int _heartbeats;
     private int _lastRttMs;
 
-    /// <summary>Creates a session (one per connection attempt; the replay memory in <paramref name="offers"/> outlives it).</summary>
-    public RelaySession(AgentEnrollment enrollment, AgentKeys keys, IDeviceStateProvider deviceState, WorkloadRegistry workloads, OfferVerifier offers, ILogger logger, Action<string> announce, Contribution.ContributionPolicy? contribution = null)
+    /// <summary>
+    /// Creates a session (one per connection attempt; the replay memory in <paramref name="offers"/> outlives it). With
+    /// <paramref name="jobs"/> (shared by the agent's sessions) running jobs and unacknowledged results outlive the stream;
+    /// without, the session owns its jobs and cancels them when it ends.
+    /// </summary>
+    public RelaySession(AgentEnrollment enrollment, AgentKeys keys, IDeviceStateProvider deviceState, WorkloadRegistry workloads, OfferVerifier offers, ILogger logger, Action<string> announce, Contribution.ContributionPolicy? contribution = null, AgentJobs? jobs = null)
     {
+        _jobs = jobs ?? new AgentJobs();
+        _ownsJobs = jobs is null;
+        _send = (frame, ct) => _outbound.Writer.WriteAsync(frame, ct);
         _contribution = contribution;
         _enrollment = enrollment;
         _keys = keys;
@@ -65,7 +74,11 @@ public sealed partial class RelaySession
         var responses = call.ResponseStream;
         await call.RequestStream.WriteAsync(new ConnectRequest
         {
-            Hello = new AgentHello { Certificate = _enrollment.ParsedCertificate(), AgentVersion = AgentVersion, Capabilities = Capabilities() },
+            Hello = new AgentHello
+            {
+                Certificate = _enrollment.ParsedCertificate(), AgentVersion = AgentVersion, Capabilities = Capabilities(),
+                ProtocolVersion = ProtocolVersion, HeldAttempts = { _jobs.Held() },
+            },
         }, cancellationToken);
 
         if (!await responses.MoveNext(cancellationToken))
@@ -101,10 +114,19 @@ public sealed partial class RelaySession
 
         var welcome = responses.Current.Welcome;
         LearnedRelayId = welcome.RelayId;
-        _announce($"MESHAI_AGENT_ONLINE device_id={welcome.DeviceId}");
+        LearnedRelayUrls = [.. welcome.RelayUrls];
+        Protocol = Math.Max(1, welcome.ProtocolVersion);
 
         using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var writer = WriteLoopAsync(call.RequestStream, sessionCts.Token);
+        // What the previous stream could not deliver goes first, in order; then this stream carries the jobs' frames.
+        foreach (var unacked in _jobs.Unacked())
+        {
+            await _send(unacked, cancellationToken);
+        }
+
+        _jobs.Attach(_send);
+        _announce($"MESHAI_AGENT_ONLINE device_id={welcome.DeviceId}");
         var heartbeats = HeartbeatLoopAsync(Math.Max(100, welcome.HeartbeatIntervalMs), sessionCts.Token);
         var watch = ContributionWatchAsync(sessionCts.Token);
         try
@@ -122,14 +144,17 @@ public sealed partial class RelaySession
 
                         break;
                     case ConnectResponse.FrameOneofCase.JobOffer:
-                        OnOffer(frame.JobOffer, sessionCts.Token);
+                        await OnOfferAsync(frame.JobOffer, sessionCts.Token);
                         break;
                     case ConnectResponse.FrameOneofCase.JobCancel:
-                        if (_running.TryGetValue(Key(frame.JobCancel.JobId, frame.JobCancel.Attempt), out var jobCts))
+                        if (_jobs.Running.TryGetValue(Key(frame.JobCancel.JobId, frame.JobCancel.Attempt), out var running))
                         {
-                            await jobCts.CancelAsync();
+                            await running.Cancel.CancelAsync();
                         }
 
+                        break;
+                    case ConnectResponse.FrameOneofCase.FrameAck:
+                        _jobs.Ack(frame.FrameAck.Sequence);
                         break;
                     case ConnectResponse.FrameOneofCase.Cut:
                         return new SessionEnd(true, frame.Cut.Reason, frame.Cut.Detail);
@@ -142,9 +167,10 @@ public sealed partial class RelaySession
         }
         finally
         {
-            foreach (var job in _running.Values)
+            _jobs.Detach(_send);
+            if (_ownsJobs)
             {
-                await job.CancelAsync();
+                await _jobs.DisposeAsync();
             }
 
             _outbound.Writer.TryComplete();
@@ -155,9 +181,18 @@ public sealed partial class RelaySession
         }
     }
 
+    /// <summary>The relay protocol this agent speaks (relay_service.proto): 2 = numbered, acknowledged terminal frames.</summary>
+    public const int ProtocolVersion = 2;
+
+    /// <summary>Relay addresses announced in Welcome (empty: the relay did not say).</summary>
+    public IReadOnlyList<string> LearnedRelayUrls { get; private set; } = [];
+
+    /// <summary>The protocol negotiated on this stream (1 until Welcome).</summary>
+    public int Protocol { get; private set; } = 1;
+
     private static string AgentVersion => typeof(RelaySession).Assembly.GetName().Version?.ToString() ?? "0";
 
-    private static string Key(string jobId, int attempt) => jobId + "/" + attempt;
+    private static string Key(string jobId, int attempt) => AgentJobs.Key(jobId, attempt);
 
     private CapabilityReport Capabilities()
     {
@@ -188,10 +223,10 @@ public sealed partial class RelaySession
             {
                 Sequence = sequence,
                 Capabilities = Capabilities(),
-                ContributionEnabled = _enrollment.ContributionEnabled && Contributing(midJob: !_running.IsEmpty).Allowed,
+                ContributionEnabled = _enrollment.ContributionEnabled && Contributing(midJob: !_jobs.Running.IsEmpty).Allowed,
                 SentTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
             };
-            heartbeat.RunningJobs.AddRange(_running.Keys);
+            heartbeat.RunningJobs.AddRange(_jobs.Running.Keys);
             _heartbeatSent[sequence] = Stopwatch.GetTimestamp();
             foreach (var stale in _heartbeatSent.Keys.Where(k => k < sequence - 16))
             {
@@ -204,7 +239,7 @@ public sealed partial class RelaySession
         while (await timer.WaitForNextTickAsync(cancellationToken));
     }
 
-    private void OnOffer(JobOffer offer, CancellationToken cancellationToken)
+    private async Task OnOfferAsync(JobOffer offer, CancellationToken cancellationToken)
     {
         var check = _offers.Check(offer);
         if (!check.Accepted)
@@ -213,7 +248,7 @@ public sealed partial class RelaySession
             LogDeclined(_logger, ticket?.JobId ?? "?", check.Reason, check.Detail);
             if (ticket is not null)
             {
-                _outbound.Writer.TryWrite(Decline(ticket, check.Reason, check.Detail));
+                await _jobs.SendTerminalAsync(Decline(ticket, check.Reason, check.Detail), cancellationToken);
             }
 
             return;
@@ -233,38 +268,40 @@ public sealed partial class RelaySession
         }
         catch (InvalidProtocolBufferException)
         {
-            _outbound.Writer.TryWrite(Decline(details, DeclineReason.UnsupportedWorkload, "payload is not a WorkloadInput"));
+            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.UnsupportedWorkload, "payload is not a WorkloadInput"), cancellationToken);
             return;
         }
         catch (PayloadCryptoException ex)
         {
-            _outbound.Writer.TryWrite(Decline(details, DeclineReason.BadTicket, "encrypted payload cannot be opened here: " + ex.Message));
+            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.BadTicket, "encrypted payload cannot be opened here: " + ex.Message), cancellationToken);
             return;
         }
 
         var decision = Contributing(midJob: false);
         if (!decision.Allowed)
         {
-            _outbound.Writer.TryWrite(Decline(details, DeclineReason.DeviceState, "not contributing now: " + decision.Reason));
+            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.DeviceState, "not contributing now: " + decision.Reason), cancellationToken);
             return;
         }
 
         var handler = _workloads.Find(input);
         if (handler is null)
         {
-            _outbound.Writer.TryWrite(Decline(details, DeclineReason.UnsupportedWorkload, $"no handler for {input.InputCase} on this device"));
+            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.UnsupportedWorkload, $"no handler for {input.InputCase} on this device"), cancellationToken);
             return;
         }
 
-        var jobCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // A shared job set lets the job outlive this stream (its result waits for the next one); otherwise it ends with it.
+        var lifetime = _ownsJobs ? cancellationToken : _jobs.Lifetime;
+        var jobCts = CancellationTokenSource.CreateLinkedTokenSource(lifetime);
         if (envelope.TimeoutMs > 0)
         {
             jobCts.CancelAfter(TimeSpan.FromMilliseconds(envelope.TimeoutMs));
         }
 
-        _running[Key(details.JobId, details.Attempt)] = jobCts;
-        _outbound.Writer.TryWrite(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } });
-        _ = Task.Run(() => RunJobAsync(details, envelope, handler, input, jobCts, cancellationToken), CancellationToken.None);
+        _jobs.Running[Key(details.JobId, details.Attempt)] = new AgentJobs.RunningJob(details.JobId, details.Attempt, details.ChunkId, jobCts);
+        await _jobs.SendTerminalAsync(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } }, cancellationToken);
+        _jobs.Track(Task.Run(() => RunJobAsync(details, envelope, handler, input, jobCts, lifetime), CancellationToken.None));
     }
 
     private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, CancellationTokenSource jobCts, CancellationToken sessionToken)
@@ -298,7 +335,7 @@ public sealed partial class RelaySession
         }
         finally
         {
-            _running.TryRemove(Key(details.JobId, details.Attempt), out _);
+            _jobs.Running.TryRemove(Key(details.JobId, details.Attempt), out _);
             jobCts.Dispose();
         }
 
@@ -307,7 +344,8 @@ public sealed partial class RelaySession
             LogFailed(_logger, details.JobId, details.Attempt, outcome.JobFailure.Error);
         }
 
-        _outbound.Writer.TryWrite(outcome);
+        // Never dropped: numbered, kept until the relay acknowledges it, re-sent on the next stream if this one ends first.
+        await _jobs.SendTerminalAsync(outcome, CancellationToken.None);
 
         Metering Meter() => new()
         {
@@ -337,7 +375,7 @@ public sealed partial class RelaySession
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
-            if (_running.IsEmpty)
+            if (_jobs.Running.IsEmpty)
             {
                 continue;
             }
@@ -348,12 +386,12 @@ public sealed partial class RelaySession
                 continue;
             }
 
-            foreach (var (key, jobCts) in _running)
+            foreach (var (key, running) in _jobs.Running)
             {
                 if (_handedBack.TryAdd(key, decision.Reason))
                 {
                     LogHandingBack(_logger, key, decision.Reason);
-                    await jobCts.CancelAsync();
+                    await running.Cancel.CancelAsync();
                 }
             }
         }
@@ -394,19 +432,19 @@ public sealed partial class RelaySession
         public IReadOnlyList<Contracts.Common.V1.Blob> Blobs => blobs;
 
         public ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken) =>
-            session.SendAsync(new ConnectRequest
+            session._jobs.SendStreamAsync(new ConnectRequest
             {
                 JobToken = new JobToken { JobId = details.JobId, Attempt = details.Attempt, Token = ByteString.CopyFromUtf8(text), Index = index },
             }, cancellationToken);
 
         public ValueTask ReportProgressAsync(double fraction, string message, CancellationToken cancellationToken) =>
-            session.SendAsync(new ConnectRequest
+            session._jobs.SendStreamAsync(new ConnectRequest
             {
                 JobProgress = new JobProgress { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId, Fraction = Math.Clamp(fraction, 0, 1), Message = message },
             }, cancellationToken);
 
         public ValueTask LogAsync(Contracts.Job.V1.LogLevel level, string message, CancellationToken cancellationToken) =>
-            session.SendAsync(new ConnectRequest { JobLog = new JobLog { JobId = details.JobId, Attempt = details.Attempt, Level = level, Message = message } }, cancellationToken);
+            session._jobs.SendStreamAsync(new ConnectRequest { JobLog = new JobLog { JobId = details.JobId, Attempt = details.Attempt, Level = level, Message = message } }, cancellationToken);
     }
 
     [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Handing job {Job} back: device stopped contributing ({Reason})")]

@@ -64,7 +64,15 @@ public sealed class LocalModelSet
     /// <paramref name="refused"/> and left out. Default: the explicit directory's model, else <paramref name="preferredDefault"/>
     /// when installed, else the first name.
     /// </summary>
-    public static LocalModelSet Discover(string? explicitDirectory, IEnumerable<string> roots, string? preferredDefault, Action<string, string> refused)
+    public static LocalModelSet Discover(string? explicitDirectory, IEnumerable<string> roots, string? preferredDefault, Action<string, string> refused) =>
+        Discover(explicitDirectory, roots, preferredDefault, refused, verifyFiles: true);
+
+    /// <summary>
+    /// As <see cref="Discover(string?, IEnumerable{string}, string?, Action{string, string})"/>; with
+    /// <paramref name="verifyFiles"/> false only the manifests are read (a sandbox worker: <see cref="EmbeddingModel.Load"/>
+    /// verifies every file of the one model a job selects before it loads it, so nothing unverified is ever loaded).
+    /// </summary>
+    public static LocalModelSet Discover(string? explicitDirectory, IEnumerable<string> roots, string? preferredDefault, Action<string, string> refused, bool verifyFiles)
     {
         ArgumentNullException.ThrowIfNull(roots);
         ArgumentNullException.ThrowIfNull(refused);
@@ -94,7 +102,11 @@ public sealed class LocalModelSet
                     continue;
                 }
 
-                manifest.Verify(directory);
+                if (verifyFiles)
+                {
+                    manifest.Verify(directory);
+                }
+
                 found.Add(new LocalModel(directory, manifest));
                 if (explicitDirectory is not null && directory == Path.GetFullPath(explicitDirectory))
                 {

@@ -45,8 +45,12 @@ public sealed record AgentEnrollment(
     [property: JsonPropertyName("device_name")] string DeviceName,
     [property: JsonPropertyName("certificate")] byte[] Certificate,
     [property: JsonPropertyName("network_keys")] IReadOnlyList<TrustedKey> NetworkKeys,
-    [property: JsonPropertyName("contribution_enabled")] bool ContributionEnabled = true)
+    [property: JsonPropertyName("contribution_enabled")] bool ContributionEnabled = true,
+    [property: JsonPropertyName("relay_urls")] IReadOnlyList<string>? RelayUrls = null)
 {
+    /// <summary>Every relay address to try, in order (the single relay_url of older enrollments when no list was given).</summary>
+    public IReadOnlyList<string> RelayAddresses() => RelayUrls is { Count: > 0 } urls ? urls : [RelayUrl];
+
     /// <summary>The stored certificate as a message.</summary>
     public DeviceCertificate ParsedCertificate() => DeviceCertificate.Parser.ParseFrom(Certificate);
 
@@ -74,7 +78,8 @@ public sealed record AgentEnrollment(
             response.Device?.NetworkId ?? "",
             deviceName,
             response.Certificate?.ToByteArray() ?? [],
-            response.NetworkKeys.Select(k => new TrustedKey(k.KeyId, k.PublicKey.ToByteArray(), k.Purpose.ToString(), k.NotAfter?.ToDateTimeOffset())).ToList());
+            response.NetworkKeys.Select(k => new TrustedKey(k.KeyId, k.PublicKey.ToByteArray(), k.Purpose.ToString(), k.NotAfter?.ToDateTimeOffset())).ToList(),
+            RelayUrls: response.RelayUrls.Count > 0 ? [.. response.RelayUrls] : null);
 }
 
 /// <summary>

@@ -39,12 +39,21 @@ public sealed partial class WorkloadRegistry : IDisposable
     /// (and <c>--model-dir</c>); OCR when tesseract is installed; transcription when pocketsphinx is; chat with a verified
     /// GGUF or a configured OpenAI-compatible server. What cannot run is logged and not advertised.
     /// </summary>
-    public static WorkloadRegistry CreateDefault(WorkloadSettings settings, ILogger logger)
+    public static WorkloadRegistry CreateDefault(WorkloadSettings settings, ILogger logger) => CreateDefault(settings, logger, worker: null);
+
+    /// <summary>
+    /// As <see cref="CreateDefault(WorkloadSettings, ILogger)"/>, for the sandbox worker of <paramref name="worker"/>: a
+    /// worker of another class does not look for embeddings models, and the embeddings worker reads their manifests without
+    /// hashing every file (the model a job selects is verified when it is loaded).
+    /// </summary>
+    public static WorkloadRegistry CreateDefault(WorkloadSettings settings, ILogger logger, WorkloadClass? worker)
     {
         ArgumentNullException.ThrowIfNull(settings);
         var handlers = new List<IWorkloadHandler> { new EchoHandler(), new BatchHandler() };
-        var models = LocalModelSet.Discover(settings.EmbeddingsModelDir, settings.ModelRoots, settings.DefaultModel ?? ModelPackages.PackagedModels.DefaultModel,
-            (dir, reason) => LogModelRefused(logger, dir, reason));
+        var models = worker is null or WorkloadClass.Embeddings
+            ? LocalModelSet.Discover(settings.EmbeddingsModelDir, settings.ModelRoots, settings.DefaultModel ?? ModelPackages.PackagedModels.DefaultModel,
+                (dir, reason) => LogModelRefused(logger, dir, reason), verifyFiles: worker is null)
+            : new LocalModelSet([], null);
         EmbeddingsHandler? embeddings = null;
         if (models.Models.Count > 0)
         {

@@ -17,7 +17,7 @@ public sealed record ModelServer(string DeviceId, string DeviceName, OnlineStatu
 /// <summary>One model of the network: what its devices report and what its manifests publish.</summary>
 public sealed record NetworkModel(string Name, WorkloadClass Workload, int Dimension, ModelManifestDetails? Published, IReadOnlyList<ModelServer> Servers);
 
-/// <summary>`meshnet models list`: which devices serve which model, with the network's manifests beside them.</summary>
+/// <summary>`meshnet models list` (which devices serve which model, with the network's manifests beside them) and `meshnet models publish`.</summary>
 public static class ModelsCommands
 {
     /// <summary>The `models` command group.</summary>
@@ -27,6 +27,62 @@ public static class ModelsCommands
         models.Add(List(runtime));
         models.Add(Publish(runtime));
         return models;
+    }
+
+    /// <summary>
+    /// The manifest details for a verified local model directory (its manifest.json, as <c>meshai-agent models install</c>
+    /// writes it): every file pinned by SHA-256 and size, each fetched from <paramref name="sourcePrefix"/> + path
+    /// (default: the directory itself as file://).
+    /// </summary>
+    public static ModelManifestDetails DetailsFromDirectory(string networkId, string directory, string? sourcePrefix, bool publicModel, bool autoInstall)
+    {
+        var path = Path.Combine(directory, "manifest.json");
+        if (!File.Exists(path))
+        {
+            throw new CliException($"no manifest.json in {directory}; install a model there first (meshai-agent models install --out DIR)");
+        }
+
+        System.Text.Json.JsonElement root;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+            root = doc.RootElement.Clone();
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw new CliException($"{path} is not valid JSON: {ex.Message}");
+        }
+
+        string Text(string name, string fallback = "") => root.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString()! : fallback;
+        string Number(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number ? v.GetInt32().ToString(System.Globalization.CultureInfo.InvariantCulture) : "0";
+        var prefix = sourcePrefix ?? new Uri(Path.GetFullPath(directory) + Path.DirectorySeparatorChar).AbsoluteUri;
+        var details = new ModelManifestDetails
+        {
+            NetworkId = networkId,
+            Name = Text("name"),
+            Version = Text("version", "1"),
+            WorkloadClass = Text("workload", "embeddings") == "small_chat" ? WorkloadClass.SmallChat : WorkloadClass.Embeddings,
+            PublicModel = publicModel,
+            AutoInstall = autoInstall,
+            Parameters =
+            {
+                ["dimension"] = Number("dimension"), ["max_tokens"] = Number("max_tokens"), ["model_file"] = Text("model_file"),
+                ["vocab_file"] = Text("vocab_file"), ["pooling"] = Text("pooling", "mean"), ["query_prefix"] = Text("query_prefix"),
+            },
+        };
+        foreach (var file in root.TryGetProperty("files", out var files) ? files.EnumerateArray() : Enumerable.Empty<System.Text.Json.JsonElement>())
+        {
+            var relative = file.GetProperty("path").GetString()!;
+            details.Files.Add(new ModelFile
+            {
+                Path = relative,
+                Sha256 = file.GetProperty("sha256").GetString()!,
+                SizeBytes = file.GetProperty("size").GetInt64(),
+                Source = prefix + relative,
+            });
+        }
+
+        return details;
     }
 
     /// <summary>
@@ -88,15 +144,33 @@ public static class ModelsCommands
 
     private static string Short(string sha) => sha.Length >= 12 ? sha[..12] : sha.Length == 0 ? "-" : sha;
 
-    private static string WeightsSha(ModelManifestDetails? details)
-    {
-        if (details is null || details.Files.Count == 0)
-        {
-            return "";
-        }
+    private static string WeightsSha(ModelManifestDetails? details) =>
+        details is null ? "" : MeshAI.Common.Crypto.ModelManifests.WeightsFile(details)?.Sha256 ?? "";
 
-        var modelFile = details.Parameters.GetValueOrDefault("model_file") ?? details.Files[0].Path;
-        return (details.Files.FirstOrDefault(f => f.Path == modelFile) ?? details.Files[0]).Sha256;
+    private static Command Publish(CliRuntime runtime)
+    {
+        var network = CliRuntime.NetworkOption();
+        var dir = new Option<string>("--dir") { Description = "An installed model directory (with its manifest.json)", HelpName = "DIR", Required = true };
+        var source = new Option<string>("--source") { Description = "URL prefix devices fetch the files from (https:// or file://; default: the directory as file://)", HelpName = "URL" };
+        var makePublic = new Option<bool>("--public") { Description = "Guests may use it (policy public_models_only)" };
+        var autoInstall = new Option<bool>("--auto-install") { Description = "Every agent of the network that lacks it fetches and verifies it on start" };
+        var command = new Command("publish", "Publish a model to the network: control signs its manifest (admins)") { network, dir, source, makePublic, autoInstall };
+        runtime.Bind(command, async ctx =>
+        {
+            var networkId = await ctx.NetworkIdAsync(network);
+            var details = DetailsFromDirectory(networkId, ctx.Get(dir)!, ctx.Get(source), ctx.Get(makePublic), ctx.Get(autoInstall));
+            using var client = await ctx.ConnectAsync();
+            var published = (await client.Models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = details }, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken)).Manifest;
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new JsonObject { ["manifestId"] = published.ManifestId, ["signingKeyId"] = published.SigningKeyId, ["details"] = JsonOutput.Node(details) });
+                return ExitCodes.Ok;
+            }
+
+            ctx.Out.WriteLine($"Published {details.Name} v{details.Version} ({details.Files.Count} files{(details.PublicModel ? ", public" : "")}{(details.AutoInstall ? ", auto-install" : "")}) as {published.ManifestId}, signed with {published.SigningKeyId}.");
+            return ExitCodes.Ok;
+        });
+        return command;
     }
 
     private static Command List(CliRuntime runtime)
@@ -108,16 +182,7 @@ public static class ModelsCommands
         {
             var networkId = await ctx.NetworkIdAsync(network);
             using var client = await ctx.ConnectAsync();
-            var devices = new List<Device>();
-            var request = new ListDevicesRequest { NetworkId = networkId, PageSize = 200 };
-            do
-            {
-                var page = await client.Devices.ListDevicesAsync(request, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
-                devices.AddRange(page.Devices);
-                request.PageToken = page.NextPageToken;
-            }
-            while (!string.IsNullOrEmpty(request.PageToken) && devices.Count < 10_000);
-
+            var devices = await DeviceCommands.ListAllAsync(ctx, client, networkId);
             var manifests = await client.Models.ListModelManifestsAsync(new ListModelManifestsRequest { NetworkId = networkId }, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
             var models = Collect(devices, manifests.Manifests.Select(m => ModelManifestDetails.Parser.ParseFrom(m.Details)));
             if (ctx.Json)

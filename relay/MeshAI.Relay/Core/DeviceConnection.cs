@@ -42,6 +42,27 @@ public sealed class DeviceConnection
     /// <summary>Queues a frame that concerns no job (handshake, heartbeat ack); false when the queue is full or closed.</summary>
     public bool TryEnqueue(ConnectResponse frame) => _outbound.Writer.TryWrite(frame);
 
+    /// <summary>Queues a frame that must not be dropped (acknowledgements): waits for room (back-pressure) instead.</summary>
+    public ValueTask SendAsync(ConnectResponse frame, CancellationToken cancellationToken) => _outbound.Writer.WriteAsync(frame, cancellationToken);
+
+    /// <summary>
+    /// Opens an attempt the device says it still runs or holds a result of (protocol 2, after a reconnect — possibly to another
+    /// relay): its frames are accepted on this stream and counted from zero. Control checks that the attempt was placed there.
+    /// </summary>
+    public bool TryResume(JobKey key)
+    {
+        lock (_jobsLock)
+        {
+            if (_openJobs.Count >= _maxOpenJobs && !_openJobs.ContainsKey(key))
+            {
+                return false;
+            }
+
+            _openJobs.TryAdd(key, 0);
+            return true;
+        }
+    }
+
     /// <summary>Queues an offer and starts counting its bytes; false (with a reason) when it cannot be delivered.</summary>
     public bool TryOffer(JobOffer offer, out string reason)
     {

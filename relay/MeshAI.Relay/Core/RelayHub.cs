@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using MeshAI.Common.Errors;
@@ -94,8 +95,16 @@ public sealed partial class RelayHub : IJobDispatcher
         ArgumentNullException.ThrowIfNull(requests);
         ArgumentNullException.ThrowIfNull(responses);
 
-        var (identity, capabilities) = await AuthenticateAsync(requests, responses, cancellationToken);
+        var (identity, hello) = await AuthenticateAsync(requests, responses, cancellationToken);
+        var capabilities = hello.Capabilities ?? new Contracts.Device.V1.CapabilityReport();
+        var protocol = Math.Clamp(hello.ProtocolVersion, 1, RelayOptions.ProtocolVersion);
         var connection = new DeviceConnection(identity, _options.MaxOutboundQueue, _options.MaxOpenJobsPerDevice);
+        IReadOnlyCollection<HeldAttempt>? held = protocol >= 2 ? hello.HeldAttempts : null;
+        foreach (var attempt in held ?? [])
+        {
+            connection.TryResume(new DeviceConnection.JobKey(attempt.JobId, attempt.Attempt, attempt.ChunkId));
+        }
+
         DeviceConnection? previous = null;
         _connections.AddOrUpdate(identity.DeviceId, connection, (_, old) =>
         {
@@ -114,12 +123,16 @@ public sealed partial class RelayHub : IJobDispatcher
                 RelayId = _options.RelayId,
                 HeartbeatIntervalMs = _options.HeartbeatIntervalMs,
                 GraceMs = _options.HeartbeatGraceSeconds * 1000,
+                ProtocolVersion = protocol,
+                RelayUrls = { _options.PublicUrlList },
             },
         });
+        await Forward(identity, "connected", () => _sink.OnConnectedAsync(identity, held, cancellationToken));
 
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var uplink = new Uplink(_options.MaxPendingTerminalFrames);
         var writer = connection.RunWriterAsync((frame, ct) => responses.WriteAsync(frame, ct), streamCts.Token);
-        var reader = ReadLoopAsync(connection, requests, streamCts.Token);
+        var reader = ReadLoopAsync(connection, requests, uplink, streamCts.Token);
         try
         {
             await Task.WhenAny(writer, reader);
@@ -130,6 +143,7 @@ public sealed partial class RelayHub : IJobDispatcher
             await streamCts.CancelAsync();
             await Settle(writer);
             await Settle(reader);
+            await Settle(uplink.DrainAsync());
             var stillCurrent = _connections.TryRemove(new KeyValuePair<string, DeviceConnection>(identity.DeviceId, connection));
             if (stillCurrent)
             {
@@ -153,7 +167,7 @@ public sealed partial class RelayHub : IJobDispatcher
         }
     }
 
-    private async Task<(DeviceIdentity Identity, Contracts.Device.V1.CapabilityReport Capabilities)> AuthenticateAsync(
+    private async Task<(DeviceIdentity Identity, AgentHello Hello)> AuthenticateAsync(
         IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses, CancellationToken cancellationToken)
     {
         using var authCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -185,7 +199,7 @@ public sealed partial class RelayHub : IJobDispatcher
                 throw await RefuseAsync(responses, "challenge signature invalid", StatusCode.Unauthenticated, cancellationToken);
             }
 
-            return (identity, hello.Capabilities ?? new Contracts.Device.V1.CapabilityReport());
+            return (identity, hello);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -209,13 +223,140 @@ public sealed partial class RelayHub : IJobDispatcher
         return code == StatusCode.PermissionDenied ? RpcErrors.PermissionDenied(reason) : RpcErrors.Unauthenticated(reason);
     }
 
-    private async Task ReadLoopAsync(DeviceConnection connection, IAsyncStreamReader<ConnectRequest> requests, CancellationToken cancellationToken)
+    /// <summary>
+    /// The path of one stream's job frames to control: one ordered lane per job (a job's tokens, then its result, in the
+    /// order the agent sent them), lanes of different jobs independent — a job whose owner is gone (its terminal frame being
+    /// retried) does not hold up the device's other jobs. At most <c>capacity</c> frames are in flight; the read loop waits
+    /// for room (back-pressure up to the agent), except that stream frames of a job whose terminal frame is being retried
+    /// are dropped (they are soft) so heartbeats keep being read.
+    /// </summary>
+    private sealed class Uplink(int capacity) : IDisposable
+    {
+        private readonly Dictionary<string, Task> _lanes = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _retrying = new(StringComparer.Ordinal);
+        private readonly Lock _gate = new();
+        private readonly SemaphoreSlim _room = new(capacity, capacity);
+
+        public async ValueTask EnqueueAsync(string jobId, bool terminal, Func<Task> forward, CancellationToken ct)
+        {
+            if (!terminal && IsRetrying(jobId))
+            {
+                return;
+            }
+
+            await _room.WaitAsync(ct);
+            lock (_gate)
+            {
+                var lane = Chain(_lanes.GetValueOrDefault(jobId) ?? Task.CompletedTask, forward);
+                _lanes[jobId] = lane;
+                _ = lane.ContinueWith(done => Forget(jobId, done), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+
+        public bool IsRetrying(string jobId)
+        {
+            lock (_gate)
+            {
+                return _retrying.Contains(jobId);
+            }
+        }
+
+        public void SetRetrying(string jobId, bool retrying)
+        {
+            lock (_gate)
+            {
+                if (retrying)
+                {
+                    _retrying.Add(jobId);
+                }
+                else
+                {
+                    _retrying.Remove(jobId);
+                }
+            }
+        }
+
+        public void Dispose() => _room.Dispose();
+
+        public Task DrainAsync()
+        {
+            lock (_gate)
+            {
+                return Task.WhenAll(_lanes.Values);
+            }
+        }
+
+        private async Task Chain(Task previous, Func<Task> forward)
+        {
+            try
+            {
+                await previous;
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException or RpcException)
+            {
+                // the earlier frame's failure was its own; this one still goes
+            }
+
+            try
+            {
+                await forward();
+            }
+            finally
+            {
+                _room.Release();
+            }
+        }
+
+        private void Forget(string jobId, Task done)
+        {
+            lock (_gate)
+            {
+                if (_lanes.TryGetValue(jobId, out var current) && current == done)
+                {
+                    _lanes.Remove(jobId);
+                }
+            }
+        }
+    }
+
+    private ValueTask TerminalAsync(DeviceConnection connection, Uplink uplink, string jobId, string kind, long sequence, Func<CancellationToken, Task> forward, CancellationToken ct) =>
+        uplink.EnqueueAsync(jobId, terminal: true, async () =>
+        {
+            var delay = TimeSpan.FromMilliseconds(50);
+            while (true)
+            {
+                try
+                {
+                    await forward(ct);
+                    uplink.SetRetrying(jobId, false);
+                    break;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    uplink.SetRetrying(jobId, true);
+                    LogForwardRetry(connection.Identity.DeviceId, kind, ex.Message, delay.TotalMilliseconds);
+                    await Task.Delay(delay, _time, ct);
+                    delay = TimeSpan.FromMilliseconds(Math.Min(_options.ForwardRetryMaxMs, delay.TotalMilliseconds * 2));
+                }
+            }
+
+            if (sequence > 0)
+            {
+                await connection.SendAsync(new ConnectResponse { FrameAck = new FrameAck { Sequence = sequence } }, ct);
+            }
+        }, ct);
+
+    private static ValueTask StreamAsync(Uplink uplink, string jobId, Func<CancellationToken, Task> forward, CancellationToken ct) =>
+        uplink.EnqueueAsync(jobId, terminal: false, () => forward(ct), ct);
+
+    private async Task ReadLoopAsync(DeviceConnection connection, IAsyncStreamReader<ConnectRequest> requests, Uplink uplink, CancellationToken cancellationToken)
     {
         var device = connection.Identity;
         while (await requests.MoveNext(cancellationToken))
         {
             var frame = requests.Current;
             var size = frame.CalculateSize();
+            var sequence = frame.Sequence;
             switch (frame.FrameCase)
             {
                 case ConnectRequest.FrameOneofCase.Heartbeat:
@@ -225,7 +366,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var accept = frame.JobAccept;
                     if (Track(connection, accept.JobId, accept.Attempt, accept.ChunkId, size, close: false, out _))
                     {
-                        await Forward(device, "accept", () => _sink.OnAcceptedAsync(device, accept, cancellationToken));
+                        await TerminalAsync(connection, uplink, accept.JobId, "accept", sequence, ct => _sink.OnAcceptedAsync(device, accept, ct), cancellationToken);
                     }
 
                     break;
@@ -233,7 +374,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var decline = frame.JobDecline;
                     if (Track(connection, decline.JobId, decline.Attempt, decline.ChunkId, size, close: true, out _))
                     {
-                        await Forward(device, "decline", () => _sink.OnDeclinedAsync(device, decline, cancellationToken));
+                        await TerminalAsync(connection, uplink, decline.JobId, "decline", sequence, ct => _sink.OnDeclinedAsync(device, decline, ct), cancellationToken);
                     }
 
                     break;
@@ -241,7 +382,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var progress = frame.JobProgress;
                     if (Track(connection, progress.JobId, progress.Attempt, progress.ChunkId, size, close: false, out _))
                     {
-                        await Forward(device, "progress", () => _sink.OnProgressAsync(device, progress, cancellationToken));
+                        await StreamAsync(uplink, progress.JobId, ct => Forward(device, "progress", () => _sink.OnProgressAsync(device, progress, ct)), cancellationToken);
                     }
 
                     break;
@@ -249,7 +390,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var token = frame.JobToken;
                     if (Track(connection, token.JobId, token.Attempt, null, size, close: false, out _))
                     {
-                        await Forward(device, "token", () => _sink.OnTokenAsync(device, token, cancellationToken));
+                        await StreamAsync(uplink, token.JobId, ct => Forward(device, "token", () => _sink.OnTokenAsync(device, token, ct)), cancellationToken);
                     }
 
                     break;
@@ -257,7 +398,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var log = frame.JobLog;
                     if (Track(connection, log.JobId, log.Attempt, null, size, close: false, out _))
                     {
-                        await Forward(device, "log", () => _sink.OnLogAsync(device, log, cancellationToken));
+                        await StreamAsync(uplink, log.JobId, ct => Forward(device, "log", () => _sink.OnLogAsync(device, log, ct)), cancellationToken);
                     }
 
                     break;
@@ -265,7 +406,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var result = frame.JobResult;
                     if (Track(connection, result.JobId, result.Attempt, result.ChunkId, size, close: true, out var resultBytes))
                     {
-                        await Forward(device, "result", () => _sink.OnResultAsync(device, result, resultBytes, cancellationToken));
+                        await TerminalAsync(connection, uplink, result.JobId, "result", sequence, ct => _sink.OnResultAsync(device, result, resultBytes, ct), cancellationToken);
                     }
 
                     break;
@@ -273,7 +414,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var failure = frame.JobFailure;
                     if (Track(connection, failure.JobId, failure.Attempt, failure.ChunkId, size, close: true, out var failureBytes))
                     {
-                        await Forward(device, "failure", () => _sink.OnFailureAsync(device, failure, failureBytes, cancellationToken));
+                        await TerminalAsync(connection, uplink, failure.JobId, "failure", sequence, ct => _sink.OnFailureAsync(device, failure, failureBytes, ct), cancellationToken);
                     }
 
                     break;
@@ -365,6 +506,9 @@ public sealed partial class RelayHub : IJobDispatcher
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Device {DeviceId} sent an unexpected {Frame} frame; ignored")]
     private partial void LogUnexpectedFrame(string deviceId, string frame);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Device {DeviceId}: {Kind} not handled yet ({Error}); retrying in {DelayMs} ms")]
+    private partial void LogForwardRetry(string deviceId, string kind, string error, double delayMs);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Job event sink failed on {What} from device {DeviceId}")]
     private partial void LogSinkFailed(Exception exception, string deviceId, string what);

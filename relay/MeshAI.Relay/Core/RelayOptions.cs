@@ -36,4 +36,25 @@ public sealed class RelayOptions
     /// <summary>Job attempts one device may have open at once on this relay.</summary>
     [Range(1, 1_000_000)]
     public int MaxOpenJobsPerDevice { get; set; } = 1024;
+
+    /// <summary>Every relay address of the mesh, announced in Welcome (comma separated; empty: agents keep what they have).</summary>
+    public string PublicUrls { get; set; } = "";
+
+    /// <summary>Longest pause between retries of a terminal frame control did not acknowledge yet (owner dead, store down).</summary>
+    [Range(10, 600_000)]
+    public int ForwardRetryMaxMs { get; set; } = 2_000;
+
+    /// <summary>How long the relay waits for control to handle a terminal frame before it retries it (and asks every control instance).</summary>
+    [Range(100, 600_000)]
+    public int ForwardTimeoutMs { get; set; } = 3_000;
+
+    /// <summary>Terminal frames of one stream waiting to be forwarded before the relay stops reading it (back-pressure).</summary>
+    [Range(1, 100_000)]
+    public int MaxPendingTerminalFrames { get; set; } = 256;
+
+    /// <summary>The relay protocol this build speaks (see relay_service.proto): 2 = numbered, acknowledged terminal frames.</summary>
+    public const int ProtocolVersion = 2;
+
+    /// <summary>The announced relay addresses as a list.</summary>
+    public IReadOnlyList<string> PublicUrlList => PublicUrls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }

@@ -40,8 +40,14 @@ public interface IJobEventSink
     /// <summary>A failure reported by the agent.</summary>
     Task OnFailureAsync(DeviceIdentity device, JobFailure failure, long relayBytes, CancellationToken cancellationToken);
 
-    /// <summary>The device's stream ended; jobs running there must be retried elsewhere.</summary>
+    /// <summary>The device's stream ended; its attempts wait for it to come back (reconnect grace), then are retried elsewhere.</summary>
     Task OnDisconnectedAsync(DeviceIdentity device, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The device (re)connected; <paramref name="held"/> lists the attempts it still runs or holds an unacknowledged result of
+    /// (null when its protocol version does not say). Attempts on it that it does not hold are lost.
+    /// </summary>
+    Task OnConnectedAsync(DeviceIdentity device, IReadOnlyCollection<HeldAttempt>? held, CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 /// <summary>Implemented by the relay; the control plane hands offers and cancellations to the device's live stream.</summary>

@@ -170,7 +170,8 @@ public sealed class DeviceEnrollment(
             Device = DeviceCards.ToProto(device, null),
             Certificate = certificate,
             NetworkKeys = { NetworkKeyVault.PublicKeys(keyRows) },
-            RelayUrl = endpoint.PublicUrl,
+            RelayUrl = options.Value.RelayUrlList.Count > 0 ? options.Value.RelayUrlList[0] : endpoint.PublicUrl,
+            RelayUrls = { options.Value.RelayUrlList },
         };
     }
 

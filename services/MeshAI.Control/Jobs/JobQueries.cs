@@ -47,6 +47,7 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
     {
         await RequireJobAsync(caller, request.NetworkId, request.JobId, ct);
         using var subscription = hub.Subscribe(request.JobId);
+        await subscription.Ready.WaitAsync(ct); // frames from the job's owner on another instance reach us from here on
         var current = await GetAsync(caller, request.NetworkId, request.JobId, ct);
         await stream.WriteAsync(new WatchJobResponse { Status = new JobStatusFrame { Job = current.Job } }, ct);
         if (JobViews.IsTerminal(current.Job.State))

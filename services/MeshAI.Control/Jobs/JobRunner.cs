@@ -1,640 +1,299 @@
 using System.Collections.Concurrent;
-using Google.Protobuf;
-using Google.Protobuf.WellKnownTypes;
-using MeshAI.Common.Crypto;
-using MeshAI.Common.Domain;
 using MeshAI.Common.Seams;
-using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Contracts.Network.V1;
 using MeshAI.Contracts.Relay.V1;
-using MeshAI.Control.Devices;
-using MeshAI.Control.Ledger;
+using MeshAI.Control.Jobs.Chunking;
+using MeshAI.Control.Jobs.Execution;
 using MeshAI.Control.Networks;
 using MeshAI.Control.Scheduling;
 using MeshAI.Control.Storage;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace MeshAI.Control.Jobs;
 
 /// <summary>
-/// Runs placed jobs: signs tickets and offers them through the relay, follows what agents report (the control side of
-/// <see cref="IJobEventSink"/>), retries on disconnect / timeout / decline with the network's backoff, and settles
-/// completed jobs with their ledger events in one transaction.
+/// The jobs this control instance runs: one <see cref="JobExecution"/> (mailbox + strategy) per job it holds the lease of.
+/// It is the control side of <see cref="IJobEventSink"/> (agent reports are posted into the job's mailbox; terminal reports
+/// complete only once handled, so the relay acknowledges them after the store has them), starts submitted jobs, resumes
+/// claimed ones (restart, dead owner), renews and claims leases, and on shutdown awaits every execution.
 /// </summary>
-public sealed partial class JobRunner(
-    Database database,
+public sealed class JobRunner(
+    ControlInstance instance,
+    JobPlaneServices services,
     JobRepository jobs,
-    DeviceRepository devices,
     NetworkRepository networks,
-    NetworkKeyVault keys,
-    JobPlanner planner,
-    IJobDispatcher dispatcher,
-    JobWatchHub hub,
+    IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
-    ILogger<JobRunner> logger,
-    LedgerWriter ledgerWriter) : IJobEventSink, IDisposable
+    ILogger<JobRunner> logger) : IJobEventSink, IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, ActiveJob> _active = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, JobExecution> _executions = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
-    private int _disposed;
+    private readonly JobPlaneOptions _options = options.Value.Jobs;
+    private int _stopped;
 
-    /// <summary>In-memory state of a job that is not finished yet (one per job, guarded by its gate).</summary>
-    private sealed class ActiveJob(string jobId, string networkId, JobEnvelope envelope, byte[] envelopeBytes, long timeoutMs, NetworkSettings settings)
-    {
-        public string JobId { get; } = jobId;
-        public string NetworkId { get; } = networkId;
-        public JobEnvelope Envelope { get; } = envelope;
-        public byte[] EnvelopeBytes { get; } = envelopeBytes;
-        public long TimeoutMs { get; } = timeoutMs;
-        public NetworkSettings Settings { get; } = settings;
-        public JobPlacementContext Context { get; init; } = JobPlacementContext.Anonymous;
-        public SemaphoreSlim Gate { get; } = new(1, 1);
-        public HashSet<string> Tried { get; } = new(StringComparer.Ordinal);
-        public int Attempt { get; set; }
-        public string DeviceId { get; set; } = "";
-        public bool Finished { get; set; }
-        public CancellationTokenSource? AttemptTimer { get; set; }
-        public CancellationTokenSource? CostCapTimer { get; set; }
+    /// <summary>This instance's id: the owner written into the job rows it runs.</summary>
+    public string InstanceId => instance.Id;
 
-        public void StopTimer()
-        {
-            AttemptTimer?.Cancel();
-            AttemptTimer?.Dispose();
-            AttemptTimer = null;
-            StopCostCapTimer();
-        }
+    /// <summary>Jobs running here now.</summary>
+    public int RunningCount => _executions.Count;
 
-        public void StopCostCapTimer()
-        {
-            CostCapTimer?.Cancel();
-            CostCapTimer?.Dispose();
-            CostCapTimer = null;
-        }
-    }
+    /// <summary>True when this instance runs the job.</summary>
+    public bool Runs(string jobId) => _executions.ContainsKey(jobId);
 
-    /// <summary>Starts a freshly persisted job with its first placement decision.</summary>
+    /// <summary>The lease expiry a job owned from now gets.</summary>
+    public long NewLeaseExpiryMs() => clock.GetUtcNow().ToUnixTimeMilliseconds() + _options.LeaseMs;
+
+    /// <summary>Starts a freshly persisted job (owned by this instance) with its first placement decision.</summary>
     public Task StartAsync(JobRow row, JobEnvelope envelope, NetworkSettings settings, PlacementDecision decision, CancellationToken ct) =>
         StartAsync(row, envelope, settings, decision, JobPlacementContext.Anonymous, ct);
 
-    /// <summary>Starts a freshly persisted job as submitted in <paramref name="context"/>; chunked jobs dispatch every chunk.</summary>
+    /// <summary>Starts a freshly persisted job as submitted in <paramref name="context"/>; waits until its first placement is made.</summary>
     public async Task StartAsync(JobRow row, JobEnvelope envelope, NetworkSettings settings, PlacementDecision decision, JobPlacementContext context, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(row);
-        ArgumentNullException.ThrowIfNull(context);
-        if (context.Chunks is { Count: > 0 })
-        {
-            await StartChunkedAsync(row, envelope, settings, decision, context, ct);
-            return;
-        }
-
-        var job = new ActiveJob(row.JobId, row.NetworkId, envelope, row.Envelope, row.TimeoutMs, settings) { Context = context };
-        _active[row.JobId] = job;
-        await job.Gate.WaitAsync(ct);
-        try
-        {
-            await PlaceLockedAsync(job, decision, ct);
-        }
-        finally
-        {
-            job.Gate.Release();
-        }
+        var execution = Register(new JobExecution(row, envelope, settings, context, services));
+        var placed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        execution.Post(new StartRequested(decision) { Done = placed });
+        await placed.Task.WaitAsync(ct);
     }
 
     /// <summary>Cancels a job at the submitter's request; returns false when it had already finished.</summary>
     public async Task<bool> CancelAsync(string jobId, string reason, CancellationToken ct)
     {
-        if (_chunked.TryGetValue(jobId, out var chunked))
+        if (_executions.TryGetValue(jobId, out var execution))
         {
-            return await CancelChunkedAsync(chunked, reason, ct);
-        }
-
-        if (_active.TryGetValue(jobId, out var job))
-        {
-            await job.Gate.WaitAsync(ct);
-            try
+            var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (execution.Post(new CancelRequested(reason) { Done = done }))
             {
-                if (job.Finished)
-                {
-                    return false;
-                }
-
-                if (job.DeviceId.Length > 0)
-                {
-                    dispatcher.TryCancel(job.DeviceId, new JobCancel { JobId = jobId, Attempt = job.Attempt, Reason = reason });
-                }
-
-                return await FinishUnsuccessfullyLockedAsync(job, JobState.Cancelled, AttemptCause.Cancelled, reason, ct);
-            }
-            finally
-            {
-                job.Gate.Release();
+                return await done.Task.WaitAsync(ct);
             }
         }
 
+        // Not running here (another owner, or no owner alive): end it in the store; its owner's next write is refused.
         var row = await jobs.GetJobByIdAsync(jobId, ct);
         if (row is null || JobViews.IsTerminal((JobState)row.State))
         {
             return false;
         }
 
-        return await FinishRowAsync(row, JobState.Cancelled, reason, null, ct);
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        row.State = (int)JobState.Cancelled;
+        row.ErrorMessage = reason;
+        row.EndTimeMs = now;
+        var open = (await jobs.ListAttemptsAsync(jobId, ct)).Where(a => a.EndTimeMs is null).Select(a => (a.Attempt, AttemptCause.Cancelled, reason)).ToList();
+        var cancelled = await services.Settler.FinishUnsuccessfullyAsync(row, open, now, ct);
+        if (cancelled)
+        {
+            services.Hub.Publish(jobId, new WatchJobResponse { Status = new JobStatusFrame { Job = JobViews.ToProto(row, await jobs.ListAttemptsAsync(jobId, ct)) } });
+        }
+
+        return cancelled;
     }
 
     /// <inheritdoc />
-    public async Task OnAcceptedAsync(DeviceIdentity device, JobAccept accept, CancellationToken cancellationToken)
-    {
-        if (_chunked.TryGetValue(accept.JobId, out var chunked))
-        {
-            await OnChunkAcceptedAsync(chunked, device, accept, cancellationToken);
-            return;
-        }
-
-        if (!TryGetCurrent(device, accept.JobId, accept.Attempt, out var job))
-        {
-            return;
-        }
-
-        if (await jobs.MarkRunningAsync(job.JobId, (int)JobState.Placed, (int)JobState.Running, NowMs, cancellationToken) > 0)
-        {
-            await PublishStatusAsync(job.JobId, cancellationToken);
-        }
-
-        await StartCostCapTimerAsync(job, accept.Attempt, cancellationToken);
-    }
+    public Task OnAcceptedAsync(DeviceIdentity device, JobAccept accept, CancellationToken cancellationToken) =>
+        DeliverAsync(accept.JobId, AgentReport.Of(device, accept), cancellationToken);
 
     /// <inheritdoc />
-    public Task OnDeclinedAsync(DeviceIdentity device, JobDecline decline, CancellationToken cancellationToken)
-    {
-        if (TryGetSpotCheck(device, decline.JobId, decline.Attempt, out var spotCheck))
-        {
-            OnSpotCheckEnded(spotCheck, AttemptCause.NodeDecline, $"re-run declined: {decline.Reason} {decline.Detail}".Trim());
-            return Task.CompletedTask;
-        }
-
-        if (_chunked.TryGetValue(decline.JobId, out var chunked))
-        {
-            ChunkRetryInBackground(chunked, device.DeviceId, decline.Attempt, AttemptCause.NodeDecline, $"declined: {decline.Reason} {decline.Detail}".Trim());
-            return Task.CompletedTask;
-        }
-
-        if (TryGetCurrent(device, decline.JobId, decline.Attempt, out var job))
-        {
-            RetryInBackground(job, decline.Attempt, AttemptCause.NodeDecline, $"declined: {decline.Reason} {decline.Detail}".Trim());
-        }
-
-        return Task.CompletedTask;
-    }
+    public Task OnDeclinedAsync(DeviceIdentity device, JobDecline decline, CancellationToken cancellationToken) =>
+        DeliverAsync(decline.JobId, AgentReport.Of(device, decline), cancellationToken);
 
     /// <inheritdoc />
-    public Task OnProgressAsync(DeviceIdentity device, JobProgress progress, CancellationToken cancellationToken)
-    {
-        if (_chunked.TryGetValue(progress.JobId, out var chunked))
-        {
-            OnChunkProgress(chunked, device, progress);
-            return Task.CompletedTask;
-        }
-
-        if (TryGetCurrent(device, progress.JobId, progress.Attempt, out var job))
-        {
-            hub.Publish(job.JobId, new WatchJobResponse { Progress = new JobProgressFrame { Fraction = progress.Fraction, Message = progress.Message, ChunkId = progress.ChunkId } });
-        }
-
-        return Task.CompletedTask;
-    }
+    public Task OnProgressAsync(DeviceIdentity device, JobProgress progress, CancellationToken cancellationToken) =>
+        DeliverAsync(progress.JobId, AgentReport.Of(device, progress), cancellationToken);
 
     /// <inheritdoc />
-    public Task OnTokenAsync(DeviceIdentity device, JobToken token, CancellationToken cancellationToken)
-    {
-        if (TryGetCurrent(device, token.JobId, token.Attempt, out var job))
-        {
-            hub.Publish(job.JobId, new WatchJobResponse { Token = new JobTokenFrame { Token = token.Token, Index = token.Index, Nonce = token.Nonce } });
-        }
-
-        return Task.CompletedTask;
-    }
+    public Task OnTokenAsync(DeviceIdentity device, JobToken token, CancellationToken cancellationToken) =>
+        DeliverAsync(token.JobId, AgentReport.Of(device, token), cancellationToken);
 
     /// <inheritdoc />
-    public Task OnLogAsync(DeviceIdentity device, JobLog log, CancellationToken cancellationToken)
-    {
-        if (TryGetCurrent(device, log.JobId, log.Attempt, out var job))
-        {
-            hub.Publish(job.JobId, new WatchJobResponse
-            {
-                Log = new JobLogFrame { Level = log.Level, Message = log.Message, Fields = { log.Fields }, Time = Timestamp.FromDateTimeOffset(clock.GetUtcNow()), DeviceId = device.DeviceId },
-            });
-        }
-
-        return Task.CompletedTask;
-    }
+    public Task OnLogAsync(DeviceIdentity device, JobLog log, CancellationToken cancellationToken) =>
+        DeliverAsync(log.JobId, AgentReport.Of(device, log), cancellationToken);
 
     /// <inheritdoc />
-    public async Task OnResultAsync(DeviceIdentity device, JobResult result, long relayBytes, CancellationToken cancellationToken)
-    {
-        if (TryGetSpotCheck(device, result.JobId, result.Attempt, out var spotCheck))
-        {
-            // Not the relay stream's token: once a verdict is taken it must be written, even if the stream ends meanwhile.
-            await OnSpotCheckResultAsync(spotCheck, result, _stopping.Token);
-            return;
-        }
-
-        var row = await jobs.GetJobByIdAsync(result.JobId, cancellationToken);
-        if (row is null || row.NetworkId != device.NetworkId)
-        {
-            logger.LogWarning("Ignoring result for unknown job {JobId} from {DeviceId}", result.JobId, device.DeviceId);
-            return;
-        }
-
-        if (row.ChunkCount > 0)
-        {
-            await OnChunkResultAsync(row, device, result, relayBytes, cancellationToken);
-            return;
-        }
-
-        var attempts = (await jobs.ListAttemptsAsync(row.JobId, cancellationToken)).ToList();
-        if (!attempts.Any(a => a.Attempt == result.Attempt && a.DeviceId == device.DeviceId))
-        {
-            logger.LogWarning("Ignoring result for job {JobId} attempt {Attempt} from {DeviceId}: not placed there", row.JobId, result.Attempt, device.DeviceId);
-            return;
-        }
-
-        _active.TryGetValue(row.JobId, out var job);
-        if (job is not null)
-        {
-            await job.Gate.WaitAsync(cancellationToken);
-        }
-
-        JobRow? settled;
-        var mintHeld = false;
-        try
-        {
-            // A spot-check needs the job's envelope and placement context, which only the runner that placed it holds.
-            (settled, mintHeld) = await SettleAsync(row.JobId, device, result, relayBytes, spotCheckPossible: job is not null, cancellationToken);
-            if (settled is not null && job is not null)
-            {
-                job.Finished = true;
-                job.StopTimer();
-                _active.TryRemove(job.JobId, out _);
-            }
-        }
-        finally
-        {
-            job?.Gate.Release();
-        }
-
-        if (settled is not null && mintHeld && job is not null)
-        {
-            StartSpotCheckInBackground(job, device.DeviceId, result.Attempt, settled.Output ?? []);
-        }
-    }
+    public Task OnResultAsync(DeviceIdentity device, JobResult result, long relayBytes, CancellationToken cancellationToken) =>
+        DeliverAsync(result.JobId, AgentReport.Of(device, result, relayBytes), cancellationToken);
 
     /// <inheritdoc />
-    public async Task OnFailureAsync(DeviceIdentity device, JobFailure failure, long relayBytes, CancellationToken cancellationToken)
-    {
-        if (TryGetSpotCheck(device, failure.JobId, failure.Attempt, out var spotCheck))
-        {
-            OnSpotCheckEnded(spotCheck, AttemptCause.WorkloadError, "re-run failed: " + failure.Error);
-            return;
-        }
-
-        if (_chunked.TryGetValue(failure.JobId, out var chunked))
-        {
-            await OnChunkFailureAsync(chunked, device, failure, cancellationToken);
-            return;
-        }
-
-        if (!TryGetCurrent(device, failure.JobId, failure.Attempt, out var job))
-        {
-            return;
-        }
-
-        if (failure.Retryable)
-        {
-            RetryInBackground(job, failure.Attempt, AttemptCause.WorkloadError, failure.Error);
-            return;
-        }
-
-        await job.Gate.WaitAsync(cancellationToken);
-        try
-        {
-            if (!job.Finished && job.Attempt == failure.Attempt)
-            {
-                await FinishUnsuccessfullyLockedAsync(job, JobState.Failed, AttemptCause.WorkloadError, "workload failed: " + failure.Error, cancellationToken);
-            }
-        }
-        finally
-        {
-            job.Gate.Release();
-        }
-    }
+    public Task OnFailureAsync(DeviceIdentity device, JobFailure failure, long relayBytes, CancellationToken cancellationToken) =>
+        DeliverAsync(failure.JobId, AgentReport.Of(device, failure, relayBytes), cancellationToken);
 
     /// <inheritdoc />
     public Task OnDisconnectedAsync(DeviceIdentity device, CancellationToken cancellationToken)
     {
-        foreach (var job in _active.Values.Where(j => j.DeviceId == device.DeviceId && !j.Finished))
+        foreach (var execution in _executions.Values)
         {
-            RetryInBackground(job, job.Attempt, AttemptCause.Disconnect, "device disconnected");
-        }
-
-        OnChunkDeviceDisconnected(device.DeviceId);
-        foreach (var spotCheck in _spotChecks.Values.Where(s => s.DeviceId == device.DeviceId && s.Attempt > 0))
-        {
-            OnSpotCheckEnded(spotCheck, AttemptCause.Disconnect, "second device disconnected");
+            execution.Post(new DeviceDisconnected(device.DeviceId));
         }
 
         return Task.CompletedTask;
     }
 
     /// <inheritdoc />
-    public void Dispose()
+    public Task OnConnectedAsync(DeviceIdentity device, IReadOnlyCollection<HeldAttempt>? held, CancellationToken cancellationToken)
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        IReadOnlySet<(int, string)>? set = held?.Select(h => (h.Attempt, h.ChunkId)).ToHashSet();
+        foreach (var execution in _executions.Values)
         {
-            return; // registered both as itself and as IJobEventSink
+            execution.Post(new DeviceConnected(device.DeviceId, set));
         }
 
-        _stopping.Cancel();
-        foreach (var job in _active.Values)
-        {
-            job.StopTimer();
-        }
-
-        StopChunkTimers();
-        StopSpotCheckTimers();
-
-        _stopping.Dispose();
+        return Task.CompletedTask;
     }
 
-    private long NowMs => clock.GetUtcNow().ToUnixTimeMilliseconds();
-
-    private bool TryGetCurrent(DeviceIdentity device, string jobId, int attempt, out ActiveJob job)
+    /// <summary>The relay could not hand an offer to its device.</summary>
+    public void OnOfferUndeliverable(string jobId, int attempt, string reason)
     {
-        if (_active.TryGetValue(jobId, out job!) && !job.Finished && job.DeviceId == device.DeviceId && job.Attempt == attempt && job.NetworkId == device.NetworkId)
+        if (_executions.TryGetValue(jobId, out var execution))
         {
-            return true;
-        }
-
-        logger.LogDebug("Ignoring report for job {JobId} attempt {Attempt} from {DeviceId}: not its current placement", jobId, attempt, device.DeviceId);
-        return false;
-    }
-
-    private async Task PlaceLockedAsync(ActiveJob job, PlacementDecision decision, CancellationToken ct)
-    {
-        if (decision.Selected is not { } selected)
-        {
-            await FinishUnsuccessfullyLockedAsync(job, JobState.Failed, null, "no eligible device: " + decision.Reason, ct);
-            return;
-        }
-
-        var attempt = job.Attempt + 1;
-        var now = clock.GetUtcNow();
-        var debugView = new JobDebugView
-        {
-            JobId = job.JobId,
-            Eligibility = { decision.Eligibility },
-            TopCandidates = { decision.Ranked.Take(5) },
-            SelectedDeviceId = selected.Device.DeviceId,
-            SelectionReason = attempt > 1 ? $"attempt {attempt} (retry): {decision.Reason}" : decision.Reason,
-        };
-        var placed = await jobs.RecordPlacementAsync(new JobAttemptRow
-        {
-            JobId = job.JobId,
-            Attempt = attempt,
-            DeviceId = selected.Device.DeviceId,
-            Cause = (int)AttemptCause.Unspecified,
-            StartTimeMs = now.ToUnixTimeMilliseconds(),
-        }, (int)JobState.Placed, (int)selected.Tier, debugView.ToByteArray(), JobViews.TerminalStates, ct);
-        if (!placed)
-        {
-            job.Finished = true;
-            _active.TryRemove(job.JobId, out _);
-            return;
-        }
-
-        job.Attempt = attempt;
-        job.DeviceId = selected.Device.DeviceId;
-        job.Tried.Add(selected.Device.DeviceId);
-
-        var ticketKey = await keys.TicketKeyAsync(job.NetworkId, selected.Device.DeviceId, ct);
-        var ticket = PlacementTickets.Sign(new PlacementTicketDetails
-        {
-            JobId = job.JobId,
-            Attempt = attempt,
-            DeviceId = selected.Device.DeviceId,
-            NetworkId = job.NetworkId,
-            EnvelopeSha256 = Secrets.Sha256Hex(job.EnvelopeBytes),
-            ExpireTime = Timestamp.FromDateTimeOffset(now.AddMilliseconds(job.TimeoutMs)),
-        }, ticketKey);
-
-        StartTimer(job, attempt);
-        await PublishStatusAsync(job.JobId, ct);
-        logger.LogInformation("Job {JobId} attempt {Attempt} offered to {DeviceId}", job.JobId, attempt, selected.Device.DeviceId);
-        if (!dispatcher.TryOffer(selected.Device.DeviceId, new JobOffer { Ticket = ticket, Envelope = ByteString.CopyFrom(job.EnvelopeBytes) }))
-        {
-            RetryInBackground(job, attempt, AttemptCause.Disconnect, "device has no live relay stream");
+            execution.Post(new OfferUndeliverable(attempt, reason));
         }
     }
 
-    private void StartTimer(ActiveJob job, int attempt)
+    /// <summary>
+    /// Renews this instance's leases (one statement) and lets go of jobs it no longer holds (another instance claimed them
+    /// after this one could not renew in time): those executions stop without writing anything.
+    /// </summary>
+    public async Task RenewLeasesAsync(CancellationToken ct)
     {
-        job.StopTimer();
-        var timer = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-        job.AttemptTimer = timer;
-        var token = timer.Token;
-        _ = Task.Delay(TimeSpan.FromMilliseconds(job.TimeoutMs), clock, token).ContinueWith(
-            t =>
+        // Only executions that existed before the renewal can have lost their lease: a job submitted meanwhile was written
+        // with a fresh lease after the UPDATE's snapshot and is simply not in its answer.
+        var before = _executions.ToArray();
+        var held = (await jobs.RenewLeasesAsync(InstanceId, NewLeaseExpiryMs(), JobViews.TerminalStates, ct)).ToHashSet(StringComparer.Ordinal);
+        foreach (var (jobId, execution) in before)
+        {
+            if (!held.Contains(jobId) && !execution.Finished)
             {
-                if (!t.IsCanceled)
-                {
-                    dispatcher.TryCancel(job.DeviceId, new JobCancel { JobId = job.JobId, Attempt = attempt, Reason = "timeout" });
-                    RetryInBackground(job, attempt, AttemptCause.Timeout, $"no result within {job.TimeoutMs} ms");
-                }
-            },
-            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                logger.LogWarning("Job {JobId}: lease lost to another instance; stopping here", jobId);
+                execution.Abandon();
+            }
+        }
     }
 
-    private void RetryInBackground(ActiveJob job, int attempt, AttemptCause cause, string detail) =>
-        _ = Task.Run(async () =>
+    /// <summary>
+    /// Claims unfinished jobs whose owner stopped renewing (all unfinished jobs when <paramref name="all"/>: the embedded
+    /// store's single owner at start) and resumes them here. Returns how many were claimed.
+    /// </summary>
+    public async Task<int> ClaimAsync(bool all, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var claimed = (await jobs.ClaimExpiredAsync(InstanceId, now, NewLeaseExpiryMs(), _options.ClaimBatch, all, JobViews.TerminalStates, ct)).ToList();
+        foreach (var row in claimed.Where(r => !_executions.ContainsKey(r.JobId)))
         {
             try
             {
-                await RetryAsync(job, attempt, cause, detail, _stopping.Token);
+                await ResumeAsync(row, ct);
             }
-            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
+                logger.LogError(ex, "Job {JobId}: could not resume", row.JobId);
             }
-            catch (Exception e)
-            {
-                logger.LogError(e, "Retrying job {JobId} failed", job.JobId);
-            }
-        });
-
-    private async Task RetryAsync(ActiveJob job, int attempt, AttemptCause cause, string detail, CancellationToken ct)
-    {
-        int delayMs;
-        await job.Gate.WaitAsync(ct);
-        try
-        {
-            if (job.Finished || job.Attempt != attempt)
-            {
-                return;
-            }
-
-            job.StopTimer();
-            if (!await jobs.EndAttemptAsync(job.JobId, attempt, (int)cause, detail, NowMs, ct))
-            {
-                return;
-            }
-
-            var retry = job.Settings.RetryPolicy ?? new RetryPolicy { MaxAttempts = 1 };
-            if (attempt >= Math.Max(1, retry.MaxAttempts))
-            {
-                await FinishUnsuccessfullyLockedAsync(job, JobState.Failed, null, $"gave up after {attempt} attempt(s); last: {detail}", ct);
-                return;
-            }
-
-            delayMs = retry.BackoffMs.Count == 0 ? 0 : retry.BackoffMs[Math.Min(attempt - 1, retry.BackoffMs.Count - 1)];
-            logger.LogInformation("Job {JobId} attempt {Attempt} ended ({Cause}: {Detail}); retrying in {DelayMs} ms", job.JobId, attempt, cause, detail, delayMs);
-        }
-        finally
-        {
-            job.Gate.Release();
         }
 
-        await Task.Delay(TimeSpan.FromMilliseconds(delayMs), clock, ct);
-        await job.Gate.WaitAsync(ct);
-        try
-        {
-            if (job.Finished || job.Attempt != attempt)
-            {
-                return;
-            }
-
-            var decision = await planner.PlanAsync(job.Envelope, job.Settings, job.Tried, job.Context, ct);
-            await PlaceLockedAsync(job, decision, ct);
-        }
-        finally
-        {
-            job.Gate.Release();
-        }
+        return claimed.Count;
     }
 
-    private async Task<bool> FinishUnsuccessfullyLockedAsync(ActiveJob job, JobState state, AttemptCause? cause, string message, CancellationToken ct)
+    /// <summary>Stops every execution (nothing is written: the leases run out and the next owner carries on) and awaits them.</summary>
+    public async Task StopAsync()
     {
-        job.StopTimer();
-        job.Finished = true;
-        _active.TryRemove(job.JobId, out _);
-        var row = await jobs.GetJobByIdAsync(job.JobId, ct);
-        if (row is null)
+        if (Interlocked.Exchange(ref _stopped, 1) == 1)
         {
-            return false;
+            return;
         }
 
-        return await FinishRowAsync(row, state, message, cause is null ? null : (job.Attempt, cause.Value), ct);
-    }
-
-    private async Task<bool> FinishRowAsync(JobRow row, JobState state, string message, (int Attempt, AttemptCause Cause)? openAttempt, CancellationToken ct)
-    {
-        var now = NowMs;
-        row.State = (int)state;
-        row.ErrorMessage = message;
-        row.EndTimeMs = now;
-        var finished = await database.InTransactionAsync(async (c, tx) =>
+        await _stopping.CancelAsync();
+        var executions = _executions.Values.ToList();
+        foreach (var execution in executions)
         {
-            if (!await JobRepository.FinishAsync(c, tx, row, JobViews.TerminalStates, ct))
-            {
-                return false;
-            }
-
-            if (openAttempt is { } open)
-            {
-                await JobRepository.EndAttemptAsync(c, tx, row.JobId, open.Attempt, (int)open.Cause, message, now, ct);
-            }
-
-            if (state == JobState.Failed)
-            {
-                await LedgerRepository.AppendAsync(c, tx, JobSettlement.Failed(row, now), ct);
-            }
-
-            return true;
-        }, ct);
-        if (finished)
-        {
-            logger.LogInformation("Job {JobId} {State}: {Message}", row.JobId, state, message);
-            await PublishStatusAsync(row.JobId, ct);
+            execution.Abandon();
         }
 
-        return finished;
+        await Task.WhenAll(executions.Select(e => e.Completion));
     }
 
-    /// <summary>Settles a result; MintHeld when the job was sampled for a spot-check and its mint is held until the check ends.</summary>
-    private async Task<(JobRow? Row, bool MintHeld)> SettleAsync(string jobId, DeviceIdentity device, JobResult result, long relayBytes, bool spotCheckPossible, CancellationToken ct)
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
     {
+        await StopAsync();
+        _stopping.Dispose();
+    }
+
+    private async Task ResumeAsync(JobRow row, CancellationToken ct)
+    {
+        var envelope = JobEnvelope.Parser.ParseFrom(row.Envelope);
+        var network = await networks.GetNetworkAsync(row.NetworkId, ct);
+        var member = await networks.GetMemberAsync(row.NetworkId, row.SubmittedByUserId, ct);
+        if (network is null)
+        {
+            return;
+        }
+
+        IReadOnlyList<JobChunk>? chunks = null;
+        if (row.ChunkCount > 0 && envelope.InputManifest is { } manifest)
+        {
+            chunks = JobChunker.Split(envelope, WorkloadInput.Parser.ParseFrom(manifest.Payload));
+        }
+
+        var context = new JobPlacementContext(member is null ? Contracts.Common.V1.Role.Member : (Contracts.Common.V1.Role)member.Role, SubmitterLocation.Unknown, chunks);
+        var execution = Register(new JobExecution(row, envelope, NetworkDefaults.FromJson(network.SettingsJson), context, services));
+        var attempts = (await jobs.ListAttemptsAsync(row.JobId, ct)).ToList();
+        var chunkResults = row.ChunkCount > 0 ? (await jobs.ListChunkResultsAsync(row.JobId, ct)).ToList() : [];
+        execution.Post(new ResumeRequested(attempts, chunkResults));
+    }
+
+    private JobExecution Register(JobExecution execution)
+    {
+        _executions[execution.JobId] = execution;
+        execution.Run(ended => _executions.TryRemove(new KeyValuePair<string, JobExecution>(ended.JobId, ended)), _stopping.Token);
+        return execution;
+    }
+
+    /// <summary>
+    /// Posts a report to the job's mailbox. Terminal reports (accept, decline, result, failure) wait until handled; when the
+    /// job is not run here they are answered from the store: a finished job has nothing left to do (a duplicate, handled),
+    /// a running one belongs to another instance (the caller retries until its owner or a claimer handles it).
+    /// </summary>
+    private async Task DeliverAsync(string jobId, AgentReport report, CancellationToken ct)
+    {
+        if (!report.IsTerminal)
+        {
+            if (_executions.TryGetValue(jobId, out var streaming))
+            {
+                streaming.Post(report);
+            }
+
+            return;
+        }
+
+        if (_executions.TryGetValue(jobId, out var execution))
+        {
+            var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (execution.Post(report with { Done = done }) && await done.Task.WaitAsync(ct))
+            {
+                return;
+            }
+        }
+
         var row = await jobs.GetJobByIdAsync(jobId, ct);
         if (row is null || JobViews.IsTerminal((JobState)row.State))
         {
-            return (null, false); // duplicate or late result: the first one won and was billed once
+            logger.LogDebug("Job {JobId}: {Kind} from {DeviceId} after the job ended; nothing to do", jobId, report.Kind, report.Device.DeviceId);
+            return;
         }
 
-        var network = await networks.GetNetworkAsync(row.NetworkId, ct);
-        var deviceRow = await devices.GetDeviceByIdAsync(device.DeviceId, ct);
-        if (network is null || deviceRow is null)
-        {
-            return (null, false);
-        }
-
-        var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
-        var now = NowMs;
-        var spotCheck = spotCheckPossible && SpotCheck.ShouldCheck(row.JobId, (WorkloadClass)row.WorkloadId, result.Encrypted, chunked: row.ChunkCount > 0, credits.SpotCheckSampleBps);
-        var metering = await ledgerWriter.MeterAsync(row, result, deviceRow, relayBytes, credits, now, holdMintForSpotCheck: spotCheck, ct);
-        var priced = LedgerPricing.Price(metering);
-        var tier = (Tier)metering.Tier;
-        var charge = new Charge(metering.RuntimeMs, priced.BilledMs, priced.BurnMicro, priced.MintMicro);
-        var burn = priced.BurnMicro;
-
-        row.State = (int)JobState.Completed;
-        row.DeviceId = device.DeviceId;
-        row.Tier = (int)tier;
-        row.EndTimeMs = now;
-        row.StartTimeMs ??= row.PlacementTimeMs;
-        row.RuntimeMs = charge.RuntimeMs;
-        row.BilledRuntimeMs = charge.BilledRuntimeMs;
-        row.CostMicro = burn;
-        row.RelayBytes = relayBytes;
-        row.Output = result.Output.ToByteArray();
-        row.OutputNonce = result.Nonce.ToByteArray();
-        row.OutputEncrypted = result.Encrypted;
-        row.ErrorMessage = "";
-
-        var settled = await database.InTransactionAsync(async (c, tx) =>
-        {
-            if (!await JobRepository.FinishAsync(c, tx, row, JobViews.TerminalStates, ct))
-            {
-                return false;
-            }
-
-            await JobRepository.EndAttemptAsync(c, tx, row.JobId, result.Attempt, (int)AttemptCause.Succeeded, "", now, ct);
-            await LedgerWriter.AppendCompletedAsync(c, tx, metering, row.StartTimeMs ?? now, ct);
-
-            return true;
-        }, ct);
-        if (!settled)
-        {
-            return (null, false);
-        }
-
-        logger.LogInformation("Job {JobId} completed on {DeviceId}: {RuntimeMs} ms, burned {BurnMicro} µ, minted {MintMicro} µ", row.JobId, device.DeviceId, charge.RuntimeMs, burn, charge.MintMicro);
-        var job = JobViews.ToProto(row, await jobs.ListAttemptsAsync(row.JobId, ct));
-        hub.Publish(row.JobId, new WatchJobResponse { Result = JobViews.Result(row, job) });
-        return (row, spotCheck);
+        throw new JobNotOwnedException(jobId, row.OwnerInstance);
     }
+}
 
-    private async Task PublishStatusAsync(string jobId, CancellationToken ct)
-    {
-        var row = await jobs.GetJobByIdAsync(jobId, ct);
-        if (row is not null)
-        {
-            hub.Publish(jobId, new WatchJobResponse { Status = new JobStatusFrame { Job = JobViews.ToProto(row, await jobs.ListAttemptsAsync(jobId, ct)) } });
-        }
-    }
+/// <summary>A report reached an instance that does not run the job (yet): the sender retries until the owner handles it.</summary>
+public sealed class JobNotOwnedException(string jobId, string? owner)
+    : InvalidOperationException($"job {jobId} is not run by this instance (owner: {owner ?? "none yet"})")
+{
+    /// <summary>The job.</summary>
+    public string JobId { get; } = jobId;
+
+    /// <summary>The owner recorded in the store, if any.</summary>
+    public string? Owner { get; } = owner;
 }

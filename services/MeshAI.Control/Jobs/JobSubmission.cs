@@ -107,6 +107,8 @@ public sealed class JobSubmission(
             TimeoutMs = p.TimeoutMs,
             TraceId = stored.TraceId,
             ChunkCount = p.Context.Chunks?.Count ?? 0,
+            OwnerInstance = runner.InstanceId,
+            LeaseExpireMs = runner.NewLeaseExpiryMs(),
         };
         await jobs.InsertJobAsync(row, ct);
         await runner.StartAsync(row, stored, p.Membership.Settings, p.Decision, p.Context, ct);

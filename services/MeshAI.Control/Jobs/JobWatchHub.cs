@@ -1,25 +1,50 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Google.Protobuf;
+using MeshAI.Common.Bus;
+using MeshAI.Contracts.Bus.V1;
 using MeshAI.Contracts.Job.V1;
 
 namespace MeshAI.Control.Jobs;
 
 /// <summary>
-/// In-memory per-job broadcast of watch frames to every WatchJob stream of this process. While a job runs, its
-/// token, progress and log frames are also kept (bounded) and replayed to watchers that subscribe late, so a
-/// client that submits and then watches never misses the first tokens.
+/// Per-job broadcast of watch frames to every WatchJob stream. While a job runs, its token, progress and log frames are
+/// also kept (bounded) and replayed to watchers that subscribe late, so a client that submits and then watches never
+/// misses the first tokens. Across instances (scale-out: a watcher's call may land on another control instance than the
+/// job's owner) every frame is also published on the bus channel of the job; an instance with local watchers of a job it
+/// does not run subscribes to that channel while they watch.
 /// </summary>
 public sealed class JobWatchHub
 {
     private const int SubscriberBuffer = 4096;
     private const int ReplayFrames = 4096;
     private readonly ConcurrentDictionary<string, JobFrames> _jobs = new(StringComparer.Ordinal);
+    private readonly IMeshBus? _bus;
+    private readonly BusNames? _names;
+    private readonly string _origin = "";
+
+    /// <summary>A hub for this process only (unit tests).</summary>
+    public JobWatchHub()
+    {
+    }
+
+    /// <summary>A hub whose frames also reach watchers on other instances through the bus.</summary>
+    public JobWatchHub(IMeshBus bus, BusNames names, ControlInstance instance)
+    {
+        ArgumentNullException.ThrowIfNull(instance);
+        _bus = bus;
+        _names = names;
+        _origin = instance.Id;
+    }
 
     /// <summary>A subscription; dispose to stop receiving.</summary>
-    public sealed class Subscription(JobWatchHub hub, string jobId, Channel<WatchJobResponse> channel) : IDisposable
+    public sealed class Subscription(JobWatchHub hub, string jobId, Channel<WatchJobResponse> channel, Task ready) : IDisposable
     {
         /// <summary>Frames published so far for the running job (replayed), then every frame published after subscribing.</summary>
         public ChannelReader<WatchJobResponse> Frames => channel.Reader;
+
+        /// <summary>Completes once frames published on other instances reach this subscription too.</summary>
+        public Task Ready => ready;
 
         /// <inheritdoc />
         public void Dispose() => hub.Unsubscribe(jobId, channel);
@@ -34,6 +59,7 @@ public sealed class JobWatchHub
             SingleReader = true,
         });
         var frames = _jobs.GetOrAdd(jobId, _ => new JobFrames());
+        Task ready;
         lock (frames)
         {
             foreach (var frame in frames.History)
@@ -42,13 +68,36 @@ public sealed class JobWatchHub
             }
 
             frames.Subscribers.Add(channel);
+            if (_bus is not null && frames.Remote is null)
+            {
+                frames.Remote = _bus.SubscribeAsync(_names!.Watch(jobId), OnRemoteFrame, CancellationToken.None);
+            }
+
+            ready = frames.Remote ?? Task.CompletedTask;
         }
 
-        return new Subscription(this, jobId, channel);
+        return new Subscription(this, jobId, channel, ready);
     }
 
-    /// <summary>Sends a frame to every watcher of the job (and keeps stream frames of a running job for late watchers).</summary>
+    /// <summary>Sends a frame to every watcher of the job on every instance (and keeps stream frames of a running job for late watchers).</summary>
     public void Publish(string jobId, WatchJobResponse frame)
+    {
+        Deliver(jobId, frame);
+        _bus?.Post(_names!.Watch(jobId), new WatchFrame { JobId = jobId, OriginInstance = _origin, Frame = frame }.ToByteArray());
+    }
+
+    private Task OnRemoteFrame(byte[] message)
+    {
+        var remote = WatchFrame.Parser.ParseFrom(message);
+        if (remote.OriginInstance != _origin && remote.Frame is not null && _jobs.ContainsKey(remote.JobId))
+        {
+            Deliver(remote.JobId, remote.Frame);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private void Deliver(string jobId, WatchJobResponse frame)
     {
         ArgumentNullException.ThrowIfNull(frame);
         var terminal = IsTerminal(frame);
@@ -100,6 +149,12 @@ public sealed class JobWatchHub
             lock (frames)
             {
                 frames.Subscribers.Remove(channel);
+                if (frames.Subscribers.Count == 0 && frames.Remote is { } remote)
+                {
+                    frames.Remote = null;
+                    _ = CloseRemoteAsync(remote);
+                }
+
                 if (frames.Subscribers.Count == 0 && frames.History.Count == 0)
                 {
                     _jobs.TryRemove(new KeyValuePair<string, JobFrames>(jobId, frames));
@@ -108,8 +163,22 @@ public sealed class JobWatchHub
         }
     }
 
+    private static async Task CloseRemoteAsync(Task<IAsyncDisposable> remote)
+    {
+        try
+        {
+            await (await remote).DisposeAsync();
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The bus is down or the subscription never opened; nothing is left to close.
+        }
+    }
+
     private sealed class JobFrames
     {
+        public Task<IAsyncDisposable>? Remote { get; set; }
+
         public Queue<WatchJobResponse> History { get; } = new();
 
         public List<Channel<WatchJobResponse>> Subscribers { get; } = [];

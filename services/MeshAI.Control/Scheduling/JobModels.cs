@@ -75,6 +75,9 @@ public static class JobModels
 /// </summary>
 public sealed class ModelAvailability(IPresenceDirectory presence, DeviceRepository devices, ModelRepository manifests, TimeProvider clock)
 {
+    /// <summary>ErrorInfo reason of a job naming a model the network does not have.</summary>
+    public const string ModelNotAvailable = "MODEL_NOT_AVAILABLE";
+
     /// <summary>
     /// INVALID_ARGUMENT (with a BadRequest field violation) unless the job's model is well-formed, agrees with the plaintext
     /// payload, and is known in the network: some device of the network reports it, or the network publishes a manifest of
@@ -107,7 +110,7 @@ public sealed class ModelAvailability(IPresenceDirectory presence, DeviceReposit
         {
             var list = available.Count == 0 ? "none (install one with `meshai-agent models install`)" : string.Join(", ", available.Order(StringComparer.Ordinal));
             throw RpcErrors.InvalidArgument(named.Length > 0 ? field : "envelope.input_manifest.payload",
-                $"model '{model}' is not available in this network for {envelope.WorkloadId}; available: {list}");
+                $"model '{model}' is not available in this network for {envelope.WorkloadId}; available: {list}", ModelNotAvailable);
         }
     }
 
@@ -190,14 +193,10 @@ public sealed class PublicModels
         foreach (var row in await manifests.ListLatestAsync(networkId, ct))
         {
             var details = ModelManifestDetails.Parser.ParseFrom(ModelManifest.Parser.ParseFrom(row.Manifest).Details);
-            if (!details.PublicModel || details.Files.Count == 0)
+            if (details.PublicModel && MeshAI.Common.Crypto.ModelManifests.WeightsFile(details) is { } weightsFile)
             {
-                continue;
+                weights[details.Name] = weightsFile.Sha256.ToLowerInvariant();
             }
-
-            var modelFile = details.Parameters.TryGetValue("model_file", out var file) && file.Length > 0 ? file : details.Files[0].Path;
-            var weightsFile = details.Files.FirstOrDefault(f => f.Path == modelFile) ?? details.Files[0];
-            weights[details.Name] = weightsFile.Sha256.ToLowerInvariant();
         }
 
         return new PublicModels(weights);

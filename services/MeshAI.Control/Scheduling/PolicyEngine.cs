@@ -298,7 +298,7 @@ public static class PolicyEngine
             {
                 WorkloadClass = WorkloadClass.Embeddings, SensitivityTag = tag, MemberRole = role, DeviceTier = mobile ? Tier._0 : Tier._2,
                 DeviceIsMobile = mobile, DeviceId = "dev_test", MinuteOfDay = 12 * 60, DeviceCharging = true, DeviceOnWifi = true,
-                DeviceBatteryPercent = 90, DeviceThermalLevel = 1, Pinned = pinned, Model = "all-minilm-l6-v2", ModelPublic = modelPublic,
+                DeviceBatteryPercent = 90, DeviceThermalLevel = 1, Pinned = pinned, ModelPublic = modelPublic,
             },
         };
 

@@ -218,10 +218,10 @@ public sealed class AuthorizationInterceptor(SessionAuthenticator auth, NetworkA
         switch (rule.Access)
         {
             case RpcAccess.Public:
-                limits.Check("auth:" + context.Peer, limits.AuthPerMinute);
+                await limits.CheckAsync("auth:" + context.Peer, limits.AuthPerMinute, context.CancellationToken);
                 return;
             case RpcAccess.Device:
-                limits.Check("device:" + context.Peer, limits.DevicePerMinute);
+                await limits.CheckAsync("device:" + context.Peer, limits.DevicePerMinute, context.CancellationToken);
                 return;
         }
 
@@ -229,7 +229,7 @@ public sealed class AuthorizationInterceptor(SessionAuthenticator auth, NetworkA
         if (context.Method.StartsWith("/meshai.model.v1.ModelService/", StringComparison.Ordinal) && rule.Access == RpcAccess.Guest &&
             context.RequestHeaders.Get(MeshAI.Common.Crypto.ModelManifests.DeviceCertificateHeader) is not null)
         {
-            limits.Check("device:" + context.Peer, limits.DevicePerMinute);
+            await limits.CheckAsync("device:" + context.Peer, limits.DevicePerMinute, context.CancellationToken);
             return;
         }
 
@@ -259,17 +259,12 @@ public sealed class AuthorizationInterceptor(SessionAuthenticator auth, NetworkA
     }
 }
 
-/// <summary>Fixed-window rate limits (per minute) for unauthenticated auth endpoints and device endpoints, keyed by peer.</summary>
-public sealed class RateLimits(IOptions<SecurityOptions> options, TimeProvider clock)
+/// <summary>
+/// Fixed-window rate limits (per minute) for unauthenticated auth endpoints and device endpoints, keyed by peer. The
+/// counters live on the bus (Redis in scale-out), so every control instance behind the front door counts the same window.
+/// </summary>
+public sealed class RateLimits(IOptions<SecurityOptions> options, TimeProvider clock, MeshAI.Common.Bus.IMeshBus bus, MeshAI.Common.Bus.BusNames names)
 {
-    private readonly ConcurrentDictionary<string, Window> _windows = new(StringComparer.Ordinal);
-
-    private sealed class Window(long minute)
-    {
-        public long Minute = minute;
-        public int Count;
-    }
-
     /// <summary>Auth calls allowed per peer per minute.</summary>
     public int AuthPerMinute => options.Value.AuthCallsPerMinutePerPeer;
 
@@ -277,30 +272,13 @@ public sealed class RateLimits(IOptions<SecurityOptions> options, TimeProvider c
     public int DevicePerMinute => options.Value.DeviceCallsPerMinute;
 
     /// <summary>Counts a call; RESOURCE_EXHAUSTED when <paramref name="key"/> went over <paramref name="perMinute"/> this minute.</summary>
-    public void Check(string key, int perMinute)
+    public async Task CheckAsync(string key, int perMinute, CancellationToken cancellationToken)
     {
         var minute = clock.GetUtcNow().ToUnixTimeSeconds() / 60;
-        var window = _windows.GetOrAdd(StripPort(key), _ => new Window(minute));
-        lock (window)
+        var count = await bus.IncrementAsync(names.Rate(StripPort(key) + ":" + minute.ToString(System.Globalization.CultureInfo.InvariantCulture)), TimeSpan.FromMinutes(2), cancellationToken);
+        if (count > perMinute)
         {
-            if (window.Minute != minute)
-            {
-                window.Minute = minute;
-                window.Count = 0;
-            }
-
-            if (++window.Count > perMinute)
-            {
-                throw RpcErrors.ResourceExhausted(key, $"too many requests; at most {perMinute} per minute");
-            }
-        }
-
-        if (_windows.Count > 100_000)
-        {
-            foreach (var stale in _windows.Where(w => w.Value.Minute < minute).Select(w => w.Key).ToList())
-            {
-                _windows.TryRemove(stale, out _);
-            }
+            throw RpcErrors.ResourceExhausted(key, $"too many requests; at most {perMinute} per minute");
         }
     }
 

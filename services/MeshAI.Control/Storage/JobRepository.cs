@@ -9,7 +9,7 @@ public sealed class JobRepository(Database database)
     private const string JobColumns =
         "job_id, network_id, submitted_by_user_id, workload_id, state, routing_mode, data_sensitivity_tag, envelope, idempotency_key, device_id, tier, " +
         "create_time_ms, start_time_ms, end_time_ms, runtime_ms, billed_runtime_ms, cost_micro, max_cost_credits, timeout_ms, error_message, relay_bytes, " +
-        "trace_id, output, output_nonce, output_encrypted, debug_view, placement_time_ms, chunk_count, chunks_completed";
+        "trace_id, output, output_nonce, output_encrypted, debug_view, placement_time_ms, chunk_count, chunks_completed, owner_instance, lease_expire_ms";
 
     private const string AttemptColumns = "job_id, attempt, device_id, cause, start_time_ms, end_time_ms, detail, chunk_id";
 
@@ -18,7 +18,8 @@ public sealed class JobRepository(Database database)
         database.RunAsync(c => c.ExecuteAsync(Database.Command(
             $"INSERT INTO jobs ({JobColumns}) VALUES (@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, " +
             "@Envelope, @IdempotencyKey, @DeviceId, @Tier, @CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, " +
-            "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted)", j, ct)), ct);
+            "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted, " +
+            "@OwnerInstance, @LeaseExpireMs)", j, ct)), ct);
 
     /// <summary>The job in the network, or null.</summary>
     public Task<JobRow?> GetJobAsync(string networkId, string jobId, CancellationToken ct) =>
@@ -132,12 +133,33 @@ public sealed class JobRepository(Database database)
             "VALUES (@JobId, @ChunkId, @ChunkIndex, @Attempt, @DeviceId, @Output, @RuntimeMs, @CostMicro, @EndTimeMs) ON CONFLICT (job_id, chunk_id) DO NOTHING",
             chunk, ct, tx)) > 0;
 
-    /// <summary>Adds a completed chunk's runtime and cost to its job.</summary>
-    public static Task<int> AddChunkCompletionAsync(DbConnection c, DbTransaction tx, string jobId, long runtimeMs, long billedRuntimeMs, long costMicro, long relayBytes, CancellationToken ct) =>
+    /// <summary>Adds a completed chunk's runtime and cost to its job while it is not terminal; 0 when it already ended.</summary>
+    public static Task<int> AddChunkCompletionAsync(DbConnection c, DbTransaction tx, string jobId, long runtimeMs, long billedRuntimeMs, long costMicro, long relayBytes, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
         c.ExecuteAsync(Database.Command(
             "UPDATE jobs SET chunks_completed = chunks_completed + 1, runtime_ms = runtime_ms + @runtimeMs, billed_runtime_ms = billed_runtime_ms + @billedRuntimeMs, " +
-            "cost_micro = cost_micro + @costMicro, relay_bytes = relay_bytes + @relayBytes WHERE job_id = @jobId",
+            $"cost_micro = cost_micro + @costMicro, relay_bytes = relay_bytes + @relayBytes WHERE job_id = @jobId AND state NOT IN ({InList(terminalStates)})",
             new { jobId, runtimeMs, billedRuntimeMs, costMicro, relayBytes }, ct, tx));
+
+    /// <summary>Renews the lease of every unfinished job <paramref name="owner"/> holds; returns the ids it still holds (one statement per renewal round, not per job).</summary>
+    public Task<IEnumerable<string>> RenewLeasesAsync(string owner, long leaseExpireMs, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<string>(Database.Command(
+            $"UPDATE jobs SET lease_expire_ms = @leaseExpireMs WHERE owner_instance = @owner AND state NOT IN ({InList(terminalStates)}) RETURNING job_id",
+            new { owner, leaseExpireMs }, ct)), ct);
+
+    /// <summary>
+    /// Claims up to <paramref name="limit"/> unfinished jobs whose lease expired (or every unfinished job when
+    /// <paramref name="ignoreLeases"/>: the embedded store has one owner) for <paramref name="owner"/>; PostgreSQL skips rows
+    /// another instance is claiming at the same moment (FOR UPDATE SKIP LOCKED). Returns the claimed rows.
+    /// </summary>
+    public Task<IEnumerable<JobRow>> ClaimExpiredAsync(string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, IReadOnlyCollection<int> terminalStates, CancellationToken ct)
+    {
+        var expired = ignoreLeases ? "" : " AND (lease_expire_ms IS NULL OR lease_expire_ms < @nowMs)";
+        return database.RunAsync(c => c.QueryAsync<JobRow>(Database.Command(
+            $"UPDATE jobs SET owner_instance = @owner, lease_expire_ms = @leaseExpireMs WHERE job_id IN (" +
+            $"SELECT job_id FROM jobs WHERE state NOT IN ({InList(terminalStates)}){expired} ORDER BY create_time_ms LIMIT @limit{database.Dialect.SkipLockedClause}) " +
+            $"AND state NOT IN ({InList(terminalStates)}) RETURNING {JobColumns}",
+            new { owner, nowMs, leaseExpireMs, limit }, ct)), ct);
+    }
 
     /// <summary>The stored chunk results of a job in chunk order.</summary>
     public Task<IEnumerable<JobChunkRow>> ListChunkResultsAsync(string jobId, CancellationToken ct) =>

@@ -173,6 +173,12 @@ public sealed class JobRow
     public long? PlacementTimeMs { get; set; }
     public int ChunkCount { get; set; }
     public int ChunksCompleted { get; set; }
+
+    /// <summary>The control instance running the job (its lease holder), null before the first claim.</summary>
+    public string? OwnerInstance { get; set; }
+
+    /// <summary>When the owner's lease runs out unless renewed; another instance may claim the job after it.</summary>
+    public long? LeaseExpireMs { get; set; }
 }
 
 /// <summary>A job_attempts row.</summary>

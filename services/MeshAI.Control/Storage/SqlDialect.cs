@@ -18,6 +18,12 @@ public interface ISqlDialect
 
     /// <summary>Takes the store-wide lock that serialises concurrent migrators, inside <paramref name="transaction"/>.</summary>
     Task LockForMigrationAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken);
+
+    /// <summary>Appended to a claiming SELECT so concurrent claimers skip each other's rows ("" where the store has one writer).</summary>
+    string SkipLockedClause { get; }
+
+    /// <summary>True when only one process can own the store (embedded SQLite): it claims every unfinished job at start.</summary>
+    bool SingleOwner { get; }
 }
 
 /// <summary>Embedded SQLite: one file, WAL journal, foreign keys on, a busy timeout for concurrent writers.</summary>
@@ -50,6 +56,12 @@ public sealed class SqliteDialect(string databasePath) : ISqlDialect
     /// <inheritdoc />
     public Task LockForMigrationAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) =>
         Task.CompletedTask; // BEGIN IMMEDIATE already holds the database write lock.
+
+    /// <inheritdoc />
+    public string SkipLockedClause => "";
+
+    /// <inheritdoc />
+    public bool SingleOwner => true;
 }
 
 /// <summary>PostgreSQL through Npgsql (scale-out mode).</summary>
@@ -65,6 +77,12 @@ public sealed class PostgresDialect(string connectionString) : ISqlDialect
 
     /// <inheritdoc />
     public Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public string SkipLockedClause => " FOR UPDATE SKIP LOCKED";
+
+    /// <inheritdoc />
+    public bool SingleOwner => false;
 
     /// <inheritdoc />
     public async Task LockForMigrationAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)

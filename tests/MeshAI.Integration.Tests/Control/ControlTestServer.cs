@@ -68,7 +68,10 @@ public sealed partial class ControlTestServer : IAsyncDisposable
     public IServiceProvider Services => App.Services;
 
     /// <summary>Starts a server with the given store ("sqlite" or "postgres") and optional extra configuration arguments.</summary>
-    public static async Task<ControlTestServer> StartAsync(string store, params string[] extraArgs)
+    public static Task<ControlTestServer> StartAsync(string store, params string[] extraArgs) => StartAsync(store, null, extraArgs);
+
+    /// <summary>Starts a server whose whole control plane runs on <paramref name="clock"/> (a fake clock in the retry/timeout/cost-cap tests).</summary>
+    public static async Task<ControlTestServer> StartAsync(string store, TimeProvider? clock, params string[] extraArgs)
     {
         var dataDir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "meshai-control-" + Guid.NewGuid().ToString("N")[..10])).FullName;
         var args = new List<string> { "--data-dir", dataDir, "--port", "0", "--store", store };
@@ -79,7 +82,14 @@ public sealed partial class ControlTestServer : IAsyncDisposable
         }
 
         var dispatcher = new RecordingDispatcher();
-        var (app, settings, certificate) = ServerHost.Build([.. args], services => services.AddSingleton<IJobDispatcher>(dispatcher));
+        var (app, settings, certificate) = ServerHost.Build([.. args], services =>
+        {
+            services.AddSingleton<IJobDispatcher>(dispatcher);
+            if (clock is not null)
+            {
+                services.AddSingleton(clock);
+            }
+        });
         var (url, fingerprint) = await ServerHost.StartAsync(app, settings, certificate, CancellationToken.None);
         return new ControlTestServer(app, dataDir, url, fingerprint, dispatcher);
     }

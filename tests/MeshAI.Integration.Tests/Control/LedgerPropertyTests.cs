@@ -17,7 +17,7 @@ using NUnit.Framework;
 namespace MeshAI.Integration.Tests.Control;
 
 /// <summary>
-/// Property-based tests of the real ledger writer (LedgerWriter + LedgerRepository + the jobs transaction the runner uses)
+/// Property-based tests of the real ledger writer (LedgerWriter + LedgerRepository) and the runner's own settlement transactions (JobSettler)
 /// against real SQLite and PostgreSQL: seeded random job histories with any interleaving of completions, failures,
 /// retries (late results from earlier attempts), duplicate reports and duplicate chunk reports.
 /// </summary>
@@ -32,6 +32,7 @@ public sealed class LedgerPropertyTests(string store)
     private Database _database = null!;
     private LedgerRepository _ledger = null!;
     private JobRepository _jobs = null!;
+    private JobSettler _settler = null!;
 
     [OneTimeSetUp]
     public async Task OpenStore()
@@ -51,6 +52,7 @@ public sealed class LedgerPropertyTests(string store)
         await new Migrator(_database, NullLogger<Migrator>.Instance).MigrateAsync(CancellationToken.None);
         _ledger = new LedgerRepository(_database);
         _jobs = new JobRepository(_database);
+        _settler = new JobSettler(_database);
     }
 
     [OneTimeTearDown]
@@ -270,7 +272,7 @@ public sealed class LedgerPropertyTests(string store)
         return true;
     }
 
-    /// <summary>A result report through the real writer, in the transaction shape JobRunner uses (chunked jobs settle per chunk).</summary>
+    /// <summary>A result report settled through the product's own settlement transactions (<see cref="JobSettler"/>), as the runner does.</summary>
     private async Task<bool> CompleteAsync(Mesh mesh, CreditSettings credits, Report r)
     {
         var ct = CancellationToken.None;
@@ -293,39 +295,31 @@ public sealed class LedgerPropertyTests(string store)
             row.RuntimeMs = metering.RuntimeMs;
             row.BilledRuntimeMs = priced.BilledMs;
             row.CostMicro = priced.BurnMicro;
-            return await _database.InTransactionAsync(async (c, tx) =>
-            {
-                if (!await JobRepository.FinishAsync(c, tx, row, JobViews.TerminalStates, ct))
-                {
-                    return false;
-                }
-
-                return await LedgerWriter.AppendCompletedAsync(c, tx, metering, now, ct);
-            }, ct);
+            return await _settler.CompleteAsync(row, r.Attempt, metering, now, ct);
         }
 
-        return await _database.InTransactionAsync(async (c, tx) =>
+        var chunk = new JobChunkRow
         {
-            if (!await LedgerWriter.AppendCompletedAsync(c, tx, metering, now, ct))
-            {
-                return false;
-            }
+            JobId = row.JobId, ChunkId = r.Chunk, ChunkIndex = r.Job.Chunks.ToList().IndexOf(r.Chunk), Attempt = r.Attempt, DeviceId = r.Device.DeviceId,
+            Output = [], RuntimeMs = metering.RuntimeMs, CostMicro = priced.BurnMicro, EndTimeMs = now,
+        };
+        if (!await _settler.CompleteChunkAsync(chunk, metering, now, ct))
+        {
+            return false;
+        }
 
-            await c.ExecuteAsync(new CommandDefinition(
-                "UPDATE jobs SET cost_micro = cost_micro + @burn, billed_runtime_ms = billed_runtime_ms + @billed WHERE job_id = @id",
-                new { burn = priced.BurnMicro, billed = priced.BilledMs, id = row.JobId }, tx, cancellationToken: ct));
-            var settled = await c.ExecuteScalarAsync<long>(new CommandDefinition(
-                "SELECT COUNT(*) FROM job_meterings WHERE network_id = @n AND job_id = @id", new { n = row.NetworkId, id = row.JobId }, tx, cancellationToken: ct));
-            if (settled == r.Job.Chunks.Count)
-            {
-                await c.ExecuteAsync(new CommandDefinition("UPDATE jobs SET state = @s WHERE job_id = @id", new { s = (int)JobState.Completed, id = row.JobId }, tx, cancellationToken: ct));
-            }
+        if ((await _jobs.ListChunkResultsAsync(row.JobId, ct)).Count() == r.Job.Chunks.Count)
+        {
+            var final = (await _jobs.GetJobByIdAsync(row.JobId, ct))!;
+            final.State = (int)JobState.Completed;
+            final.EndTimeMs = now;
+            Assert.That(await _settler.CompleteChunkedAsync(final, ct), Is.True);
+        }
 
-            return true;
-        }, ct);
+        return true;
     }
 
-    /// <summary>A terminal failure, as the runner writes it.</summary>
+    /// <summary>A terminal failure, through the product's settlement transaction.</summary>
     private async Task<bool> FailAsync(SimJob job)
     {
         var ct = CancellationToken.None;
@@ -334,16 +328,7 @@ public sealed class LedgerPropertyTests(string store)
         row.State = (int)JobState.Failed;
         row.ErrorMessage = "workload failed";
         row.EndTimeMs = now;
-        return await _database.InTransactionAsync(async (c, tx) =>
-        {
-            if (!await JobRepository.FinishAsync(c, tx, row, JobViews.TerminalStates, ct))
-            {
-                return false;
-            }
-
-            await LedgerRepository.AppendAsync(c, tx, JobSettlement.Failed(row, now), ct);
-            return true;
-        }, ct);
+        return await _settler.FinishUnsuccessfullyAsync(row, [], now, ct);
     }
 
     private async Task<Mesh> SeedNetworkAsync(CreditSettings credits, int devices)

@@ -165,15 +165,49 @@ public sealed class RecordingSink : IJobEventSink
 
     public Task OnProgressAsync(DeviceIdentity device, JobProgress progress, CancellationToken cancellationToken) => Add("progress", device, progress);
 
-    public Task OnTokenAsync(DeviceIdentity device, JobToken token, CancellationToken cancellationToken) => Add("token", device, token);
+    /// <summary>How long each token takes to handle (a slow reader: the relay stops reading and the agent must wait, not drop).</summary>
+    public TimeSpan TokenDelay { get; set; }
+
+    /// <summary>Results to refuse before accepting one (control not handling them yet: the relay must retry, and ack only after).</summary>
+    private int _refuseResults;
+
+    public int RefuseResults { get => Volatile.Read(ref _refuseResults); set => Volatile.Write(ref _refuseResults, value); }
+
+    public async Task OnTokenAsync(DeviceIdentity device, JobToken token, CancellationToken cancellationToken)
+    {
+        if (TokenDelay > TimeSpan.Zero)
+        {
+            await Task.Delay(TokenDelay, cancellationToken);
+        }
+
+        await Add("token", device, token);
+    }
 
     public Task OnLogAsync(DeviceIdentity device, JobLog log, CancellationToken cancellationToken) => Add("log", device, log);
 
-    public Task OnResultAsync(DeviceIdentity device, JobResult result, long relayBytes, CancellationToken cancellationToken) => Add("result", device, result, relayBytes);
+    public Task OnResultAsync(DeviceIdentity device, JobResult result, long relayBytes, CancellationToken cancellationToken) =>
+        Interlocked.Decrement(ref _refuseResults) >= 0
+            ? throw new InvalidOperationException("not handled yet (test)")
+            : Add("result", device, result, relayBytes);
 
     public Task OnFailureAsync(DeviceIdentity device, JobFailure failure, long relayBytes, CancellationToken cancellationToken) => Add("failure", device, failure, relayBytes);
 
     public Task OnDisconnectedAsync(DeviceIdentity device, CancellationToken cancellationToken) => Add("disconnected", device, null);
+
+    private readonly ConcurrentDictionary<string, Channel<IReadOnlyCollection<HeldAttempt>?>> _connected = new();
+
+    /// <summary>The attempts the device announced on its next (re)connect (kept apart from the job events).</summary>
+    public async Task<IReadOnlyCollection<HeldAttempt>?> NextConnectedAsync(string deviceId)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        return await _connected.GetOrAdd(deviceId, _ => Channel.CreateUnbounded<IReadOnlyCollection<HeldAttempt>?>()).Reader.ReadAsync(cts.Token);
+    }
+
+    public Task OnConnectedAsync(DeviceIdentity device, IReadOnlyCollection<HeldAttempt>? held, CancellationToken cancellationToken)
+    {
+        _connected.GetOrAdd(device.DeviceId, _ => Channel.CreateUnbounded<IReadOnlyCollection<HeldAttempt>?>()).Writer.TryWrite(held?.ToList());
+        return Task.CompletedTask;
+    }
 
     private Task Add(string kind, DeviceIdentity device, IMessage? frame, long bytes = 0)
     {

@@ -1,0 +1,266 @@
+using System.Threading.Channels;
+using Google.Protobuf;
+using MeshAI.Common.Seams;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Contracts.Network.V1;
+using MeshAI.Contracts.Relay.V1;
+using MeshAI.Control.Jobs.Chunking;
+using MeshAI.Control.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace MeshAI.Control.Jobs.Execution;
+
+/// <summary>One offered attempt of a job (or of one of its chunks) and its timers.</summary>
+internal sealed class Placement(int attempt, string deviceId, JobChunk? chunk, long startedMs)
+{
+    public int Attempt { get; } = attempt;
+    public string DeviceId { get; } = deviceId;
+    public JobChunk? Chunk { get; } = chunk;
+    public string ChunkId => Chunk?.ChunkId ?? "";
+    public long StartedMs { get; } = startedMs;
+    public bool Answered { get; set; }
+    public ITimer? Timeout { get; set; }
+    public ITimer? AnswerTimer { get; set; }
+    public ITimer? CostCapTimer { get; set; }
+    public ITimer? GraceTimer { get; set; }
+
+    public void StopTimers()
+    {
+        Timeout?.Dispose();
+        AnswerTimer?.Dispose();
+        CostCapTimer?.Dispose();
+        GraceTimer?.Dispose();
+        Timeout = AnswerTimer = CostCapTimer = GraceTimer = null;
+    }
+}
+
+/// <summary>How a kind of job (single, chunked, spot-check) reacts to its events; every strategy places through <see cref="JobPlacer"/>.</summary>
+internal interface IJobStrategy
+{
+    Task HandleAsync(JobExecution job, JobEvent e, CancellationToken ct);
+}
+
+/// <summary>
+/// The one object that runs a job on this instance: a mailbox (<see cref="Channel{T}"/>) of <see cref="JobEvent"/>s handled in
+/// order by one loop, so its state needs no locks; timers post events into the same mailbox (time from
+/// <see cref="TimeProvider"/>). The kind of job is its <see cref="Strategy"/> (a settled job may hand over to a spot-check).
+/// </summary>
+internal sealed class JobExecution
+{
+    private readonly Channel<JobEvent> _mailbox = Channel.CreateUnbounded<JobEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private Task _loop = Task.CompletedTask;
+    private bool _ended;
+
+    public JobExecution(JobRow row, JobEnvelope envelope, NetworkSettings settings, JobPlacementContext context, JobPlaneServices services)
+    {
+        JobId = row.JobId;
+        NetworkId = row.NetworkId;
+        Envelope = envelope;
+        EnvelopeBytes = row.Envelope;
+        TimeoutMs = row.TimeoutMs;
+        MaxCostCredits = row.MaxCostCredits;
+        Settings = settings;
+        Context = context;
+        S = services;
+        if (context.Chunks is { Count: > 0 })
+        {
+            ChunkEnvelopeBytes = JobChunker.ChunkEnvelope(envelope).ToByteArray();
+            Strategy = new ChunkedJobStrategy(context.Chunks);
+        }
+        else
+        {
+            Strategy = new SingleJobStrategy();
+        }
+    }
+
+    public string JobId { get; }
+    public string NetworkId { get; }
+    public JobEnvelope Envelope { get; }
+    public byte[] EnvelopeBytes { get; }
+    public byte[] ChunkEnvelopeBytes { get; } = [];
+    public long TimeoutMs { get; }
+    public long MaxCostCredits { get; }
+    public NetworkSettings Settings { get; }
+    public JobPlacementContext Context { get; }
+    public JobPlaneServices S { get; }
+
+    /// <summary>How this job reacts to events now.</summary>
+    public IJobStrategy Strategy { get; set; }
+
+    /// <summary>Open attempts by number.</summary>
+    public Dictionary<int, Placement> Open { get; } = [];
+
+    /// <summary>Every attempt ever placed for this job (device, chunk): a late result of an earlier attempt still counts.</summary>
+    public Dictionary<int, (string DeviceId, string ChunkId)> Placed { get; } = [];
+
+    /// <summary>The highest attempt number used.</summary>
+    public int LastAttempt { get; set; }
+
+    /// <summary>True once the job row is terminal (a spot-check may still run).</summary>
+    public bool Finished { get; set; }
+
+    /// <summary>Completes when the loop has ended (job done, lease lost or shutdown).</summary>
+    public Task Completion => _loop;
+
+    public long NowMs => S.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    public ILogger Log => S.Logger;
+
+    /// <summary>Starts the loop (once).</summary>
+    public void Run(Action<JobExecution> ended, CancellationToken stopping) => _loop = LoopAsync(ended, stopping);
+
+    /// <summary>Queues an event; false when the execution has ended (the caller then answers for it).</summary>
+    public bool Post(JobEvent e) => _mailbox.Writer.TryWrite(e);
+
+    /// <summary>A timer that posts <paramref name="e"/> after <paramref name="due"/> (never fires after the execution ends).</summary>
+    public ITimer Schedule(TimeSpan due, JobEvent e) =>
+        S.Clock.CreateTimer(static state => { var (x, ev) = ((JobExecution, JobEvent))state!; x.Post(ev); }, (this, e), due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+
+    /// <summary>Marks the execution done: the loop finishes after the current event and later events are answered by the runner.</summary>
+    public void End()
+    {
+        _ended = true;
+        _mailbox.Writer.TryComplete();
+    }
+
+    /// <summary>The open placement on <paramref name="device"/> for <paramref name="attempt"/>, if any.</summary>
+    public bool TryGetOpen(DeviceIdentity device, int attempt, out Placement placement) =>
+        Open.TryGetValue(attempt, out placement!) && placement.DeviceId == device.DeviceId && device.NetworkId == NetworkId;
+
+    /// <summary>Closes an attempt locally (timers stopped) and records its end; false when the store had it ended already.</summary>
+    public async Task<bool> EndAttemptAsync(Placement placement, AttemptCause cause, string detail, CancellationToken ct)
+    {
+        placement.StopTimers();
+        Open.Remove(placement.Attempt);
+        return await S.Settler.EndAttemptAsync(JobId, placement.Attempt, cause, detail, NowMs, ct);
+    }
+
+    /// <summary>Asks the device to stop an attempt (best effort: the device may be gone).</summary>
+    public void CancelOnDevice(Placement placement, string reason) =>
+        S.Dispatcher.TryCancel(placement.DeviceId, new JobCancel { JobId = JobId, Attempt = placement.Attempt, Reason = reason });
+
+    /// <summary>
+    /// Ends the job FAILED or CANCELLED: every open attempt is stopped on its device and ended with
+    /// <paramref name="openCause"/>, the job row and (for FAILED) job_failed are written in one transaction.
+    /// </summary>
+    public async Task<bool> FinishUnsuccessfullyAsync(JobState state, string message, AttemptCause openCause, string openDetail, CancellationToken ct)
+    {
+        var open = Open.Values.ToList();
+        foreach (var placement in open)
+        {
+            placement.StopTimers();
+            CancelOnDevice(placement, openDetail);
+        }
+
+        Open.Clear();
+        Finished = true;
+        var row = await S.Jobs.GetJobByIdAsync(JobId, ct);
+        if (row is null)
+        {
+            End();
+            return false;
+        }
+
+        var now = NowMs;
+        row.State = (int)state;
+        row.ErrorMessage = message;
+        row.EndTimeMs = now;
+        var finished = await S.Settler.FinishUnsuccessfullyAsync(row, open.Select(p => (p.Attempt, openCause, openDetail)).ToList(), now, ct);
+        if (finished)
+        {
+            Log.LogInformation("Job {JobId} {State}: {Message}", JobId, state, message);
+            await PublishStatusAsync(ct);
+        }
+
+        End();
+        return finished;
+    }
+
+    /// <summary>Sends the job's current row and attempts to its watchers.</summary>
+    public async Task PublishStatusAsync(CancellationToken ct)
+    {
+        var row = await S.Jobs.GetJobByIdAsync(JobId, ct);
+        if (row is not null)
+        {
+            S.Hub.Publish(JobId, new WatchJobResponse { Status = new JobStatusFrame { Job = JobViews.ToProto(row, await S.Jobs.ListAttemptsAsync(JobId, ct)) } });
+        }
+    }
+
+    /// <summary>The retry policy in force for this job.</summary>
+    public RetryPolicy Retry => Settings.RetryPolicy ?? new RetryPolicy { MaxAttempts = 1 };
+
+    /// <summary>The backoff before the retry that follows <paramref name="attemptsUsed"/> attempts.</summary>
+    public TimeSpan Backoff(int attemptsUsed)
+    {
+        var backoff = Retry.BackoffMs;
+        return TimeSpan.FromMilliseconds(backoff.Count == 0 ? 0 : backoff[Math.Clamp(attemptsUsed - 1, 0, backoff.Count - 1)]);
+    }
+
+    /// <summary>The offer for a placement (chunks carry their own payload and the chunk envelope).</summary>
+    public JobOffer Offer(PlacementTicket ticket, JobChunk? chunk) => chunk is null
+        ? new JobOffer { Ticket = ticket, Envelope = ByteString.CopyFrom(EnvelopeBytes) }
+        : new JobOffer { Ticket = ticket, Envelope = ByteString.CopyFrom(ChunkEnvelopeBytes), Chunk = chunk.Payload };
+
+    /// <summary>Stops every timer without writing anything (lease lost or shutdown: the next owner carries on).</summary>
+    public void Abandon()
+    {
+        foreach (var placement in Open.Values)
+        {
+            placement.StopTimers();
+        }
+
+        End();
+    }
+
+    private async Task LoopAsync(Action<JobExecution> ended, CancellationToken stopping)
+    {
+        try
+        {
+            await foreach (var e in _mailbox.Reader.ReadAllAsync(CancellationToken.None))
+            {
+                if (stopping.IsCancellationRequested)
+                {
+                    e.Done?.TrySetResult(false);
+                    continue;
+                }
+
+                try
+                {
+                    await Strategy.HandleAsync(this, e, stopping);
+                    e.Done?.TrySetResult(true);
+                }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    e.Done?.TrySetResult(false);
+                }
+                catch (Exception ex)
+                {
+                    // A store outage or a bug must not kill the loop: the relay retries the report, timers fire again later.
+                    Log.LogError(ex, "Job {JobId}: handling {Event} failed", JobId, e.GetType().Name);
+                    e.Done?.TrySetException(ex);
+                }
+
+                if (_ended)
+                {
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            _mailbox.Writer.TryComplete();
+            foreach (var placement in Open.Values)
+            {
+                placement.StopTimers();
+            }
+
+            // Events that arrived after the end are answered by the runner (from the store).
+            while (_mailbox.Reader.TryRead(out var late))
+            {
+                late.Done?.TrySetResult(false);
+            }
+
+            ended(this);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using MeshAI.Common.Crypto;
+using MeshAI.Common.Seams;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Contracts.Relay.V1;
+using MeshAI.Control.Jobs.Chunking;
+using MeshAI.Control.Ledger;
+using MeshAI.Control.Networks;
+using MeshAI.Control.Scheduling;
+using MeshAI.Control.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MeshAI.Control.Jobs.Execution;
+
+/// <summary>What every strategy needs, composed once (the runner hands it to each execution).</summary>
+public sealed class JobPlaneServices(
+    JobRepository jobs,
+    DeviceRepository devices,
+    NetworkRepository networks,
+    JobPlacer placer,
+    JobSettler settler,
+    LedgerWriter ledgerWriter,
+    IJobDispatcher dispatcher,
+    IPresenceDirectory presence,
+    JobWatchHub hub,
+    IOptions<ControlPlaneOptions> options,
+    TimeProvider clock,
+    ILogger<JobRunner> logger)
+{
+    public JobRepository Jobs => jobs;
+    public DeviceRepository Devices => devices;
+    public NetworkRepository Networks => networks;
+    public JobPlacer Placer => placer;
+    public JobSettler Settler => settler;
+    public LedgerWriter LedgerWriter => ledgerWriter;
+    public IJobDispatcher Dispatcher => dispatcher;
+    public IPresenceDirectory Presence => presence;
+    public JobWatchHub Hub => hub;
+    public JobPlaneOptions Options => options.Value.Jobs;
+    public TimeProvider Clock => clock;
+    public ILogger Logger => logger;
+
+    /// <summary>True when the device has a live relay stream somewhere (soft-state presence).</summary>
+    public bool IsOnline(string deviceId) => presence.GetOnline(deviceId, clock.GetUtcNow()) is not null;
+}
+
+/// <summary>
+/// The one placer every kind of job uses: plan (eligibility + scoring) → record the attempt → sign the placement ticket
+/// with the key this device trusts (<see cref="NetworkKeyVault.TicketKeyAsync"/>, the same rule for single jobs, chunks and
+/// spot-checks) → offer through the relay → arm the attempt's timers.
+/// </summary>
+public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKeyVault keys, IJobDispatcher dispatcher, IOptions<ControlPlaneOptions> options, TimeProvider clock, ILogger<JobPlacer> logger)
+{
+    /// <summary>How an attempt is recorded: the job's own placement, one chunk's, or a spot-check re-run of a settled job.</summary>
+    internal enum AttemptKind
+    {
+        Job,
+        Chunk,
+        SpotCheck,
+    }
+
+    internal Task<PlacementDecision> PlanAsync(JobExecution job, IReadOnlySet<string> excluded, CancellationToken ct) =>
+        planner.PlanAsync(job.Envelope, job.Settings, excluded, job.Context, ct);
+
+    /// <summary>
+    /// Records attempt <paramref name="attempt"/> on <paramref name="selected"/>, signs its ticket and offers it. Null when the
+    /// store refused the attempt (the job ended meanwhile, or the number is taken). A refused offer comes back as an
+    /// <see cref="OfferUndeliverable"/> event, handled after this one.
+    /// </summary>
+    internal async Task<Placement?> OfferAsync(JobExecution job, int attempt, PlacementCandidate selected, AttemptKind kind, JobChunk? chunk, JobDebugView? debugView, string detail, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var deviceId = selected.Device.DeviceId;
+        var row = new JobAttemptRow
+        {
+            JobId = job.JobId,
+            Attempt = attempt,
+            DeviceId = deviceId,
+            Cause = (int)AttemptCause.Unspecified,
+            StartTimeMs = now.ToUnixTimeMilliseconds(),
+            ChunkId = chunk?.ChunkId ?? "",
+            Detail = detail,
+        };
+        var debug = debugView?.ToByteArray() ?? [];
+        var recorded = kind switch
+        {
+            AttemptKind.SpotCheck => await jobs.InsertSpotCheckAttemptAsync(row, ct),
+            AttemptKind.Chunk => await jobs.RecordChunkPlacementAsync(row, (int)JobState.Queued, (int)JobState.Placed, (int)selected.Tier, debug, JobViews.TerminalStates, ct),
+            _ => await jobs.RecordPlacementAsync(row, (int)JobState.Placed, (int)selected.Tier, debug, JobViews.TerminalStates, ct),
+        };
+        if (!recorded)
+        {
+            return null;
+        }
+
+        var envelopeBytes = chunk is null ? job.EnvelopeBytes : job.ChunkEnvelopeBytes;
+        var ticket = PlacementTickets.Sign(new PlacementTicketDetails
+        {
+            JobId = job.JobId,
+            Attempt = attempt,
+            DeviceId = deviceId,
+            NetworkId = job.NetworkId,
+            EnvelopeSha256 = Secrets.Sha256Hex(envelopeBytes),
+            ExpireTime = Timestamp.FromDateTimeOffset(now.AddMilliseconds(job.TimeoutMs)),
+            ChunkId = chunk?.ChunkId ?? "",
+            ChunkSha256 = chunk is null ? "" : Secrets.Sha256Hex(chunk.Payload.ToByteArray()),
+        }, await keys.TicketKeyAsync(job.NetworkId, deviceId, ct));
+
+        var placement = new Placement(attempt, deviceId, chunk, row.StartTimeMs);
+        job.Open[attempt] = placement;
+        job.Placed[attempt] = (deviceId, row.ChunkId);
+        job.LastAttempt = Math.Max(job.LastAttempt, attempt);
+        Arm(job, placement, TimeSpan.FromMilliseconds(job.TimeoutMs));
+        logger.LogInformation("Job {JobId} attempt {Attempt}{Chunk} offered to {DeviceId}", job.JobId, attempt, chunk is null ? "" : " (chunk " + chunk.ChunkId + ")", deviceId);
+        if (!dispatcher.TryOffer(deviceId, job.Offer(ticket, chunk)))
+        {
+            job.Post(new OfferUndeliverable(attempt, "device has no live relay stream"));
+        }
+
+        return placement;
+    }
+
+    /// <summary>Arms an attempt's timeout (and, until it is answered, the offer-answer timeout).</summary>
+    internal void Arm(JobExecution job, Placement placement, TimeSpan timeout)
+    {
+        placement.Timeout = job.Schedule(timeout, new AttemptTimedOut(placement.Attempt));
+        if (!placement.Answered)
+        {
+            placement.AnswerTimer = job.Schedule(TimeSpan.FromMilliseconds(options.Value.Jobs.OfferAnswerTimeoutMs), new OfferUnanswered(placement.Attempt));
+        }
+    }
+
+    /// <summary>The debug view of a placement decision (ExplainJob).</summary>
+    internal static JobDebugView DebugView(string jobId, PlacementDecision decision, string reason) => new()
+    {
+        JobId = jobId,
+        Eligibility = { decision.Eligibility },
+        TopCandidates = { decision.Ranked.Take(5) },
+        SelectedDeviceId = decision.Selected?.Device.DeviceId ?? "",
+        SelectionReason = reason,
+    };
+}

@@ -1,0 +1,298 @@
+using Google.Protobuf.WellKnownTypes;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Contracts.Relay.V1;
+using MeshAI.Control.Ledger;
+using MeshAI.Control.Networks;
+using MeshAI.Control.Scheduling;
+using MeshAI.Control.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace MeshAI.Control.Jobs.Execution;
+
+/// <summary>
+/// An unchunked job: one attempt at a time; a lost attempt is retried on the next candidate after the network's backoff
+/// until max_attempts; an accepted attempt is watched by the max_cost_credits timer; the first result settles the job
+/// (a sampled one hands over to a <see cref="SpotCheckStrategy"/> with its mint held).
+/// </summary>
+internal sealed class SingleJobStrategy : PlacementStrategy
+{
+    private readonly HashSet<string> _tried = new(StringComparer.Ordinal);
+
+    protected override async Task OnEventAsync(JobExecution job, JobEvent e, CancellationToken ct)
+    {
+        switch (e)
+        {
+            case StartRequested s:
+                await PlaceAsync(job, s.Decision, ct);
+                break;
+            case ResumeRequested r:
+                await ResumeAsync(job, r, ct);
+                break;
+            case RetryDue r when !job.Finished && job.Open.Count == 0 && r.AfterAttempt == job.LastAttempt:
+                await PlaceAsync(job, await job.S.Placer.PlanAsync(job, _tried, ct), ct);
+                break;
+            case AgentReport { Kind: AgentReport.Progress } r:
+                var progress = (JobProgress)r.Frame;
+                PublishStream(job, r, () => new WatchJobResponse { Progress = new JobProgressFrame { Fraction = progress.Fraction, Message = progress.Message, ChunkId = progress.ChunkId } });
+                break;
+            case AgentReport { Kind: AgentReport.Token } r:
+                var token = (JobToken)r.Frame;
+                PublishStream(job, r, () => new WatchJobResponse { Token = new JobTokenFrame { Token = token.Token, Index = token.Index, Nonce = token.Nonce } });
+                break;
+            case AgentReport { Kind: AgentReport.Log } r:
+                var log = (JobLog)r.Frame;
+                PublishStream(job, r, () => new WatchJobResponse
+                {
+                    Log = new JobLogFrame { Level = log.Level, Message = log.Message, Fields = { log.Fields }, Time = Timestamp.FromDateTimeOffset(job.S.Clock.GetUtcNow()), DeviceId = r.Device.DeviceId },
+                });
+                break;
+            case AgentReport { Kind: AgentReport.Result } r:
+                await OnResultAsync(job, r, (JobResult)r.Frame, ct);
+                break;
+            case AgentReport { Kind: AgentReport.Failure } r when job.TryGetOpen(r.Device, r.Attempt, out var p):
+                var failure = (JobFailure)r.Frame;
+                if (failure.Retryable)
+                {
+                    await AttemptLostAsync(job, p, AttemptCause.WorkloadError, failure.Error, ct);
+                }
+                else
+                {
+                    await job.FinishUnsuccessfullyAsync(JobState.Failed, "workload failed: " + failure.Error, AttemptCause.WorkloadError, "workload failed: " + failure.Error, ct);
+                }
+
+                break;
+            case CostCapReached c when job.Open.TryGetValue(c.Attempt, out var p):
+                await StopAtCostCapAsync(job, p, c, ct);
+                break;
+            case CancelRequested c:
+                if (job.Finished)
+                {
+                    c.Done?.TrySetResult(false);
+                    break;
+                }
+
+                c.Done?.TrySetResult(await job.FinishUnsuccessfullyAsync(JobState.Cancelled, c.Reason, AttemptCause.Cancelled, c.Reason, ct));
+                break;
+            default:
+                job.Log.LogDebug("Job {JobId}: ignoring {Event} (not about a current attempt)", job.JobId, e.GetType().Name);
+                break;
+        }
+    }
+
+    protected override async Task AttemptLostAsync(JobExecution job, Placement placement, AttemptCause cause, string detail, CancellationToken ct)
+    {
+        if (job.Finished || !await job.EndAttemptAsync(placement, cause, detail, ct))
+        {
+            return;
+        }
+
+        var attempts = job.Placed.Count;
+        if (attempts >= Math.Max(1, job.Retry.MaxAttempts))
+        {
+            await job.FinishUnsuccessfullyAsync(JobState.Failed, $"gave up after {attempts} attempt(s); last: {detail}", AttemptCause.Cancelled, detail, ct);
+            return;
+        }
+
+        var delay = job.Backoff(attempts);
+        job.Log.LogInformation("Job {JobId} attempt {Attempt} ended ({Cause}: {Detail}); retrying in {DelayMs} ms", job.JobId, placement.Attempt, cause, detail, delay.TotalMilliseconds);
+        job.Schedule(delay, new RetryDue(job.LastAttempt, ""));
+    }
+
+    protected override async Task AcceptedAsync(JobExecution job, Placement placement, CancellationToken ct)
+    {
+        if (await job.S.Jobs.MarkRunningAsync(job.JobId, (int)JobState.Placed, (int)JobState.Running, job.NowMs, ct) > 0)
+        {
+            await job.PublishStatusAsync(ct);
+        }
+
+        await ArmCostCapAsync(job, placement, ct);
+    }
+
+    private async Task PlaceAsync(JobExecution job, PlacementDecision decision, CancellationToken ct)
+    {
+        if (decision.Selected is not { } selected)
+        {
+            await job.FinishUnsuccessfullyAsync(JobState.Failed, "no eligible device: " + decision.Reason, AttemptCause.Cancelled, "", ct);
+            return;
+        }
+
+        var attempt = job.LastAttempt + 1;
+        var reason = attempt > 1 ? $"attempt {attempt} (retry): {decision.Reason}" : decision.Reason;
+        var placement = await job.S.Placer.OfferAsync(job, attempt, selected, JobPlacer.AttemptKind.Job, null, JobPlacer.DebugView(job.JobId, decision, reason), "", ct);
+        if (placement is null)
+        {
+            job.Finished = true; // ended elsewhere (cancelled meanwhile)
+            job.End();
+            return;
+        }
+
+        _tried.Add(selected.Device.DeviceId);
+        await job.PublishStatusAsync(ct);
+    }
+
+    private async Task ResumeAsync(JobExecution job, ResumeRequested r, CancellationToken ct)
+    {
+        foreach (var a in r.Attempts)
+        {
+            _tried.Add(a.DeviceId);
+            job.Placed[a.Attempt] = (a.DeviceId, a.ChunkId);
+            job.LastAttempt = Math.Max(job.LastAttempt, a.Attempt);
+        }
+
+        var open = r.Attempts.Where(a => a.EndTimeMs is null).OrderBy(a => a.Attempt).ToList();
+        foreach (var a in open)
+        {
+            var placement = new Placement(a.Attempt, a.DeviceId, null, a.StartTimeMs) { Answered = true };
+            job.Open[a.Attempt] = placement;
+            job.S.Placer.Arm(job, placement, TimeSpan.FromMilliseconds(a.StartTimeMs + job.TimeoutMs - job.NowMs));
+            // Its device may be reconnecting (the relay restarted with us): give it the grace before retrying elsewhere.
+            if (!job.S.IsOnline(a.DeviceId))
+            {
+                placement.GraceTimer = job.Schedule(TimeSpan.FromMilliseconds(job.S.Options.ResumeGraceMs), new ReconnectGraceOver(a.Attempt));
+            }
+        }
+
+        job.Log.LogInformation("Job {JobId} resumed with {Open} open attempt(s) of {Attempts}", job.JobId, open.Count, r.Attempts.Count);
+        if (open.Count == 0)
+        {
+            // Claimed between two attempts (or before the first): place it now.
+            await PlaceAsync(job, await job.S.Placer.PlanAsync(job, _tried, ct), ct);
+        }
+    }
+
+    private static async Task OnResultAsync(JobExecution job, AgentReport r, JobResult result, CancellationToken ct)
+    {
+        if (!job.Placed.TryGetValue(result.Attempt, out var placed) || placed.DeviceId != r.Device.DeviceId || r.Device.NetworkId != job.NetworkId)
+        {
+            job.Log.LogWarning("Ignoring result for job {JobId} attempt {Attempt} from {DeviceId}: not placed there", job.JobId, result.Attempt, r.Device.DeviceId);
+            return;
+        }
+
+        var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
+        var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
+        var deviceRow = await job.S.Devices.GetDeviceByIdAsync(r.Device.DeviceId, ct);
+        if (job.Finished || row is null || JobViews.IsTerminal((JobState)row.State) || network is null || deviceRow is null)
+        {
+            return; // duplicate or late: the first result won and was billed once
+        }
+
+        var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
+        var now = job.NowMs;
+        var spotCheck = SpotCheck.ShouldCheck(row.JobId, (Contracts.Common.V1.WorkloadClass)row.WorkloadId, result.Encrypted, chunked: false, credits.SpotCheckSampleBps);
+        var metering = await job.S.LedgerWriter.MeterAsync(row, result, deviceRow, r.RelayBytes, credits, now, holdMintForSpotCheck: spotCheck, ct);
+        var priced = LedgerPricing.Price(metering);
+        row.State = (int)JobState.Completed;
+        row.DeviceId = r.Device.DeviceId;
+        row.Tier = metering.Tier;
+        row.EndTimeMs = now;
+        row.StartTimeMs ??= row.PlacementTimeMs;
+        row.RuntimeMs = metering.RuntimeMs;
+        row.BilledRuntimeMs = priced.BilledMs;
+        row.CostMicro = priced.BurnMicro;
+        row.RelayBytes = r.RelayBytes;
+        row.Output = result.Output.ToByteArray();
+        row.OutputNonce = result.Nonce.ToByteArray();
+        row.OutputEncrypted = result.Encrypted;
+        row.ErrorMessage = "";
+        if (!await job.S.Settler.CompleteAsync(row, result.Attempt, metering, now, ct))
+        {
+            return;
+        }
+
+        job.Finished = true;
+        job.Log.LogInformation("Job {JobId} completed on {DeviceId}: {RuntimeMs} ms, burned {BurnMicro} µ, minted {MintMicro} µ", row.JobId, r.Device.DeviceId, metering.RuntimeMs, priced.BurnMicro, priced.MintMicro);
+        foreach (var other in job.Open.Values.Where(p => p.Attempt != result.Attempt).ToList())
+        {
+            job.CancelOnDevice(other, "completed by another attempt");
+            await job.EndAttemptAsync(other, AttemptCause.Cancelled, $"completed by attempt {result.Attempt}", ct);
+        }
+
+        foreach (var p in job.Open.Values)
+        {
+            p.StopTimers();
+        }
+
+        job.Open.Clear();
+        var view = JobViews.ToProto(row, await job.S.Jobs.ListAttemptsAsync(row.JobId, ct));
+        job.S.Hub.Publish(row.JobId, new WatchJobResponse { Result = JobViews.Result(row, view) });
+        if (spotCheck)
+        {
+            var check = new SpotCheckStrategy(r.Device.DeviceId, result.Attempt, row.Output);
+            job.Strategy = check;
+            await check.StartAsync(job, ct);
+        }
+        else
+        {
+            job.End();
+        }
+    }
+
+    private static async Task ArmCostCapAsync(JobExecution job, Placement placement, CancellationToken ct)
+    {
+        if (job.MaxCostCredits <= 0)
+        {
+            return;
+        }
+
+        var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
+        var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
+        var deviceRow = await job.S.Devices.GetDeviceByIdAsync(placement.DeviceId, ct);
+        if (row is null || network is null || deviceRow is null)
+        {
+            return;
+        }
+
+        var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
+        if (JobBudget.CapRuntimeMs(row.MaxCostCredits, LedgerWriter.TierOf(row, deviceRow), credits) is not { } capMs)
+        {
+            return; // a free tier never reaches the cap
+        }
+
+        // One millisecond past the longest runtime whose burn fits the cap: the first moment the job would owe more.
+        placement.CostCapTimer?.Dispose();
+        placement.CostCapTimer = job.Schedule(TimeSpan.FromMilliseconds(capMs + 1), new CostCapReached(placement.Attempt, job.NowMs, capMs));
+    }
+
+    /// <summary>max_cost_credits reached before a result: the agent is told to stop, the job ends CANCELLED, billed exactly up to the cap.</summary>
+    private static async Task StopAtCostCapAsync(JobExecution job, Placement placement, CostCapReached c, CancellationToken ct)
+    {
+        var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
+        if (job.Finished || row is null || JobViews.IsTerminal((JobState)row.State))
+        {
+            return;
+        }
+
+        job.CancelOnDevice(placement, "max_cost_credits reached");
+        placement.StopTimers();
+        job.Open.Remove(placement.Attempt);
+        var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
+        var deviceRow = await job.S.Devices.GetDeviceByIdAsync(placement.DeviceId, ct);
+        if (network is null || deviceRow is null)
+        {
+            job.Open[placement.Attempt] = placement;
+            await job.FinishUnsuccessfullyAsync(JobState.Cancelled, "max_cost_credits reached", AttemptCause.CostCap, "max_cost_credits reached", ct);
+            return;
+        }
+
+        var now = job.NowMs;
+        var runtime = Math.Max(c.CapMs + 1, now - c.StartedMs);
+        var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
+        var metering = await job.S.LedgerWriter.MeterCappedAsync(row, placement.Attempt, deviceRow, runtime, credits, now, ct);
+        var priced = LedgerPricing.Price(metering);
+        row.State = (int)JobState.Cancelled;
+        row.EndTimeMs = now;
+        row.StartTimeMs ??= row.PlacementTimeMs;
+        row.RuntimeMs = metering.RuntimeMs;
+        row.BilledRuntimeMs = priced.BilledMs;
+        row.CostMicro = priced.BurnMicro;
+        row.ErrorMessage = $"max_cost_credits {row.MaxCostCredits} µ reached after {runtime} ms: cancelled, billed {priced.BurnMicro} µ";
+        job.Finished = true;
+        if (await job.S.Settler.CapAsync(row, placement.Attempt, metering, now, ct))
+        {
+            job.Log.LogInformation("Job {JobId} stopped at its cost cap on {DeviceId}: {RuntimeMs} ms, burned {BurnMicro} µ", row.JobId, placement.DeviceId, runtime, priced.BurnMicro);
+            await job.PublishStatusAsync(ct);
+        }
+
+        job.End();
+    }
+}

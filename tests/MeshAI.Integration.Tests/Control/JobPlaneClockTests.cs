@@ -1,0 +1,255 @@
+using Google.Protobuf;
+using MeshAI.Agent.Jobs;
+using MeshAI.Common.Seams;
+using MeshAI.Common.Transport;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Contracts.Ledger.V1;
+using MeshAI.Contracts.Network.V1;
+using MeshAI.Contracts.Relay.V1;
+using MeshAI.Common.Crypto;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using NUnit.Framework;
+
+namespace MeshAI.Integration.Tests.Control;
+
+/// <summary>
+/// The job plane's timers on a fake clock (retry backoff, attempt timeout, max_cost_credits), through the real server
+/// composition on SQLite: time moves only when the test says, so nothing here waits for real seconds or flakes. Also the
+/// regression test for chunk tickets after a key rotation.
+/// </summary>
+[Category("Integration")]
+[NonParallelizable]
+public sealed class JobPlaneClockTests
+{
+    private static readonly string[] ThreeChunks = ["c0000", "c0001", "c0002"];
+    private static readonly string[] TwoTimeouts = ["timeout", "timeout"];
+    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
+    private ControlTestServer _server = null!;
+    private string _token = "";
+
+    [OneTimeSetUp]
+    public async Task StartServer()
+    {
+        _server = await ControlTestServer.StartAsync("sqlite", _clock);
+        _token = await _server.SignInAsync("clock@example.com");
+    }
+
+    [OneTimeTearDown]
+    public async Task StopServer() => await _server.DisposeAsync();
+
+    private JobService.JobServiceClient Jobs => new(_server.Channel(_token));
+
+    [Test]
+    public async Task A_declined_attempt_is_retried_on_the_next_device_only_after_the_backoff()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(2);
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+        var first = OffersFor(job.JobId).Single();
+        await Sink.OnDeclinedAsync(Identity(devices, first.DeviceId), new JobDecline { JobId = job.JobId, Attempt = 1, Reason = DeclineReason.Busy }, CancellationToken.None);
+
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(249));
+        await Settle();
+        Assert.That(OffersFor(job.JobId), Has.Count.EqualTo(1), "no retry before the 250 ms backoff");
+
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        var retried = await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2);
+        Assert.That(retried.Attempts.Select(a => a.Cause), Is.EqualTo(new[] { AttemptCause.NodeDecline, AttemptCause.Unspecified }));
+        Assert.That(OffersFor(job.JobId).Select(o => o.DeviceId), Is.EqualTo(new[] { first.DeviceId, devices.Keys.Single(d => d != first.DeviceId) }));
+    }
+
+    [Test]
+    public async Task Attempts_time_out_on_the_fake_clock_and_the_job_fails_when_no_device_is_left_without_burning()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(2);
+        var envelope = EchoEnvelope(network);
+        envelope.TimeoutMs = 30_000;
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
+        await AcceptAsync(devices, job.JobId, 1);
+
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(29_999));
+        await Settle();
+        Assert.That((await GetAsync(network, job.JobId)).Attempts.Single().EndTime, Is.Null, "still inside the timeout");
+
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 1 && j.Attempts[0].Cause == AttemptCause.Timeout);
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(250));
+        await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2);
+        await AcceptAsync(devices, job.JobId, 2);
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(30_000));
+        await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2 && j.Attempts[1].Cause == AttemptCause.Timeout);
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(750));
+        var failed = await WaitForAsync(network, job.JobId, j => j.State == JobState.Failed);
+
+        Assert.That(failed.ErrorMessage, Does.StartWith("no eligible device"), "both devices were tried");
+        Assert.That(_server.Dispatcher.Cancels.Where(c => c.Cancel.JobId == job.JobId).Select(c => c.Cancel.Reason), Is.EqualTo(TwoTimeouts));
+        var events = (await new MeshAI.Contracts.Ledger.V1.LedgerService.LedgerServiceClient(_server.Channel(_token))
+            .ListLedgerEventsAsync(new ListLedgerEventsRequest { NetworkId = network, JobId = job.JobId })).Events;
+        Assert.That(events.Select(e => e.EventType), Is.EqualTo(new[] { LedgerEventType.JobFailed }));
+    }
+
+    [Test]
+    public async Task An_accepted_attempt_is_stopped_at_max_cost_credits_and_billed_exactly_the_cap()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(1);
+        var envelope = EchoEnvelope(network);
+        envelope.MaxCostCredits = 150_000; // 1.5 s at tier 2's 6 credits/min
+        envelope.TimeoutMs = 600_000;
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
+        var offer = OffersFor(job.JobId).Single();
+        await Sink.OnAcceptedAsync(Identity(devices, offer.DeviceId), new JobAccept { JobId = job.JobId, Attempt = 1 }, CancellationToken.None);
+        await WaitForAsync(network, job.JobId, j => j.State == JobState.Running);
+
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(1_000));
+        await Settle();
+        Assert.That((await GetAsync(network, job.JobId)).State, Is.EqualTo(JobState.Running), "under the cap");
+
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(1_000));
+        var capped = await WaitForAsync(network, job.JobId, j => j.State == JobState.Cancelled);
+        Assert.Multiple(() =>
+        {
+            Assert.That(capped.Attempts.Single().Cause, Is.EqualTo(AttemptCause.CostCap));
+            Assert.That(capped.CostMicro, Is.EqualTo(150_000), "billed exactly the cap");
+            Assert.That(_server.Dispatcher.Cancels.Single(c => c.Cancel.JobId == job.JobId).Cancel.Reason, Is.EqualTo("max_cost_credits reached"));
+        });
+    }
+
+    [Test]
+    public async Task After_a_key_rotation_chunk_offers_carry_tickets_the_agent_accepts()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(1);
+        await new NetworkService.NetworkServiceClient(_server.Channel(_token)).RotateNetworkKeysAsync(new RotateNetworkKeysRequest { NetworkId = network });
+        var device = devices.Values.Single();
+
+        var envelope = new JobEnvelope
+        {
+            NetworkId = network,
+            WorkloadId = WorkloadClass.BatchJobsEvalOrSynth,
+            RoutingMode = RoutingMode.Auto,
+            InputManifest = new InputManifest { Payload = new WorkloadInput { Batch = new BatchInput { Items = { "a", "b", "c" }, Operation = "upper" } }.ToByteString() },
+            PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
+        };
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
+        var offers = OffersFor(job.JobId);
+        Assert.That(offers.Select(o => o.Offer.Chunk?.ChunkId), Is.EquivalentTo(ThreeChunks));
+
+        // The agent still holds the keys it was given at registration (it has not reconnected since the rotation).
+        var verifier = new OfferVerifier(_ => device.ControlKeys, device.DeviceId, network, _clock);
+        foreach (var (_, offer) in offers)
+        {
+            var check = verifier.Check(offer);
+            Assert.That(check.Accepted, Is.True, $"chunk {offer.Chunk.ChunkId}: {check.Reason} {check.Detail}");
+        }
+
+        var single = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+        Assert.That(verifier.Check(OffersFor(single.JobId).Single().Offer).Accepted, Is.True, "single jobs follow the same key rule");
+    }
+
+    private async Task AcceptAsync(IReadOnlyDictionary<string, TestDevice> devices, string jobId, int attempt)
+    {
+        var offer = OffersFor(jobId).Single(o => PlacementTicketDetails.Parser.ParseFrom(o.Offer.Ticket.Details).Attempt == attempt);
+        await Sink.OnAcceptedAsync(Identity(devices, offer.DeviceId), new JobAccept { JobId = jobId, Attempt = attempt }, CancellationToken.None);
+    }
+
+    private IJobEventSink Sink => _server.Services.GetRequiredService<IJobEventSink>();
+
+    private sealed record TestDevice(string DeviceId, DeviceIdentity Identity, IReadOnlyDictionary<string, byte[]> ControlKeys);
+
+    private static DeviceIdentity Identity(IReadOnlyDictionary<string, TestDevice> devices, string deviceId) => devices[deviceId].Identity;
+
+    private List<(string DeviceId, JobOffer Offer)> OffersFor(string jobId) =>
+        _server.Dispatcher.Offers.Where(o => PlacementTicketDetails.Parser.ParseFrom(o.Offer.Ticket.Details).JobId == jobId).ToList();
+
+    private void Refresh(IReadOnlyDictionary<string, TestDevice> devices)
+    {
+        foreach (var device in devices.Values)
+        {
+            _server.Services.GetRequiredService<IPresenceDirectory>().Upsert(new PresenceRecord(device.DeviceId, device.Identity.NetworkId, "relay-test", Capabilities(), true, _clock.GetUtcNow(), 10));
+        }
+    }
+
+    private async Task<(string NetworkId, IReadOnlyDictionary<string, TestDevice> Devices)> NetworkWithDevicesAsync(int count)
+    {
+        var network = (await new NetworkService.NetworkServiceClient(_server.Channel(_token)).CreateNetworkAsync(new CreateNetworkRequest { Name = "clock " + Guid.NewGuid().ToString("N")[..6] })).Network;
+        var devices = new Dictionary<string, TestDevice>(StringComparer.Ordinal);
+        for (var i = 0; i < count; i++)
+        {
+            var join = await new DeviceService.DeviceServiceClient(_server.Channel(_token)).CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = network.NetworkId });
+            Assert.That(JoinLink.TryParse(join.JoinLink, out var link), Is.True);
+            var signing = SigningKeyPair.Generate();
+            var encryption = EncryptionKeyPair.Generate();
+            var installation = Guid.NewGuid().ToString("N");
+            var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+            var registered = await new DeviceService.DeviceServiceClient(_server.Channel()).RegisterDeviceAsync(new RegisterDeviceRequest
+            {
+                JoinToken = link!.Token,
+                DeviceName = "device-" + i,
+                InstallationId = installation,
+                SigningPublicKey = ByteString.CopyFrom(signing.PublicKey),
+                EncryptionPublicKey = ByteString.CopyFrom(encryption.PublicKey),
+                Capabilities = Capabilities(),
+                TimestampUnixMs = now,
+                ProofSignature = ByteString.CopyFrom(signing.Sign(ProofMessages.Register(link.Token, installation, now, signing.PublicKey, encryption.PublicKey))),
+            });
+            var details = DeviceCertificateDetails.Parser.ParseFrom(registered.Certificate.Details);
+            var keys = registered.NetworkKeys.Where(k => k.Purpose == NetworkKeyPurpose.ControlSigning).ToDictionary(k => k.KeyId, k => k.PublicKey.ToByteArray());
+            devices[details.DeviceId] = new TestDevice(details.DeviceId,
+                new DeviceIdentity(details.DeviceId, details.NetworkId, details.OwnerUserId, details.SigningPublicKey.ToByteArray(), details.Serial), keys);
+        }
+
+        Refresh(devices);
+        return (network.NetworkId, devices);
+    }
+
+    private static CapabilityReport Capabilities() => new()
+    {
+        CpuCores = 8,
+        CpuArch = "x64",
+        RamMb = 16_000,
+        Os = "linux",
+        Platform = Platform.Linux,
+        NetworkRttMs = 10,
+        Workloads = { WorkloadClass.DiagnosticEcho, WorkloadClass.BatchJobsEvalOrSynth },
+    };
+
+    private static JobEnvelope EchoEnvelope(string networkId) => new()
+    {
+        NetworkId = networkId,
+        WorkloadId = WorkloadClass.DiagnosticEcho,
+        RoutingMode = RoutingMode.Auto,
+        InputManifest = new InputManifest { Payload = new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFromUtf8("tick") } }.ToByteString() },
+        PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
+    };
+
+    private async Task<Job> GetAsync(string networkId, string jobId) =>
+        (await Jobs.GetJobAsync(new GetJobRequest { NetworkId = networkId, JobId = jobId })).Job;
+
+    /// <summary>Lets the mailboxes drain what the last clock step posted (real time, never asserted on).</summary>
+    private static Task Settle() => Task.Delay(300);
+
+    private async Task<Job> WaitForAsync(string networkId, string jobId, Func<Job, bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            var job = await GetAsync(networkId, jobId);
+            if (condition(job))
+            {
+                return job;
+            }
+
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "condition not reached; job is " + job);
+            await Task.Delay(25);
+        }
+    }
+}

@@ -27,6 +27,7 @@ public sealed class ControlPlaneOptions
     /// one): GET /auth/magic redirects there with the token instead of showing the session token on a bare page.
     /// </summary>
     public string? BrowserSignInPath { get; set; }
+
     /// <summary>Relay addresses given to registering devices (comma separated; scale-out: every relay instance). Empty: the public URL.</summary>
     public string RelayUrls { get; set; } = "";
 

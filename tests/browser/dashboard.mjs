@@ -63,7 +63,8 @@ async function newPage(kind = args.phone ? "phone" : "desktop", token = args.tok
 
 /** Screenshot to <out>/<name>-<desktop|phone>.png (full page). */
 async function shot(page, name) {
-  await page.evaluate(() => document.fonts?.ready);
+  // A sticky header would be painted in the middle of a full-page capture taken while scrolled.
+  await page.evaluate(async () => (window.scrollTo(0, 0), await document.fonts?.ready));
   const path = join(out, `${name}-${page.kind}.png`);
   await page.screenshot({ path, fullPage: true, animations: "disabled" });
   emit("SHOT", path);

@@ -137,8 +137,8 @@ export function userMessage(error: unknown): string {
   if (view.code === Code.Unavailable || (view.code === Code.Unknown && /fetch|network/i.test(view.message))) {
     return "The server cannot be reached. Check that it is running; this page reconnects by itself.";
   }
-  if (view.code === Code.Unauthenticated) {
-    return view.message ? `Please sign in again (${view.message}).` : "Please sign in again.";
+  if (view.code === Code.Unauthenticated && !view.message) {
+    return "Please sign in again.";
   }
   return view.message || view.codeName;
 }

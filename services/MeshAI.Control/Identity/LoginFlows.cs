@@ -61,9 +61,9 @@ public sealed class LoginFlows(
         }, ct);
     }
 
-    /// <summary>True when the token is a usable magic link that signs a browser in (not one that approves a terminal's device-code login).</summary>
-    public async Task<bool> IsBrowserSignInLinkAsync(string token, CancellationToken ct) =>
-        !string.IsNullOrEmpty(token) && await identity.FindUsableMagicLinkAsync(Secrets.Hash(token), NowMs, ct) is { DeviceLoginId: null };
+    /// <summary>True when the token is a usable magic link that approves a terminal's device-code login (not a browser sign-in).</summary>
+    public async Task<bool> IsDeviceLoginLinkAsync(string token, CancellationToken ct) =>
+        !string.IsNullOrEmpty(token) && await identity.FindUsableMagicLinkAsync(Secrets.Hash(token), NowMs, ct) is { DeviceLoginId: not null };
 
     /// <summary>
     /// A one-time link that signs a browser in as the caller (`meshnet dashboard`): a magic link for the caller's address

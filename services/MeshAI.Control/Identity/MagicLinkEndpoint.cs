@@ -12,17 +12,18 @@ public static class MagicLinkEndpoint
     public const string Path = "/auth/magic";
 
     /// <summary>
-    /// Handles the request: a browser sign-in link goes on to the dashboard's sign-in page when the host serves one (the page
-    /// exchanges the token itself, so the session never appears in HTML); otherwise a small HTML page.
+    /// Handles the request. A link that approves a terminal's device-code login gets a small HTML page. Every other link goes
+    /// on to the dashboard's sign-in page when the host serves one: the page exchanges the token itself (so the session never
+    /// appears in HTML) and shows the server's reason when the link is used or expired. Without a dashboard: the HTML page.
     /// </summary>
     public static async Task<IResult> HandleAsync(string? token, string? next, LoginFlows logins, IOptions<ControlPlaneOptions> options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         try
         {
-            if (options.Value.BrowserSignInPath is { Length: > 0 } signInPage && await logins.IsBrowserSignInLinkAsync(token ?? "", cancellationToken))
+            if (options.Value.BrowserSignInPath is { Length: > 0 } signInPage && !await logins.IsDeviceLoginLinkAsync(token ?? "", cancellationToken))
             {
-                var target = signInPage + "?token=" + Uri.EscapeDataString(token!) + (string.IsNullOrEmpty(next) ? "" : "&next=" + Uri.EscapeDataString(next));
+                var target = signInPage + "?token=" + Uri.EscapeDataString(token ?? "") + (string.IsNullOrEmpty(next) ? "" : "&next=" + Uri.EscapeDataString(next));
                 return Results.Redirect(target);
             }
 

@@ -7,7 +7,8 @@ namespace MeshAI.Control.Networks;
 
 /// <summary>
 /// UpdateNetworkSettings with a FieldMask (AIP-134): admins only; the paths listed in <see cref="UpdatablePaths"/>
-/// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate) are copied from the request, everything else is kept.
+/// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate, member approval mode and
+/// allowlist, key rotation period) are copied from the request, everything else is kept.
 /// </summary>
 public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAccess access, NetworkRegistry registry)
 {
@@ -20,12 +21,18 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
     /// <summary>Longest single backoff step.</summary>
     public const int MaxBackoffMs = 60_000;
 
+    /// <summary>Most entries of the auto-approve allowlist.</summary>
+    public const int MaxAllowlistEntries = 200;
+
+    /// <summary>Longest scheduled key rotation period in days.</summary>
+    public const int MaxKeyRotationDays = 3650;
+
     /// <summary>Mask paths this RPC accepts.</summary>
     public static readonly IReadOnlyList<string> UpdatablePaths =
     [
         "scoring_weights", "scoring_weights.rtt_ms", "scoring_weights.is_plugged_in", "scoring_weights.thermal_headroom", "scoring_weights.idle_score",
         "scoring_weights.credit_rate_efficiency", "retry_policy", "retry_policy.max_attempts", "retry_policy.backoff_ms", "min_device_trust_level",
-        "mobile_safety", "credits.spot_check_sample_bps",
+        "mobile_safety", "credits.spot_check_sample_bps", "member_approval_mode", "auto_approve_allowlist", "key_rotation_days",
     ];
 
     /// <summary>Applies the masked fields and returns the updated network.</summary>
@@ -86,6 +93,12 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
                     s.Credits ??= new CreditSettings();
                     s.Credits.SpotCheckSampleBps = patch.Credits?.SpotCheckSampleBps ?? 0;
                     break;
+                case "member_approval_mode": s.MemberApprovalMode = patch.MemberApprovalMode; break;
+                case "auto_approve_allowlist":
+                    s.AutoApproveAllowlist.Clear();
+                    s.AutoApproveAllowlist.AddRange(patch.AutoApproveAllowlist.Select(e => e.Trim().ToLowerInvariant()).Where(e => e.Length > 0).Distinct());
+                    break;
+                case "key_rotation_days": s.KeyRotationDays = patch.KeyRotationDays; break;
                 default:
                     throw RpcErrors.InvalidArgument("update_mask", $"'{path}' cannot be updated here; updatable: {string.Join(", ", UpdatablePaths)}");
             }
@@ -123,6 +136,21 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
         if (s.Credits is { SpotCheckSampleBps: < 0 or > 10_000 })
         {
             throw RpcErrors.InvalidArgument("settings.credits.spot_check_sample_bps", "basis points between 0 (off) and 10000 (every eligible job)");
+        }
+
+        if (s.MemberApprovalMode is not (MemberApprovalMode.Unspecified or MemberApprovalMode.AdminApprovesNewMembers or MemberApprovalMode.AutoApproveDomainOrAllowlist))
+        {
+            throw RpcErrors.InvalidArgument("settings.member_approval_mode", "ADMIN_APPROVES_NEW_MEMBERS or AUTO_APPROVE_DOMAIN_OR_ALLOWLIST");
+        }
+
+        if (s.AutoApproveAllowlist.Count > MaxAllowlistEntries || s.AutoApproveAllowlist.Any(e => e.Length > 254 || e.Any(char.IsWhiteSpace)))
+        {
+            throw RpcErrors.InvalidArgument("settings.auto_approve_allowlist", $"at most {MaxAllowlistEntries} domains or addresses (e.g. example.com, @example.com, alex@example.com), each at most 254 characters without spaces");
+        }
+
+        if (s.KeyRotationDays < 0 || s.KeyRotationDays > MaxKeyRotationDays)
+        {
+            throw RpcErrors.InvalidArgument("settings.key_rotation_days", $"0 (no scheduled rotation) to {MaxKeyRotationDays} days");
         }
 
         if (s.MinDeviceTrustLevel < 0)

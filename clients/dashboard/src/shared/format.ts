@@ -176,7 +176,7 @@ export const filterLabel: Record<EligibilityFilter, string> = {
   [EligibilityFilter.PINNED]: "Pinning",
   [EligibilityFilter.CONTRIBUTION_ENABLED]: "Contribution",
   [EligibilityFilter.WORKLOAD_SUPPORTED]: "Workload support",
-  [EligibilityFilter.MODEL_AVAILABLE]: "Model available",
+  [EligibilityFilter.MODEL_AVAILABLE]: "Model",
 };
 
 /** Workloads a person can run from the dashboard, in menu order. */

@@ -136,6 +136,15 @@ export function Card({ title, actions, children, class: cls }: { title?: Compone
   );
 }
 
+/** A table that may scroll sideways: a focusable, labelled region so keyboard users can scroll it too. */
+export function TableWrap({ label, children }: { label: string; children: ComponentChildren }) {
+  return (
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={label}>
+      {children}
+    </div>
+  );
+}
+
 export function Stat({ label, value, sub }: { label: string; value: ComponentChildren; sub?: ComponentChildren }) {
   return (
     <div class="stat">
@@ -258,6 +267,34 @@ export function TabNav({ items, current, label, onNavigate }: { items: TabItem[]
       ))}
     </nav>
   );
+}
+
+/**
+ * One user action at a time: which one is running (`busy`), its error, and which finished last (`done`).
+ * `on(name, work)` makes an event handler (forms: it prevents the submit navigation).
+ */
+export function useAction() {
+  const [busy, setBusy] = useState<string>();
+  const [error, setError] = useState<unknown>();
+  const [done, setDone] = useState<string>();
+  const run = async (name: string, work: () => Promise<unknown>) => {
+    setBusy(name);
+    setError(undefined);
+    setDone(undefined);
+    try {
+      await work();
+      setDone(name);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(undefined);
+    }
+  };
+  const on = (name: string, work: () => Promise<unknown>) => (e?: Event) => {
+    e?.preventDefault();
+    void run(name, work);
+  };
+  return { busy, error, done, run, on };
 }
 
 export interface Async<T> {

@@ -74,7 +74,10 @@ function DeviceCard({ device: d, networkId, canManage, now }: { device: Device; 
           <h3 class="device-name">{d.name}</h3>
           <div class="muted small">
             {platformLabel[d.platform]}
-            {caps?.cpuArch ? ` · ${caps.cpuArch}` : ""} · {d.deviceId}
+            {caps?.cpuArch ? ` · ${caps.cpuArch}` : ""}
+          </div>
+          <div class="muted mono tiny ellipsis" title={d.deviceId}>
+            {d.deviceId}
           </div>
         </div>
         <Badge tone={onlineTone(d.onlineStatus)} title={`Last seen ${dateTime(d.lastSeenTime)}`}>

@@ -5,7 +5,7 @@ import type { User } from "@meshai/client";
 
 import { credits } from "../../shared/format";
 import { Link, navigate } from "../../shared/router";
-import { Badge, Dot, ErrorBanner, Skeleton, TabNav } from "../../shared/ui";
+import { Badge, Dot, ErrorBanner, Notice, Skeleton, TabNav } from "../../shared/ui";
 import { useNetworkView } from "../live";
 import type { LiveStatus, NetworkView } from "../live";
 import { DevicesTab } from "./devices";
@@ -62,6 +62,9 @@ export function NetworkPage({ networkId, tab, item, user }: { networkId: string;
         <LiveIndicator status={view.status} />
       </div>
       <TabNav label="Network sections" current={tab} onNavigate={navigate} items={TABS.map((t) => ({ id: t.id, label: t.label, href: `/networks/${networkId}/${t.id}` }))} />
+      {view.status === "reconnecting" && network && (
+        <Notice tone="warn">The connection to the server was lost. This page shows what was known a moment ago and reconnects by itself.</Notice>
+      )}
       {view.status === "failed" ? (
         <ErrorBanner error={view.error} />
       ) : !network && view.status !== "reconnecting" ? (

@@ -6,7 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api } from "../../shared/api";
 import { navigate, safeNext } from "../../shared/router";
 import { setSessionToken } from "../../shared/session";
-import { Button, ErrorBanner, Field, Notice, Spinner, useAsync } from "../../shared/ui";
+import { Button, ErrorBanner, Field, Notice, Spinner, useAction, useAsync } from "../../shared/ui";
 
 const NEXT_KEY = "meshai.next";
 
@@ -14,34 +14,20 @@ export function SignInPage({ next }: { next: string }) {
   const options = useAsync(() => api().identity.getSignInOptions({}), []);
   const [email, setEmail] = useState("");
   const [sent, setSent] = useState<string>();
-  const [busy, setBusy] = useState<"magic" | "passkey" | "oidc">();
-  const [error, setError] = useState<unknown>();
+  const { busy, error, on } = useAction();
   const o = options.data;
   // WebAuthn only works on the relying party's host (or a subdomain): "localhost" when the server's URL is an IP address.
   const host = window.location.hostname;
   const passkeyHere = !o || ((host === o.passkeyRpId || host.endsWith("." + o.passkeyRpId)) && o.passkeyOrigins.includes(window.location.origin));
   const passkeyOrigin = o?.passkeyOrigins.find((x) => new URL(x).hostname === o.passkeyRpId);
 
-  const act = (kind: "magic" | "passkey" | "oidc", work: () => Promise<void>) => async (e?: Event) => {
-    e?.preventDefault();
-    setBusy(kind);
-    setError(undefined);
-    try {
-      await work();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(undefined);
-    }
-  };
-
-  const magic = act("magic", async () => {
+  const magic = on("magic", async () => {
     sessionStorage.setItem(NEXT_KEY, next);
     await api().identity.startMagicLink({ email });
     setSent(email);
   });
 
-  const passkey = act("passkey", async () => {
+  const passkey = on("passkey", async () => {
     const begin = await api().identity.beginPasskeyLogin({ email });
     const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(withoutNulls(JSON.parse(begin.optionsJson)));
     const credential = (await navigator.credentials.get({ publicKey })) as PublicKeyCredential | null;
@@ -51,7 +37,7 @@ export function SignInPage({ next }: { next: string }) {
     navigate(safeNext(next), { replace: true });
   });
 
-  const oidc = act("oidc", async () => {
+  const oidc = on("oidc", async () => {
     sessionStorage.setItem(NEXT_KEY, next);
     const start = await api().identity.startOidcLogin({ redirectUri: window.location.origin + "/signin/oidc" });
     window.location.assign(start.authorizationUrl);

@@ -1,19 +1,20 @@
 using System.Globalization;
 using System.Text.Json;
-using MeshAI.Testing;
 using NUnit.Framework;
 
-namespace MeshAI.EndToEnd.Tests;
+namespace MeshAI.Testing;
 
 /// <summary>
 /// Runs one flow of tests/browser/dashboard.mjs (headless system Chromium, playwright-core) against a server and hands its
 /// EVENT lines to the test while the browser waits; returns the flow's RESULT. Screenshots go to
 /// <c>.artifacts/dashboard/</c> at the repository root.
 /// </summary>
-internal sealed class DashboardDriver(string url)
+public sealed class DashboardDriver(string url)
 {
+    /// <summary>tests/browser (the playwright-core driver).</summary>
     public static readonly string BrowserDirectory = RepoPaths.Combine("tests", "browser");
 
+    /// <summary>Where screenshots go.</summary>
     public static readonly string Artifacts = RepoPaths.Combine(".artifacts", "dashboard");
 
     /// <summary>Fails with a clear message when a prerequisite of the browser tests is missing.</summary>
@@ -39,10 +40,10 @@ internal sealed class DashboardDriver(string url)
     /// Runs <paramref name="flow"/>; every "EVENT {json}" line goes to <paramref name="onEvent"/> (which may answer on the
     /// flow's stdin); returns the RESULT object. A FAILED line or a non-zero exit fails the test with the browser's output.
     /// </summary>
-    public async Task<JsonElement> RunAsync(string flow, IReadOnlyDictionary<string, string>? arguments = null, Func<JsonElement, ProcessRunner, Task>? onEvent = null, TimeSpan? timeout = null)
+    public async Task<JsonElement> RunAsync(string flow, IReadOnlyDictionary<string, string>? arguments = null, Func<JsonElement, ProcessRunner, Task>? onEvent = null, TimeSpan? timeout = null, string? atUrl = null)
     {
         Directory.CreateDirectory(Artifacts);
-        List<string> argv = [Path.Combine(BrowserDirectory, "dashboard.mjs"), "--flow", flow, "--url", url, "--out", Artifacts];
+        List<string> argv = [Path.Combine(BrowserDirectory, "dashboard.mjs"), "--flow", flow, "--url", atUrl ?? url, "--out", Artifacts];
         foreach (var (key, value) in arguments ?? new Dictionary<string, string>())
         {
             argv.AddRange(["--" + key, value]);
@@ -90,6 +91,9 @@ internal sealed class DashboardDriver(string url)
             if (line.Text.StartsWith("RESULT ", StringComparison.Ordinal))
             {
                 TestContext.Out.WriteLine($"flow {flow}: {line.Text}");
+                // The page runs under the server's Content-Security-Policy: a violation means a screen relies on something it forbids.
+                var violations = json.GetProperty("consoleErrors").EnumerateArray().Select(e => e.GetString() ?? "").Where(e => e.Contains("Content Security Policy", StringComparison.OrdinalIgnoreCase)).ToList();
+                Assert.That(violations, Is.Empty, $"flow {flow} hit the CSP");
                 return json;
             }
 

@@ -33,14 +33,14 @@ public sealed class WebRelayServiceImpl(WebRelaySessions sessions, IDeviceStatus
     /// <inheritdoc />
     public override async Task<AcceptJobResponse> AcceptJob(AcceptJobRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, () => new ConnectRequest { JobAccept = Required(request.Accept, "accept") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { JobAccept = Required(request.Accept, "accept"), Sequence = request.Sequence }, context);
         return new AcceptJobResponse();
     }
 
     /// <inheritdoc />
     public override async Task<DeclineJobResponse> DeclineJob(DeclineJobRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, () => new ConnectRequest { JobDecline = Required(request.Decline, "decline") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { JobDecline = Required(request.Decline, "decline"), Sequence = request.Sequence }, context);
         return new DeclineJobResponse();
     }
 
@@ -54,14 +54,14 @@ public sealed class WebRelayServiceImpl(WebRelaySessions sessions, IDeviceStatus
     /// <inheritdoc />
     public override async Task<ReportResultResponse> ReportResult(ReportResultRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, () => new ConnectRequest { JobResult = Required(request.Result, "result") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { JobResult = Required(request.Result, "result"), Sequence = request.Sequence }, context);
         return new ReportResultResponse();
     }
 
     /// <inheritdoc />
     public override async Task<ReportFailureResponse> ReportFailure(ReportFailureRequest request, ServerCallContext context)
     {
-        await Send(request.SessionId, () => new ConnectRequest { JobFailure = Required(request.Failure, "failure") }, context);
+        await Send(request.SessionId, () => new ConnectRequest { JobFailure = Required(request.Failure, "failure"), Sequence = request.Sequence }, context);
         return new ReportFailureResponse();
     }
 

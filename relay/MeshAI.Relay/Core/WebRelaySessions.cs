@@ -17,8 +17,9 @@ namespace MeshAI.Relay.Core;
 /// Connect stream — authentication, one live connection per device, presence, offers, cancellations, byte counting,
 /// revocation cuts and the control plane's <see cref="IJobEventSink"/> are the hub's, untouched. Only the device's
 /// half of the stream differs: the frames a native agent writes on Connect arrive here as unary calls, queued in
-/// order into the stream the hub reads (<see cref="WebDeviceStream"/>); each call returns once the hub has handled
-/// its frame. The hub's frames go down the server stream wrapped in <see cref="OpenSessionResponse"/>.
+/// order into the stream the hub reads (<see cref="WebDeviceStream"/>); each call returns once the hub has taken
+/// its frame. The hub's frames go down the server stream wrapped in <see cref="OpenSessionResponse"/>; under relay protocol 2
+/// that includes the FrameAck of each terminal frame once control has handled it.
 /// </summary>
 public sealed class WebRelaySessions
 {

@@ -51,12 +51,19 @@ internal sealed class WebDeviceClient : IAsyncDisposable
         });
 
     /// <summary>Opens the session and completes the handshake with the device key; returns once Welcome arrived.</summary>
-    public static async Task<WebDeviceClient> ConnectAsync(string url, string fingerprint, AgentEnrollment enrollment, AgentKeys keys, CapabilityReport capabilities)
+    /// <param name="protocol">AgentHello.protocol_version (the page speaks 2: numbered terminal frames, FrameAck).</param>
+    /// <param name="held">AgentHello.held_attempts: attempts whose frames this session will still send.</param>
+    public static async Task<WebDeviceClient> ConnectAsync(
+        string url, string fingerprint, AgentEnrollment enrollment, AgentKeys keys, CapabilityReport capabilities, int protocol = 0, IEnumerable<HeldAttempt>? held = null)
     {
         var channel = WebChannel(url, fingerprint);
         var call = new WebRelayService.WebRelayServiceClient(channel).OpenSession(new OpenSessionRequest
         {
-            Hello = new AgentHello { Certificate = enrollment.ParsedCertificate(), AgentVersion = "web-contributor/test", Capabilities = capabilities },
+            Hello = new AgentHello
+            {
+                Certificate = enrollment.ParsedCertificate(), AgentVersion = "web-contributor/test", Capabilities = capabilities, ProtocolVersion = protocol,
+                HeldAttempts = { held ?? [] },
+            },
         });
         var device = new WebDeviceClient(channel, call);
         var challenge = (await device.NextAsync(ConnectResponse.FrameOneofCase.Challenge)).Challenge;

@@ -10,6 +10,7 @@ using MeshAI.Contracts.Job.V1;
 using MeshAI.Contracts.Ledger.V1;
 using MeshAI.Contracts.Network.V1;
 using MeshAI.Contracts.Relay.V1;
+using MeshAI.Control;
 using MeshAI.Control.Storage;
 using MeshAI.Integration.Tests.Control;
 using MeshAI.Integration.Tests.Security;
@@ -165,6 +166,66 @@ public sealed class WebRelayTests
             Assert.That(events.Count(e => e.EventType == LedgerEventType.CreditsBurned), Is.EqualTo(1), "billed once");
             Assert.That(events.Where(e => e.EventType == LedgerEventType.CreditsMinted).Select(e => e.DeviceId), Is.EqualTo(new[] { agent.DeviceId }),
                 "only the device that finished the job earns");
+        });
+    }
+
+    [Test]
+    public async Task A_result_a_phone_browser_could_not_deliver_before_its_session_dropped_arrives_on_the_next_session_and_is_acknowledged()
+    {
+        // A reconnect grace no busy test machine outlasts: this test is about the frames, not the grace's length.
+        await using var host = await SecureMeshHost.StartAsync(configure: services => services.PostConfigure<ControlPlaneOptions>(o => o.Jobs.ReconnectGraceMs = 120_000));
+        var alice = await host.SignInAsync("web-resume@example.com");
+        using var client = new MeshClient(host.Url, host.Fingerprint, alice);
+        var network = (await client.CreateNetworkAsync("resume")).NetworkId;
+        var (phone, phoneKeys) = await host.JoinAsync(alice, network, "pixel-browser", Phone());
+        var first = await WebDeviceClient.ConnectAsync(host.Url, host.Fingerprint, phone, phoneKeys, Phone(), protocol: 2);
+        await first.HeartbeatAsync(1, Phone());
+
+        var input = new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFromUtf8("through a tunnel " + Guid.NewGuid()) } };
+        var job = await client.SubmitJobAsync(network, input, new JobRouting { Mode = RoutingMode.PinnedDevice, PinnedDeviceIds = [phone.DeviceId] });
+        var offer = await first.NextAsync(ConnectResponse.FrameOneofCase.JobOffer);
+        var ticket = PlacementTicketDetails.Parser.ParseFrom(offer.JobOffer.Ticket.Details);
+        await first.Relay.AcceptJobAsync(new AcceptJobRequest
+        {
+            SessionId = first.SessionId, Sequence = 41, Accept = new JobAccept { JobId = ticket.JobId, Attempt = ticket.Attempt, ChunkId = ticket.ChunkId },
+        });
+        var acceptAck = (await first.NextAsync(ConnectResponse.FrameOneofCase.FrameAck)).FrameAck;
+
+        // The phone loses its connection while the job runs (a tunnel, a network switch): the stream and its session id die.
+        var oldSession = first.SessionId;
+        await first.DisposeAsync();
+        var held = new HeldAttempt { JobId = ticket.JobId, Attempt = ticket.Attempt, ChunkId = ticket.ChunkId };
+        await using var second = await WebDeviceClient.ConnectAsync(host.Url, host.Fingerprint, phone, phoneKeys, Phone(), protocol: 2, held: [held]);
+        await Rpc.ThrowsAsync(StatusCode.Unauthenticated, () => second.Relay.ReportProgressAsync(new ReportProgressRequest
+        {
+            SessionId = oldSession, Progress = new JobProgress { JobId = ticket.JobId, Attempt = ticket.Attempt, Fraction = 0.5 },
+        }).ResponseAsync);
+        var envelope = JobEnvelope.Parser.ParseFrom(offer.JobOffer.Envelope);
+        await second.Relay.ReportResultAsync(new ReportResultRequest
+        {
+            SessionId = second.SessionId,
+            Sequence = 42,
+            Result = EndToEndPayload.SealResult(envelope, new JobResult
+            {
+                JobId = ticket.JobId, Attempt = ticket.Attempt, ChunkId = ticket.ChunkId,
+                Output = new WorkloadOutput { Echo = new EchoOutput { Data = input.Echo.Data } }.ToByteString(),
+                Metering = new Metering { RuntimeMs = 1200, Tier = Tier._0, HeartbeatsDuringRun = 1 },
+            }),
+        });
+        var resultAck = (await second.NextAsync(ConnectResponse.FrameOneofCase.FrameAck)).FrameAck;
+        var run = await client.WaitForResultAsync(network, job);
+
+        var done = (await new JobService.JobServiceClient(host.Channel(alice)).GetJobAsync(new GetJobRequest { NetworkId = network, JobId = job.JobId })).Job;
+        var events = (await client.GetLedgerAsync(network, pageSize: 500)).Events.Where(e => e.JobId == job.JobId).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(first.Welcome.ProtocolVersion, Is.EqualTo(2), "the relay speaks protocol 2 with the page");
+            Assert.That(acceptAck.Sequence, Is.EqualTo(41), "the accept is acknowledged once control handled it");
+            Assert.That(resultAck.Sequence, Is.EqualTo(42), "the result sent on the new session is acknowledged there");
+            Assert.That(run.Output.Echo.Data, Is.EqualTo(input.Echo.Data));
+            Assert.That(done.Attempts.Select(a => a.DeviceId), Is.EqualTo(new[] { phone.DeviceId }), "the attempt survived the reconnect: not retried");
+            Assert.That(events.Count(e => e.EventType == LedgerEventType.CreditsBurned), Is.EqualTo(1), "billed once");
+            Assert.That(events.Where(e => e.EventType == LedgerEventType.CreditsMinted).Select(e => e.DeviceId), Is.EqualTo(new[] { phone.DeviceId }));
         });
     }
 

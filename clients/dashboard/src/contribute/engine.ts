@@ -40,6 +40,7 @@ import { controlKeys, deviceKeys, forgetEnrollment, loadEnrollment, register } f
 import type { DeviceKeys, Enrollment } from "./identity";
 import { embeddingsManifest, loadVerifiedModel } from "./models";
 import { WebRelaySession } from "./relay";
+import type { TerminalKind } from "./relay";
 import type { SignalApis } from "./signals";
 import { SignalWatcher } from "./signals";
 
@@ -97,6 +98,9 @@ const SWITCH_KEY = "meshai.contribute.switch";
 const MAX_TEXTS = 256;
 const STATUS_REFRESH_MS = 60_000;
 
+/** A terminal frame's fields (JobAccept, JobDecline, JobResult, JobFailure): the attempt it belongs to and the rest. */
+type TerminalFrame = { jobId: string; attempt: number; chunkId: string; [field: string]: unknown };
+
 /** A workload input the device refuses (not retried elsewhere: the input itself is wrong). */
 class InvalidInput extends Error {}
 
@@ -140,6 +144,11 @@ export class Contributor {
   private wakeLock?: { release(): Promise<void> };
   private wakeLockPending = false;
   private lastProgressAt = 0;
+  // Relay protocol 2: every terminal frame is numbered and kept until its FrameAck; what a session could not deliver goes
+  // out again, in order, on the next one (whose hello lists the attempts they belong to).
+  private protocol = 1;
+  private nextSequence = BigInt(Date.now()) * 1000n;
+  private readonly unacked = new Map<bigint, { kind: TerminalKind; frame: TerminalFrame }>();
   private state: Snapshot;
 
   constructor() {
@@ -235,8 +244,14 @@ export class Contributor {
       this.welcomed = false;
       const end = await session.run(
         this.capabilities(),
+        this.heldAttempts(),
         {
-          welcome: (welcome) => this.onWelcome(welcome.heartbeatIntervalMs),
+          welcome: (welcome) => {
+            this.protocol = welcome.protocolVersion || 1;
+            this.onWelcome(welcome.heartbeatIntervalMs);
+            void this.resendUnacked(session);
+          },
+          frameAck: (ack) => this.unacked.delete(ack.sequence),
           offer: (offer) => void this.onOffer(session, offer),
           cancel: (cancel) => {
             if (this.running && this.running.ticket.jobId === cancel.jobId && this.running.ticket.attempt === cancel.attempt) this.running.abort.abort("cancelled");
@@ -254,9 +269,12 @@ export class Contributor {
       this.stopTimers();
       this.session = undefined;
       this.welcomed = false;
-      // The stream is gone, and with it the way to report: control retries the job elsewhere (as for a native agent).
-      this.running?.abort.abort("disconnected");
+      // Protocol 2: a running job goes on; its frames reach control on the next session (control waits for the device
+      // for its reconnect grace). Protocol 1: the stream is gone and with it the way to report; control retries elsewhere.
+      if (this.protocol < 2) this.running?.abort.abort("disconnected");
       if (end.cut?.reason === CutReason.REVOKED || end.error?.code === Code.PermissionDenied) {
+        this.running?.abort.abort("disconnected");
+        this.unacked.clear();
         // Revoked (cut at once by the relay) or a certificate the network no longer trusts: rejoining needs a new link.
         const why = end.cut?.reason === CutReason.REVOKED ? end.cut.detail || "device revoked" : `certificate refused: ${end.error?.rawMessage ?? end.cut?.detail}`;
         this.event("info", `This device was removed from the network (${why}).`);
@@ -386,14 +404,14 @@ export class Contributor {
     if (!check.accepted) {
       const ticket = peekTicket(offer);
       this.event("refused", `Refused a job offer: ${check.detail}.`, ticket?.jobId);
-      if (ticket) await this.quietly(session.decline({ jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId, reason: check.reason, detail: check.detail }));
+      if (ticket) await this.terminal(session, "decline", { jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId, reason: check.reason, detail: check.detail });
       return;
     }
     const ticket = check.ticket!;
     const envelope = check.envelope!;
     const decline = async (reason: DeclineReason, detail: string, kind: ActivityEvent["kind"] = "declined") => {
       this.event(kind, `Declined job ${ticket.jobId}: ${detail}.`, ticket.jobId);
-      await this.quietly(session.decline({ jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId, reason, detail }));
+      await this.terminal(session, "decline", { jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId, reason, detail });
     };
 
     let input: WorkloadInput;
@@ -420,7 +438,7 @@ export class Contributor {
     this.update({ job: { id: ticket.jobId, attempt: ticket.attempt, workload, progress: 0, message: "starting" } });
     this.syncPhase();
     try {
-      await session.accept({ jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId });
+      await this.terminal(session, "accept", { jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId });
       const output = await this.runWorkload(session, running);
       let bytes: Uint8Array = toBinary(WorkloadOutputSchema, output);
       let nonce: Uint8Array = new Uint8Array();
@@ -432,7 +450,8 @@ export class Contributor {
         nonce = sealed.nonce;
         encrypted = true;
       }
-      await session.result({ jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId, output: bytes, nonce, encrypted, metering: this.meter(running) });
+      // Through the live session (it may be a newer one than the offer's, after a reconnect).
+      await this.terminal(this.session ?? session, "result", { jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId, output: bytes, nonce, encrypted, metering: this.meter(running) });
       const seconds = ((performance.now() - running.startedAt) / 1000).toFixed(1);
       const what = output.output.case === "embeddings" ? `${output.output.value.embeddings.length} embeddings` : "echo";
       this.event("done", `Finished job ${ticket.jobId}: ${what} in ${seconds} s.`, ticket.jobId);
@@ -444,8 +463,8 @@ export class Contributor {
         : `${e instanceof Error ? e.name : "Error"}: ${e instanceof Error ? e.message : String(e)}`;
       const retryable = !(e instanceof InvalidInput);
       this.event(running.handedBack ? "handed-back" : "failed", running.handedBack ? `Handed job ${ticket.jobId} back: ${running.handedBack}.` : `Job ${ticket.jobId} failed: ${why}.`, ticket.jobId);
-      if (session.live) {
-        await this.quietly(session.failure({ jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId, error: why, retryable, metering: this.meter(running) }));
+      if (this.session?.live || this.protocol >= 2) {
+        await this.terminal(this.session ?? session, "failure", { jobId: ticket.jobId, attempt: ticket.attempt, chunkId: ticket.chunkId, error: why, retryable, metering: this.meter(running) });
       }
     } finally {
       clearTimeout(timeout);
@@ -500,6 +519,39 @@ export class Contributor {
       peakMemoryMb: 0n,
       heartbeatsDuringRun: this.heartbeats - running.heartbeatsAtStart,
     };
+  }
+
+  /** Sends a terminal frame through the session it belongs to; under protocol 2 it is kept until control acknowledges it. */
+  private async terminal(session: WebRelaySession, kind: TerminalKind, frame: TerminalFrame): Promise<void> {
+    const sequence = this.protocol >= 2 ? ++this.nextSequence : 0n;
+    if (sequence > 0n) this.unacked.set(sequence, { kind, frame });
+    try {
+      await session.terminal(kind as "accept", frame as never, sequence);
+    } catch {
+      // Protocol 2: kept for the next session. Protocol 1: lost with the stream; control retries the job elsewhere.
+    }
+  }
+
+  private async resendUnacked(session: WebRelaySession): Promise<void> {
+    if (this.protocol < 2) return;
+    for (const [sequence, pending] of [...this.unacked].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      try {
+        await session.terminal(pending.kind as "accept", pending.frame as never, sequence);
+      } catch {
+        return; // this session failed too: the next one tries again
+      }
+    }
+  }
+
+  /** The attempts this device still runs or holds unacknowledged frames of (AgentHello.held_attempts). */
+  private heldAttempts() {
+    const held = new Map<string, { jobId: string; attempt: number; chunkId: string }>();
+    for (const { frame } of this.unacked.values()) held.set(`${frame.jobId}/${frame.attempt}/${frame.chunkId}`, frame);
+    if (this.running) {
+      const t = this.running.ticket;
+      held.set(`${t.jobId}/${t.attempt}/${t.chunkId}`, { jobId: t.jobId, attempt: t.attempt, chunkId: t.chunkId });
+    }
+    return [...held.values()];
   }
 
   private capabilities() {

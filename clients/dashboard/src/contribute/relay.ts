@@ -8,7 +8,9 @@ import type {
   CapabilityReportSchema,
   ConnectResponse,
   Cut,
+  FrameAck,
   HeartbeatAck,
+  HeldAttemptSchema,
   HeartbeatSchema,
   JobAcceptSchema,
   JobCancel,
@@ -28,11 +30,18 @@ import { certificateOf } from "./identity";
 /** The browser device's agent version string (AgentHello.agent_version). */
 export const WEB_AGENT_VERSION = "web-contributor/1.0";
 
+/** The relay protocol the page speaks: 2 = numbered terminal frames acknowledged by FrameAck, held attempts in the hello. */
+export const RELAY_PROTOCOL = 2;
+
+/** The frames that end (or begin) an attempt: numbered and acknowledged under protocol 2. */
+export type TerminalKind = "accept" | "decline" | "result" | "failure";
+
 export interface SessionHandlers {
   welcome(welcome: Welcome): void;
   offer(offer: JobOffer): void;
   cancel(cancel: JobCancel): void;
   heartbeatAck(ack: HeartbeatAck): void;
+  frameAck(ack: FrameAck): void;
 }
 
 /** How a session ended: after Welcome or not, with the relay's Cut when it sent one, or the error that ended it. */
@@ -55,13 +64,18 @@ export class WebRelaySession {
   ) {}
 
   /** Runs the stream until it ends (or `signal` aborts it). */
-  async run(capabilities: MessageInitShape<typeof CapabilityReportSchema>, handlers: SessionHandlers, signal: AbortSignal): Promise<SessionEnd> {
+  async run(
+    capabilities: MessageInitShape<typeof CapabilityReportSchema>,
+    heldAttempts: MessageInitShape<typeof HeldAttemptSchema>[],
+    handlers: SessionHandlers,
+    signal: AbortSignal,
+  ): Promise<SessionEnd> {
     const end: SessionEnd = { welcomed: false };
     const answerFailed = new AbortController();
     const abort = AbortSignal.any([signal, answerFailed.signal]);
     try {
       const stream = this.client.webRelay.openSession(
-        { hello: { certificate: certificateOf(this.enrollment), agentVersion: WEB_AGENT_VERSION, capabilities } },
+        { hello: { certificate: certificateOf(this.enrollment), agentVersion: WEB_AGENT_VERSION, capabilities, protocolVersion: RELAY_PROTOCOL, heldAttempts } },
         { signal: abort },
       );
       for await (const response of stream) {
@@ -94,6 +108,9 @@ export class WebRelaySession {
           case "jobCancel":
             handlers.cancel(frame.value);
             break;
+          case "frameAck":
+            handlers.frameAck(frame.value);
+            break;
           case "cut":
             end.cut = frame.value;
             break;
@@ -118,24 +135,28 @@ export class WebRelaySession {
     return this.send(() => this.client.webRelay.sendHeartbeat({ sessionId: this.sessionId, heartbeat }));
   }
 
-  accept(accept: MessageInitShape<typeof JobAcceptSchema>): Promise<unknown> {
-    return this.send(() => this.client.webRelay.acceptJob({ sessionId: this.sessionId, accept }));
-  }
-
-  decline(decline: MessageInitShape<typeof JobDeclineSchema>): Promise<unknown> {
-    return this.send(() => this.client.webRelay.declineJob({ sessionId: this.sessionId, decline }));
+  /** A terminal frame with its sequence number (0 under protocol 1). */
+  terminal(kind: "accept", frame: MessageInitShape<typeof JobAcceptSchema>, sequence: bigint): Promise<unknown>;
+  terminal(kind: "decline", frame: MessageInitShape<typeof JobDeclineSchema>, sequence: bigint): Promise<unknown>;
+  terminal(kind: "result", frame: MessageInitShape<typeof JobResultSchema>, sequence: bigint): Promise<unknown>;
+  terminal(kind: "failure", frame: MessageInitShape<typeof JobFailureSchema>, sequence: bigint): Promise<unknown>;
+  terminal(kind: TerminalKind, frame: object, sequence: bigint): Promise<unknown> {
+    const relay = this.client.webRelay;
+    const sessionId = this.sessionId;
+    switch (kind) {
+      case "accept":
+        return this.send(() => relay.acceptJob({ sessionId, accept: frame as MessageInitShape<typeof JobAcceptSchema>, sequence }));
+      case "decline":
+        return this.send(() => relay.declineJob({ sessionId, decline: frame as MessageInitShape<typeof JobDeclineSchema>, sequence }));
+      case "result":
+        return this.send(() => relay.reportResult({ sessionId, result: frame as MessageInitShape<typeof JobResultSchema>, sequence }));
+      case "failure":
+        return this.send(() => relay.reportFailure({ sessionId, failure: frame as MessageInitShape<typeof JobFailureSchema>, sequence }));
+    }
   }
 
   progress(progress: MessageInitShape<typeof JobProgressSchema>): Promise<unknown> {
     return this.send(() => this.client.webRelay.reportProgress({ sessionId: this.sessionId, progress }));
-  }
-
-  result(result: MessageInitShape<typeof JobResultSchema>): Promise<unknown> {
-    return this.send(() => this.client.webRelay.reportResult({ sessionId: this.sessionId, result }));
-  }
-
-  failure(failure: MessageInitShape<typeof JobFailureSchema>): Promise<unknown> {
-    return this.send(() => this.client.webRelay.reportFailure({ sessionId: this.sessionId, failure }));
   }
 
   status() {

@@ -55,17 +55,24 @@ const resources = (r: Routing): MessageInitShape<typeof ResourceRequestSchema> =
   ...(r.mode === RoutingMode.PINNED_TIER && r.tier ? { pinnedTier: r.tier, minTier: r.tier } : {}),
 });
 
-/** The same input with every piece of content removed: what EstimateJob needs (workload, counts), nothing a person typed. */
+/**
+ * The same input with every piece of content replaced: what EstimateJob needs (workload, counts), nothing a person typed.
+ * Each non-blank text or message becomes one placeholder character (the input rules refuse blank ones, and a blank one
+ * stays blank so the estimate names the line the submit would refuse); files keep only their references.
+ */
+const PLACEHOLDER = "x";
+const placeholder = (text: string) => (text.trim() === "" ? text : PLACEHOLDER);
+
 export function shapeOnly(input: MessageInitShape<typeof WorkloadInputSchema>): WorkloadInput {
   const full = create(WorkloadInputSchema, input);
   const v = full.input;
   switch (v.case) {
     case "embeddings":
-      return create(WorkloadInputSchema, { input: { case: "embeddings", value: { texts: v.value.texts.map(() => ""), model: v.value.model } } });
+      return create(WorkloadInputSchema, { input: { case: "embeddings", value: { texts: v.value.texts.map(placeholder), model: v.value.model } } });
     case "ocr":
       return create(WorkloadInputSchema, { input: { case: "ocr", value: { imageBlob: v.value.imageBlob, language: v.value.language } } });
     case "chat":
-      return create(WorkloadInputSchema, { input: { case: "chat", value: { maxTokens: v.value.maxTokens, messages: v.value.messages.map((m) => ({ role: m.role })) } } });
+      return create(WorkloadInputSchema, { input: { case: "chat", value: { maxTokens: v.value.maxTokens, messages: v.value.messages.map((m) => ({ role: m.role, content: placeholder(m.content) })) } } });
     case "transcribe":
       return create(WorkloadInputSchema, { input: { case: "transcribe", value: { audioBlob: v.value.audioBlob, language: v.value.language, chunkMs: v.value.chunkMs } } });
     case "echo":

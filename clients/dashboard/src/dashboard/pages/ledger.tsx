@@ -221,6 +221,8 @@ export function LedgerTab({ networkId, view, isAdmin }: TabProps) {
   );
 }
 
+const MIN_CHART_SPAN_S = 600;
+
 /** Cumulative minted and burned credits over time. */
 function CreditsChart({ events }: { events: LedgerEvent[] }) {
   const host = useRef<HTMLDivElement>(null);
@@ -239,6 +241,11 @@ function CreditsChart({ events }: { events: LedgerEvent[] }) {
       const burned: number[] = [];
       let m = 0;
       let b = 0;
+      // Cumulative totals start from zero just before the first movement, so one burst of events still draws a rise.
+      const first = (date(moving[0]!.createTime)?.getTime() ?? 0) / 1000;
+      xs.push(first - 60);
+      minted.push(0);
+      burned.push(0);
       for (const e of moving) {
         if (e.amountMicro > 0n) m += Number(e.amountMicro) / 1e6;
         else b += Number(-e.amountMicro) / 1e6;
@@ -258,7 +265,11 @@ function CreditsChart({ events }: { events: LedgerEvent[] }) {
         {
           width: el.clientWidth,
           height: 220,
-          scales: { x: { time: true } },
+          // At least a 10-minute window (uPlot pads a near-empty time range to years), the y axis from zero.
+          scales: {
+            x: { time: true, range: (_u: unknown, min: number, max: number): [number, number] => [Math.min(min, max - MIN_CHART_SPAN_S), max + 30] },
+            y: { range: (_u: unknown, _min: number, max: number): [number, number] => [0, max > 0 ? max * 1.1 : 1] },
+          },
           axes: [axis, { ...axis, size: 56 }],
           series: [
             {},

@@ -7,6 +7,7 @@ using MeshAI.Bench;
 // dotnet run -c Release --project bench/MeshAI.Bench -- chaos [jobs] [agents] [killEverySeconds] [sqlite|postgres] [report.json]
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
+// dotnet run -c Release --project bench/MeshAI.Bench -- contributor [rounds]   (embeddings/s: web contributor page vs native agent)
 var mode = args.Length > 0 ? args[0] : "load";
 if (mode == "micro")
 {
@@ -62,5 +63,10 @@ if (mode == "embeddings")
     return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents]");
+if (mode == "contributor")
+{
+    return await ContributorBenchmark.RunAsync(rounds: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
+}
+
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | contributor [rounds]");
 return 2;

@@ -87,6 +87,7 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<DeviceEnrollment>();
         services.TryAddSingleton<DeviceDirectory>();
         services.TryAddSingleton<IDeviceAuthority, DeviceAuthority>();
+        services.TryAddSingleton<IDeviceStatusSource, DeviceStatusSource>();
 
         services.TryAddSingleton<IPlacementPolicy, LinearPlacementPolicy>();
         services.TryAddSingleton<PolicyRepository>();

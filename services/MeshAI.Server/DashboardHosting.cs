@@ -143,5 +143,8 @@ public static class DashboardHosting
         // Sign-in and invite URLs carry one-time tokens: never leak them in a Referer.
         headers["Referrer-Policy"] = "no-referrer";
         headers["Cross-Origin-Opener-Policy"] = "same-origin";
+        // With COOP, makes the pages cross-origin isolated (SharedArrayBuffer): the contributor runs ONNX Runtime's
+        // WebAssembly on several threads. Everything is same-origin already (CSP), so nothing else is affected.
+        headers["Cross-Origin-Embedder-Policy"] = "require-corp";
     }
 }

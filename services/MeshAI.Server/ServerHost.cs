@@ -104,6 +104,7 @@ public static class ServerHost
         }
 
         app.MapGet("/healthz", () => "ok");
+        app.MapModelFiles(settings.ModelsDir);
         if (settings.RunsControl)
         {
             app.MapDashboard(webRoot); // the pages talk to the control plane's RPCs: a relay-only instance serves none

@@ -22,7 +22,8 @@ public sealed record ServerSettings(
     string? InstanceId = null,
     string? RelayId = null,
     string? RelayUrls = null,
-    string? WebRoot = null)
+    string? WebRoot = null,
+    string? ModelsDir = null)
 {
     /// <summary>The roles a process can take: control plane + relay (embedded default), control plane only, relay only.</summary>
     public static readonly IReadOnlyList<string> Roles = ["all", "control", "relay"];
@@ -97,7 +98,8 @@ public sealed record ServerSettings(
             Read(configuration, "instance-id"),
             Read(configuration, "relay-id"),
             Read(configuration, "relay-urls"),
-            Read(configuration, "web-root"));
+            Read(configuration, "web-root"),
+            Read(configuration, "models-dir"));
     }
 
     /// <summary>An Npgsql connection string from a postgres://user:password@host:port/database URL.</summary>

@@ -1,5 +1,9 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using MeshAI.Common.Transport;
 using MeshAI.Cli.Output;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Device.V1;
@@ -214,6 +218,101 @@ public static class ModelsCommands
             }
 
             Table(models).WriteTo(ctx.Out);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// The network manifest for a model folder the server serves (<c>meshai-server --models-dir</c>): every file of the
+    /// folder's manifest.json (the layout <c>meshai-agent models install</c> writes) with its size and SHA-256, sourced from
+    /// <c>{server}/models/{name}/{file}</c>, plus the runtime parameters agents and browser devices load it with.
+    /// </summary>
+    public static ModelManifestDetails ServedManifest(string networkId, string serverUrl, string name, JsonElement local, string? version, bool isPublic)
+    {
+        string Text(string property) => local.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() ?? "" : "";
+        int Number(string property) => local.TryGetProperty(property, out var value) && value.TryGetInt32(out var n) ? n : 0;
+        var details = new ModelManifestDetails
+        {
+            NetworkId = networkId,
+            Name = name,
+            Version = !string.IsNullOrWhiteSpace(version) ? version : Text("version") is { Length: > 0 } v ? v : "1",
+            WorkloadClass = Text("workload") == "small_chat" ? WorkloadClass.SmallChat : WorkloadClass.Embeddings,
+            PublicModel = isPublic,
+        };
+        foreach (var (key, value) in new[]
+                 {
+                     ("dimension", Number("dimension").ToString(CultureInfo.InvariantCulture)), ("max_tokens", Number("max_tokens").ToString(CultureInfo.InvariantCulture)),
+                     ("model_file", Text("model_file")), ("vocab_file", Text("vocab_file")), ("pooling", Text("pooling")), ("query_prefix", Text("query_prefix")),
+                 })
+        {
+            if (value.Length > 0 && value != "0")
+            {
+                details.Parameters[key] = value;
+            }
+        }
+
+        if (local.TryGetProperty("files", out var files) && files.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var file in files.EnumerateArray())
+            {
+                var path = file.GetProperty("path").GetString() ?? "";
+                details.Files.Add(new ModelFile
+                {
+                    Path = path,
+                    Sha256 = (file.GetProperty("sha256").GetString() ?? "").ToLowerInvariant(),
+                    SizeBytes = file.GetProperty("size").GetInt64(),
+                    Source = serverUrl.TrimEnd('/') + "/models/" + Uri.EscapeDataString(name) + "/" + Uri.EscapeDataString(path),
+                });
+            }
+        }
+
+        return details;
+    }
+
+    private static Command Publish(CliRuntime runtime)
+    {
+        var network = CliRuntime.NetworkOption();
+        var name = new Argument<string>("name") { Description = "A model folder the server serves (meshai-server --models-dir DIR), e.g. all-minilm-l6-v2" };
+        var version = new Option<string>("--version") { Description = "Version to publish (default: the folder's manifest version)" };
+        var isPublic = new Option<bool>("--public") { Description = "Guests may run jobs on this model (policy public_models_only)" };
+        var command = new Command("publish", "Sign a network manifest for a model the server serves, so browser devices (and agents) fetch and verify it")
+        {
+            name, network, version, isPublic,
+        };
+        runtime.Bind(command, async ctx =>
+        {
+            var networkId = await ctx.NetworkIdAsync(network);
+            var config = await ctx.RequireLoginAsync();
+            var model = ctx.Get(name) ?? "";
+            using var http = new HttpClient(GrpcChannels.PinnedHandler(string.IsNullOrEmpty(config.Fingerprint) ? null : config.Fingerprint)) { Timeout = TimeSpan.FromSeconds(30) };
+            var url = config.ServerUrl!.TrimEnd('/') + "/models/" + Uri.EscapeDataString(model) + "/manifest.json";
+            using var response = await http.GetAsync(new Uri(url), ctx.CancellationToken);
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                throw new CliException($"The server does not serve a model called {model}. Start meshai-server with --models-dir DIR, where DIR holds " +
+                                       "the models `meshai-agent models install --out DIR` wrote.");
+            }
+
+            response.EnsureSuccessStatusCode();
+            using var local = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ctx.CancellationToken));
+            var details = ServedManifest(networkId, config.ServerUrl!, model, local.RootElement, ctx.Get(version), ctx.Get(isPublic));
+            using var client = await ctx.ConnectAsync();
+            var published = await client.Models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = details },
+                deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
+            var signed = ModelManifestDetails.Parser.ParseFrom(published.Manifest.Details);
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new JsonObject { ["manifestId"] = published.Manifest.ManifestId, ["signingKeyId"] = published.Manifest.SigningKeyId, ["details"] = JsonOutput.Node(signed) });
+                return ExitCodes.Ok;
+            }
+
+            ctx.Out.WriteLine($"Published {signed.Name} v{signed.Version} in {networkId}, signed by control key {published.Manifest.SigningKeyId}:");
+            foreach (var file in signed.Files)
+            {
+                ctx.Out.WriteLine($"  {file.Path,-12} {file.SizeBytes,12:N0} bytes  sha256 {file.Sha256}  from {file.Source}");
+            }
+
             return ExitCodes.Ok;
         });
         return command;

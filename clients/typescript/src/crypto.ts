@@ -90,6 +90,11 @@ function derive(privateKey: Uint8Array, peerPublic: Uint8Array, ephemeralPublic:
   } catch (e) {
     throw new PayloadCryptoError(`key agreement failed: ${(e as Error).message}`);
   }
+  return expand(shared, ephemeralPublic, recipientPublic, info);
+}
+
+// The HKDF step over an X25519 shared secret (wiped afterwards); an all-zero secret means a low-order peer key.
+function expand(shared: Uint8Array, ephemeralPublic: Uint8Array, recipientPublic: Uint8Array, info: Uint8Array): Uint8Array {
   if (shared.every((b) => b === 0)) {
     throw new PayloadCryptoError("key agreement failed (low-order point)");
   }
@@ -208,6 +213,56 @@ export function decryptEnvelope(envelope: JobEnvelope, deviceId: string, deviceK
     throw new PayloadCryptoError(`the payload key was not wrapped for device ${deviceId}`);
   }
   const contentKey = unwrapKey(wrapped, deviceId, deviceKey);
+  try {
+    const plaintext = open(contentKey, encryption.payloadNonce, envelope.inputManifest?.payload ?? new Uint8Array(), payloadContext(envelope.networkId, envelope.workloadId));
+    if (!plaintext) {
+      throw new PayloadCryptoError("payload ciphertext does not authenticate");
+    }
+    return plaintext;
+  } finally {
+    contentKey.fill(0);
+  }
+}
+
+/**
+ * A device's X25519 key whose private half need not be readable by JavaScript (a non-extractable WebCrypto key kept in
+ * IndexedDB): its public key and the raw X25519 agreement with a peer's public key.
+ */
+export interface X25519Agreement {
+  publicKey: Uint8Array;
+  sharedSecret(peerPublicKey: Uint8Array): Promise<Uint8Array>;
+}
+
+/** {@link decryptEnvelope} with a key that only agrees (see {@link X25519Agreement}); the same bytes, the same errors. */
+export async function decryptEnvelopeWith(envelope: JobEnvelope, deviceId: string, deviceKey: X25519Agreement): Promise<Uint8Array> {
+  if (!isEncrypted(envelope) || !envelope.payloadEncryption) {
+    throw new PayloadCryptoError("payload is not end-to-end encrypted");
+  }
+  const encryption = envelope.payloadEncryption;
+  const wrapped = encryption.recipients.find((r) => r.deviceId === deviceId);
+  if (!wrapped) {
+    throw new PayloadCryptoError(`the payload key was not wrapped for device ${deviceId}`);
+  }
+  if (wrapped.ephemeralPublicKey.length !== PUBLIC_KEY_SIZE) {
+    throw new PayloadCryptoError("ephemeral key must be 32 bytes");
+  }
+  let shared: Uint8Array;
+  try {
+    shared = await deviceKey.sharedSecret(wrapped.ephemeralPublicKey);
+  } catch (e) {
+    throw new PayloadCryptoError(`key agreement failed: ${(e as Error).message}`);
+  }
+  const info = wrapInfo(deviceId);
+  const key = expand(shared, wrapped.ephemeralPublicKey, deviceKey.publicKey, info);
+  let contentKey: Uint8Array | undefined;
+  try {
+    contentKey = open(key, wrapped.nonce, wrapped.wrappedContentKey, info);
+  } finally {
+    key.fill(0);
+  }
+  if (contentKey?.length !== KEY_SIZE) {
+    throw new PayloadCryptoError("wrapped key does not authenticate for this device");
+  }
   try {
     const plaintext = open(contentKey, encryption.payloadNonce, envelope.inputManifest?.payload ?? new Uint8Array(), payloadContext(envelope.networkId, envelope.workloadId));
     if (!plaintext) {

@@ -31,6 +31,7 @@ import type { Network, NetworkSettingsSchema } from "./gen/meshai/network/v1/net
 import { NetworkService } from "./gen/meshai/network/v1/network_service_pb.js";
 import type { InviteMemberResponse } from "./gen/meshai/network/v1/network_service_pb.js";
 import { PolicyService } from "./gen/meshai/network/v1/policy_service_pb.js";
+import { WebRelayService } from "./gen/meshai/relay/v1/web_relay_service_pb.js";
 
 // Every generated schema, enum and service descriptor. A name exported by two files is a compile error
 // here (TS2308), so a clash introduced in the protos shows up at build time.
@@ -50,7 +51,9 @@ export * from "./gen/meshai/network/v1/network_pb.js";
 export * from "./gen/meshai/network/v1/network_service_pb.js";
 export * from "./gen/meshai/network/v1/policy_service_pb.js";
 export * from "./gen/meshai/relay/v1/relay_service_pb.js";
+export * from "./gen/meshai/relay/v1/web_relay_service_pb.js";
 export * from "./crypto.js";
+export * from "./device.js";
 export * from "./errors.js";
 
 /** Version of this package (kept equal to package.json by a test). */
@@ -126,6 +129,8 @@ export interface MeshClient {
   readonly policy: Client<typeof PolicyService>;
   readonly model: Client<typeof ModelService>;
   readonly audit: Client<typeof AuditService>;
+  /** The relay for browser devices (the web contributor): a server stream plus one unary call per device frame. */
+  readonly webRelay: Client<typeof WebRelayService>;
 
   /** A private, credits-internal network with the caller as admin. */
   createNetwork(
@@ -227,6 +232,7 @@ export function createMeshClient(options: MeshClientOptions): MeshClient {
     policy: createClient(PolicyService, transport),
     model: createClient(ModelService, transport),
     audit: createClient(AuditService, transport),
+    webRelay: createClient(WebRelayService, transport),
 
     async createNetwork(name, opts, call) {
       const res = await network.createNetwork(

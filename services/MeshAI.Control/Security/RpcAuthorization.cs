@@ -53,6 +53,7 @@ public static class RpcRules
     private const string Model = "/meshai.model.v1.ModelService/";
     private const string Audit = "/meshai.audit.v1.AuditService/";
     private const string Relay = "/meshai.relay.v1.RelayService/";
+    private const string WebRelay = "/meshai.relay.v1.WebRelayService/";
 
     /// <summary>Full method name → rule.</summary>
     public static readonly IReadOnlyDictionary<string, RpcRule> Table = new Dictionary<string, RpcRule>(StringComparer.Ordinal)
@@ -130,6 +131,18 @@ public static class RpcRules
         [Audit + "ExportAuditEvents"] = new(RpcAccess.Admin),
 
         [Relay + "Connect"] = new(RpcAccess.Device),
+
+        // Browser devices: the stream authenticates like Connect (certificate + signed challenge); the unary calls carry
+        // the id of a live, authenticated stream (WebRelaySessions), a 256-bit secret only its holder knows.
+        [WebRelay + "OpenSession"] = new(RpcAccess.Device),
+        [WebRelay + "AnswerChallenge"] = new(RpcAccess.Device),
+        [WebRelay + "SendHeartbeat"] = new(RpcAccess.Device),
+        [WebRelay + "AcceptJob"] = new(RpcAccess.Device),
+        [WebRelay + "DeclineJob"] = new(RpcAccess.Device),
+        [WebRelay + "ReportProgress"] = new(RpcAccess.Device),
+        [WebRelay + "ReportResult"] = new(RpcAccess.Device),
+        [WebRelay + "ReportFailure"] = new(RpcAccess.Device),
+        [WebRelay + "GetDeviceStatus"] = new(RpcAccess.Device),
     };
 
     /// <summary>Reads the network id at a dotted field path of a request ("envelope.network_id"); empty when absent.</summary>

@@ -93,6 +93,15 @@ public sealed class AuthorizationMatrixTests
         ["meshai.audit.v1.AuditService/ListAuditEvents"] = (Need.Admin, Net),
         ["meshai.audit.v1.AuditService/ExportAuditEvents"] = (Need.Admin, Net),
         ["meshai.relay.v1.RelayService/Connect"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/OpenSession"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/AnswerChallenge"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/SendHeartbeat"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/AcceptJob"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/DeclineJob"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/ReportProgress"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/ReportResult"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/ReportFailure"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/GetDeviceStatus"] = (Need.Device, null),
     };
 
     private static readonly ServiceDescriptor[] Services =
@@ -106,6 +115,7 @@ public sealed class AuthorizationMatrixTests
         MeshAI.Contracts.Model.V1.ModelService.Descriptor,
         MeshAI.Contracts.Audit.V1.AuditService.Descriptor,
         RelayService.Descriptor,
+        WebRelayService.Descriptor,
     ];
 
     private static IEnumerable<MethodDescriptor> AllMethods() => Services.SelectMany(s => s.Methods);
@@ -230,6 +240,11 @@ public sealed class AuthorizationMatrixTests
             renew.TimestampUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         }
 
+        if (certificate is not null && request is OpenSessionRequest open)
+        {
+            open.Hello = new AgentHello { Certificate = certificate };
+        }
+
         var marshaller = Marshallers.Create<IMessage>(m => m.ToByteArray(), bytes => method.OutputType.Parser.ParseFrom(bytes));
         var requestMarshaller = Marshallers.Create<IMessage>(m => m.ToByteArray(), bytes => method.InputType.Parser.ParseFrom(bytes));
         var type = method.IsClientStreaming ? (method.IsServerStreaming ? MethodType.DuplexStreaming : MethodType.ClientStreaming)
@@ -247,7 +262,11 @@ public sealed class AuthorizationMatrixTests
                 case MethodType.ServerStreaming:
                     using (var call = invoker.AsyncServerStreamingCall(grpcMethod, null, options, request))
                     {
-                        await call.ResponseStream.MoveNext(CancellationToken.None);
+                        // A browser device's session stream refuses with a Cut frame first, like a native agent's Connect.
+                        if (await call.ResponseStream.MoveNext(CancellationToken.None) && call.ResponseStream.Current is OpenSessionResponse { Relay.Cut: { } cut })
+                        {
+                            return (Outcome.Refused, "cut: " + cut.Reason);
+                        }
                     }
 
                     return (Outcome.Allowed, "OK");

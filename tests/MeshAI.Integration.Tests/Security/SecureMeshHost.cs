@@ -92,7 +92,8 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
 
     public IServiceProvider Services => App.Services;
 
-    public static async Task<SecureMeshHost> StartAsync(string store = "sqlite")
+    /// <summary>Starts the server; <paramref name="configure"/> may replace seams (it runs before the components register).</summary>
+    public static async Task<SecureMeshHost> StartAsync(string store = "sqlite", Action<IServiceCollection>? configure = null)
     {
         var dataDir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "meshai-secure-" + Guid.NewGuid().ToString("N")[..10])).FullName;
         var args = new List<string> { "--data-dir", dataDir, "--port", "0", "--store", store, "--heartbeat-grace-seconds", "20" };
@@ -106,6 +107,7 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
         {
             services.AddSingleton(recorder);
             services.AddGrpc(o => o.Interceptors.Add<RelayFrameRecorder>());
+            configure?.Invoke(services);
         });
         var (url, fingerprint) = await ServerHost.StartAsync(app, settings, certificate, CancellationToken.None);
         return new SecureMeshHost(app, dataDir, url, fingerprint, recorder);
@@ -129,7 +131,7 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
     }
 
     /// <summary>Registers a device with fresh keys through a join token of <paramref name="ownerToken"/> and returns its state.</summary>
-    public async Task<(AgentEnrollment Enrollment, AgentKeys Keys)> JoinAsync(string ownerToken, string networkId, string name)
+    public async Task<(AgentEnrollment Enrollment, AgentKeys Keys)> JoinAsync(string ownerToken, string networkId, string name, CapabilityReport? capabilities = null)
     {
         var join = await new DeviceService.DeviceServiceClient(Channel(ownerToken)).CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = networkId });
         if (!JoinLink.TryParse(join.JoinLink, out var link))
@@ -148,7 +150,7 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
             EncryptionPublicKey = ByteString.CopyFrom(keys.EncryptionPublicKey),
             TimestampUnixMs = now,
             ProofSignature = ByteString.CopyFrom(keys.Signing.Sign(ProofMessages.Register(link.Token, keys.InstallationId, now, keys.SigningPublicKey, keys.EncryptionPublicKey))),
-            Capabilities = new CapabilityReport { CpuCores = 4, RamMb = 8000, Os = "linux", Platform = Platform.Linux, Workloads = { WorkloadClass.DiagnosticEcho } },
+            Capabilities = capabilities ?? new CapabilityReport { CpuCores = 4, RamMb = 8000, Os = "linux", Platform = Platform.Linux, Workloads = { WorkloadClass.DiagnosticEcho } },
         });
         return (AgentEnrollment.FromRegistration(Url, Fingerprint, name, response), keys);
     }

@@ -87,6 +87,7 @@ export const platformLabel: Record<Platform, string> = {
   [Platform.WINDOWS]: "Windows",
   [Platform.IOS]: "iOS",
   [Platform.ANDROID]: "Android",
+  [Platform.WEB]: "Browser",
 };
 
 export const onlineLabel: Record<OnlineStatus, string> = {

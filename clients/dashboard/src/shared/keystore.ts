@@ -38,6 +38,19 @@ export function storeKey(name: string, bytes: Uint8Array): Promise<void> {
   return tx("readwrite", (s) => s.put(bytes, name)).then(() => undefined);
 }
 
+/**
+ * Any structured-cloneable value stored under `name` (a non-extractable WebCrypto CryptoKey survives here without its
+ * private half ever being readable by script), or undefined.
+ */
+export function loadValue<T>(name: string): Promise<T | undefined> {
+  return tx<unknown>("readonly", (s) => s.get(name)).then((v) => (v === undefined ? undefined : (v as T)));
+}
+
+/** Stores a structured-cloneable value under `name` (replacing what was there). */
+export function storeValue(name: string, value: unknown): Promise<void> {
+  return tx("readwrite", (s) => s.put(value, name)).then(() => undefined);
+}
+
 /** Forgets the key stored under `name`. */
 export function deleteKey(name: string): Promise<void> {
   return tx("readwrite", (s) => s.delete(name)).then(() => undefined);

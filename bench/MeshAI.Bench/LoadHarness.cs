@@ -21,8 +21,11 @@ public sealed record LatencyReport(string Name, int Count, double P50Ms, double 
 /// </summary>
 public static class LoadHarness
 {
-    /// <summary>Runs both paths and prints the table and ratios.</summary>
-    public static async Task<int> RunAsync(int jobs, int concurrency, int payloadBytes)
+    /// <summary>
+    /// Runs the direct baseline once, then the relayed path on every store in <paramref name="stores"/> ("sqlite",
+    /// "postgres"), and prints per store the table, where the time of a relayed job goes, and the summary line.
+    /// </summary>
+    public static async Task<int> RunAsync(int jobs, int concurrency, int payloadBytes, IReadOnlyList<string> stores)
     {
         var payload = new byte[payloadBytes];
         Random.Shared.NextBytes(payload);
@@ -31,18 +34,34 @@ public static class LoadHarness
         {
             await using var baseline = await BaselineEchoServer.StartAsync(scratch);
             var direct = await MeasureAsync("direct gRPC unary echo", jobs, concurrency, await DirectEchoAsync(baseline, payload));
+            var lines = new List<string>();
+            foreach (var store in stores)
+            {
+                await using var postgres = store == "postgres" ? await PostgresServer.StartAsync() : null;
+                var options = postgres is null
+                    ? new LocalMeshOptions()
+                    : new LocalMeshOptions { Store = MeshStore.Postgres, PostgresConnectionString = await postgres.CreateDatabaseAsync("bench") };
+                await using var mesh = await LocalMesh.StartAsync(options);
+                var token = await mesh.SignInAsync("bench@example.com");
+                using var channel = mesh.Channel(token);
+                var networks = new NetworkService.NetworkServiceClient(channel);
+                var network = (await networks.CreateNetworkAsync(new CreateNetworkRequest { Name = "bench" })).Network;
+                var devices = new DeviceService.DeviceServiceClient(channel);
+                var join = await devices.CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = network.NetworkId });
+                await mesh.StartAgentAsync(join.JoinLink, "bench-agent");
+                var spans = new SpanRecorder(Math.Min(20, jobs), jobs);
+                var relayed = await MeasureAsync($"echo job via control+relay+agent ({store})", jobs, concurrency, RelayedEcho(channel, network.NetworkId, payload, spans));
+                Console.WriteLine($"store {store}");
+                Print([direct, relayed], payloadBytes, concurrency);
+                spans.Print();
+                lines.Add(SummaryLine(direct, relayed, concurrency) + $" [{store}]");
+            }
 
-            await using var mesh = await LocalMesh.StartAsync(new LocalMeshOptions());
-            var token = await mesh.SignInAsync("bench@example.com");
-            using var channel = mesh.Channel(token);
-            var networks = new NetworkService.NetworkServiceClient(channel);
-            var network = (await networks.CreateNetworkAsync(new CreateNetworkRequest { Name = "bench" })).Network;
-            var devices = new DeviceService.DeviceServiceClient(channel);
-            var join = await devices.CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = network.NetworkId });
-            await mesh.StartAgentAsync(join.JoinLink, "bench-agent");
-            var relayed = await MeasureAsync("echo job via control+relay+agent", jobs, concurrency, RelayedEcho(channel, network.NetworkId, payload));
+            foreach (var line in lines)
+            {
+                Console.WriteLine(line);
+            }
 
-            Print([direct, relayed], payloadBytes, concurrency);
             return 0;
         }
         finally
@@ -50,6 +69,11 @@ public static class LoadHarness
             Directory.Delete(scratch, recursive: true);
         }
     }
+
+    /// <summary>The one line a run is compared by (issue #11).</summary>
+    internal static string SummaryLine(LatencyReport direct, LatencyReport relayed, int concurrency) => string.Create(
+        CultureInfo.InvariantCulture,
+        $"bench: relayed p50 {relayed.P50Ms:F2} ms p99 {relayed.P99Ms:F2} ms (x{relayed.P50Ms / direct.P50Ms:F1} of direct), {relayed.ConcurrentPerSecond:F0} jobs/s at {concurrency} in flight (x{relayed.ConcurrentPerSecond / direct.ConcurrentPerSecond:F3} of direct)");
 
     private static async Task<Func<CancellationToken, Task>> DirectEchoAsync(BaselineEchoServer server, byte[] payload)
     {
@@ -67,7 +91,7 @@ public static class LoadHarness
         };
     }
 
-    private static Func<CancellationToken, Task> RelayedEcho(Grpc.Net.Client.GrpcChannel channel, string networkId, byte[] payload)
+    private static Func<CancellationToken, Task> RelayedEcho(Grpc.Net.Client.GrpcChannel channel, string networkId, byte[] payload, SpanRecorder spans)
     {
         var jobsClient = new JobService.JobServiceClient(channel);
         var input = new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFrom(payload) } }.ToByteString();
@@ -83,7 +107,9 @@ public static class LoadHarness
                 InputManifest = new InputManifest { Payload = input },
                 PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
             };
+            var clock = Stopwatch.StartNew();
             var job = (await jobsClient.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope }, cancellationToken: ct)).Job;
+            var submitted = clock.Elapsed.TotalMilliseconds;
             using var watch = jobsClient.WatchJob(new WatchJobRequest { NetworkId = networkId, JobId = job.JobId }, cancellationToken: ct);
             await foreach (var frame in watch.ResponseStream.ReadAllAsync(ct))
             {
@@ -95,6 +121,7 @@ public static class LoadHarness
                         throw new InvalidOperationException("echo mismatch");
                     }
 
+                    spans.Add(submitted, clock.Elapsed.TotalMilliseconds, frame.Result.Job, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                     return;
                 }
 
@@ -141,7 +168,7 @@ public static class LoadHarness
         return new LatencyReport(name, count, Percentile(latencies, 0.50), Percentile(latencies, 0.99), latencies.Average(), sequentialRate, concurrentRate);
     }
 
-    private static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
+    internal static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 
     /// <summary>The table and the ratios of every path against the first (the baseline).</summary>
     internal static void Print(IReadOnlyList<LatencyReport> reports, int payloadBytes, int concurrency)
@@ -159,6 +186,53 @@ public static class LoadHarness
         foreach (var r in reports.Skip(1))
         {
             Console.WriteLine(string.Create(c, $"ratio {r.Name} / {baseline.Name}: p50 x{r.P50Ms / baseline.P50Ms:F1}, p99 x{r.P99Ms / baseline.P99Ms:F1}, concurrent throughput x{r.ConcurrentPerSecond / baseline.ConcurrentPerSecond:F2}"));
+        }
+    }
+}
+
+/// <summary>
+/// Where the time of a relayed job goes, from the client's stopwatch and the job's own timestamps (server clock, same host,
+/// millisecond resolution): medians over the sequential calls.
+/// </summary>
+internal sealed class SpanRecorder(int warmUp, int sequential)
+{
+    private readonly List<double[]> _rows = [];
+
+    /// <summary>Records one call; only the warm-up and sequential calls are kept.</summary>
+    public void Add(double submitMs, double totalMs, Job job, long receivedMs)
+    {
+        lock (_rows)
+        {
+            if (_rows.Count >= warmUp + sequential)
+            {
+                return; // the concurrent phase: its spans overlap
+            }
+
+            var created = job.CreateTime.ToDateTimeOffset().ToUnixTimeMilliseconds();
+            var started = job.StartTime?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? created;
+            var ended = job.EndTime.ToDateTimeOffset().ToUnixTimeMilliseconds();
+            _rows.Add([submitMs, totalMs - submitMs, started - created, ended - started, receivedMs - ended, totalMs]);
+        }
+    }
+
+    /// <summary>Prints the medians (sequential calls only: the warm-up is dropped).</summary>
+    public void Print()
+    {
+        var rows = _rows.Skip(warmUp).ToList();
+        string[] names =
+        [
+            "SubmitJob RPC (validate, plan, insert, place, sign, offer)",
+            "WatchJob open -> result frame",
+            "server: create -> running (offer over relay, agent verifies ticket, accepts)",
+            "server: running -> end (agent worker runs echo, result over relay, settle)",
+            "end -> client has result (publish, watch stream)",
+            "total",
+        ];
+        Console.WriteLine("where the time goes (median of the sequential calls, ms):");
+        for (var i = 0; i < names.Length; i++)
+        {
+            var sorted = rows.Select(r => r[i]).Order().ToArray();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {names[i]}: {LoadHarness.Percentile(sorted, 0.5):F2}"));
         }
     }
 }

@@ -2,7 +2,7 @@ using System.Globalization;
 using BenchmarkDotNet.Running;
 using MeshAI.Bench;
 
-// dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes]
+// dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both]
 // dotnet run -c Release --project bench/MeshAI.Bench -- micro [BenchmarkDotNet args]
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
@@ -16,7 +16,8 @@ if (mode == "micro")
 if (mode == "load")
 {
     int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
-    return await LoadHarness.RunAsync(jobs: Arg(1, 300), concurrency: Arg(2, 8), payloadBytes: Arg(3, 256));
+    var stores = args.Length > 4 && args[4] != "both" ? new[] { args[4] } : new[] { "sqlite", "postgres" };
+    return await LoadHarness.RunAsync(jobs: Arg(1, 300), concurrency: Arg(2, 64), payloadBytes: Arg(3, 256), stores);
 }
 
 if (mode == "scale-out")
@@ -50,5 +51,5 @@ if (mode == "embeddings")
     return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents]");
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents]");
 return 2;

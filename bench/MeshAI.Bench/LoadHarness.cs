@@ -13,7 +13,11 @@ using MeshAI.Testing;
 namespace MeshAI.Bench;
 
 /// <summary>Latency figures of one measured path.</summary>
-public sealed record LatencyReport(string Name, int Count, double P50Ms, double P99Ms, double MeanMs, double SequentialPerSecond, double ConcurrentPerSecond);
+public sealed record LatencyReport(string Name, int Count, double P50Ms, double P99Ms, double MeanMs, double SequentialPerSecond, double ConcurrentPerSecond)
+{
+    /// <summary>CPU time (user + system) of this process and every process it started, per sequential call: the cost that does not move with the machine's load.</summary>
+    public double CpuMsPerCall { get; init; }
+}
 
 /// <summary>
 /// The relay load harness: submit→result latency of a diagnostic echo job through control plane + relay + a real
@@ -145,6 +149,7 @@ public static class LoadHarness
         }
 
         var latencies = new double[count];
+        var cpuBefore = CpuMeter.TreeCpuMs();
         var total = Stopwatch.StartNew();
         for (var i = 0; i < count; i++)
         {
@@ -154,6 +159,7 @@ public static class LoadHarness
         }
 
         var sequentialRate = count / total.Elapsed.TotalSeconds;
+        var cpuPerCall = (CpuMeter.TreeCpuMs() - cpuBefore) / count;
         var next = -1;
         var concurrent = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
@@ -165,7 +171,7 @@ public static class LoadHarness
         }));
         var concurrentRate = count / concurrent.Elapsed.TotalSeconds;
         Array.Sort(latencies);
-        return new LatencyReport(name, count, Percentile(latencies, 0.50), Percentile(latencies, 0.99), latencies.Average(), sequentialRate, concurrentRate);
+        return new LatencyReport(name, count, Percentile(latencies, 0.50), Percentile(latencies, 0.99), latencies.Average(), sequentialRate, concurrentRate) { CpuMsPerCall = cpuPerCall };
     }
 
     internal static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
@@ -175,17 +181,17 @@ public static class LoadHarness
     {
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(c, $"payload {payloadBytes} B, {reports[0].Count} calls per path, concurrency {concurrency} for the throughput column"));
-        Console.WriteLine("| path | p50 ms | p99 ms | mean ms | seq calls/s | concurrent calls/s |");
-        Console.WriteLine("|---|---|---|---|---|---|");
+        Console.WriteLine("| path | p50 ms | p99 ms | mean ms | seq calls/s | concurrent calls/s | CPU ms/call (all processes) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var r in reports)
         {
-            Console.WriteLine(string.Create(c, $"| {r.Name} | {r.P50Ms:F2} | {r.P99Ms:F2} | {r.MeanMs:F2} | {r.SequentialPerSecond:F0} | {r.ConcurrentPerSecond:F0} |"));
+            Console.WriteLine(string.Create(c, $"| {r.Name} | {r.P50Ms:F2} | {r.P99Ms:F2} | {r.MeanMs:F2} | {r.SequentialPerSecond:F0} | {r.ConcurrentPerSecond:F0} | {r.CpuMsPerCall:F2} |"));
         }
 
         var baseline = reports[0];
         foreach (var r in reports.Skip(1))
         {
-            Console.WriteLine(string.Create(c, $"ratio {r.Name} / {baseline.Name}: p50 x{r.P50Ms / baseline.P50Ms:F1}, p99 x{r.P99Ms / baseline.P99Ms:F1}, concurrent throughput x{r.ConcurrentPerSecond / baseline.ConcurrentPerSecond:F2}"));
+            Console.WriteLine(string.Create(c, $"ratio {r.Name} / {baseline.Name}: p50 x{r.P50Ms / baseline.P50Ms:F1}, p99 x{r.P99Ms / baseline.P99Ms:F1}, concurrent throughput x{r.ConcurrentPerSecond / baseline.ConcurrentPerSecond:F2}, CPU per call x{r.CpuMsPerCall / baseline.CpuMsPerCall:F1}"));
         }
     }
 }
@@ -234,5 +240,59 @@ internal sealed class SpanRecorder(int warmUp, int sequential)
             var sorted = rows.Select(r => r[i]).Order().ToArray();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {names[i]}: {LoadHarness.Percentile(sorted, 0.5):F2}"));
         }
+    }
+}
+
+/// <summary>CPU time of this process and its descendants (Linux /proc; 0 elsewhere), so a shared machine's load does not hide a change.</summary>
+internal static class CpuMeter
+{
+    /// <summary>User + system milliseconds of this process and every live descendant.</summary>
+    public static double TreeCpuMs()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return 0;
+        }
+
+        var stats = new Dictionary<int, (int Parent, long Ticks)>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var text = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+                // fields[0] = state, [1] = ppid, [11] = utime, [12] = stime (clock ticks)
+                stats[pid] = (int.Parse(fields[1], CultureInfo.InvariantCulture), long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture));
+            }
+            catch (IOException)
+            {
+                // the process ended meanwhile
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // not ours
+            }
+        }
+
+        var self = Environment.ProcessId;
+        long ticks = 0;
+        foreach (var (pid, (_, t)) in stats)
+        {
+            for (var p = pid; p > 1 && stats.TryGetValue(p, out var s); p = s.Parent)
+            {
+                if (p == self)
+                {
+                    ticks += t;
+                    break;
+                }
+            }
+        }
+
+        return ticks * 1000.0 / 100; // USER_HZ is 100 on Linux
     }
 }

@@ -5,6 +5,7 @@ using MeshAI.Bench;
 // dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both]
 // dotnet run -c Release --project bench/MeshAI.Bench -- micro [BenchmarkDotNet args]
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
+// dotnet run -c Release --project bench/MeshAI.Bench -- dead-agent [trials]
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
 var mode = args.Length > 0 ? args[0] : "load";
 if (mode == "micro")
@@ -51,5 +52,10 @@ if (mode == "embeddings")
     return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents]");
+if (mode == "dead-agent")
+{
+    return await DeadAgentHarness.RunAsync(trials: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
+}
+
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | dead-agent [trials]");
 return 2;

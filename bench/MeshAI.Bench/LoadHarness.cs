@@ -17,6 +17,9 @@ public sealed record LatencyReport(string Name, int Count, double P50Ms, double 
 {
     /// <summary>CPU time (user + system) of this process and every process it started, per sequential call: the cost that does not move with the machine's load.</summary>
     public double CpuMsPerCall { get; init; }
+
+    /// <summary>The same per process kind (bench = this process: client and, for the direct path, server).</summary>
+    public IReadOnlyDictionary<string, double> CpuMsPerCallByProcess { get; init; } = new Dictionary<string, double>();
 }
 
 /// <summary>
@@ -150,6 +153,7 @@ public static class LoadHarness
 
         var latencies = new double[count];
         var cpuBefore = CpuMeter.TreeCpuMs();
+        var byProcessBefore = CpuMeter.TreeCpuMsByKind();
         var total = Stopwatch.StartNew();
         for (var i = 0; i < count; i++)
         {
@@ -160,6 +164,7 @@ public static class LoadHarness
 
         var sequentialRate = count / total.Elapsed.TotalSeconds;
         var cpuPerCall = (CpuMeter.TreeCpuMs() - cpuBefore) / count;
+        var byProcess = CpuMeter.TreeCpuMsByKind().ToDictionary(kv => kv.Key, kv => (kv.Value - byProcessBefore.GetValueOrDefault(kv.Key)) / count);
         var next = -1;
         var concurrent = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
@@ -171,7 +176,7 @@ public static class LoadHarness
         }));
         var concurrentRate = count / concurrent.Elapsed.TotalSeconds;
         Array.Sort(latencies);
-        return new LatencyReport(name, count, Percentile(latencies, 0.50), Percentile(latencies, 0.99), latencies.Average(), sequentialRate, concurrentRate) { CpuMsPerCall = cpuPerCall };
+        return new LatencyReport(name, count, Percentile(latencies, 0.50), Percentile(latencies, 0.99), latencies.Average(), sequentialRate, concurrentRate) { CpuMsPerCall = cpuPerCall, CpuMsPerCallByProcess = byProcess };
     }
 
     internal static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
@@ -192,6 +197,7 @@ public static class LoadHarness
         foreach (var r in reports.Skip(1))
         {
             Console.WriteLine(string.Create(c, $"ratio {r.Name} / {baseline.Name}: p50 x{r.P50Ms / baseline.P50Ms:F1}, p99 x{r.P99Ms / baseline.P99Ms:F1}, concurrent throughput x{r.ConcurrentPerSecond / baseline.ConcurrentPerSecond:F2}, CPU per call x{r.CpuMsPerCall / baseline.CpuMsPerCall:F1}"));
+            Console.WriteLine("  CPU ms per call by process: " + string.Join(", ", r.CpuMsPerCallByProcess.OrderByDescending(kv => kv.Value).Select(kv => string.Create(c, $"{kv.Key} {kv.Value:F2}"))));
         }
     }
 }
@@ -247,11 +253,15 @@ internal sealed class SpanRecorder(int warmUp, int sequential)
 internal static class CpuMeter
 {
     /// <summary>User + system milliseconds of this process and every live descendant.</summary>
-    public static double TreeCpuMs()
+    public static double TreeCpuMs() => TreeCpuMsByKind().Values.Sum();
+
+    /// <summary>The same, summed per kind of process (bench, meshai-server, meshai-agent, worker, other).</summary>
+    public static Dictionary<string, double> TreeCpuMsByKind()
     {
+        var result = new Dictionary<string, double>(StringComparer.Ordinal);
         if (!OperatingSystem.IsLinux())
         {
-            return 0;
+            return result;
         }
 
         var stats = new Dictionary<int, (int Parent, long Ticks)>();
@@ -280,19 +290,40 @@ internal static class CpuMeter
         }
 
         var self = Environment.ProcessId;
-        long ticks = 0;
         foreach (var (pid, (_, t)) in stats)
         {
             for (var p = pid; p > 1 && stats.TryGetValue(p, out var s); p = s.Parent)
             {
                 if (p == self)
                 {
-                    ticks += t;
+                    var kind = Kind(pid, self);
+                    result[kind] = result.GetValueOrDefault(kind) + (t * 1000.0 / 100); // USER_HZ is 100 on Linux
                     break;
                 }
             }
         }
 
-        return ticks * 1000.0 / 100; // USER_HZ is 100 on Linux
+        return result;
+    }
+
+    private static string Kind(int pid, int self)
+    {
+        if (pid == self)
+        {
+            return "bench";
+        }
+
+        try
+        {
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+            return cmdline.Contains("meshai-server", StringComparison.Ordinal) ? "meshai-server"
+                : cmdline.Contains(" worker", StringComparison.Ordinal) ? "worker"
+                : cmdline.Contains("meshai-agent", StringComparison.Ordinal) ? "meshai-agent"
+                : "other";
+        }
+        catch (IOException)
+        {
+            return "other";
+        }
     }
 }

@@ -4,6 +4,7 @@ using MeshAI.Bench;
 
 // dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both]
 // dotnet run -c Release --project bench/MeshAI.Bench -- micro [BenchmarkDotNet args]
+// dotnet run -c Release --project bench/MeshAI.Bench -- chaos [jobs] [agents] [killEverySeconds] [sqlite|postgres] [report.json]
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
 // dotnet run -c Release --project bench/MeshAI.Bench -- dead-agent [trials]
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
@@ -19,6 +20,17 @@ if (mode == "load")
     int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
     var stores = args.Length > 4 && args[4] != "both" ? new[] { args[4] } : new[] { "sqlite", "postgres" };
     return await LoadHarness.RunAsync(jobs: Arg(1, 300), concurrency: Arg(2, 64), payloadBytes: Arg(3, 256), stores);
+}
+
+if (mode == "chaos")
+{
+    string Text(int index, string fallback) => args.Length > index ? args[index] : fallback;
+    return await ChaosHarness.RunAsync(new ChaosOptions(
+        Jobs: int.Parse(Text(1, "1000"), CultureInfo.InvariantCulture),
+        Agents: int.Parse(Text(2, "4"), CultureInfo.InvariantCulture),
+        KillEverySeconds: double.Parse(Text(3, "3"), CultureInfo.InvariantCulture),
+        Store: Text(4, "sqlite"),
+        ReportPath: Text(5, ".artifacts/chaos-report.json")));
 }
 
 if (mode == "scale-out")
@@ -57,5 +69,5 @@ if (mode == "dead-agent")
     return await DeadAgentHarness.RunAsync(trials: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | dead-agent [trials]");
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | dead-agent [trials]");
 return 2;

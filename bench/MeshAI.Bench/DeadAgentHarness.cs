@@ -39,16 +39,7 @@ public static class DeadAgentHarness
         for (var trial = 0; trial < trials; trial++)
         {
             var input = new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFromUtf8("dead-agent"), DelayMs = 5_000 } };
-            var envelope = new JobEnvelope
-            {
-                NetworkId = network.NetworkId,
-                WorkloadId = WorkloadClass.DiagnosticEcho,
-                RoutingMode = RoutingMode.Auto,
-                DataSensitivityTag = DataSensitivityTag.Private,
-                TimeoutMs = 60_000,
-                InputManifest = new InputManifest { Payload = input.ToByteString() },
-                PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
-            };
+            var envelope = LoadHarness.EchoEnvelope(network.NetworkId, input.ToByteString(), 60_000);
             var job = (await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
             var running = await PollAsync(jobs, network.NetworkId, job.JobId, j => j.State == JobState.Running, TimeSpan.FromSeconds(60));
             var victim = agents.Single(a => a.DeviceId == running.DeviceId);

@@ -104,16 +104,7 @@ public static class LoadHarness
         var input = new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFrom(payload) } }.ToByteString();
         return async ct =>
         {
-            var envelope = new JobEnvelope
-            {
-                NetworkId = networkId,
-                WorkloadId = WorkloadClass.DiagnosticEcho,
-                RoutingMode = RoutingMode.Auto,
-                DataSensitivityTag = DataSensitivityTag.Private,
-                TimeoutMs = 30_000,
-                InputManifest = new InputManifest { Payload = input },
-                PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
-            };
+            var envelope = EchoEnvelope(networkId, input, 30_000);
             var clock = Stopwatch.StartNew();
             var job = (await jobsClient.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope }, cancellationToken: ct)).Job;
             var submitted = clock.Elapsed.TotalMilliseconds;
@@ -142,6 +133,18 @@ public static class LoadHarness
             throw new InvalidOperationException($"watch of {job.JobId} ended without a result");
         };
     }
+
+    /// <summary>A plaintext diagnostic_echo envelope (the harnesses' job).</summary>
+    internal static JobEnvelope EchoEnvelope(string networkId, ByteString input, long timeoutMs) => new()
+    {
+        NetworkId = networkId,
+        WorkloadId = WorkloadClass.DiagnosticEcho,
+        RoutingMode = RoutingMode.Auto,
+        DataSensitivityTag = DataSensitivityTag.Private,
+        TimeoutMs = timeoutMs,
+        InputManifest = new InputManifest { Payload = input },
+        PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
+    };
 
     /// <summary>Warm-up, then <paramref name="count"/> sequential calls (latency percentiles) and <paramref name="count"/> calls with <paramref name="concurrency"/> in flight.</summary>
     internal static async Task<LatencyReport> MeasureAsync(string name, int count, int concurrency, Func<CancellationToken, Task> call)

@@ -176,9 +176,14 @@ internal sealed class JobExecution
         return finished;
     }
 
-    /// <summary>Sends the job's current row and attempts to its watchers.</summary>
+    /// <summary>Sends the job's current row and attempts to its watchers (a non-terminal status only when someone watches: two reads saved per state change, #11).</summary>
     public async Task PublishStatusAsync(CancellationToken ct)
     {
+        if (!Finished && !S.Hub.HasWatchers(JobId))
+        {
+            return;
+        }
+
         var row = await S.Jobs.GetJobByIdAsync(JobId, ct);
         if (row is not null)
         {

@@ -1,5 +1,8 @@
 using MeshAI.Server;
 
+// Files this process creates by any route (database, WAL, keys, outbox, logs) start private: umask 077, as PostgreSQL does.
+MeshAI.Common.PrivateFiles.RestrictUmask();
+
 Microsoft.AspNetCore.Builder.WebApplication app;
 ServerSettings settings;
 System.Security.Cryptography.X509Certificates.X509Certificate2 certificate;

@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using Grpc.AspNetCore.Web;
 using MeshAI.Common.Transport;
 using MeshAI.Control;
+using MeshAI.Control.Rpc;
 using MeshAI.Relay;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -35,7 +36,9 @@ public static class ServerHost
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         builder.Logging.SetMinimumLevel(Enum.Parse<LogLevel>(settings.LogLevel, ignoreCase: true));
 
-        Directory.CreateDirectory(settings.DataDir);
+        // Everything under the data directory is the server's alone: 0700 folders, 0600 files (also what an older version left).
+        MeshAI.Common.PrivateFiles.CreateDirectory(settings.DataDir);
+        MeshAI.Common.PrivateFiles.Tighten(settings.DataDir);
         // A configured certificate (--tls-cert [--tls-key] [--tls-password]) replaces the self-signed default.
         var certificate = settings.TlsCertificate is { } configured
             ? ServerCertificates.LoadConfigured(configured, settings.TlsKey, settings.TlsPassword)
@@ -68,8 +71,11 @@ public static class ServerHost
             builder.Services.AddRelay(builder.Configuration);
         }
 
+        builder.Services.AddRequestDecodingErrors(); // after the last AddGrpc
+
         var app = builder.Build();
         app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
+        app.UseRequestSizeLimit(MaxGrpcMessageBytes);
         if (settings.RunsControl)
         {
             app.MapControlPlane();

@@ -196,7 +196,7 @@ public sealed class AuthorizationInterceptor(SessionAuthenticator auth, NetworkA
         AuditLog.RemoteAddress = context.Peer;
         if (!RpcRules.Table.TryGetValue(context.Method, out var rule))
         {
-            throw RpcErrors.PermissionDenied($"{context.Method} has no authorisation rule");
+            throw RpcErrors.PermissionDenied($"{context.Method} has no authorisation rule", ErrorReasons.NoAuthorizationRule);
         }
 
         switch (rule.Access)
@@ -222,7 +222,7 @@ public sealed class AuthorizationInterceptor(SessionAuthenticator auth, NetworkA
         {
             throw RpcErrors.PermissionDenied(rule.ApiKeyScope is null
                 ? $"API keys cannot call {context.Method}; use a session"
-                : $"this API key lacks the '{rule.ApiKeyScope}' scope");
+                : $"this API key lacks the '{rule.ApiKeyScope}' scope", rule.ApiKeyScope is null ? ErrorReasons.SessionOnly : ErrorReasons.ApiKeyScopeMissing);
         }
 
         if (rule.Access == RpcAccess.Session)
@@ -233,12 +233,12 @@ public sealed class AuthorizationInterceptor(SessionAuthenticator auth, NetworkA
         var membership = await access.RequireMemberAsync(caller, RpcRules.NetworkIdOf(request, rule.NetworkField), context.CancellationToken);
         if (rule.Access == RpcAccess.Admin && membership.Role != Role.Admin)
         {
-            throw RpcErrors.PermissionDenied($"only admins can call {context.Method}");
+            throw RpcErrors.PermissionDenied($"only admins can call {context.Method}", ErrorReasons.AdminRequired);
         }
 
         if (rule.Access == RpcAccess.Member && membership.Role is not (Role.Admin or Role.Member))
         {
-            throw RpcErrors.PermissionDenied($"guests cannot call {context.Method}");
+            throw RpcErrors.PermissionDenied($"guests cannot call {context.Method}", ErrorReasons.MemberRequired);
         }
     }
 }

@@ -21,6 +21,17 @@ public sealed class JobRepository(Database database)
             "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted, " +
             "@OwnerInstance, @LeaseExpireMs)", j, ct)), ct);
 
+    /// <summary>
+    /// Inserts a job unless the submitter already has one with the same idempotency key in the network (a concurrent
+    /// submit won); false then. Jobs without a key always insert.
+    /// </summary>
+    public Task<bool> TryInsertJobAsync(JobRow j, CancellationToken ct) =>
+        database.RunAsync(async c => await c.ExecuteAsync(Database.Command(
+            $"INSERT INTO jobs ({JobColumns}) VALUES (@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, " +
+            "@Envelope, @IdempotencyKey, @DeviceId, @Tier, @CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, " +
+            "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted) " +
+            "ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING", j, ct)) > 0, ct);
+
     /// <summary>The job in the network, or null.</summary>
     public Task<JobRow?> GetJobAsync(string networkId, string jobId, CancellationToken ct) =>
         database.RunAsync(c => c.QuerySingleOrDefaultAsync<JobRow>(Database.Command(
@@ -37,15 +48,16 @@ public sealed class JobRepository(Database database)
             $"SELECT {JobColumns} FROM jobs WHERE network_id = @networkId AND submitted_by_user_id = @userId AND idempotency_key = @idempotencyKey",
             new { networkId, userId, idempotencyKey }, ct)), ct);
 
-    /// <summary>Jobs of a network newest first, before the (create time, id) cursor, optionally filtered by state.</summary>
-    public Task<IEnumerable<JobRow>> ListJobsAsync(string networkId, IReadOnlyCollection<int> states, long beforeCreateTimeMs, string beforeJobId, int limit, CancellationToken ct)
+    /// <summary>Jobs of a network newest first, before the (create time, id) cursor, optionally filtered by state and by submitter.</summary>
+    public Task<IEnumerable<JobRow>> ListJobsAsync(string networkId, IReadOnlyCollection<int> states, long beforeCreateTimeMs, string beforeJobId, int limit, CancellationToken ct, string? submittedByUserId = null)
     {
         var stateFilter = states.Count == 0 ? "" : " AND state IN (" + string.Join(",", states.Select(s => s.ToString(System.Globalization.CultureInfo.InvariantCulture))) + ")";
+        var submitterFilter = submittedByUserId is null ? "" : " AND submitted_by_user_id = @submittedByUserId";
         return database.RunAsync(c => c.QueryAsync<JobRow>(Database.Command(
-            $"SELECT {JobColumns} FROM jobs WHERE network_id = @networkId{stateFilter} " +
+            $"SELECT {JobColumns} FROM jobs WHERE network_id = @networkId{stateFilter}{submitterFilter} " +
             "AND (create_time_ms < @beforeCreateTimeMs OR (create_time_ms = @beforeCreateTimeMs AND job_id < @beforeJobId)) " +
             "ORDER BY create_time_ms DESC, job_id DESC LIMIT @limit",
-            new { networkId, beforeCreateTimeMs, beforeJobId, limit }, ct)), ct);
+            new { networkId, beforeCreateTimeMs, beforeJobId, limit, submittedByUserId }, ct)), ct);
     }
 
     /// <summary>Attempts of a job in order.</summary>

@@ -13,13 +13,16 @@ public sealed class JobRepository(Database database)
 
     private const string AttemptColumns = "job_id, attempt, device_id, cause, start_time_ms, end_time_ms, detail, chunk_id";
 
+    // The INSERT of every job column (owner and lease included), shared by both inserts so they cannot drift apart.
+    private const string InsertJob =
+        $"INSERT INTO jobs ({JobColumns}) VALUES (@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, " +
+        "@Envelope, @IdempotencyKey, @DeviceId, @Tier, @CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, " +
+        "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted, " +
+        "@OwnerInstance, @LeaseExpireMs)";
+
     /// <summary>Inserts a job.</summary>
     public Task InsertJobAsync(JobRow j, CancellationToken ct) =>
-        database.RunAsync(c => c.ExecuteAsync(Database.Command(
-            $"INSERT INTO jobs ({JobColumns}) VALUES (@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, " +
-            "@Envelope, @IdempotencyKey, @DeviceId, @Tier, @CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, " +
-            "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted, " +
-            "@OwnerInstance, @LeaseExpireMs)", j, ct)), ct);
+        database.RunAsync(c => c.ExecuteAsync(Database.Command(InsertJob, j, ct)), ct);
 
     /// <summary>
     /// Inserts a job unless the submitter already has one with the same idempotency key in the network (a concurrent
@@ -27,10 +30,7 @@ public sealed class JobRepository(Database database)
     /// </summary>
     public Task<bool> TryInsertJobAsync(JobRow j, CancellationToken ct) =>
         database.RunAsync(async c => await c.ExecuteAsync(Database.Command(
-            $"INSERT INTO jobs ({JobColumns}) VALUES (@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, " +
-            "@Envelope, @IdempotencyKey, @DeviceId, @Tier, @CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, " +
-            "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted) " +
-            "ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING", j, ct)) > 0, ct);
+            InsertJob + " ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING", j, ct)) > 0, ct);
 
     /// <summary>The job in the network, or null.</summary>
     public Task<JobRow?> GetJobAsync(string networkId, string jobId, CancellationToken ct) =>

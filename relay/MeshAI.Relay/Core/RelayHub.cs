@@ -160,13 +160,12 @@ public sealed partial class RelayHub : IJobDispatcher
         using var uplink = new Uplink(_options.MaxPendingTerminalFrames);
         // A stream whose heartbeats stop (a hung or partitioned agent: the TCP connection may stay open for a long time) is cut
         // after the grace period, so its jobs go elsewhere; every heartbeat re-arms the watchdog.
-        var grace = TimeSpan.FromSeconds(_options.HeartbeatGraceSeconds);
-        using var watchdog = _time.CreateTimer(_ =>
+        using var watchdog = new StreamWatchdog(_time, TimeSpan.FromSeconds(_options.HeartbeatGraceSeconds), () =>
         {
-            LogCut(identity.DeviceId, CutReason.HeartbeatTimeout, $"no heartbeat for {_options.HeartbeatGraceSeconds} s");
+            LogCut(identity.DeviceId, CutReason.HeartbeatTimeout, $"nothing received for {_options.HeartbeatGraceSeconds} s");
             connection.Cut(CutReason.HeartbeatTimeout, $"no heartbeat for {_options.HeartbeatGraceSeconds} s");
             CancelSoon(streamCts); // a hung agent may not read the Cut frame: do not wait on its stream
-        }, null, grace, Timeout.InfiniteTimeSpan);
+        });
         var writer = connection.RunWriterAsync((frame, ct) => responses.WriteAsync(frame, ct), streamCts.Token);
         if (protocol >= 3)
         {
@@ -174,7 +173,7 @@ public sealed partial class RelayHub : IJobDispatcher
             await uplink.EnqueueAsync(Uplink.NetworkLane, terminal: false, () => CatchUpAsync(connection, hello.NetworkSerial, streamCts.Token), streamCts.Token);
         }
 
-        var reader = ReadLoopAsync(connection, requests, uplink, () => watchdog.Change(grace, Timeout.InfiniteTimeSpan), streamCts.Token);
+        var reader = ReadLoopAsync(connection, requests, uplink, watchdog, streamCts.Token);
         try
         {
             await Task.WhenAny(writer, reader);
@@ -394,18 +393,18 @@ public sealed partial class RelayHub : IJobDispatcher
     private static ValueTask StreamAsync(Uplink uplink, string jobId, Func<CancellationToken, Task> forward, CancellationToken ct) =>
         uplink.EnqueueAsync(jobId, terminal: false, () => forward(ct), ct);
 
-    private async Task ReadLoopAsync(DeviceConnection connection, IAsyncStreamReader<ConnectRequest> requests, Uplink uplink, Action heartbeatSeen, CancellationToken cancellationToken)
+    private async Task ReadLoopAsync(DeviceConnection connection, IAsyncStreamReader<ConnectRequest> requests, Uplink uplink, StreamWatchdog watchdog, CancellationToken cancellationToken)
     {
         var device = connection.Identity;
         while (await requests.MoveNext(cancellationToken))
         {
+            watchdog.Handling(true);
             var frame = requests.Current;
             var size = frame.CalculateSize();
             var sequence = frame.Sequence;
             switch (frame.FrameCase)
             {
                 case ConnectRequest.FrameOneofCase.Heartbeat:
-                    heartbeatSeen();
                     await OnHeartbeatAsync(connection, frame.Heartbeat, uplink, cancellationToken);
                     break;
                 case ConnectRequest.FrameOneofCase.NetworkUpdateAck:
@@ -477,7 +476,48 @@ public sealed partial class RelayHub : IJobDispatcher
                     LogUnexpectedFrame(device.DeviceId, frame.FrameCase.ToString());
                     break;
             }
+
+            watchdog.Handling(false);
         }
+    }
+
+    /// <summary>
+    /// Cuts a stream whose agent stopped sending (a hung or partitioned agent): every frame read re-arms it. While the read
+    /// loop is handling a frame — possibly waiting for room to forward it (back-pressure from a slow control plane) — the
+    /// relay is not reading, so silence proves nothing about the agent: the watchdog re-arms instead of cutting.
+    /// </summary>
+    private sealed class StreamWatchdog : IDisposable
+    {
+        private readonly ITimer _timer;
+        private readonly TimeSpan _grace;
+        private int _handling;
+
+        public StreamWatchdog(TimeProvider time, TimeSpan grace, Action expired)
+        {
+            _grace = grace;
+            _timer = time.CreateTimer(_ =>
+            {
+                if (Volatile.Read(ref _handling) == 1)
+                {
+                    Rearm();
+                }
+                else
+                {
+                    expired();
+                }
+            }, null, grace, Timeout.InfiniteTimeSpan);
+        }
+
+        /// <summary>A frame arrived and is being handled (true), or was handled (false: the grace starts again).</summary>
+        public void Handling(bool handling)
+        {
+            Volatile.Write(ref _handling, handling ? 1 : 0);
+            Rearm();
+        }
+
+        public void Dispose() => _timer.Dispose();
+
+        private void Rearm() => _timer.Change(_grace, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>

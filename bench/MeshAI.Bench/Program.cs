@@ -4,8 +4,8 @@ using MeshAI.Bench;
 
 // dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes]
 // dotnet run -c Release --project bench/MeshAI.Bench -- micro [BenchmarkDotNet args]
-// dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
 // dotnet run -c Release --project bench/MeshAI.Bench -- chaos [jobs] [agents] [killEverySeconds] [sqlite|postgres] [report.json]
+// dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
 var mode = args.Length > 0 ? args[0] : "load";
 if (mode == "micro")
@@ -18,6 +18,17 @@ if (mode == "load")
 {
     int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
     return await LoadHarness.RunAsync(jobs: Arg(1, 300), concurrency: Arg(2, 8), payloadBytes: Arg(3, 256));
+}
+
+if (mode == "chaos")
+{
+    string Text(int index, string fallback) => args.Length > index ? args[index] : fallback;
+    return await ChaosHarness.RunAsync(new ChaosOptions(
+        Jobs: int.Parse(Text(1, "1000"), CultureInfo.InvariantCulture),
+        Agents: int.Parse(Text(2, "4"), CultureInfo.InvariantCulture),
+        KillEverySeconds: double.Parse(Text(3, "3"), CultureInfo.InvariantCulture),
+        Store: Text(4, "sqlite"),
+        ReportPath: Text(5, ".artifacts/chaos-report.json")));
 }
 
 if (mode == "scale-out")
@@ -43,17 +54,6 @@ if (mode == "scale-out")
 
     Console.WriteLine(outcome.Line);
     return outcome.Ok ? 0 : 1;
-}
-
-if (mode == "chaos")
-{
-    string Text(int index, string fallback) => args.Length > index ? args[index] : fallback;
-    return await ChaosHarness.RunAsync(new ChaosOptions(
-        Jobs: int.Parse(Text(1, "1000"), CultureInfo.InvariantCulture),
-        Agents: int.Parse(Text(2, "4"), CultureInfo.InvariantCulture),
-        KillEverySeconds: double.Parse(Text(3, "3"), CultureInfo.InvariantCulture),
-        Store: Text(4, "sqlite"),
-        ReportPath: Text(5, ".artifacts/chaos-report.json")));
 }
 
 if (mode == "embeddings")

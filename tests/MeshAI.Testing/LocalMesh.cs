@@ -305,7 +305,17 @@ public sealed partial class LocalMesh : IAsyncDisposable
             Name = "agent-" + agent.Name,
         });
         _processes.Add(run);
-        await run.WaitForLineAsync("MESHAI_AGENT_ONLINE", TimeSpan.FromSeconds(60), cancellationToken: cancellationToken);
+        try
+        {
+            await run.WaitForLineAsync("MESHAI_AGENT_ONLINE", TimeSpan.FromSeconds(60), cancellationToken: cancellationToken);
+        }
+        catch
+        {
+            // A restart that did not come online in time must not linger as a second process on the same state directory.
+            run.Kill();
+            throw;
+        }
+
         return agent with { Process = run };
     }
 

@@ -204,7 +204,7 @@ public sealed partial class RelayHub : IJobDispatcher
 
         if (connection.CutReason == CutReason.Revoked)
         {
-            throw RpcErrors.PermissionDenied("device revoked");
+            throw RpcErrors.PermissionDenied("device revoked", ErrorReasons.DeviceRevoked);
         }
     }
 

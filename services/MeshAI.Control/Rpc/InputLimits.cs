@@ -102,6 +102,10 @@ public sealed class InputLimits
     [Range(1, 100_000)]
     public int ModelFiles { get; set; } = 64;
 
+    /// <summary>Job attempts an agent may say it still holds when it opens a relay stream (relay protocol 2).</summary>
+    [Range(1, 1_000_000)]
+    public int HeldAttempts { get; set; } = 1024;
+
     /// <summary>Messages in one chat input; items in one batch input.</summary>
     [Range(1, 1_000_000)]
     public int WorkloadItems { get; set; } = 1024;

@@ -11,18 +11,16 @@ public sealed class JobRepository(Database database)
         "create_time_ms, start_time_ms, end_time_ms, runtime_ms, billed_runtime_ms, cost_micro, max_cost_credits, timeout_ms, error_message, relay_bytes, " +
         "trace_id, output, output_nonce, output_encrypted, debug_view, placement_time_ms, chunk_count, chunks_completed, owner_instance, lease_expire_ms";
 
-    private const string AttemptColumns = "job_id, attempt, device_id, cause, start_time_ms, end_time_ms, detail, chunk_id";
+    private const string JobValues =
+        "@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, @Envelope, @IdempotencyKey, @DeviceId, @Tier, " +
+        "@CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, @TimeoutMs, @ErrorMessage, @RelayBytes, " +
+        "@TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted, @OwnerInstance, @LeaseExpireMs";
 
-    // The INSERT of every job column (owner and lease included), shared by both inserts so they cannot drift apart.
-    private const string InsertJob =
-        $"INSERT INTO jobs ({JobColumns}) VALUES (@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, " +
-        "@Envelope, @IdempotencyKey, @DeviceId, @Tier, @CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, " +
-        "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted, " +
-        "@OwnerInstance, @LeaseExpireMs)";
+    private const string AttemptColumns = "job_id, attempt, device_id, cause, start_time_ms, end_time_ms, detail, chunk_id";
 
     /// <summary>Inserts a job.</summary>
     public Task InsertJobAsync(JobRow j, CancellationToken ct) =>
-        database.RunAsync(c => c.ExecuteAsync(Database.Command(InsertJob, j, ct)), ct);
+        database.RunAsync(c => c.ExecuteAsync(Database.Command($"INSERT INTO jobs ({JobColumns}) VALUES ({JobValues})", j, ct)), ct);
 
     /// <summary>
     /// Inserts a job unless the submitter already has one with the same idempotency key in the network (a concurrent
@@ -30,7 +28,7 @@ public sealed class JobRepository(Database database)
     /// </summary>
     public Task<bool> TryInsertJobAsync(JobRow j, CancellationToken ct) =>
         database.RunAsync(async c => await c.ExecuteAsync(Database.Command(
-            InsertJob + " ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING", j, ct)) > 0, ct);
+            $"INSERT INTO jobs ({JobColumns}) VALUES ({JobValues}) ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING", j, ct)) > 0, ct);
 
     /// <summary>The job in the network, or null.</summary>
     public Task<JobRow?> GetJobAsync(string networkId, string jobId, CancellationToken ct) =>

@@ -173,6 +173,20 @@ public static class RequestProbes
                 }
 
                 break;
+            case FieldType.UInt32 or FieldType.Fixed32:
+                if (bound?.Max is { } maxU32 && maxU32 < uint.MaxValue)
+                {
+                    yield return ("above the range", (uint)(maxU32 + 1), ErrorReasons.ValueOutOfRange);
+                }
+
+                break;
+            case FieldType.UInt64 or FieldType.Fixed64:
+                if (bound?.Max is { } maxU64 && maxU64 < long.MaxValue)
+                {
+                    yield return ("above the range", (ulong)(maxU64 + 1), ErrorReasons.ValueOutOfRange);
+                }
+
+                break;
         }
     }
 
@@ -183,6 +197,8 @@ public static class RequestProbes
         FieldType.Enum => 0,
         FieldType.Int32 => (int)Math.Max(0, bound?.Min ?? 0),
         FieldType.Int64 => Math.Max(0, bound?.Min ?? 0),
+        FieldType.UInt32 or FieldType.Fixed32 => (uint)Math.Max(0, bound?.Min ?? 0),
+        FieldType.UInt64 or FieldType.Fixed64 => (ulong)Math.Max(0, bound?.Min ?? 0),
         FieldType.Double => 0d,
         FieldType.Float => 0f,
         FieldType.Bool => false,
@@ -195,6 +211,8 @@ public static class RequestProbes
         FieldType.Bytes => ByteString.CopyFrom(new byte[bound.MaxBytes ?? 1]),
         FieldType.Int32 => (int)Math.Min(int.MaxValue, bound.Max ?? 0),
         FieldType.Int64 => bound.Max ?? 0,
+        FieldType.UInt32 or FieldType.Fixed32 => (uint)Math.Clamp(bound.Max ?? 0, 0, uint.MaxValue),
+        FieldType.UInt64 or FieldType.Fixed64 => (ulong)Math.Max(0, bound.Max ?? 0),
         FieldType.Double => bound.RealMax ?? 0d,
         FieldType.Float => (float)(bound.RealMax ?? 0d),
         FieldType.Enum => f.EnumType.Values.Max(v => v.Number),

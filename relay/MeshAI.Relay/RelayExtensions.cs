@@ -31,6 +31,7 @@ public static class RelayExtensions
         services.TryAddSingleton(sp => new Lazy<IJobEventSink>(sp.GetRequiredService<IJobEventSink>));
         services.TryAddSingleton<IJobDispatcher>(sp => sp.GetRequiredService<RelayHub>());
         services.TryAddSingleton<WebRelaySessions>();
+        services.TryAddSingleton<INetworkUpdateSource, NoNetworkUpdates>(); // the control plane registers the real one first
 
         services.AddGrpc();
         services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions<RelayServiceImpl>>()

@@ -74,6 +74,10 @@ public static class ControlPlaneExtensions
 
         services.TryAddSingleton<NetworkAccess>();
         services.TryAddSingleton<NetworkKeyVault>();
+        services.TryAddSingleton<NetworkUpdateRepository>();
+        services.TryAddSingleton<ControlLeases>();
+        services.TryAddSingleton<NetworkUpdates>();
+        services.TryAddSingleton<INetworkUpdateSource>(sp => sp.GetRequiredService<NetworkUpdates>());
         services.TryAddSingleton<NetworkRegistry>();
         services.TryAddSingleton<NetworkWatchRepository>();
         services.TryAddSingleton<NetworkWatch>();

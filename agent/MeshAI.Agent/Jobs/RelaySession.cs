@@ -40,16 +40,20 @@ public sealed partial class RelaySession
     private readonly ConcurrentDictionary<long, long> _heartbeatSent = new();
     private readonly ConcurrentDictionary<string, string> _handedBack = new(StringComparer.Ordinal);
     private readonly Contribution.ContributionPolicy? _contribution;
+    private readonly AgentNetworkState _network;
+    private PeriodicTimer? _heartbeatTimer;
     private int _heartbeats;
     private int _lastRttMs;
 
     /// <summary>
     /// Creates a session (one per connection attempt; the replay memory in <paramref name="offers"/> outlives it). With
     /// <paramref name="jobs"/> (shared by the agent's sessions) running jobs and unacknowledged results outlive the stream;
-    /// without, the session owns its jobs and cancels them when it ends.
+    /// without, the session owns its jobs and cancels them when it ends. Pushed network updates are applied to
+    /// <paramref name="network"/> (shared by the agent's sessions and its offer verifier; without one, a state of this session's own).
     /// </summary>
-    public RelaySession(AgentEnrollment enrollment, AgentKeys keys, IDeviceStateProvider deviceState, WorkloadRegistry workloads, OfferVerifier offers, ILogger logger, Action<string> announce, Contribution.ContributionPolicy? contribution = null, AgentJobs? jobs = null)
+    public RelaySession(AgentEnrollment enrollment, AgentKeys keys, IDeviceStateProvider deviceState, WorkloadRegistry workloads, OfferVerifier offers, ILogger logger, Action<string> announce, Contribution.ContributionPolicy? contribution = null, AgentJobs? jobs = null, AgentNetworkState? network = null)
     {
+        _network = network ?? new AgentNetworkState(enrollment);
         _jobs = jobs ?? new AgentJobs();
         _ownsJobs = jobs is null;
         _send = (frame, ct) => _outbound.Writer.WriteAsync(frame, ct);
@@ -77,7 +81,7 @@ public sealed partial class RelaySession
             Hello = new AgentHello
             {
                 Certificate = _enrollment.ParsedCertificate(), AgentVersion = AgentVersion, Capabilities = Capabilities(),
-                ProtocolVersion = ProtocolVersion, HeldAttempts = { _jobs.Held() },
+                ProtocolVersion = ProtocolVersion, HeldAttempts = { _jobs.Held() }, NetworkSerial = _network.Serial,
             },
         }, cancellationToken);
 
@@ -156,6 +160,13 @@ public sealed partial class RelaySession
                     case ConnectResponse.FrameOneofCase.FrameAck:
                         _jobs.Ack(frame.FrameAck.Sequence);
                         break;
+                    case ConnectResponse.FrameOneofCase.NetworkUpdate:
+                        if (await OnNetworkUpdateAsync(frame.NetworkUpdate, sessionCts.Token) is { } revoked)
+                        {
+                            return revoked;
+                        }
+
+                        break;
                     case ConnectResponse.FrameOneofCase.Cut:
                         return new SessionEnd(true, frame.Cut.Reason, frame.Cut.Detail);
                     default:
@@ -181,8 +192,8 @@ public sealed partial class RelaySession
         }
     }
 
-    /// <summary>The relay protocol this agent speaks (relay_service.proto): 2 = numbered, acknowledged terminal frames.</summary>
-    public const int ProtocolVersion = 2;
+    /// <summary>The relay protocol this agent speaks (relay_service.proto): 2 = numbered, acknowledged terminal frames; 3 = pushed NetworkUpdates.</summary>
+    public const int ProtocolVersion = 3;
 
     /// <summary>Relay addresses announced in Welcome (empty: the relay did not say).</summary>
     public IReadOnlyList<string> LearnedRelayUrls { get; private set; } = [];
@@ -212,9 +223,36 @@ public sealed partial class RelaySession
 
     private ValueTask SendAsync(ConnectRequest frame, CancellationToken cancellationToken) => _outbound.Writer.WriteAsync(frame, cancellationToken);
 
+    /// <summary>
+    /// Applies a pushed update (stored before it is acknowledged, so a restart does not lose it) and acknowledges the serial
+    /// the device holds afterwards; an update that names this device as revoked ends the session like a revocation cut.
+    /// </summary>
+    private async Task<SessionEnd?> OnNetworkUpdateAsync(NetworkUpdate update, CancellationToken cancellationToken)
+    {
+        var outcome = _network.Apply(update);
+        if (outcome == NetworkUpdateOutcome.SelfRevoked)
+        {
+            return new SessionEnd(true, CutReason.Revoked, "this device was revoked (network update " + update.Serial + ")");
+        }
+
+        if (outcome == NetworkUpdateOutcome.Applied)
+        {
+            LogNetworkUpdate(_logger, update.Serial, update.NetworkKeys.Count, update.RevokedDeviceIds.Count, update.FullState);
+            _announce($"MESHAI_AGENT_NETWORK_UPDATE serial={update.Serial} keys={update.NetworkKeys.Count} revoked={update.RevokedDeviceIds.Count}");
+            if (_network.HeartbeatIntervalMs > 0 && _heartbeatTimer is { } timer)
+            {
+                timer.Period = TimeSpan.FromMilliseconds(Math.Max(100, _network.HeartbeatIntervalMs));
+            }
+        }
+
+        await SendAsync(new ConnectRequest { NetworkUpdateAck = new NetworkUpdateAck { Serial = _network.Serial } }, cancellationToken);
+        return null;
+    }
+
     private async Task HeartbeatLoopAsync(int intervalMs, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(intervalMs));
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_network.HeartbeatIntervalMs > 0 ? Math.Max(100, _network.HeartbeatIntervalMs) : intervalMs));
+        _heartbeatTimer = timer;
         long sequence = 0;
         do
         {
@@ -446,6 +484,9 @@ public sealed partial class RelaySession
         public ValueTask LogAsync(Contracts.Job.V1.LogLevel level, string message, CancellationToken cancellationToken) =>
             session._jobs.SendStreamAsync(new ConnectRequest { JobLog = new JobLog { JobId = details.JobId, Attempt = details.Attempt, Level = level, Message = message } }, cancellationToken);
     }
+
+    [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Applied network update {Serial}: {Keys} key(s), {Revoked} revocation(s), whole state {FullState}")]
+    private static partial void LogNetworkUpdate(ILogger logger, long serial, int keys, int revoked, bool fullState);
 
     [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Handing job {Job} back: device stopped contributing ({Reason})")]
     private static partial void LogHandingBack(ILogger logger, string job, string reason);

@@ -157,11 +157,13 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
 
     /// <summary>Runs the real agent session for the device until disposal; returns when the relay has it online.</summary>
     /// <param name="handler">The device's echo handler (default: the real <see cref="EchoHandler"/>; tests pass a tampering one).</param>
-    public async Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null, IWorkloadHandler? handler = null)
+    /// <param name="network">The agent's view of its network (pushed NetworkUpdates land there; offers are verified against its keys).</param>
+    public async Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null, IWorkloadHandler? handler = null, AgentNetworkState? network = null)
     {
         var registry = new WorkloadRegistry([handler ?? new EchoHandler()]);
         var session = new RelaySession(enrollment, keys, new LinuxDeviceStateProvider(), registry,
-            new OfferVerifier(controlKeys ?? enrollment.ControlKeys, enrollment.DeviceId, enrollment.NetworkId), NullLogger.Instance, _ => { });
+            new OfferVerifier(controlKeys ?? (network ??= new AgentNetworkState(enrollment)).ControlKeys, enrollment.DeviceId, enrollment.NetworkId), NullLogger.Instance, _ => { },
+            network: network);
         var stop = new CancellationTokenSource();
         var run = session.RunAsync(new RelayService.RelayServiceClient(Channel()), stop.Token);
         _agents.Add((stop, run, registry));

@@ -150,6 +150,8 @@ internal sealed class SingleJobStrategy : PlacementStrategy
             {
                 placement.GraceTimer = job.Schedule(TimeSpan.FromMilliseconds(job.S.Options.ResumeGraceMs), new ReconnectGraceOver(a.Attempt));
             }
+
+            await ArmCostCapAsync(job, placement, ct, resumedStartMs: a.StartTimeMs);
         }
 
         job.Log.LogInformation("Job {JobId} resumed with {Open} open attempt(s) of {Attempts}", job.JobId, open.Count, r.Attempts.Count);
@@ -227,7 +229,12 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         }
     }
 
-    private static async Task ArmCostCapAsync(JobExecution job, Placement placement, CancellationToken ct)
+    /// <summary>
+    /// Arms the max_cost_credits timer of an accepted attempt: from now, or — for an attempt resumed after a restart or a
+    /// claim (<paramref name="resumedStartMs"/>: when it was offered) — for what is left of its budget, so a resumed job is
+    /// still stopped at its cap (at once when the cap passed while no instance owned it).
+    /// </summary>
+    private static async Task ArmCostCapAsync(JobExecution job, Placement placement, CancellationToken ct, long? resumedStartMs = null)
     {
         if (job.MaxCostCredits <= 0)
         {
@@ -237,9 +244,9 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
         var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
         var deviceRow = await job.S.Devices.GetDeviceByIdAsync(placement.DeviceId, ct);
-        if (row is null || network is null || deviceRow is null)
+        if (row is null || network is null || deviceRow is null || (resumedStartMs is not null && (JobState)row.State != JobState.Running))
         {
-            return;
+            return; // (a resumed attempt that was not accepted yet is armed when its accept arrives)
         }
 
         var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
@@ -249,8 +256,9 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         }
 
         // One millisecond past the longest runtime whose burn fits the cap: the first moment the job would owe more.
+        var startedMs = resumedStartMs ?? job.NowMs;
         placement.CostCapTimer?.Dispose();
-        placement.CostCapTimer = job.Schedule(TimeSpan.FromMilliseconds(capMs + 1), new CostCapReached(placement.Attempt, job.NowMs, capMs));
+        placement.CostCapTimer = job.Schedule(TimeSpan.FromMilliseconds(Math.Max(0, startedMs + capMs + 1 - job.NowMs)), new CostCapReached(placement.Attempt, startedMs, capMs));
     }
 
     /// <summary>max_cost_credits reached before a result: the agent is told to stop, the job ends CANCELLED, billed exactly up to the cap.</summary>

@@ -37,7 +37,7 @@ public sealed class LlamaRuntime : IChatRuntime
             AntiPrompts = [.. request.Stop, "\nUser:"],
             SamplingPipeline = new DefaultSamplingPipeline { Temperature = request.Temperature, Seed = 42 },
         };
-        await foreach (var piece in executor.InferAsync(ChatPrompt.Format(request.Messages), inference, cancellationToken))
+        await foreach (var piece in executor.InferAsync(ChatPrompt.Format(request.Messages, request.AssistantPrefix), inference, cancellationToken))
         {
             yield return piece;
         }

@@ -40,6 +40,12 @@ public sealed class OpenAiCompatibleRuntime : IChatRuntime
             ["temperature"] = request.Temperature,
             ["messages"] = new JsonArray(request.Messages.Select(m => (JsonNode)new JsonObject { ["role"] = ChatPrompt.OpenAiRole(m.Role), ["content"] = m.Content }).ToArray()),
         };
+        if (request.AssistantPrefix.Length > 0)
+        {
+            // A resumed answer: a final assistant message is continued (prefilled) by llama.cpp's llama-server and Ollama.
+            ((JsonArray)body["messages"]!).Add(new JsonObject { ["role"] = "assistant", ["content"] = request.AssistantPrefix });
+        }
+
         if (request.Stop.Count > 0)
         {
             body["stop"] = new JsonArray(request.Stop.Select(s => (JsonNode)JsonValue.Create(s)).ToArray());

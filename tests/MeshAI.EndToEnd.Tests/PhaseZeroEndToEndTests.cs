@@ -146,7 +146,7 @@ public sealed class PhaseZeroEndToEndTests(MeshStore store)
 
         var cli = await LocalMesh.RunCliAsync(_cliConfig, ["ledger", "show"]);
         Assert.That(cli.ExitCode, Is.Zero, cli.StandardError);
-        Assert.That(cli.StandardOutput, Does.Contain("minted").IgnoreCase.And.Contain("burned").IgnoreCase);
+        Assert.That(cli.StandardOutput, Does.Contain("Earned by devices").And.Contain("Spent by jobs").And.Contain("device earned").And.Contain("job paid"));
 
         var reconciled = await ledger.ReconcileLedgerAsync(new ReconcileLedgerRequest { NetworkId = _networkId });
         Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));

@@ -3,10 +3,11 @@ using MeshAI.Contracts.Job.V1;
 namespace MeshAI.Agent.Chat;
 
 /// <summary>
-/// One chat generation request after the handler applied its limits. <paramref name="AssistantPrefix"/> is the start of the
-/// answer already produced (a resumed stream): the runtime generates what follows it, at most <paramref name="MaxTokens"/> more.
+/// One chat generation request after the handler applied its limits; <paramref name="Seed"/> null = a fresh random seed.
+/// <paramref name="AssistantPrefix"/> is the start of the answer already produced (a resumed stream): the runtime
+/// generates what follows it, at most <paramref name="MaxTokens"/> more.
 /// </summary>
-public sealed record ChatRequest(IReadOnlyList<ChatMessage> Messages, int MaxTokens, int ContextTokens, float Temperature, IReadOnlyList<string> Stop, string AssistantPrefix = "");
+public sealed record ChatRequest(IReadOnlyList<ChatMessage> Messages, int MaxTokens, int ContextTokens, float Temperature, IReadOnlyList<string> Stop, uint? Seed = null, string AssistantPrefix = "");
 
 /// <summary>A text generation backend that yields tokens as they are produced.</summary>
 public interface IChatRuntime : IDisposable

@@ -40,6 +40,11 @@ public sealed class OpenAiCompatibleRuntime : IChatRuntime
             ["temperature"] = request.Temperature,
             ["messages"] = new JsonArray(request.Messages.Select(m => (JsonNode)new JsonObject { ["role"] = ChatPrompt.OpenAiRole(m.Role), ["content"] = m.Content }).ToArray()),
         };
+        if (request.Seed is { } seed)
+        {
+            body["seed"] = seed;
+        }
+
         if (request.AssistantPrefix.Length > 0)
         {
             // A resumed answer: a final assistant message is continued (prefilled) by llama.cpp's llama-server and Ollama.

@@ -78,7 +78,7 @@ public sealed class ChatHandler : IWorkloadHandler, IDisposable
         if (count < maxTokens)
         {
             var temperature = chat.Temperature is > 0 and <= 2 ? chat.Temperature : 0.7f;
-            var request = new ChatRequest(chat.Messages, maxTokens - count, contextTokens, temperature, chat.Stop, prefix);
+            var request = new ChatRequest(chat.Messages, maxTokens - count, contextTokens, temperature, chat.Stop, chat.HasSeed ? chat.Seed : null, prefix);
             await foreach (var piece in _runtime.StreamAsync(request, cancellationToken))
             {
                 var emitted = piece;

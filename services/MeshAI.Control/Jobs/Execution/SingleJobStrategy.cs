@@ -299,7 +299,7 @@ internal class SingleJobStrategy : PlacementStrategy
             return;
         }
 
-        job.CancelOnDevice(placement, "max_cost_credits reached");
+        job.CancelOnDevice(placement, "max_cost_micro reached");
         placement.StopTimers();
         job.Open.Remove(placement.Attempt);
         var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
@@ -307,7 +307,7 @@ internal class SingleJobStrategy : PlacementStrategy
         if (network is null || deviceRow is null)
         {
             job.Open[placement.Attempt] = placement;
-            await job.FinishUnsuccessfullyAsync(JobState.Cancelled, "max_cost_credits reached", AttemptCause.CostCap, "max_cost_credits reached", ct);
+            await job.FinishUnsuccessfullyAsync(JobState.Cancelled, "max_cost_micro reached", AttemptCause.CostCap, "max_cost_micro reached", ct);
             return;
         }
 
@@ -323,7 +323,7 @@ internal class SingleJobStrategy : PlacementStrategy
         row.RuntimeMs = metering.RuntimeMs + segments.Sum(m => m.RuntimeMs);
         row.BilledRuntimeMs = priced.BilledMs + segments.Sum(m => LedgerPricing.Price(m).BilledMs);
         row.CostMicro = priced.BurnMicro + PendingBurnMicro;
-        row.ErrorMessage = $"max_cost_credits {row.MaxCostCredits} µ reached after {runtime} ms: cancelled, billed {priced.BurnMicro} µ";
+        row.ErrorMessage = $"cost cap max_cost_micro {MeshAI.Common.Domain.Money.CreditsWithMicro(row.MaxCostCredits)} reached after {runtime} ms: cancelled, billed {MeshAI.Common.Domain.Money.CreditsWithMicro(row.CostMicro)}";
         job.Finished = true;
         if (await job.S.Settler.CapAsync(row, placement.Attempt, metering, segments, now, ct))
         {

@@ -1,9 +1,4 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
-using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Google.Protobuf;
 using Grpc.Core;
 using MeshAI.Contracts.Common.V1;
@@ -54,7 +49,7 @@ public sealed class ChatResumeEndToEndTests
     [Test]
     public async Task Killing_the_agent_streaming_from_an_openai_upstream_continues_the_stream_on_another_device_billed_per_device()
     {
-        using var upstream = ResumingUpstream.Start(Answer, TimeSpan.FromMilliseconds(150));
+        using var upstream = SseChatUpstream.Start(Answer, TimeSpan.FromMilliseconds(150));
         var (networkId, agents) = await MeshJobs.NetworkWithAgentsAsync(_mesh, _channel, "resume-openai", 2, ["--chat-openai-url", upstream.Url, "--chat-openai-model", "resume-upstream"]);
         var run = await RunAndKillAsync(networkId, agents, maxTokens: 64);
 
@@ -168,123 +163,4 @@ public sealed class ChatResumeEndToEndTests
     private static string Shorten(string text) => text.Length <= 80 ? text : text[..80] + "…";
 
     private sealed record ResumedRun(IReadOnlyList<string> Tokens, ChatOutput Output, MeshAgent Victim, int ResumedAt);
-
-    /// <summary>
-    /// An OpenAI-compatible chat server (SSE) that continues a final assistant message the way llama-server and Ollama do:
-    /// it streams the rest of a fixed answer after the prefix it was given (400 for a prefix that is not a start of it).
-    /// </summary>
-    private sealed class ResumingUpstream : IDisposable
-    {
-        private readonly TcpListener _listener;
-        private readonly CancellationTokenSource _stop = new();
-        private readonly List<string> _prefixes = [];
-
-        private ResumingUpstream(TcpListener listener) => _listener = listener;
-
-        public string Url => $"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
-
-        /// <summary>The assistant prefix of every request, in order ("" for a fresh answer).</summary>
-        public IReadOnlyList<string> Prefixes
-        {
-            get
-            {
-                lock (_prefixes)
-                {
-                    return [.. _prefixes];
-                }
-            }
-        }
-
-        public static ResumingUpstream Start(IReadOnlyList<string> words, TimeSpan interval)
-        {
-            var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            var server = new ResumingUpstream(listener);
-            _ = server.AcceptLoopAsync(words, interval);
-            return server;
-        }
-
-        public void Dispose()
-        {
-            _stop.Cancel();
-            _listener.Stop();
-            _stop.Dispose();
-        }
-
-        private async Task AcceptLoopAsync(IReadOnlyList<string> words, TimeSpan interval)
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                TcpClient client;
-                try
-                {
-                    client = await _listener.AcceptTcpClientAsync(_stop.Token);
-                }
-                catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
-                {
-                    return;
-                }
-
-                _ = ServeAsync(client, words, interval);
-            }
-        }
-
-        private async Task ServeAsync(TcpClient client, IReadOnlyList<string> words, TimeSpan interval)
-        {
-            using (client)
-            {
-                try
-                {
-                    var stream = client.GetStream();
-                    var reader = new StreamReader(stream, Encoding.UTF8);
-                    var contentLength = 0;
-                    string? line;
-                    while (!string.IsNullOrEmpty(line = await reader.ReadLineAsync(_stop.Token)))
-                    {
-                        if (line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))
-                        {
-                            contentLength = int.Parse(line[15..].Trim(), CultureInfo.InvariantCulture);
-                        }
-                    }
-
-                    var body = new char[contentLength];
-                    var read = 0;
-                    while (read < contentLength && await reader.ReadAsync(body.AsMemory(read), _stop.Token) is var n and > 0)
-                    {
-                        read += n;
-                    }
-
-                    var messages = JsonNode.Parse(new string(body, 0, read))!["messages"]!.AsArray();
-                    var last = messages[^1]!;
-                    var prefix = (string?)last["role"] == "assistant" ? (string)last["content"]! : "";
-                    lock (_prefixes)
-                    {
-                        _prefixes.Add(prefix);
-                    }
-
-                    var from = Enumerable.Range(0, words.Count + 1).FirstOrDefault(k => string.Concat(words.Take(k)) == prefix, -1);
-                    if (from < 0)
-                    {
-                        await stream.WriteAsync(Encoding.UTF8.GetBytes("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), _stop.Token);
-                        return;
-                    }
-
-                    await stream.WriteAsync(Encoding.UTF8.GetBytes("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"), _stop.Token);
-                    foreach (var word in words.Skip(from))
-                    {
-                        var chunk = JsonSerializer.Serialize(new { id = "chatcmpl-resume", @object = "chat.completion.chunk", choices = new[] { new { index = 0, delta = new { content = word } } } });
-                        await stream.WriteAsync(Encoding.UTF8.GetBytes("data: " + chunk + "\n\n"), _stop.Token);
-                        await stream.FlushAsync(_stop.Token);
-                        await Task.Delay(interval, _stop.Token);
-                    }
-
-                    await stream.WriteAsync(Encoding.UTF8.GetBytes("data: [DONE]\n\n"), _stop.Token);
-                }
-                catch (Exception ex) when (ex is IOException or OperationCanceledException or SocketException)
-                {
-                    // The agent hung up (killed, max tokens reached or the job was cancelled).
-                }
-            }
-        }
-    }
 }

@@ -28,24 +28,8 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
     }
 
     /// <summary>
-    /// A streamed token as it leaves the device: sealed to the submitter (token = ephemeral key ‖ ciphertext, with its nonce)
-    /// when the job came encrypted, the plain UTF-8 text (empty nonce) otherwise. Clients open it like a result.
-    /// </summary>
-    public static (ByteString Token, ByteString Nonce) SealToken(JobEnvelope envelope, string jobId, string text)
-    {
-        ArgumentNullException.ThrowIfNull(envelope);
-        if (!PayloadCrypto.IsEncrypted(envelope))
-        {
-            return (ByteString.CopyFromUtf8(text), ByteString.Empty);
-        }
-
-        var (sealedToken, nonce) = PayloadCrypto.SealToSubmitter(System.Text.Encoding.UTF8.GetBytes(text), envelope.PayloadEncryption.SubmitterPublicKey.Span, jobId);
-        return (ByteString.CopyFrom(sealedToken), ByteString.CopyFrom(nonce));
-    }
-
-    /// <summary>
     /// The token stream of one job on this device (chat resume, docs/chat-resume.md): every token goes to the submitter
-    /// (<see cref="SealToken"/>) and, for an encrypted job, also sealed under the job's resume key for a device that may have
+    /// and, for an encrypted job, also sealed under the job's resume key for a device that may have
     /// to continue the stream; <see cref="JobTokenStream.Open"/> reads what earlier attempts delivered. Throws
     /// <see cref="PayloadCryptoException"/> when the envelope's content key cannot be unwrapped here.
     /// </summary>

@@ -8,8 +8,8 @@ namespace MeshAI.Agent.Jobs;
 
 /// <summary>
 /// One job's token stream on this device (chat resume, docs/chat-resume.md): builds each <see cref="JobToken"/> — for the
-/// submitter (sealed to its key when the job is encrypted) and for a device that may continue the stream (sealed under the
-/// job's resume key, which only the envelope's recipients can derive) — and opens a <see cref="StreamResume"/> that an
+/// submitter and, for an encrypted job, a copy for a device that may continue the stream (sealed under the job's resume
+/// key, which only the envelope's recipients can derive) — and opens a <see cref="StreamResume"/> that an
 /// offer carries into the text to continue after.
 /// </summary>
 public sealed class JobTokenStream
@@ -35,8 +35,9 @@ public sealed class JobTokenStream
     public JobToken Frame(int attempt, string text, int index)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var (token, nonce) = EndToEndPayload.SealToken(_envelope, _jobId, text);
-        var frame = new JobToken { JobId = _jobId, Attempt = attempt, Token = token, Nonce = nonce, Index = index };
+        // The submitter's copy stays UTF-8 text as before (clients print it as it arrives; sealing it to the submitter needs
+        // every client to open tokens first: docs/chat-resume.md "Limits").
+        var frame = new JobToken { JobId = _jobId, Attempt = attempt, Token = ByteString.CopyFromUtf8(text), Index = index };
         if (_resumeKey is not null)
         {
             var (sealedText, resumeNonce) = PayloadCrypto.SealResumeText(_resumeKey, _jobId, index, Encoding.UTF8.GetBytes(text));

@@ -86,6 +86,16 @@ public sealed class JobPlaneOptions
     /// <summary>How long an offer may go unanswered (no accept or decline: lost on a dead relay) before the attempt is retried.</summary>
     [Range(100, 600_000)]
     public int OfferAnswerTimeoutMs { get; set; } = 10_000;
+
+    /// <summary>
+    /// Chat resume (docs/chat-resume.md): a small_chat retry continues after the tokens already streamed instead of starting
+    /// over. Off: a retry starts a fresh answer (its token indices restart at 0).
+    /// </summary>
+    public bool ChatResume { get; set; } = true;
+
+    /// <summary>Most bytes of delivered tokens a job keeps for a resume; a longer stream is not resumed (its retry fails the job).</summary>
+    [Range(1024, 64 << 20)]
+    public int MaxResumeBytes { get; set; } = 2 << 20;
 }
 
 /// <summary>SMTP settings for magic-link mail.</summary>

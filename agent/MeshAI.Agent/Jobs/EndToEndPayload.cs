@@ -27,6 +27,31 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
         return ByteString.CopyFrom(PayloadCrypto.DecryptEnvelope(envelope, deviceId, _key));
     }
 
+    /// <summary>
+    /// The token stream of one job on this device (chat resume, docs/chat-resume.md): every token goes to the submitter
+    /// and, for an encrypted job, also sealed under the job's resume key for a device that may have
+    /// to continue the stream; <see cref="JobTokenStream.Open"/> reads what earlier attempts delivered. Throws
+    /// <see cref="PayloadCryptoException"/> when the envelope's content key cannot be unwrapped here.
+    /// </summary>
+    public JobTokenStream TokenStream(JobEnvelope envelope, string jobId)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        if (!PayloadCrypto.IsEncrypted(envelope))
+        {
+            return new JobTokenStream(envelope, jobId, null);
+        }
+
+        var contentKey = PayloadCrypto.UnwrapContentKey(envelope, deviceId, _key);
+        try
+        {
+            return new JobTokenStream(envelope, jobId, PayloadCrypto.ResumeKey(contentKey, jobId));
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(contentKey);
+        }
+    }
+
     /// <summary>Seals <paramref name="result"/>'s output to the submitter when the job came encrypted.</summary>
     public static JobResult SealResult(JobEnvelope envelope, JobResult result)
     {

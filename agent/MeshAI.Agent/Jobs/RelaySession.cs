@@ -300,9 +300,24 @@ public sealed partial class RelaySession
         }
 
         WorkloadInput input;
+        JobTokenStream? tokens = null;
         try
         {
             input = WorkloadInput.Parser.ParseFrom(offer.Chunk is { } chunk && !chunk.Payload.IsEmpty ? chunk.Payload : _payloads.OpenInput(envelope, envelope.InputManifest?.Payload ?? ByteString.Empty));
+            if (input.InputCase == WorkloadInput.InputOneofCase.Chat)
+            {
+                // Chat resume (docs/chat-resume.md): continue after what earlier attempts streamed.
+                tokens = _payloads.TokenStream(envelope, details.JobId);
+                if (offer.Resume is { } resume)
+                {
+                    input.Chat.Resume = tokens.Open(resume);
+                }
+                else if (input.Chat.Resume is not null)
+                {
+                    await _jobs.SendTerminalAsync(Decline(details, DeclineReason.UnsupportedWorkload, "chat.resume is set by the mesh when it resumes a stream, not by a submitter"), cancellationToken);
+                    return;
+                }
+            }
         }
         catch (InvalidProtocolBufferException)
         {
@@ -339,14 +354,14 @@ public sealed partial class RelaySession
 
         _jobs.Running[Key(details.JobId, details.Attempt)] = new AgentJobs.RunningJob(details.JobId, details.Attempt, details.ChunkId, jobCts);
         await _jobs.SendTerminalAsync(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } }, cancellationToken);
-        _jobs.Track(Task.Run(() => RunJobAsync(details, envelope, handler, input, jobCts, lifetime), CancellationToken.None));
+        _jobs.Track(Task.Run(() => RunJobAsync(details, envelope, handler, input, tokens, jobCts, lifetime), CancellationToken.None));
     }
 
-    private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, CancellationTokenSource jobCts, CancellationToken sessionToken)
+    private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, JobTokenStream? tokens, CancellationTokenSource jobCts, CancellationToken sessionToken)
     {
         var started = Stopwatch.GetTimestamp();
         var heartbeatsAtStart = Volatile.Read(ref _heartbeats);
-        var context = new JobContext(this, details, envelope.InputManifest?.Blobs.ToList() ?? []);
+        var context = new JobContext(this, details, envelope.InputManifest?.Blobs.ToList() ?? [], tokens is null ? new Lazy<JobTokenStream>(() => _payloads.TokenStream(envelope, details.JobId)) : new Lazy<JobTokenStream>(tokens));
         ConnectRequest outcome;
         try
         {
@@ -465,15 +480,12 @@ public sealed partial class RelaySession
         }
     }
 
-    private sealed class JobContext(RelaySession session, PlacementTicketDetails details, IReadOnlyList<Contracts.Common.V1.Blob> blobs) : IJobContext
+    private sealed class JobContext(RelaySession session, PlacementTicketDetails details, IReadOnlyList<Contracts.Common.V1.Blob> blobs, Lazy<JobTokenStream> tokens) : IJobContext
     {
         public IReadOnlyList<Contracts.Common.V1.Blob> Blobs => blobs;
 
         public ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken) =>
-            session._jobs.SendStreamAsync(new ConnectRequest
-            {
-                JobToken = new JobToken { JobId = details.JobId, Attempt = details.Attempt, Token = ByteString.CopyFromUtf8(text), Index = index },
-            }, cancellationToken);
+            session._jobs.SendStreamAsync(new ConnectRequest { JobToken = tokens.Value.Frame(details.Attempt, text, index) }, cancellationToken);
 
         public ValueTask ReportProgressAsync(double fraction, string message, CancellationToken cancellationToken) =>
             session._jobs.SendStreamAsync(new ConnectRequest

@@ -67,6 +67,10 @@ internal sealed class JobExecution
             ChunkEnvelopeBytes = JobChunker.ChunkEnvelope(envelope).ToByteArray();
             Strategy = new ChunkedJobStrategy(context.Chunks);
         }
+        else if (ResumesStream)
+        {
+            Strategy = new ResumableChatStrategy();
+        }
         else
         {
             Strategy = new SingleJobStrategy();
@@ -205,6 +209,12 @@ internal sealed class JobExecution
     public JobOffer Offer(PlacementTicket ticket, JobChunk? chunk) => chunk is null
         ? new JobOffer { Ticket = ticket, Envelope = ByteString.CopyFrom(EnvelopeBytes) }
         : new JobOffer { Ticket = ticket, Envelope = ByteString.CopyFrom(ChunkEnvelopeBytes), Chunk = chunk.Payload };
+
+    /// <summary>
+    /// True when the job is a small_chat stream that can resume on another device (docs/chat-resume.md);
+    /// <see cref="JobPlaneOptions.ChatResume"/> turns it off.
+    /// </summary>
+    public bool ResumesStream => Envelope.WorkloadId == Contracts.Common.V1.WorkloadClass.SmallChat && S.Options.ChatResume;
 
     /// <summary>Stops every timer without writing anything (lease lost or shutdown: the next owner carries on).</summary>
     public void Abandon()

@@ -69,7 +69,8 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
     /// store refused the attempt (the job ended meanwhile, or the number is taken). A refused offer comes back as an
     /// <see cref="OfferUndeliverable"/> event, handled after this one.
     /// </summary>
-    internal async Task<Placement?> OfferAsync(JobExecution job, int attempt, PlacementCandidate selected, AttemptKind kind, JobChunk? chunk, JobDebugView? debugView, string detail, CancellationToken ct)
+    /// <param name="resume">What earlier attempts of a chat already streamed (chat resume): carried by the offer, bound by the ticket.</param>
+    internal async Task<Placement?> OfferAsync(JobExecution job, int attempt, PlacementCandidate selected, AttemptKind kind, JobChunk? chunk, JobDebugView? debugView, string detail, CancellationToken ct, StreamResume? resume = null)
     {
         var now = clock.GetUtcNow();
         var deviceId = selected.Device.DeviceId;
@@ -106,6 +107,7 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
             ExpireTime = Timestamp.FromDateTimeOffset(now.AddMilliseconds(job.TimeoutMs)),
             ChunkId = chunk?.ChunkId ?? "",
             ChunkSha256 = chunk is null ? "" : Secrets.Sha256Hex(chunk.Payload.ToByteArray()),
+            ResumeSha256 = resume is null ? "" : Secrets.Sha256Hex(resume.ToByteArray()),
         }, await keys.TicketKeyAsync(job.NetworkId, deviceId, ct));
 
         var placement = new Placement(attempt, deviceId, chunk, row.StartTimeMs);
@@ -114,7 +116,9 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
         job.LastAttempt = Math.Max(job.LastAttempt, attempt);
         Arm(job, placement, TimeSpan.FromMilliseconds(job.TimeoutMs));
         logger.LogInformation("Job {JobId} attempt {Attempt}{Chunk} offered to {DeviceId}", job.JobId, attempt, chunk is null ? "" : " (chunk " + chunk.ChunkId + ")", deviceId);
-        if (!dispatcher.TryOffer(deviceId, job.Offer(ticket, chunk)))
+        var offer = job.Offer(ticket, chunk);
+        offer.Resume = resume;
+        if (!dispatcher.TryOffer(deviceId, offer))
         {
             job.Post(new OfferUndeliverable(attempt, "device has no live relay stream"));
         }

@@ -150,15 +150,57 @@ public static class ModelsCommands
     private static Command Publish(CliRuntime runtime)
     {
         var network = CliRuntime.NetworkOption();
-        var dir = new Option<string>("--dir") { Description = "An installed model directory (with its manifest.json)", HelpName = "DIR", Required = true };
-        var source = new Option<string>("--source") { Description = "URL prefix devices fetch the files from (https:// or file://; default: the directory as file://)", HelpName = "URL" };
+        var name = new Argument<string>("name")
+        {
+            Description = "A model folder the server serves (meshai-server --models-dir DIR), e.g. all-minilm-l6-v2; or give --dir instead",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var dir = new Option<string>("--dir") { Description = "An installed model directory (with its manifest.json) instead of a served model", HelpName = "DIR" };
+        var source = new Option<string>("--source") { Description = "With --dir: URL prefix devices fetch the files from (https:// or file://; default: the directory as file://)", HelpName = "URL" };
+        var version = new Option<string>("--version") { Description = "Version to publish (default: the model's manifest version)" };
         var makePublic = new Option<bool>("--public") { Description = "Guests may use it (policy public_models_only)" };
         var autoInstall = new Option<bool>("--auto-install") { Description = "Every agent of the network that lacks it fetches and verifies it on start" };
-        var command = new Command("publish", "Publish a model to the network: control signs its manifest (admins)") { network, dir, source, makePublic, autoInstall };
+        var command = new Command("publish", "Publish a model to the network: control signs its manifest (admins); a model the server serves, or a local --dir")
+        {
+            name, network, dir, source, version, makePublic, autoInstall,
+        };
         runtime.Bind(command, async ctx =>
         {
+            var served = ctx.Get(name);
+            var directory = ctx.Get(dir);
+            if (string.IsNullOrEmpty(served) == string.IsNullOrEmpty(directory))
+            {
+                throw new CliException("Give either a model the server serves (meshnet models publish all-minilm-l6-v2) or --dir DIR, not both.");
+            }
+
             var networkId = await ctx.NetworkIdAsync(network);
-            var details = DetailsFromDirectory(networkId, ctx.Get(dir)!, ctx.Get(source), ctx.Get(makePublic), ctx.Get(autoInstall));
+            ModelManifestDetails details;
+            if (!string.IsNullOrEmpty(directory))
+            {
+                details = DetailsFromDirectory(networkId, directory, ctx.Get(source), ctx.Get(makePublic), ctx.Get(autoInstall));
+                if (!string.IsNullOrEmpty(ctx.Get(version)))
+                {
+                    details.Version = ctx.Get(version)!;
+                }
+            }
+            else
+            {
+                var config = await ctx.RequireLoginAsync();
+                using var http = new HttpClient(GrpcChannels.PinnedHandler(string.IsNullOrEmpty(config.Fingerprint) ? null : config.Fingerprint)) { Timeout = TimeSpan.FromSeconds(30) };
+                var url = config.ServerUrl!.TrimEnd('/') + "/models/" + Uri.EscapeDataString(served!) + "/manifest.json";
+                using var response = await http.GetAsync(new Uri(url), ctx.CancellationToken);
+                if (response.StatusCode == HttpStatusCode.NotFound)
+                {
+                    throw new CliException($"The server does not serve a model called {served}. Start meshai-server with --models-dir DIR, where DIR holds " +
+                                           "the models `meshai-agent models install --out DIR` wrote.");
+                }
+
+                response.EnsureSuccessStatusCode();
+                using var local = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ctx.CancellationToken));
+                details = ServedManifest(networkId, config.ServerUrl!, served!, local.RootElement, ctx.Get(version), ctx.Get(makePublic));
+                details.AutoInstall = ctx.Get(autoInstall);
+            }
+
             using var client = await ctx.ConnectAsync();
             var published = (await client.Models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = details }, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken)).Manifest;
             if (ctx.Json)
@@ -167,7 +209,12 @@ public static class ModelsCommands
                 return ExitCodes.Ok;
             }
 
-            ctx.Out.WriteLine($"Published {details.Name} v{details.Version} ({details.Files.Count} files{(details.PublicModel ? ", public" : "")}{(details.AutoInstall ? ", auto-install" : "")}) as {published.ManifestId}, signed with {published.SigningKeyId}.");
+            ctx.Out.WriteLine($"Published {details.Name} v{details.Version} in {networkId} ({details.Files.Count} files{(details.PublicModel ? ", public" : "")}{(details.AutoInstall ? ", auto-install" : "")}) as {published.ManifestId}, signed with control key {published.SigningKeyId}:");
+            foreach (var file in details.Files)
+            {
+                ctx.Out.WriteLine($"  {file.Path,-12} {file.SizeBytes,12:N0} bytes  sha256 {file.Sha256}  from {file.Source}");
+            }
+
             return ExitCodes.Ok;
         });
         return command;
@@ -268,53 +315,5 @@ public static class ModelsCommands
         }
 
         return details;
-    }
-
-    private static Command Publish(CliRuntime runtime)
-    {
-        var network = CliRuntime.NetworkOption();
-        var name = new Argument<string>("name") { Description = "A model folder the server serves (meshai-server --models-dir DIR), e.g. all-minilm-l6-v2" };
-        var version = new Option<string>("--version") { Description = "Version to publish (default: the folder's manifest version)" };
-        var isPublic = new Option<bool>("--public") { Description = "Guests may run jobs on this model (policy public_models_only)" };
-        var command = new Command("publish", "Sign a network manifest for a model the server serves, so browser devices (and agents) fetch and verify it")
-        {
-            name, network, version, isPublic,
-        };
-        runtime.Bind(command, async ctx =>
-        {
-            var networkId = await ctx.NetworkIdAsync(network);
-            var config = await ctx.RequireLoginAsync();
-            var model = ctx.Get(name) ?? "";
-            using var http = new HttpClient(GrpcChannels.PinnedHandler(string.IsNullOrEmpty(config.Fingerprint) ? null : config.Fingerprint)) { Timeout = TimeSpan.FromSeconds(30) };
-            var url = config.ServerUrl!.TrimEnd('/') + "/models/" + Uri.EscapeDataString(model) + "/manifest.json";
-            using var response = await http.GetAsync(new Uri(url), ctx.CancellationToken);
-            if (response.StatusCode == HttpStatusCode.NotFound)
-            {
-                throw new CliException($"The server does not serve a model called {model}. Start meshai-server with --models-dir DIR, where DIR holds " +
-                                       "the models `meshai-agent models install --out DIR` wrote.");
-            }
-
-            response.EnsureSuccessStatusCode();
-            using var local = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ctx.CancellationToken));
-            var details = ServedManifest(networkId, config.ServerUrl!, model, local.RootElement, ctx.Get(version), ctx.Get(isPublic));
-            using var client = await ctx.ConnectAsync();
-            var published = await client.Models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = details },
-                deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
-            var signed = ModelManifestDetails.Parser.ParseFrom(published.Manifest.Details);
-            if (ctx.Json)
-            {
-                ctx.WriteJson(new JsonObject { ["manifestId"] = published.Manifest.ManifestId, ["signingKeyId"] = published.Manifest.SigningKeyId, ["details"] = JsonOutput.Node(signed) });
-                return ExitCodes.Ok;
-            }
-
-            ctx.Out.WriteLine($"Published {signed.Name} v{signed.Version} in {networkId}, signed by control key {published.Manifest.SigningKeyId}:");
-            foreach (var file in signed.Files)
-            {
-                ctx.Out.WriteLine($"  {file.Path,-12} {file.SizeBytes,12:N0} bytes  sha256 {file.Sha256}  from {file.Source}");
-            }
-
-            return ExitCodes.Ok;
-        });
-        return command;
     }
 }

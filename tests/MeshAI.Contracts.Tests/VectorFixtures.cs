@@ -164,6 +164,19 @@ public static class VectorFixtures
         ExpireTime = new Timestamp { Seconds = 1_893_553_445, Nanos = 678_000_000 },
         ChunkId = "chunk_0002",
         ChunkSha256 = Sha256Hex(ChunkPayload().ToByteString()),
+        ResumeSha256 = Sha256Hex(StreamResume().ToByteString()),
+    };
+
+    /// <summary>The tokens fixture 3's offer resumes after (its hash is bound by the ticket; docs/chat-resume.md).</summary>
+    public static StreamResume StreamResume() => new()
+    {
+        // An encoding vector, not a whole resume: every field non-default, so the first token shown is index 1.
+        NextIndex = 3,
+        Tokens =
+        {
+            new ResumeToken { Index = 1, Text = Seq(0x71, 12), Nonce = Seq(0x81, 24) },
+            new ResumeToken { Index = 2, Text = Seq(0x72, 9), Nonce = Seq(0x82, 24) },
+        },
     };
 
     /// <summary>The chunk of fixture 3's offer (its hash is bound by the ticket).</summary>
@@ -189,6 +202,7 @@ public static class VectorFixtures
             },
             Envelope = JobEnvelope().ToByteString(),
             Chunk = ChunkPayload(),
+            Resume = StreamResume(),
         },
     };
 

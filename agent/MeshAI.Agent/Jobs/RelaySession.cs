@@ -130,7 +130,9 @@ public sealed partial class RelaySession
         }
 
         _jobs.Attach(_send);
-        _announce($"MESHAI_AGENT_ONLINE device_id={welcome.DeviceId}");
+        // Online once the relay acknowledged the first heartbeat: by then its presence (capabilities, contribution) is
+        // recorded, so a job submitted right after the announcement sees an eligible device.
+        var announced = false;
         var heartbeats = HeartbeatLoopAsync(Math.Max(100, welcome.HeartbeatIntervalMs), sessionCts.Token);
         var watch = ContributionWatchAsync(sessionCts.Token);
         try
@@ -144,6 +146,12 @@ public sealed partial class RelaySession
                         if (_heartbeatSent.TryRemove(frame.HeartbeatAck.Sequence, out var sentAt))
                         {
                             _lastRttMs = (int)Math.Min(int.MaxValue, Stopwatch.GetElapsedTime(sentAt).TotalMilliseconds);
+                        }
+
+                        if (!announced)
+                        {
+                            announced = true;
+                            _announce($"MESHAI_AGENT_ONLINE device_id={welcome.DeviceId}");
                         }
 
                         break;

@@ -209,7 +209,7 @@ public static class ModelsCommands
                 return ExitCodes.Ok;
             }
 
-            ctx.Out.WriteLine($"Published {details.Name} v{details.Version} in {networkId} ({details.Files.Count} files{(details.PublicModel ? ", public" : "")}{(details.AutoInstall ? ", auto-install" : "")}) as {published.ManifestId}, signed with control key {published.SigningKeyId}:");
+            ctx.Out.WriteLine($"Published {details.Name} v{details.Version} ({details.Files.Count} files{(details.PublicModel ? ", public" : "")}{(details.AutoInstall ? ", auto-install" : "")}) as {published.ManifestId} in {networkId}, signed with {published.SigningKeyId}:");
             foreach (var file in details.Files)
             {
                 ctx.Out.WriteLine($"  {file.Path,-12} {file.SizeBytes,12:N0} bytes  sha256 {file.Sha256}  from {file.Source}");

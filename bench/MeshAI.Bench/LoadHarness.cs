@@ -109,7 +109,8 @@ public static class LoadHarness
         };
     }
 
-    private static async Task<LatencyReport> MeasureAsync(string name, int count, int concurrency, Func<CancellationToken, Task> call)
+    /// <summary>Warm-up, then <paramref name="count"/> sequential calls (latency percentiles) and <paramref name="count"/> calls with <paramref name="concurrency"/> in flight.</summary>
+    internal static async Task<LatencyReport> MeasureAsync(string name, int count, int concurrency, Func<CancellationToken, Task> call)
     {
         for (var i = 0; i < Math.Min(20, count); i++)
         {
@@ -142,7 +143,8 @@ public static class LoadHarness
 
     private static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 
-    private static void Print(IReadOnlyList<LatencyReport> reports, int payloadBytes, int concurrency)
+    /// <summary>The table and the ratios of every path against the first (the baseline).</summary>
+    internal static void Print(IReadOnlyList<LatencyReport> reports, int payloadBytes, int concurrency)
     {
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(c, $"payload {payloadBytes} B, {reports[0].Count} calls per path, concurrency {concurrency} for the throughput column"));

@@ -59,6 +59,7 @@ public static class CliApp
             JobsCommands.Build(runtime),
             LedgerCommands.Build(runtime),
             PolicyCommands.Build(runtime),
+            ModelsCommands.Build(runtime),
         };
         return root;
     }

@@ -86,6 +86,7 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<IPlacementPolicy, LinearPlacementPolicy>();
         services.TryAddSingleton<PolicyRepository>();
         services.TryAddSingleton<PolicyStore>();
+        services.TryAddSingleton<ModelAvailability>();
         services.TryAddSingleton<NetworkSettingsEditor>();
         services.TryAddSingleton<JobPlanner>();
         services.TryAddSingleton<JobWatchHub>();

@@ -92,6 +92,7 @@ public static class VectorFixtures
                 MaxLatencyMs = 2_500,
                 RequiresPinnedDeviceIdsOptional = { "dev_pinned_a", "dev_pinned_b" },
                 PinnedTier = Tier._4,
+                Model = "all-minilm-l6-v2",
             },
             RoutingMode = RoutingMode.PinnedDevice,
             MaxCostCredits = MaxCostCredits,

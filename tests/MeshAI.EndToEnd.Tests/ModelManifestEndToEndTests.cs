@@ -76,7 +76,7 @@ public sealed class ModelManifestEndToEndTests
         Assert.That(fetchOutput, Does.Contain("MESHAI_MODEL_FETCHED name=tiny-embed version=1 files=2"));
 
         var jobs = new JobService.JobServiceClient(_channel);
-        var input = new WorkloadInput { Embeddings = new EmbeddingsInput { Texts = { "hello world", "the cat sat on the mat" } } };
+        var input = new WorkloadInput { Embeddings = new EmbeddingsInput { Model = "tiny-embed", Texts = { "hello world", "the cat sat on the mat" } } };
         var job = (await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = Envelope(input, agent.DeviceId) })).Job;
         EmbeddingsOutput? output = null;
         using var watch = jobs.WatchJob(new WatchJobRequest { NetworkId = _networkId, JobId = job.JobId });
@@ -95,7 +95,7 @@ public sealed class ModelManifestEndToEndTests
         }
 
         Assert.That(output, Is.Not.Null);
-        Assert.That(output!.Model, Is.EqualTo("tiny-embed"), "the agent serves the fetched model");
+        Assert.That(output!.Model, Is.EqualTo("tiny-embed"), "the job's model selects the fetched model");
         Assert.That(output.Embeddings, Has.Count.EqualTo(2));
         Assert.That(output.Dimension, Is.EqualTo(32));
     }
@@ -118,6 +118,157 @@ public sealed class ModelManifestEndToEndTests
         Assert.That(fetch.Output, Does.Contain("MESHAI_MODEL_REFUSED name=tampered-embed").And.Contain("SHA-256").And.Contain("does not match"));
         Assert.That(Directory.Exists(target), Is.False, "a mismatching model is never installed");
         Assert.That(Directory.GetDirectories(_mesh.DataDirectory).Where(d => d.Contains("tampered-target", StringComparison.Ordinal)), Is.Empty, "no staging left");
+    }
+
+    [Test]
+    public async Task An_auto_install_manifest_is_fetched_at_agent_start_advertised_and_selected_by_jobs()
+    {
+        var models = new ModelService.ModelServiceClient(_channel);
+        var details = Details("auto-embed");
+        details.AutoInstall = true;
+        await models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = details });
+        var link = (await CliJsonAsync("device", "join", "--network", _networkId)).GetProperty("joinLink").GetString()!;
+
+        var agent = await _mesh.StartAgentAsync(link, "auto-fetcher", ["--model-origin", new Uri(_origin).AbsoluteUri], null);
+        var plainLink = (await CliJsonAsync("device", "join", "--network", _networkId)).GetProperty("joinLink").GetString()!;
+        var plain = await _mesh.StartAgentAsync(plainLink, "no-sync", ["--no-model-sync"], null);
+
+        TestContext.Out.WriteLine(agent.Process.OutputTail(20));
+        Assert.That(agent.Process.StandardOutputText, Does.Contain("MESHAI_MODEL_FETCHED name=auto-embed version=1").And.Contain("(auto_install)"));
+        Assert.That(File.Exists(Path.Combine(agent.StateDirectory, "models", "auto-embed", "manifest.json")), Is.True, "installed into the agent's own cache");
+        var devices = new Contracts.Device.V1.DeviceService.DeviceServiceClient(_channel);
+        var card = (await devices.ListDevicesAsync(new Contracts.Device.V1.ListDevicesRequest { NetworkId = _networkId, PageSize = 100 })).Devices.Single(d => d.DeviceId == agent.DeviceId);
+        var advertised = card.Capabilities.Models.ToDictionary(m => m.Name);
+        Assert.That(advertised.Keys, Is.SupersetOf(new[] { "auto-embed", ProvisionedModels.MiniLm, ProvisionedModels.ArcticXs }));
+        Assert.That(advertised["auto-embed"].Sha256, Is.EqualTo(details.Files.Single(f => f.Path == "model.onnx").Sha256));
+        Assert.That(advertised["auto-embed"].Dimension, Is.EqualTo(32));
+        Assert.That(advertised[ProvisionedModels.MiniLm].IsDefault, Is.True);
+        Assert.That(advertised[ProvisionedModels.MiniLm].Dimension, Is.EqualTo(384));
+
+        // Not pinned: model_available alone sends it to the only device that has the model.
+        var jobs = new JobService.JobServiceClient(_channel);
+        var input = new WorkloadInput { Embeddings = new EmbeddingsInput { Model = "auto-embed", Texts = { "hello world" } } };
+        var envelope = Envelope(input, agent.DeviceId);
+        envelope.RoutingMode = RoutingMode.Auto;
+        envelope.ResourceRequest = new ResourceRequest();
+        var estimate = await jobs.EstimateJobAsync(new EstimateJobRequest { Envelope = envelope });
+        var lacking = estimate.Eligibility.Single(e => e.DeviceId == plain.DeviceId);
+        Assert.That(lacking.Eligible, Is.False);
+        Assert.That(lacking.FailingFilter, Is.EqualTo(EligibilityFilter.ModelAvailable));
+        Assert.That(lacking.Reason, Does.Contain("no model auto-embed").And.Contain(ProvisionedModels.MiniLm));
+        Assert.That(plain.Process.StandardOutputText, Does.Not.Contain("MESHAI_MODEL_FETCHED"), "--no-model-sync fetches nothing");
+        Assert.That(estimate.Eligibility.Single(e => e.DeviceId == agent.DeviceId).Eligible, Is.True);
+        var output = await RunAsync(envelope);
+        Assert.That(output.Model, Is.EqualTo("auto-embed"));
+        Assert.That(output.Dimension, Is.EqualTo(32));
+    }
+
+    [Test]
+    public async Task An_unknown_model_is_invalid_argument_naming_the_available_ones()
+    {
+        var link = (await CliJsonAsync("device", "join", "--network", _networkId)).GetProperty("joinLink").GetString()!;
+        var agent = await _mesh.StartAgentAsync(link, "namer", [], null);
+        var jobs = new JobService.JobServiceClient(_channel);
+        var input = new WorkloadInput { Embeddings = new EmbeddingsInput { Model = "no-such-model", Texts = { "hello" } } };
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = Envelope(input, agent.DeviceId) }));
+
+        Assert.That(error!.StatusCode, Is.EqualTo(StatusCode.InvalidArgument));
+        Assert.That(error.Status.Detail, Does.Contain("no-such-model").And.Contain(ProvisionedModels.MiniLm).And.Contain(ProvisionedModels.ArcticXs));
+        Assert.That(error.GetRpcStatus()?.GetDetail<Google.Rpc.ErrorInfo>()?.Reason, Is.EqualTo("MODEL_NOT_AVAILABLE"));
+        var violation = error.GetRpcStatus()?.GetDetail<Google.Rpc.BadRequest>()?.FieldViolations.Single();
+        Assert.That(violation?.Field, Is.EqualTo("envelope.input_manifest.payload"));
+
+        var viaResources = Envelope(new WorkloadInput { Embeddings = new EmbeddingsInput { Texts = { "hello" } } }, agent.DeviceId);
+        viaResources.ResourceRequest.Model = "no-such-model";
+        var second = await Assert.ThrowsAsync<RpcException>(async () => await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = viaResources }));
+        Assert.That(second!.GetRpcStatus()?.GetDetail<Google.Rpc.BadRequest>()?.FieldViolations.Single().Field, Is.EqualTo("envelope.resource_request.model"));
+
+        var cli = await LocalMesh.RunCliAsync(_cliConfig, ["run", "embeddings", "--network", _networkId, "--model", "no-such-model", "--text", "hi"]);
+        TestContext.Out.WriteLine(cli.StandardError);
+        Assert.That(cli.ExitCode, Is.Not.Zero);
+        Assert.That(cli.StandardError, Does.Contain("no-such-model").And.Contain(ProvisionedModels.MiniLm).And.Not.Contain("   at "));
+    }
+
+    [Test]
+    public async Task Models_list_shows_which_devices_serve_which_model()
+    {
+        var link = (await CliJsonAsync("device", "join", "--network", _networkId)).GetProperty("joinLink").GetString()!;
+        var agent = await _mesh.StartAgentAsync(link, "lister", [], null);
+
+        var json = await CliJsonAsync("models", "list", "--network", _networkId);
+        var models = json.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!);
+        var minilm = models[ProvisionedModels.MiniLm];
+        Assert.That(minilm.GetProperty("dimension").GetInt32(), Is.EqualTo(384));
+        var server = minilm.GetProperty("devices").EnumerateArray().Single(d => d.GetProperty("deviceId").GetString() == agent.DeviceId);
+        Assert.That(server.GetProperty("isDefault").GetBoolean(), Is.True);
+        Assert.That(server.GetProperty("sha256").GetString(), Is.EqualTo("4a64cee3d4134bbdc86eed96e1a660efec58975417204ecfcf134140edb6e0e2"));
+        Assert.That(models.ContainsKey(ProvisionedModels.ArcticXs), Is.True);
+
+        var table = await LocalMesh.RunCliAsync(_cliConfig, ["models", "list", "--network", _networkId]);
+        TestContext.Out.WriteLine(table.StandardOutput);
+        Assert.That(table.ExitCode, Is.Zero, table.StandardError);
+        Assert.That(table.StandardOutput, Does.Contain("MODEL").And.Contain(ProvisionedModels.MiniLm).And.Contain("lister").And.Contain("4a64cee3d413"));
+    }
+
+    [Test]
+    public async Task Guests_run_embeddings_only_after_the_network_publishes_the_model_as_public()
+    {
+        var networks = new Contracts.Network.V1.NetworkService.NetworkServiceClient(_channel);
+        var invite = (await networks.InviteMemberAsync(new Contracts.Network.V1.InviteMemberRequest
+        {
+            NetworkId = _networkId, InviteType = Contracts.Network.V1.InviteType.ShareLinkWithApproval, Role = Role.Guest,
+        })).InviteLink;
+        var guestToken = await _mesh.SignInAsync("guest-models@example.com");
+        using var guestChannel = _mesh.Channel(guestToken);
+        var pending = (await new Contracts.Network.V1.NetworkService.NetworkServiceClient(guestChannel).AcceptInviteAsync(new Contracts.Network.V1.AcceptInviteRequest { InviteToken = invite })).Member;
+        await networks.ApproveMemberAsync(new Contracts.Network.V1.ApproveMemberRequest { NetworkId = _networkId, UserId = pending.UserId });
+        var link = (await CliJsonAsync("device", "join", "--network", _networkId)).GetProperty("joinLink").GetString()!;
+        var agent = await _mesh.StartAgentAsync(link, "guest-server", [], null);
+        var guestJobs = new JobService.JobServiceClient(guestChannel);
+        JobEnvelope PublicJob()
+        {
+            var envelope = Envelope(new WorkloadInput { Embeddings = new EmbeddingsInput { Texts = { "public text" } } }, agent.DeviceId);
+            envelope.DataSensitivityTag = DataSensitivityTag.Public;
+            return envelope;
+        }
+
+        // Wait until the device is eligible for a member (first heartbeat processed), so the guest's refusal below is the policy's.
+        var adminJobs = new JobService.JobServiceClient(_channel);
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(60);
+        while (!(await adminJobs.EstimateJobAsync(new EstimateJobRequest { Envelope = PublicJob() })).Eligibility.Single(e => e.DeviceId == agent.DeviceId).Eligible)
+        {
+            Assert.That(DateTimeOffset.UtcNow, Is.LessThan(deadline), "the new agent becomes eligible for a member");
+            await Task.Delay(250);
+        }
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await guestJobs.SubmitJobAsync(new SubmitJobRequest { Envelope = PublicJob() }));
+        Assert.That(refused!.StatusCode, Is.EqualTo(StatusCode.FailedPrecondition), "the packaged default model is not public until the network says so");
+        var explained = await guestJobs.EstimateJobAsync(new EstimateJobRequest { Envelope = PublicJob() });
+        var verdict = explained.Eligibility.Single(e => e.DeviceId == agent.DeviceId);
+        Assert.That(verdict.FailingFilter, Is.EqualTo(EligibilityFilter.PolicyAllows), verdict.Reason);
+
+        var publish = await LocalMesh.RunCliAsync(_cliConfig, ["models", "publish", "--network", _networkId, "--dir", ProvisionedModels.Directory(ProvisionedModels.MiniLm), "--public"]);
+        TestContext.Out.WriteLine(publish.StandardOutput + publish.StandardError);
+        Assert.That(publish.ExitCode, Is.Zero, publish.StandardError);
+        Assert.That(publish.StandardOutput, Does.Contain("Published all-minilm-l6-v2 v24.9.52193 (2 files, public)"));
+
+        var job = (await guestJobs.SubmitJobAsync(new SubmitJobRequest { Envelope = PublicJob() })).Job;
+        Assert.That(job.DeviceId, Is.Empty.Or.EqualTo(agent.DeviceId));
+        using var watch = guestJobs.WatchJob(new WatchJobRequest { NetworkId = _networkId, JobId = job.JobId });
+        EmbeddingsOutput? output = null;
+        await foreach (var frame in watch.ResponseStream.ReadAllAsync())
+        {
+            if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Result)
+            {
+                output = WorkloadOutput.Parser.ParseFrom(frame.Result.Output).Embeddings;
+                break;
+            }
+
+            Assert.That(frame.Status?.Job?.State, Is.Not.EqualTo(JobState.Failed), frame.Status?.Job?.ErrorMessage);
+        }
+
+        Assert.That(output?.Model, Is.EqualTo(ProvisionedModels.MiniLm), "a guest runs the public model");
     }
 
     [Test]
@@ -180,6 +331,27 @@ public sealed class ModelManifestEndToEndTests
         }
 
         return details;
+    }
+
+    private async Task<EmbeddingsOutput> RunAsync(JobEnvelope envelope)
+    {
+        var jobs = new JobService.JobServiceClient(_channel);
+        var job = (await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
+        using var watch = jobs.WatchJob(new WatchJobRequest { NetworkId = _networkId, JobId = job.JobId });
+        await foreach (var frame in watch.ResponseStream.ReadAllAsync())
+        {
+            if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Result)
+            {
+                return WorkloadOutput.Parser.ParseFrom(frame.Result.Output).Embeddings;
+            }
+
+            if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Status && frame.Status.Job?.State is JobState.Failed or JobState.Cancelled)
+            {
+                Assert.Fail($"embeddings job {frame.Status.Job.State}: {frame.Status.Job.ErrorMessage}");
+            }
+        }
+
+        throw new AssertionException("the watch ended without a result");
     }
 
     private JobEnvelope Envelope(WorkloadInput input, string deviceId) => new()

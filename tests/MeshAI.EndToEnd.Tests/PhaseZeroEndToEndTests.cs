@@ -84,13 +84,13 @@ public sealed class PhaseZeroEndToEndTests(MeshStore store)
         foreach (var embedding in embeddings)
         {
             var values = embedding.GetProperty("values").EnumerateArray().Select(v => v.GetDouble()).ToArray();
-            Assert.That(values, Has.Length.EqualTo(32));
+            Assert.That(values, Has.Length.EqualTo(384), "all-minilm-l6-v2, the default model");
             Assert.That(Math.Sqrt(values.Sum(v => v * v)), Is.EqualTo(1.0).Within(1e-4));
         }
 
         var human = await LocalMesh.RunCliAsync(_cliConfig, ["run", "embeddings", "--text", "hello world"]);
         Assert.That(human.ExitCode, Is.Zero, human.StandardError);
-        Assert.That(human.StandardOutput, Does.Contain("dimension 32"));
+        Assert.That(human.StandardOutput, Does.Contain("dimension 384"));
     }
 
     [Test]
@@ -111,8 +111,7 @@ public sealed class PhaseZeroEndToEndTests(MeshStore store)
         }
 
         Assert.That(Cosine(onA.Output.Embeddings[0].Values, onA.Output.Embeddings[1].Values), Is.LessThan(0.9999), "different texts give different vectors");
-        // Semantic ordering (related > unrelated) needs real weights; none ship offline (docs/models.md).
-        TestContext.Out.WriteLine("cosine(related/unrelated) not asserted: the agents run the generated tiny model");
+        Assert.That(onA.Output.Model, Is.EqualTo(ProvisionedModels.MiniLm), "agents serve the real default model");
 
         var ledger = new LedgerService.LedgerServiceClient(_channel);
         foreach (var run in new[] { onA, onB })

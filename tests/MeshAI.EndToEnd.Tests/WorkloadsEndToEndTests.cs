@@ -195,15 +195,23 @@ public sealed partial class WorkloadsEndToEndTests
     {
         var tampered = await _mesh.StartAgentAsync(await JoinLinkAsync(), "tampered", [], state =>
         {
-            var model = Path.Combine(state, "models", "embeddings", "model.onnx");
+            // A model of the agent's own cache whose weights no longer match its manifest (the shared real models stay intact).
+            var dir = Path.Combine(state, "models", "embeddings");
+            MeshAI.Agent.Embeddings.TinyModelGenerator.Generate(dir);
+            var model = Path.Combine(dir, "model.onnx");
             var bytes = File.ReadAllBytes(model);
             bytes[^1] ^= 0xFF;
             File.WriteAllBytes(model, bytes);
         });
         var device = await WaitForDeviceAsync(tampered.DeviceId, d => d.OnlineStatus == OnlineStatus.Online, TimeSpan.FromSeconds(30));
-        Assert.That(device.Capabilities.Workloads, Does.Not.Contain(WorkloadClass.Embeddings));
+        Assert.That(device.Capabilities.Models.Select(m => m.Name), Does.Not.Contain(MeshAI.Agent.Embeddings.TinyModelGenerator.ModelName), "the tampered model is not advertised");
+        Assert.That(device.Capabilities.Models.Select(m => m.Name), Does.Contain(ProvisionedModels.MiniLm), "the verified ones are");
         Assert.That(device.Capabilities.Workloads, Does.Contain(WorkloadClass.DiagnosticEcho));
         Assert.That(tampered.Process.Output, Does.Contain("REFUSED").And.Contain("SHA-256"));
+        var jobs = new JobService.JobServiceClient(_channel);
+        var asked = Envelope(WorkloadClass.Embeddings, new WorkloadInput { Embeddings = new EmbeddingsInput { Model = MeshAI.Agent.Embeddings.TinyModelGenerator.ModelName, Texts = { "x" } } }, tampered.DeviceId);
+        var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () => await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = asked }));
+        Assert.That(refused!.StatusCode, Is.AnyOf(Grpc.Core.StatusCode.InvalidArgument, Grpc.Core.StatusCode.FailedPrecondition), "no job is ever routed to the refused model");
         tampered.Process.Kill();
     }
 

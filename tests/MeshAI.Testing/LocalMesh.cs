@@ -252,8 +252,8 @@ public sealed partial class LocalMesh : IAsyncDisposable
     }
 
     /// <summary>
-    /// A real agent: writes the tiny embeddings model into its model cache, joins with the link, starts
-    /// <c>meshai-agent run</c> and waits until the relay welcomed it.
+    /// A real agent: joins with the link, starts <c>meshai-agent run</c> with the real packaged models as a shared
+    /// read-only model cache (<see cref="ProvisionedModels"/>) and waits until the relay welcomed it.
     /// </summary>
     public Task<MeshAgent> StartAgentAsync(string joinLink, string name, CancellationToken cancellationToken = default) =>
         StartAgentAsync(joinLink, name, [], null, cancellationToken);
@@ -267,15 +267,14 @@ public sealed partial class LocalMesh : IAsyncDisposable
         var stateDirectory = ScratchDirectory.Create("meshai-agent");
         _directories.Add(stateDirectory);
         var agentDll = RepoPaths.BuiltAssembly("agent/MeshAI.Agent", "meshai-agent");
-        var modelDirectory = Path.Combine(stateDirectory, "models", "embeddings");
-        await RunToSuccessAsync("agent-model", [agentDll, "models", "generate-tiny", "--out", modelDirectory], cancellationToken);
-        var joined = await RunToSuccessAsync("agent-join", [agentDll, "join", joinLink, "--state-dir", stateDirectory, "--name", name], cancellationToken);
+        var models = await ProvisionedModels.EnsureAsync(cancellationToken);
+        var joined = await RunToSuccessAsync("agent-join", [agentDll, "join", joinLink, "--state-dir", stateDirectory, "--name", name, "--model-cache", models], cancellationToken);
         var deviceId = JoinedLine().Match(joined).Groups["id"].Value;
         beforeRun?.Invoke(stateDirectory);
         var run = ProcessRunner.Start(new ProcessRunnerOptions
         {
             FileName = ProcessRunner.DotnetHostPath,
-            Arguments = [agentDll, "run", "--state-dir", stateDirectory, .. runArguments],
+            Arguments = [agentDll, "run", "--state-dir", stateDirectory, "--model-cache", models, .. runArguments],
             Name = "agent-" + name,
         });
         _processes.Add(run);

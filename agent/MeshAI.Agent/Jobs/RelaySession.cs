@@ -198,7 +198,7 @@ public sealed partial class RelaySession
     {
         var report = _deviceState.Capture();
         report.NetworkRttMs = _lastRttMs;
-        report.Workloads.AddRange(_workloads.Workloads);
+        _workloads.Advertise(report); // workload classes + installed models (#14)
         return report;
     }
 

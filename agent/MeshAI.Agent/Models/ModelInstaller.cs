@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using MeshAI.Agent.Embeddings;
 using MeshAI.Common.Crypto;
+using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Model.V1;
 using LocalManifest = MeshAI.Agent.Embeddings.ModelManifest;
 using SignedManifest = MeshAI.Contracts.Model.V1.ModelManifest;
@@ -63,7 +64,7 @@ public sealed class ModelInstaller
         }
     }
 
-    /// <summary>The local <c>manifest.json</c> for verified details (parameters dimension, max_tokens, model_file, vocab_file).</summary>
+    /// <summary>The local <c>manifest.json</c> for verified details (parameters dimension, max_tokens, model_file, vocab_file, pooling, query_prefix).</summary>
     public static LocalManifest ToLocal(ModelManifestDetails details)
     {
         ArgumentNullException.ThrowIfNull(details);
@@ -75,7 +76,18 @@ public sealed class ModelInstaller
             int.TryParse(Parameter("max_tokens"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var maxTokens) ? maxTokens : 0,
             modelFile,
             Parameter("vocab_file") ?? modelFile,
-            details.Files.Select(f => new Embeddings.ModelFile(f.Path, f.Sha256.ToLowerInvariant(), f.SizeBytes)).ToList());
+            details.Files.Select(f => new Embeddings.ModelFile(f.Path, f.Sha256.ToLowerInvariant(), f.SizeBytes)).ToList())
+        {
+            Version = details.Version,
+            Workload = details.WorkloadClass switch
+            {
+                WorkloadClass.Embeddings => LocalManifest.EmbeddingsWorkload,
+                WorkloadClass.SmallChat => LocalManifest.ChatWorkload,
+                _ => "",
+            },
+            Pooling = Parameter("pooling") ?? "mean",
+            QueryPrefix = Parameter("query_prefix") ?? "",
+        };
     }
 
     private async Task FetchAsync(Contracts.Model.V1.ModelFile file, string staging, CancellationToken ct)
@@ -97,35 +109,43 @@ public sealed class ModelInstaller
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-        await using (var input = await OpenAsync(source, ct))
-        await using (var output = File.Create(destination))
+        await using var input = await OpenAsync(source, ct);
+        await CopyVerifiedAsync(input, destination, $"{file.Path} from {file.Source}", file.SizeBytes, file.Sha256, "the signed manifest", ct);
+    }
+
+    /// <summary>
+    /// Copies <paramref name="input"/> to <paramref name="destination"/> while hashing it; throws
+    /// <see cref="ModelVerificationException"/> as soon as it grows past <paramref name="size"/> bytes, or at the end when
+    /// its size or SHA-256 differs from what <paramref name="pinnedBy"/> pins.
+    /// </summary>
+    internal static async Task CopyVerifiedAsync(Stream input, string destination, string label, long size, string sha256, string pinnedBy, CancellationToken ct)
+    {
+        await using var output = File.Create(destination);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 16];
+        long total = 0;
+        int read;
+        while ((read = await input.ReadAsync(buffer, ct)) > 0)
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            var buffer = new byte[81920];
-            long total = 0;
-            int read;
-            while ((read = await input.ReadAsync(buffer, ct)) > 0)
+            total += read;
+            if (total > size)
             {
-                total += read;
-                if (total > file.SizeBytes)
-                {
-                    throw new ModelVerificationException($"{file.Path} from {file.Source} is larger than the {file.SizeBytes} bytes the manifest pins");
-                }
-
-                hash.AppendData(buffer, 0, read);
-                await output.WriteAsync(buffer.AsMemory(0, read), ct);
+                throw new ModelVerificationException($"{label} is larger than the {size} bytes {pinnedBy} pins");
             }
 
-            if (total != file.SizeBytes)
-            {
-                throw new ModelVerificationException($"{file.Path} from {file.Source} has {total} bytes, the manifest pins {file.SizeBytes}");
-            }
+            hash.AppendData(buffer, 0, read);
+            await output.WriteAsync(buffer.AsMemory(0, read), ct);
+        }
 
-            var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-            if (!string.Equals(actual, file.Sha256, StringComparison.OrdinalIgnoreCase))
-            {
-                throw new ModelVerificationException($"{file.Path} from {file.Source}: SHA-256 {actual} does not match the signed manifest ({file.Sha256})");
-            }
+        if (total != size)
+        {
+            throw new ModelVerificationException($"{label} has {total} bytes, {pinnedBy} pins {size}");
+        }
+
+        var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+        if (!string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ModelVerificationException($"{label}: SHA-256 {actual} does not match {pinnedBy} ({sha256})");
         }
     }
 
@@ -146,7 +166,8 @@ public sealed class ModelInstaller
         return await response.Content.ReadAsStreamAsync(ct);
     }
 
-    private static void Swap(string staging, string target)
+    /// <summary>Replaces <paramref name="target"/> with the verified <paramref name="staging"/> directory.</summary>
+    internal static void Swap(string staging, string target)
     {
         string? old = null;
         if (Directory.Exists(target))

@@ -101,8 +101,11 @@ public sealed class AgentStateStore
     /// <summary>The state directory.</summary>
     public string Directory { get; }
 
-    /// <summary>Default model directory for embeddings.</summary>
-    public string EmbeddingsModelDirectory => Path.Combine(Directory, "models", "embeddings");
+    /// <summary>Legacy single-model directory for embeddings (still scanned: it sits in <see cref="ModelsDirectory"/>).</summary>
+    public string EmbeddingsModelDirectory => Path.Combine(ModelsDirectory, "embeddings");
+
+    /// <summary>The device's model cache: one directory per model, each with its manifest.json.</summary>
+    public string ModelsDirectory => Path.Combine(Directory, "models");
 
     private string KeysPath => Path.Combine(Directory, "keys.json");
 

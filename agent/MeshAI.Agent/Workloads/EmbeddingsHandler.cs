@@ -1,19 +1,41 @@
+using System.Collections.Concurrent;
 using MeshAI.Agent.Embeddings;
+using MeshAI.Agent.Models;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
 
 namespace MeshAI.Agent.Workloads;
 
-/// <summary>Text embeddings with the device's verified ONNX model.</summary>
-public sealed class EmbeddingsHandler : IWorkloadHandler
+/// <summary>
+/// Text embeddings with the device's verified ONNX models: the job's <c>EmbeddingsInput.model</c> selects one (empty =
+/// the device default). A model is loaded (verified again, then handed to ONNX Runtime) the first time a job asks for it,
+/// so a sandboxed agent, which only advertises, never loads weights itself.
+/// </summary>
+public sealed class EmbeddingsHandler : IWorkloadHandler, IDisposable
 {
     /// <summary>Most texts per job (phase-0 contract).</summary>
     public const int MaxTexts = 256;
 
-    private readonly EmbeddingModel _model;
+    private readonly LocalModelSet _models;
+    private readonly ConcurrentDictionary<string, Lazy<EmbeddingModel>> _loaded = new(StringComparer.Ordinal);
 
-    /// <summary>Creates the handler over a loaded, verified model.</summary>
-    public EmbeddingsHandler(EmbeddingModel model) => _model = model;
+    /// <summary>Creates the handler over a loaded, verified model (its only model).</summary>
+    public EmbeddingsHandler(EmbeddingModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        _models = new LocalModelSet([new LocalModel("", model.Manifest)], model.Manifest.Name);
+        _loaded[model.Manifest.Name] = new Lazy<EmbeddingModel>(model);
+    }
+
+    /// <summary>Creates the handler over the device's verified model directories, loading each on first use.</summary>
+    public EmbeddingsHandler(LocalModelSet models)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        _models = models;
+    }
+
+    /// <summary>The models this handler serves.</summary>
+    public LocalModelSet Models => _models;
 
     /// <inheritdoc />
     public WorkloadClass Workload => WorkloadClass.Embeddings;
@@ -32,17 +54,15 @@ public sealed class EmbeddingsHandler : IWorkloadHandler
             throw new InvalidWorkloadInputException($"embeddings take 1..{MaxTexts} texts, got {request.Texts.Count}");
         }
 
-        if (!string.IsNullOrEmpty(request.Model) && !string.Equals(request.Model, _model.Manifest.Name, StringComparison.Ordinal))
-        {
-            throw new InvalidWorkloadInputException($"model {request.Model} is not installed here (this device has {_model.Manifest.Name})");
-        }
-
-        var output = new EmbeddingsOutput { Model = _model.Manifest.Name };
+        var chosen = _models.Find(request.Model)
+                     ?? throw new InvalidWorkloadInputException($"model {request.Model} is not installed here (this device has {string.Join(", ", _models.Names)})");
+        var model = _loaded.GetOrAdd(chosen.Name, _ => new Lazy<EmbeddingModel>(() => EmbeddingModel.Load(chosen.Directory), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+        var output = new EmbeddingsOutput { Model = model.Manifest.Name };
         var texts = request.Texts.ToList();
-        for (var start = 0; start < texts.Count; start += _model.BatchSize)
+        for (var start = 0; start < texts.Count; start += model.BatchSize)
         {
-            var batch = texts.GetRange(start, Math.Min(_model.BatchSize, texts.Count - start));
-            var (vectors, counts) = await Task.Run(() => _model.Embed(batch, cancellationToken), cancellationToken);
+            var batch = texts.GetRange(start, Math.Min(model.BatchSize, texts.Count - start));
+            var (vectors, counts) = await Task.Run(() => model.Embed(batch, cancellationToken), cancellationToken);
             foreach (var vector in vectors)
             {
                 var embedding = new Embedding();
@@ -56,5 +76,14 @@ public sealed class EmbeddingsHandler : IWorkloadHandler
 
         output.Dimension = output.Embeddings.Count > 0 ? output.Embeddings[0].Values.Count : 0;
         return new WorkloadOutput { Embeddings = output };
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var model in _loaded.Values.Where(l => l.IsValueCreated))
+        {
+            model.Value.Dispose();
+        }
     }
 }

@@ -8,8 +8,17 @@ namespace MeshAI.Agent.Workloads;
 /// </summary>
 public sealed record WorkloadSettings
 {
-    /// <summary>Verified ONNX embeddings model directory.</summary>
-    public required string EmbeddingsModelDir { get; init; }
+    /// <summary>An explicit embeddings model directory (<c>--model-dir</c>); it becomes the default model.</summary>
+    public string? EmbeddingsModelDir { get; init; }
+
+    /// <summary>
+    /// Model cache roots scanned for one directory per model: the agent's own (<c>STATE/models</c>) first, then any
+    /// read-only shared caches named by <c>--model-cache DIR[,DIR]</c>.
+    /// </summary>
+    public IReadOnlyList<string> ModelRoots { get; init; } = [];
+
+    /// <summary>The embeddings model for jobs that name none (<c>--default-model</c>); all-minilm-l6-v2 when installed, else the first found.</summary>
+    public string? DefaultModel { get; init; }
 
     /// <summary>Directory with a GGUF chat model and its manifest (LLamaSharp runtime).</summary>
     public string? ChatModelDir { get; init; }
@@ -26,13 +35,19 @@ public sealed record WorkloadSettings
     /// <summary>The pocketsphinx executable (Debian pocketsphinx).</summary>
     public string PocketsphinxPath { get; init; } = "pocketsphinx_continuous";
 
-    /// <summary>Reads the settings from <c>--model-dir</c>, <c>--chat-model-dir</c>, <c>--chat-openai-url</c>, … options.</summary>
-    public static WorkloadSettings FromCommandLine(CommandLine line, string defaultEmbeddingsDir, string defaultChatDir)
+    /// <summary>
+    /// Reads the settings from <c>--model-dir</c>, <c>--model-cache</c>, <c>--default-model</c>, <c>--chat-model-dir</c>,
+    /// <c>--chat-openai-url</c>, … options; <paramref name="ownModelRoot"/> is scanned before any <c>--model-cache</c>.
+    /// </summary>
+    public static WorkloadSettings FromCommandLine(CommandLine line, string ownModelRoot, string defaultChatDir)
     {
         ArgumentNullException.ThrowIfNull(line);
+        var caches = (line.Get("model-cache") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return new WorkloadSettings
         {
-            EmbeddingsModelDir = line.Get("model-dir") ?? defaultEmbeddingsDir,
+            EmbeddingsModelDir = line.Get("model-dir"),
+            ModelRoots = [.. new[] { ownModelRoot }.Concat(caches).Where(r => !string.IsNullOrEmpty(r)).Distinct(StringComparer.Ordinal)],
+            DefaultModel = line.Get("default-model"),
             ChatModelDir = line.Get("chat-model-dir") ?? defaultChatDir,
             ChatOpenAiUrl = line.Get("chat-openai-url"),
             ChatOpenAiModel = line.Get("chat-openai-model"),
@@ -44,7 +59,11 @@ public sealed record WorkloadSettings
     /// <summary>The options that rebuild these settings in a worker.</summary>
     public IReadOnlyList<string> ToWorkerArguments()
     {
-        var args = new List<string> { "--model-dir", EmbeddingsModelDir, "--tesseract", TesseractPath, "--pocketsphinx", PocketsphinxPath };
+        // The worker's own root is empty: every root travels in --model-cache, in the agent's order.
+        var args = new List<string> { "--tesseract", TesseractPath, "--pocketsphinx", PocketsphinxPath };
+        Add("--model-dir", EmbeddingsModelDir);
+        Add("--model-cache", string.Join(',', ModelRoots));
+        Add("--default-model", DefaultModel);
         Add("--chat-model-dir", ChatModelDir);
         Add("--chat-openai-url", ChatOpenAiUrl);
         Add("--chat-openai-model", ChatOpenAiModel);

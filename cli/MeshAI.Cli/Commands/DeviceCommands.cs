@@ -49,6 +49,23 @@ public static class DeviceCommands
         return table;
     }
 
+    /// <summary>Every device of the network, page by page (at most 10,000).</summary>
+    public static async Task<List<Device>> ListAllAsync(CliContext ctx, MeshAI.Client.MeshClient client, string networkId)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        ArgumentNullException.ThrowIfNull(client);
+        var devices = new List<Device>();
+        var request = new ListDevicesRequest { NetworkId = networkId, PageSize = 200 };
+        do
+        {
+            var page = await client.Devices.ListDevicesAsync(request, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
+            devices.AddRange(page.Devices);
+            request.PageToken = page.NextPageToken;
+        }
+        while (!string.IsNullOrEmpty(request.PageToken) && devices.Count < 10_000);
+        return devices;
+    }
+
     /// <summary>"85% charging", "40%", or "-" without a battery.</summary>
     public static string Battery(BatteryState? battery) =>
         battery is null ? "-" : battery.Percent.ToString(CultureInfo.InvariantCulture) + "%" + (battery.Charging ? " charging" : "");
@@ -174,15 +191,7 @@ public static class DeviceCommands
         {
             var networkId = await ctx.NetworkIdAsync(network);
             using var client = await ctx.ConnectAsync();
-            var devices = new List<Device>();
-            var request = new ListDevicesRequest { NetworkId = networkId, PageSize = 200 };
-            do
-            {
-                var page = await client.Devices.ListDevicesAsync(request, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
-                devices.AddRange(page.Devices);
-                request.PageToken = page.NextPageToken;
-            }
-            while (!string.IsNullOrEmpty(request.PageToken) && devices.Count < 10_000);
+            var devices = await ListAllAsync(ctx, client, networkId);
 
             if (ctx.Json)
             {

@@ -23,7 +23,7 @@ public static class JobEnvelopes
         _ => throw new ArgumentException("The workload input has no input set.", nameof(input)),
     };
 
-    /// <summary>An unencrypted envelope for <paramref name="input"/> in <paramref name="networkId"/>.</summary>
+    /// <summary>An unencrypted envelope for <paramref name="input"/> in <paramref name="networkId"/> (an embeddings model name is copied to resource_request.model).</summary>
     public static JobEnvelope Build(string networkId, WorkloadInput input, JobRouting? routing = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(networkId);
@@ -41,13 +41,20 @@ public static class JobEnvelopes
             manifest.Labels[key] = value;
         }
 
+        var resources = routing.ToResourceRequest();
+        // Control routes by model but cannot read an encrypted payload: the model name travels beside it as well.
+        if (input.InputCase == WorkloadInput.InputOneofCase.Embeddings)
+        {
+            resources.Model = input.Embeddings.Model;
+        }
+
         return new JobEnvelope
         {
             NetworkId = networkId,
             WorkloadId = WorkloadFor(input),
             InputManifest = manifest,
             DataSensitivityTag = routing.Sensitivity,
-            ResourceRequest = routing.ToResourceRequest(),
+            ResourceRequest = resources,
             RoutingMode = routing.Mode == RoutingMode.Unspecified ? RoutingMode.Auto : routing.Mode,
             MaxCostCredits = routing.MaxCostMicro,
             TimeoutMs = routing.TimeoutMs,

@@ -35,6 +35,19 @@ public static class ModelManifests
         };
     }
 
+    /// <summary>The weights file of a manifest: the one its <c>model_file</c> parameter names, else its first file (null when it lists none).</summary>
+    public static ModelFile? WeightsFile(ModelManifestDetails details)
+    {
+        ArgumentNullException.ThrowIfNull(details);
+        if (details.Files.Count == 0)
+        {
+            return null;
+        }
+
+        var name = details.Parameters.TryGetValue("model_file", out var file) && file.Length > 0 ? file : details.Files[0].Path;
+        return details.Files.FirstOrDefault(f => f.Path == name) ?? details.Files[0];
+    }
+
     /// <summary>
     /// The details when the signature verifies with one of <paramref name="trustedControlKeys"/> and the manifest is for
     /// <paramref name="expectedNetworkId"/>; otherwise null and the reason.

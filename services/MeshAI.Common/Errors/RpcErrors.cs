@@ -15,6 +15,11 @@ public static class RpcErrors
         Build(Code.InvalidArgument, $"{field}: {description}", "INVALID_ARGUMENT",
             new BadRequest { FieldViolations = { new BadRequest.Types.FieldViolation { Field = field, Description = description } } });
 
+    /// <summary>INVALID_ARGUMENT with a BadRequest field violation and a specific ErrorInfo reason (e.g. MODEL_NOT_AVAILABLE).</summary>
+    public static RpcException InvalidArgument(string field, string description, string reason) =>
+        Build(Code.InvalidArgument, $"{field}: {description}", reason,
+            new BadRequest { FieldViolations = { new BadRequest.Types.FieldViolation { Field = field, Description = description } } });
+
     /// <summary>NOT_FOUND with ResourceInfo.</summary>
     public static RpcException NotFound(string resourceType, string name) =>
         Build(Code.NotFound, $"{resourceType} '{name}' not found", "NOT_FOUND",

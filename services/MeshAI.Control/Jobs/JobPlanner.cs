@@ -16,7 +16,7 @@ public sealed record JobPlacementContext(Role SubmitterRole, SubmitterLocation S
 }
 
 /// <summary>Gathers the network's online devices (presence + stored rows) and its policy, and asks the placement policy.</summary>
-public sealed class JobPlanner(IPresenceDirectory presence, DeviceRepository devices, IPlacementPolicy policy, PolicyStore policies, TimeProvider clock)
+public sealed class JobPlanner(IPresenceDirectory presence, DeviceRepository devices, IPlacementPolicy policy, PolicyStore policies, ModelAvailability models, TimeProvider clock)
 {
     /// <summary>The placement decision for the envelope, skipping <paramref name="excluded"/> devices (a member with no known location).</summary>
     public Task<PlacementDecision> PlanAsync(JobEnvelope envelope, NetworkSettings settings, IReadOnlySet<string> excluded, CancellationToken ct) =>
@@ -38,6 +38,7 @@ public sealed class JobPlanner(IPresenceDirectory presence, DeviceRepository dev
         {
             SubmitterRole = context.SubmitterRole,
             Policy = await policies.LoadCompiledAsync(envelope.NetworkId, ct),
+            PublicModels = await models.PublicModelsAsync(envelope.NetworkId, ct), // policy public_models_only (#14)
             MinuteOfDay = (local.Hour * 60) + local.Minute,
             Submitter = context.Submitter,
             TopK = Math.Max(5, Math.Min(JobChunker.MaxChunks, context.Chunks?.Count ?? 0)),

@@ -23,7 +23,8 @@ public sealed class JobSubmission(
     LedgerQueries ledger,
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
-    JobBudget budget)
+    JobBudget budget,
+    ModelAvailability models)
 {
     private static readonly IReadOnlySet<string> NoExclusions = new HashSet<string>();
 
@@ -119,6 +120,7 @@ public sealed class JobSubmission(
     {
         var (input, timeout) = JobEnvelopeValidator.Validate(envelope, options.Value.Limits);
         var membership = await access.RequireMemberAsync(caller, envelope!.NetworkId, ct);
+        await models.RequireKnownAsync(envelope, ct); // unknown model: INVALID_ARGUMENT naming the available ones (#14)
         IReadOnlyList<JobChunk>? chunks;
         try
         {

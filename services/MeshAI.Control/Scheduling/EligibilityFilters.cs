@@ -19,9 +19,17 @@ public sealed class EligibilityContext
         Pinned = Resources.RequiresPinnedDeviceIdsOptional.Count == 0 ? null : new HashSet<string>(Resources.RequiresPinnedDeviceIdsOptional, StringComparer.Ordinal);
         PinnedTier = Envelope.RoutingMode == RoutingMode.PinnedTier ? EligibilityFilters.PinnedTier(Envelope) : Tier.Unspecified;
         Sensitivity = Envelope.DataSensitivityTag == DataSensitivityTag.Unspecified ? DataSensitivityTag.Private : Envelope.DataSensitivityTag;
+        Model = JobModels.Required(Envelope);
+        ModelSelectable = JobModels.IsSelectable(Envelope.WorkloadId);
         SelectedRules = request.Policy.SelectedRules(new PolicyFacts(Envelope.WorkloadId, Sensitivity, request.SubmitterRole, Tier.Unspecified, false, "",
-            request.MinuteOfDay, false, false, 0, 0, false));
+            request.MinuteOfDay, false, false, 0, 0, false, Model, false));
     }
+
+    /// <summary>The model the job names (empty = each device's default).</summary>
+    public string Model { get; }
+
+    /// <summary>True when the workload selects a model (embeddings, chat).</summary>
+    public bool ModelSelectable { get; }
 
     /// <summary>Policy rules whose job-level selectors match this job.</summary>
     public int[] SelectedRules { get; }
@@ -48,7 +56,7 @@ public sealed class EligibilityContext
 /// <summary>
 /// The eligibility filters of spec routing_and_scheduling, in the order they are checked (the first failure is the
 /// device's reason): network_membership, pinned ids (pinned_device), earlier attempts, contribution switch, workload
-/// supported, policy_allows (the policy engine, <see cref="CompiledPolicy"/>), device_meets (min tier, pinned tier, RAM,
+/// supported, model_available (the job's model is installed there), policy_allows (the policy engine, <see cref="CompiledPolicy"/>), device_meets (min tier, pinned tier, RAM,
 /// GPU, latency), device_state_ok (network mobile-safety defaults: charging / Wi-Fi / battery / thermal), and
 /// device_trust_level_ok when the network sets a minimum.
 /// </summary>
@@ -72,6 +80,7 @@ public static class EligibilityFilters
                ?? EarlierAttempt(candidate, context)
                ?? ContributionEnabled(candidate)
                ?? WorkloadSupported(candidate, context)
+               ?? ModelAvailable(candidate, context)
                ?? PolicyAllows(candidate, context)
                ?? DeviceMeets(candidate, context)
                ?? DeviceStateOk(candidate.Capabilities, context.Request.Settings.MobileSafety)
@@ -113,6 +122,11 @@ public static class EligibilityFilters
         if (!caps.Workloads.Contains(envelope.WorkloadId))
         {
             return EligibilityFilter.WorkloadSupported;
+        }
+
+        if (context.Model.Length > 0 && JobModels.Offered(caps, envelope.WorkloadId, context.Model) is null)
+        {
+            return EligibilityFilter.ModelAvailable;
         }
 
         if (!Verdict(candidate, context).Allowed)
@@ -157,6 +171,18 @@ public static class EligibilityFilters
     public static (EligibilityFilter, string?)? WorkloadSupported(PlacementCandidate c, EligibilityContext x) =>
         !c.Capabilities.Workloads.Contains(x.Envelope.WorkloadId) ? (EligibilityFilter.WorkloadSupported, $"device has no runtime for {x.Envelope.WorkloadId}") : null;
 
+    /// <summary>model_available: the device has the model the job names, installed and verified (it says which it has otherwise).</summary>
+    public static (EligibilityFilter, string?)? ModelAvailable(PlacementCandidate c, EligibilityContext x)
+    {
+        if (x.Model.Length == 0 || JobModels.Offered(c.Capabilities, x.Envelope.WorkloadId, x.Model) is not null)
+        {
+            return null;
+        }
+
+        var has = c.Capabilities.Models.Where(m => m.WorkloadClass == x.Envelope.WorkloadId).Select(m => m.Name).ToList();
+        return (EligibilityFilter.ModelAvailable, $"device has no model {x.Model} (it has {(has.Count == 0 ? "none reported" : string.Join(", ", has))})");
+    }
+
     /// <summary>policy_allows(workload, user_role, sensitivity) — and the policy's device dimensions — via the policy engine.</summary>
     public static (EligibilityFilter, string?)? PolicyAllows(PlacementCandidate c, EligibilityContext x)
     {
@@ -176,7 +202,8 @@ public static class EligibilityFilters
         var facts = new PolicyFacts(
             x.Envelope.WorkloadId, x.Sensitivity, x.Request.SubmitterRole, c.Tier, caps.IsMobile, c.Device.DeviceId, x.Request.MinuteOfDay,
             battery is null || battery.Charging, caps.NetworkType != NetworkType.Cellular, battery?.Percent ?? 100, (int)caps.ThermalStateOptional,
-            x.Pinned is not null && x.Pinned.Contains(c.Device.DeviceId));
+            x.Pinned is not null && x.Pinned.Contains(c.Device.DeviceId),
+            x.Model, !x.ModelSelectable || x.Request.PublicModels.Contains(JobModels.Offered(caps, x.Envelope.WorkloadId, x.Model)));
         return x.Request.Policy.Evaluate(facts, x.SelectedRules);
     }
 

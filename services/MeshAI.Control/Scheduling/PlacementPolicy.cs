@@ -35,6 +35,9 @@ public sealed record PlacementRequest(JobEnvelope Envelope, IReadOnlyList<Placem
 
     /// <summary>How many ranked candidates to return (chunked jobs ask for more to spread over).</summary>
     public int TopK { get; init; } = 5;
+
+    /// <summary>The network's public models (policy public_models_only).</summary>
+    public PublicModels PublicModels { get; init; } = PublicModels.None;
 }
 
 /// <summary>The scheduler's answer: eligibility of every candidate, the top-ranked scores, and the choice (null when nothing is eligible).</summary>

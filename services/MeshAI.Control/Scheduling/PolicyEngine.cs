@@ -17,14 +17,17 @@ public readonly record struct PolicyFacts(
     bool OnWifi,
     int BatteryPercent,
     int ThermalLevel,
-    bool Pinned)
+    bool Pinned,
+    string Model,
+    bool ModelPublic)
 {
     /// <summary>The facts of a wire query.</summary>
     public static PolicyFacts From(PolicyQuery query)
     {
         ArgumentNullException.ThrowIfNull(query);
         return new PolicyFacts(query.WorkloadClass, query.SensitivityTag, query.MemberRole, query.DeviceTier, query.DeviceIsMobile, query.DeviceId,
-            query.MinuteOfDay, query.DeviceCharging, query.DeviceOnWifi, query.DeviceBatteryPercent, query.DeviceThermalLevel, query.Pinned);
+            query.MinuteOfDay, query.DeviceCharging, query.DeviceOnWifi, query.DeviceBatteryPercent, query.DeviceThermalLevel, query.Pinned,
+            query.Model, query.ModelPublic || !JobModels.IsSelectable(query.WorkloadClass));
     }
 }
 
@@ -231,8 +234,13 @@ public sealed class CompiledPolicy
             }
         }
 
-        // public_models_only: every model a v1 device can run comes from the MeshAI catalogue and is public, so the
-        // requirement always holds until networks can register private models (docs/scheduling.md).
+        // public_models_only: the model the job runs there must be public in the network (docs/models.md); workloads
+        // without a selectable model (OCR, transcription, echo, batch) run packaged public models and always pass.
+        if (rule.PublicModelsOnly && !f.ModelPublic)
+        {
+            return f.Model.Length == 0 ? "the device's default model is not public in this network" : $"model {f.Model} is not public in this network";
+        }
+
         return null;
     }
 }
@@ -283,19 +291,20 @@ public static class PolicyEngine
         policy.Rules.Add(new PolicyRule { Name = "sensitive-pinned-devices", Effect = PolicyEffect.Allow, SensitivityTags = { DataSensitivityTag.Sensitive }, RequirePinned = true });
         policy.Rules.Add(new PolicyRule { Name = "sensitive-otherwise-denied", Effect = PolicyEffect.Deny, SensitivityTags = { DataSensitivityTag.Sensitive } });
 
-        PolicyTest Test(string name, PolicyEffect expect, Role role, DataSensitivityTag tag, bool mobile = false, bool pinned = false) => new()
+        PolicyTest Test(string name, PolicyEffect expect, Role role, DataSensitivityTag tag, bool mobile = false, bool pinned = false, bool modelPublic = true) => new()
         {
             Name = name, Expect = expect,
             Query = new PolicyQuery
             {
                 WorkloadClass = WorkloadClass.Embeddings, SensitivityTag = tag, MemberRole = role, DeviceTier = mobile ? Tier._0 : Tier._2,
                 DeviceIsMobile = mobile, DeviceId = "dev_test", MinuteOfDay = 12 * 60, DeviceCharging = true, DeviceOnWifi = true,
-                DeviceBatteryPercent = 90, DeviceThermalLevel = 1, Pinned = pinned,
+                DeviceBatteryPercent = 90, DeviceThermalLevel = 1, Pinned = pinned, ModelPublic = modelPublic,
             },
         };
 
         policy.Tests.Add(Test("members run private data on a laptop", PolicyEffect.Allow, Role.Member, DataSensitivityTag.Private));
         policy.Tests.Add(Test("guests run public data", PolicyEffect.Allow, Role.Guest, DataSensitivityTag.Public));
+        policy.Tests.Add(Test("guests cannot use a model the network has not made public", PolicyEffect.Deny, Role.Guest, DataSensitivityTag.Public, modelPublic: false));
         policy.Tests.Add(Test("guests cannot run private data", PolicyEffect.Deny, Role.Guest, DataSensitivityTag.Private));
         policy.Tests.Add(Test("guests cannot run sensitive data", PolicyEffect.Deny, Role.Guest, DataSensitivityTag.Sensitive, pinned: true));
         policy.Tests.Add(Test("admins run sensitive data on a laptop", PolicyEffect.Allow, Role.Admin, DataSensitivityTag.Sensitive));

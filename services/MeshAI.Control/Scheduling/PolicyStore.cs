@@ -11,7 +11,7 @@ namespace MeshAI.Control.Scheduling;
 /// Policies as data: get (the spec defaults until an admin saves one), update (validated, every stored test must pass,
 /// optimistic version check), evaluate (a hypothetical query against the stored or a proposed policy).
 /// </summary>
-public sealed class PolicyStore(PolicyRepository policies, NetworkAccess access, TimeProvider clock)
+public sealed class PolicyStore(PolicyRepository policies, NetworkAccess access, ModelAvailability models, TimeProvider clock)
 {
     /// <summary>The policy placement uses for the network.</summary>
     public async Task<Policy> LoadAsync(string networkId, CancellationToken ct)
@@ -87,7 +87,7 @@ public sealed class PolicyStore(PolicyRepository policies, NetworkAccess access,
         return saved;
     }
 
-    /// <summary>EvaluatePolicy: any member; against the proposed policy when given.</summary>
+    /// <summary>EvaluatePolicy: any member; against the proposed policy when given. A query naming a model gets model_public from the network's manifests.</summary>
     public async Task<EvaluatePolicyResponse> EvaluateAsync(Caller caller, EvaluatePolicyRequest request, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -98,6 +98,14 @@ public sealed class PolicyStore(PolicyRepository policies, NetworkAccess access,
             throw RpcErrors.InvalidArgument("proposed_" + problems[0].Field, problems[0].Problem);
         }
 
-        return PolicyEngine.Evaluate(policy, request.Query ?? throw RpcErrors.InvalidArgument("query", "required"));
+        var query = request.Query ?? throw RpcErrors.InvalidArgument("query", "required");
+        if (query.Model.Length > 0)
+        {
+            // A named model is judged by the network's manifests, not by what the caller claims.
+            query = query.Clone();
+            query.ModelPublic = (await models.PublicModelsAsync(request.NetworkId, ct)).ContainsName(query.Model);
+        }
+
+        return PolicyEngine.Evaluate(policy, query);
     }
 }

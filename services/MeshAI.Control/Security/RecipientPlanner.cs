@@ -14,7 +14,7 @@ namespace MeshAI.Control.Security;
 /// PlanJob: the candidate devices a submitter should encrypt to, with their X25519 keys, signed by the network's control
 /// key. The envelope sent here carries no payload (control must never see plaintext); only its routing fields count.
 /// </summary>
-public sealed class RecipientPlanner(NetworkAccess access, JobPlanner planner, DeviceRepository devices, NetworkKeyVault keys)
+public sealed class RecipientPlanner(NetworkAccess access, JobPlanner planner, DeviceRepository devices, NetworkKeyVault keys, Scheduling.ModelAvailability models)
 {
     /// <summary>Default number of recipients (retries need no re-upload).</summary>
     public const int DefaultCandidates = 3;
@@ -47,6 +47,7 @@ public sealed class RecipientPlanner(NetworkAccess access, JobPlanner planner, D
         var probe = envelope.Clone();
         probe.InputManifest = new InputManifest();
         probe.PayloadEncryption = null;
+        await models.RequireKnownAsync(probe, ct);
         var decision = await planner.PlanAsync(probe, membership.Settings, NoExclusions, ct);
         var wanted = request.MaxCandidates == 0 ? DefaultCandidates : request.MaxCandidates;
         var ids = decision.Ranked.Select(r => r.DeviceId).Distinct(StringComparer.Ordinal).Take(wanted).ToList();

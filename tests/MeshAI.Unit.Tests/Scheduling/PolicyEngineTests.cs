@@ -9,10 +9,11 @@ namespace MeshAI.Unit.Tests.Scheduling;
 [Category("Unit")]
 public sealed class PolicyEngineTests
 {
-    private static PolicyQuery Query(Role role, DataSensitivityTag tag, bool mobile = false, bool pinned = false, int minute = 720, Tier tier = Tier._2) => new()
+    private static PolicyQuery Query(Role role, DataSensitivityTag tag, bool mobile = false, bool pinned = false, int minute = 720, Tier tier = Tier._2, bool modelPublic = true) => new()
     {
         WorkloadClass = WorkloadClass.Embeddings, SensitivityTag = tag, MemberRole = role, DeviceTier = tier, DeviceIsMobile = mobile, DeviceId = "dev_1",
         MinuteOfDay = minute, DeviceCharging = true, DeviceOnWifi = true, DeviceBatteryPercent = 80, DeviceThermalLevel = 1, Pinned = pinned,
+        Model = "all-minilm-l6-v2", ModelPublic = modelPublic,
     };
 
     private static PolicyEffect Default(PolicyQuery q) => PolicyEngine.Evaluate(PolicyEngine.Defaults("net_x"), q).Effect;
@@ -44,6 +45,18 @@ public sealed class PolicyEngineTests
         Assert.That(PolicyEngine.Evaluate(PolicyEngine.Defaults("net_x"), Query(Role.Guest, DataSensitivityTag.Public)).MatchedRule, Is.EqualTo("guests-public-models-only"));
         Assert.That(Default(Query(Role.Guest, DataSensitivityTag.Private)), Is.EqualTo(PolicyEffect.Deny));
         Assert.That(Default(Query(Role.Guest, DataSensitivityTag.Sensitive, pinned: true)), Is.EqualTo(PolicyEffect.Deny));
+    }
+
+    [Test]
+    public void Default_guests_cannot_use_a_model_the_network_has_not_made_public_but_members_can()
+    {
+        var privateModel = PolicyEngine.Evaluate(PolicyEngine.Defaults("net_x"), Query(Role.Guest, DataSensitivityTag.Public, modelPublic: false));
+        Assert.That(privateModel.Effect, Is.EqualTo(PolicyEffect.Deny));
+        Assert.That(privateModel.MatchedRule, Is.EqualTo("guests-nothing-else"));
+        Assert.That(Default(Query(Role.Member, DataSensitivityTag.Private, modelPublic: false)), Is.EqualTo(PolicyEffect.Allow));
+        var ocr = Query(Role.Guest, DataSensitivityTag.Public, modelPublic: false);
+        ocr.WorkloadClass = WorkloadClass.OcrPreprocess;
+        Assert.That(Default(ocr), Is.EqualTo(PolicyEffect.Allow), "OCR has no selectable model: its packaged model counts as public");
     }
 
     [Test]

@@ -27,6 +27,22 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
         return ByteString.CopyFrom(PayloadCrypto.DecryptEnvelope(envelope, deviceId, _key));
     }
 
+    /// <summary>
+    /// A streamed token as it leaves the device: sealed to the submitter (token = ephemeral key ‖ ciphertext, with its nonce)
+    /// when the job came encrypted, the plain UTF-8 text (empty nonce) otherwise. Clients open it like a result.
+    /// </summary>
+    public static (ByteString Token, ByteString Nonce) SealToken(JobEnvelope envelope, string jobId, string text)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        if (!PayloadCrypto.IsEncrypted(envelope))
+        {
+            return (ByteString.CopyFromUtf8(text), ByteString.Empty);
+        }
+
+        var (sealedToken, nonce) = PayloadCrypto.SealToSubmitter(System.Text.Encoding.UTF8.GetBytes(text), envelope.PayloadEncryption.SubmitterPublicKey.Span, jobId);
+        return (ByteString.CopyFrom(sealedToken), ByteString.CopyFrom(nonce));
+    }
+
     /// <summary>Seals <paramref name="result"/>'s output to the submitter when the job came encrypted.</summary>
     public static JobResult SealResult(JobEnvelope envelope, JobResult result)
     {

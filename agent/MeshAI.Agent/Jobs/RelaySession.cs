@@ -9,6 +9,7 @@ using MeshAI.Agent.State;
 using MeshAI.Agent.Workloads;
 using MeshAI.Common.Crypto;
 using MeshAI.Common.Domain;
+using MeshAI.Common.Observability;
 using MeshAI.Contracts.Device.V1;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Contracts.Relay.V1;
@@ -256,6 +257,27 @@ public sealed partial class RelaySession
 
         var details = check.Ticket!;
         var envelope = check.Envelope!;
+        // Tracing hook (#17): the agent's span of this attempt, child of the relay's (JobOffer.traceparent); every terminal
+        // frame carries its context, and the sandbox worker's span is its child.
+        var span = MeshTelemetry.StartJobSpan("meshai.agent.job", ActivityKind.Consumer, details.JobId, offer.Traceparent, envelope.TraceId);
+        span?.SetTag(MeshTelemetry.AttemptKey, details.Attempt).SetTag(MeshTelemetry.DeviceIdKey, details.DeviceId).SetTag("meshai.chunk_id", details.ChunkId);
+        var accepted = false;
+        try
+        {
+            accepted = await AcceptAndStartAsync(offer, details, envelope, span, cancellationToken);
+        }
+        finally
+        {
+            if (!accepted)
+            {
+                span?.SetStatus(ActivityStatusCode.Error, "declined");
+                span?.Dispose();
+            }
+        }
+    }
+
+    private async Task<bool> AcceptAndStartAsync(JobOffer offer, PlacementTicketDetails details, JobEnvelope envelope, Activity? span, CancellationToken cancellationToken)
+    {
         if (offer.Chunk is { Blobs.Count: > 0 } chunkWithBlobs)
         {
             (envelope.InputManifest ??= new InputManifest()).Blobs.Add(chunkWithBlobs.Blobs); // the chunk's blobs (bound by the ticket's chunk_sha256)
@@ -268,27 +290,27 @@ public sealed partial class RelaySession
         }
         catch (InvalidProtocolBufferException)
         {
-            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.UnsupportedWorkload, "payload is not a WorkloadInput"), cancellationToken);
-            return;
+            await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.UnsupportedWorkload, "payload is not a WorkloadInput"), span), cancellationToken);
+            return false;
         }
         catch (PayloadCryptoException ex)
         {
-            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.BadTicket, "encrypted payload cannot be opened here: " + ex.Message), cancellationToken);
-            return;
+            await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.BadTicket, "encrypted payload cannot be opened here: " + ex.Message), span), cancellationToken);
+            return false;
         }
 
         var decision = Contributing(midJob: false);
         if (!decision.Allowed)
         {
-            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.DeviceState, "not contributing now: " + decision.Reason), cancellationToken);
-            return;
+            await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.DeviceState, "not contributing now: " + decision.Reason), span), cancellationToken);
+            return false;
         }
 
         var handler = _workloads.Find(input);
         if (handler is null)
         {
-            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.UnsupportedWorkload, $"no handler for {input.InputCase} on this device"), cancellationToken);
-            return;
+            await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.UnsupportedWorkload, $"no handler for {input.InputCase} on this device"), span), cancellationToken);
+            return false;
         }
 
         // A shared job set lets the job outlive this stream (its result waits for the next one); otherwise it ends with it.
@@ -300,15 +322,17 @@ public sealed partial class RelaySession
         }
 
         _jobs.Running[Key(details.JobId, details.Attempt)] = new AgentJobs.RunningJob(details.JobId, details.Attempt, details.ChunkId, jobCts);
-        await _jobs.SendTerminalAsync(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } }, cancellationToken);
-        _jobs.Track(Task.Run(() => RunJobAsync(details, envelope, handler, input, jobCts, lifetime), CancellationToken.None));
+        await _jobs.SendTerminalAsync(Traced(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } }, span), cancellationToken);
+        _jobs.Track(Task.Run(() => RunJobAsync(details, envelope, handler, input, jobCts, span, lifetime), CancellationToken.None));
+        return true;
     }
 
-    private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, CancellationTokenSource jobCts, CancellationToken sessionToken)
+    private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, CancellationTokenSource jobCts, Activity? span, CancellationToken sessionToken)
     {
+        using var jobSpan = span;
         var started = Stopwatch.GetTimestamp();
         var heartbeatsAtStart = Volatile.Read(ref _heartbeats);
-        var context = new JobContext(this, details, envelope.InputManifest?.Blobs.ToList() ?? []);
+        var context = new JobContext(this, details, envelope, envelope.InputManifest?.Blobs.ToList() ?? []);
         ConnectRequest outcome;
         try
         {
@@ -342,10 +366,11 @@ public sealed partial class RelaySession
         if (outcome.FrameCase == ConnectRequest.FrameOneofCase.JobFailure)
         {
             LogFailed(_logger, details.JobId, details.Attempt, outcome.JobFailure.Error);
+            span?.SetStatus(ActivityStatusCode.Error, outcome.JobFailure.Error);
         }
 
         // Never dropped: numbered, kept until the relay acknowledges it, re-sent on the next stream if this one ends first.
-        await _jobs.SendTerminalAsync(outcome, CancellationToken.None);
+        await _jobs.SendTerminalAsync(Traced(outcome, span), CancellationToken.None);
 
         Metering Meter() => new()
         {
@@ -410,6 +435,12 @@ public sealed partial class RelaySession
         }
     }
 
+    private static ConnectRequest Traced(ConnectRequest frame, Activity? span)
+    {
+        frame.Traceparent = MeshTelemetry.TraceParent(span);
+        return frame;
+    }
+
     private static ConnectRequest Decline(PlacementTicketDetails details, DeclineReason reason, string detail) => new()
     {
         JobDecline = new JobDecline { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId, Reason = reason, Detail = detail },
@@ -427,15 +458,19 @@ public sealed partial class RelaySession
         }
     }
 
-    private sealed class JobContext(RelaySession session, PlacementTicketDetails details, IReadOnlyList<Contracts.Common.V1.Blob> blobs) : IJobContext
+    private sealed class JobContext(RelaySession session, PlacementTicketDetails details, JobEnvelope envelope, IReadOnlyList<Contracts.Common.V1.Blob> blobs) : IJobContext
     {
         public IReadOnlyList<Contracts.Common.V1.Blob> Blobs => blobs;
 
-        public ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken) =>
-            session._jobs.SendStreamAsync(new ConnectRequest
+        // Streamed tokens are output too: sealed to the submitter like the result when the job came encrypted.
+        public ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken)
+        {
+            var (token, nonce) = EndToEndPayload.SealToken(envelope, details.JobId, text);
+            return session._jobs.SendStreamAsync(new ConnectRequest
             {
-                JobToken = new JobToken { JobId = details.JobId, Attempt = details.Attempt, Token = ByteString.CopyFromUtf8(text), Index = index },
+                JobToken = new JobToken { JobId = details.JobId, Attempt = details.Attempt, Token = token, Nonce = nonce, Index = index },
             }, cancellationToken);
+        }
 
         public ValueTask ReportProgressAsync(double fraction, string message, CancellationToken cancellationToken) =>
             session._jobs.SendStreamAsync(new ConnectRequest

@@ -7,7 +7,8 @@ namespace MeshAI.Control.Networks;
 
 /// <summary>
 /// UpdateNetworkSettings with a FieldMask (AIP-134): admins only; the paths listed in <see cref="UpdatablePaths"/>
-/// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate) are copied from the request, everything else is kept.
+/// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate, the gateway's sensitivity ceiling) are copied
+/// from the request, everything else is kept.
 /// </summary>
 public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAccess access, NetworkRegistry registry)
 {
@@ -25,7 +26,7 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
     [
         "scoring_weights", "scoring_weights.rtt_ms", "scoring_weights.is_plugged_in", "scoring_weights.thermal_headroom", "scoring_weights.idle_score",
         "scoring_weights.credit_rate_efficiency", "retry_policy", "retry_policy.max_attempts", "retry_policy.backoff_ms", "min_device_trust_level",
-        "mobile_safety", "credits.spot_check_sample_bps",
+        "mobile_safety", "credits.spot_check_sample_bps", "gateway.max_sensitivity",
     ];
 
     /// <summary>Applies the masked fields and returns the updated network.</summary>
@@ -86,6 +87,10 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
                     s.Credits ??= new CreditSettings();
                     s.Credits.SpotCheckSampleBps = patch.Credits?.SpotCheckSampleBps ?? 0;
                     break;
+                case "gateway.max_sensitivity":
+                    s.Gateway ??= new GatewaySettings();
+                    s.Gateway.MaxSensitivity = patch.Gateway?.MaxSensitivity ?? Contracts.Common.V1.DataSensitivityTag.Unspecified;
+                    break;
                 default:
                     throw RpcErrors.InvalidArgument("update_mask", $"'{path}' cannot be updated here; updatable: {string.Join(", ", UpdatablePaths)}");
             }
@@ -123,6 +128,11 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
         if (s.Credits is { SpotCheckSampleBps: < 0 or > 10_000 })
         {
             throw RpcErrors.InvalidArgument("settings.credits.spot_check_sample_bps", "basis points between 0 (off) and 10000 (every eligible job)");
+        }
+
+        if (s.Gateway is { } gateway && !Enum.IsDefined(gateway.MaxSensitivity))
+        {
+            throw RpcErrors.InvalidArgument("settings.gateway.max_sensitivity", "a DataSensitivityTag (public, private or sensitive)");
         }
 
         if (s.MinDeviceTrustLevel < 0)

@@ -65,7 +65,7 @@ public static class GatewayErrors
             StatusCode.Unauthenticated => new(401, "authentication_error", "invalid_api_key", message),
             StatusCode.PermissionDenied => new(403, "permission_error", Code(reason, "permission_denied"), message),
             StatusCode.NotFound => new(404, "invalid_request_error", Code(reason, "not_found"), message),
-            StatusCode.InvalidArgument when reason == Scheduling.ModelAvailability.ModelNotAvailable => new(404, "invalid_request_error", "model_not_found", message, "model"),
+            StatusCode.InvalidArgument when reason == Scheduling.ModelAvailability.ModelNotAvailable => new(404, "invalid_request_error", "model_not_found", WithoutField(message, field), "model"),
             StatusCode.InvalidArgument => new(400, "invalid_request_error", Code(reason, "invalid_value"), message, field),
             StatusCode.FailedPrecondition when reason is "CREDITS" or "INSUFFICIENT_CREDITS" => new(402, "insufficient_quota", "insufficient_credits", message),
             StatusCode.FailedPrecondition when reason is "COST_CAP" or "JOB_COST_CAP_EXCEEDED" => new(402, "insufficient_quota", "cost_cap_exceeded", message),
@@ -97,6 +97,10 @@ public static class GatewayErrors
             ? new(400, "invalid_request_error", "workload_error", message)
             : new(503, "service_unavailable", job.State == JobState.Cancelled ? "job_cancelled" : "job_failed", message);
     }
+
+    // "envelope.resource_request.model: model 'x' is not …" → "model 'x' is not …": the client never sent an envelope.
+    private static string WithoutField(string message, string? field) =>
+        field is not null && message.StartsWith(field + ": ", StringComparison.Ordinal) ? message[(field.Length + 2)..] : message;
 
     // "API_KEY_SCOPE_MISSING" → "api_key_scope_missing"; generic reasons fall back to the status's own code.
     private static string Code(string reason, string fallback) =>

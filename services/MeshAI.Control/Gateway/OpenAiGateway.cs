@@ -37,6 +37,7 @@ public sealed partial class OpenAiGateway(
     RecipientPlanner recipients,
     JobSubmission submission,
     JobQueries queries,
+    Storage.JobRepository jobs,
     IPresenceDirectory presence,
     IOptions<GatewayOptions> gatewayOptions,
     IOptions<ControlPlaneOptions> controlOptions,
@@ -73,7 +74,7 @@ public sealed partial class OpenAiGateway(
     private const int MaxPinnedDevices = 16;
 
     private JobQueries Queries => queries;
-    private static readonly JsonWriterOptions WriterOptions = new() { SkipValidation = false };
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>POST /v1/embeddings.</summary>
     public Task EmbeddingsAsync(HttpContext http) => HandleAsync(http, "POST /v1/embeddings", async (call, ct) =>
@@ -241,7 +242,14 @@ public sealed partial class OpenAiGateway(
         var networkForMetrics = "";
         try
         {
-            var caller = await authenticator.RequireAsync(http.Request.Headers.Authorization.ToString() is { Length: > 0 } header ? header : null, ct);
+            var authorization = http.Request.Headers.Authorization.ToString();
+            if (!authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new GatewayException(401, "authentication_error", "missing_api_key",
+                    "no API key: send 'Authorization: Bearer <key>' (create one with `meshnet api-keys create NAME`)");
+            }
+
+            var caller = await authenticator.RequireAsync(authorization, ct);
             var networkId = caller.ApiKeyNetworkId ?? http.Request.Headers[NetworkHeader].ToString();
             if (string.IsNullOrEmpty(networkId))
             {
@@ -322,6 +330,21 @@ public sealed partial class OpenAiGateway(
                 $"this network refuses {Name(sensitivity)} data through the gateway (its server sees requests in plaintext; gateway.max_sensitivity is {Name(allowed)}): use the SDK, which encrypts on your machine");
         }
 
+        // Idempotency-Key: the same key is the same job, billed once. Its result was sealed to the first request's one-time
+        // key, so a replay cannot be answered with it: 409 naming the job, never a second run or a second bill.
+        var idempotency = headers["Idempotency-Key"].ToString();
+        if (idempotency.Length > 128)
+        {
+            throw GatewayException.Invalid("Idempotency-Key", "the Idempotency-Key header is at most 128 characters");
+        }
+
+        if (idempotency.Length > 0 && await jobs.FindByIdempotencyKeyAsync(call.NetworkId, call.Caller.UserId, idempotency, ct) is { } earlier)
+        {
+            http.Response.Headers[JobIdHeader] = earlier.JobId;
+            throw new GatewayException(409, "invalid_request_error", "idempotency_key_reused",
+                $"Idempotency-Key already ran as job {earlier.JobId} (billed once); its answer went to that request and is not sent twice: use a new key to run it again");
+        }
+
         var payload = input.ToByteString();
         var envelope = new JobEnvelope
         {
@@ -345,12 +368,6 @@ public sealed partial class OpenAiGateway(
         var plan = await recipients.PlanAsync(call.Caller, new PlanJobRequest { Envelope = probe, MaxCandidates = gatewayOptions.Value.Recipients }, ct);
         PayloadCrypto.EncryptEnvelope(envelope, plan.Recipients.Select(r => KeyValuePair.Create(r.DeviceId, r.EncryptionPublicKey.ToByteArray())), submitter.PublicKey);
         await recipients.ValidateEncryptedAsync(envelope, ct);
-
-        var idempotency = headers["Idempotency-Key"].ToString();
-        if (idempotency.Length > 128)
-        {
-            throw GatewayException.Invalid("Idempotency-Key", "the Idempotency-Key header is at most 128 characters");
-        }
 
         var job = await submission.SubmitAsync(call.Caller, new SubmitJobRequest { Envelope = envelope, IdempotencyKey = idempotency }, Peer(http), ct);
         http.Response.Headers[JobIdHeader] = job.JobId;

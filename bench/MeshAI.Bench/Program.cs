@@ -26,7 +26,7 @@ if (mode == "scale-out")
     await using var redis = await MeshAI.Testing.RedisServer.StartAsync();
     Console.WriteLine($"postgres and redis up ({redis}); starting 2 control + 2 relay instances and nginx");
     await using var mesh = await MeshAI.Testing.ScaleOutMesh.StartAsync(postgres, redis);
-    var outcome = await MeshAI.Testing.ScaleOutRun.RunAsync(mesh, jobs: Arg(1, 200), agents: Arg(2, 4), line => Console.WriteLine(line));
+    var outcome = await MeshAI.Testing.ScaleOutRun.RunAsync(mesh, jobs: Arg(1, 200), agents: Arg(2, 4), line => Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}"));
     foreach (var problem in outcome.Problems.Take(20))
     {
         Console.WriteLine("problem: " + problem);
@@ -50,5 +50,5 @@ if (mode == "embeddings")
     return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | scale-out [jobs] [agents] | embeddings [batches] [batchSize] [model] [concurrency]");
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents]");
 return 2;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
 using MeshAI.Cli.Commands;
 
 namespace MeshAI.Cli;
@@ -20,12 +21,8 @@ public static class CliApp
         var parseResult = root.Parse(args);
         if (parseResult.Errors.Count > 0 && parseResult.Action is ParseErrorAction)
         {
-            foreach (var error in parseResult.Errors)
-            {
-                await stderr.WriteLineAsync("error: " + error.Message);
-            }
-
             var path = string.Join(' ', CommandPath(parseResult.CommandResult.Command, root));
+            await stderr.WriteLineAsync("error: " + UsageError(parseResult, path));
             await stderr.WriteLineAsync($"Run '{path} --help' for usage.");
             return ExitCodes.Usage;
         }
@@ -63,6 +60,56 @@ public static class CliApp
             ApiKeysCommands.Build(runtime),
         };
         return root;
+    }
+
+    /// <summary>
+    /// One line for a command line that does not parse: an unknown command or option with the closest known one
+    /// ("did you mean"), a command group without its command (listing them), else the parser's messages joined.
+    /// </summary>
+    public static string UsageError(ParseResult parseResult, string path)
+    {
+        ArgumentNullException.ThrowIfNull(parseResult);
+        var command = parseResult.CommandResult.Command;
+        var unmatched = parseResult.UnmatchedTokens;
+        if (unmatched.Count > 0)
+        {
+            var word = unmatched[0];
+            if (word.StartsWith('-'))
+            {
+                var options = command.Options.Concat(AncestorOptions(parseResult)).Where(o => !o.Hidden).SelectMany(o => o.Aliases.Prepend(o.Name));
+                var option = MeshAI.Common.Text.Suggestions.Closest(word.Split('=')[0], options);
+                return $"unknown option '{word}' for '{path}'." + (option is null ? "" : $" Did you mean '{option}'?");
+            }
+
+            if (command.Subcommands.Count > 0)
+            {
+                var names = command.Subcommands.Where(c => !c.Hidden).SelectMany(c => c.Aliases.Prepend(c.Name));
+                var closest = MeshAI.Common.Text.Suggestions.Closest(word, names);
+                return $"unknown command '{word}' for '{path}'." + (closest is null
+                    ? $" Commands: {string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}."
+                    : $" Did you mean '{path} {closest}'?");
+            }
+
+            return $"unexpected argument '{word}' for '{path}'.";
+        }
+
+        if (command.Subcommands.Count > 0 && command.Action is null)
+        {
+            return $"'{path}' needs a command: {string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}.";
+        }
+
+        return string.Join(" ", parseResult.Errors.Select(e => e.Message.Trim()).Distinct());
+    }
+
+    private static IEnumerable<Option> AncestorOptions(ParseResult parseResult)
+    {
+        for (var result = parseResult.CommandResult.Parent as CommandResult; result is not null; result = result.Parent as CommandResult)
+        {
+            foreach (var option in result.Command.Options.Where(o => o.Recursive))
+            {
+                yield return option;
+            }
+        }
     }
 
     private static IEnumerable<string> CommandPath(Command command, RootCommand root)

@@ -4,6 +4,7 @@ using Google.Protobuf;
 using MeshAI.Cli.Config;
 using MeshAI.Cli.Output;
 using MeshAI.Client;
+using MeshAI.Common.Local;
 
 namespace MeshAI.Cli;
 
@@ -48,6 +49,9 @@ public sealed class CliContext
     /// <summary>The server this command talks to, once known (for error messages).</summary>
     public ServerTarget? Target { get; set; }
 
+    /// <summary>Names a request field the way the user gave it ("--text #2"), for error messages; null keeps the path.</summary>
+    public Func<string, string?>? FieldLabel { get; set; }
+
     /// <summary>Deadline for one unary call.</summary>
     public DateTime Deadline => Environment.Time.GetUtcNow().UtcDateTime + Environment.CallTimeout;
 
@@ -73,11 +77,40 @@ public sealed class CliContext
         var current = await ConfigAsync();
         if (!current.IsLoggedIn)
         {
-            var server = string.IsNullOrEmpty(current.ServerUrl) ? "URL" : current.ServerUrl;
-            throw new CliException($"Not logged in. Run: meshnet auth login --server {server} --email EMAIL");
+            throw new CliException("Not logged in. Run: " + LoginCommand(current));
         }
 
         return current;
+    }
+
+    /// <summary>
+    /// The login command to suggest: the configured server and fingerprint, else the local server of $MESHAI_HOME (its
+    /// endpoint.json), else placeholders that say where the fingerprint comes from.
+    /// </summary>
+    public string LoginCommand(CliConfig current)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        var email = string.IsNullOrEmpty(current.Email) ? "EMAIL" : current.Email;
+        if (!string.IsNullOrEmpty(current.ServerUrl))
+        {
+            return $"meshnet auth login --server {current.ServerUrl}" +
+                   (string.IsNullOrEmpty(current.Fingerprint) ? "" : $" --fingerprint {current.Fingerprint}") + $" --email {email}";
+        }
+
+        if (LocalServer() is { } local)
+        {
+            return $"meshnet auth login --server {local.Url} --fingerprint {local.Fingerprint} --email {email}";
+        }
+
+        return $"meshnet auth login --server URL --fingerprint FP --email {email} " +
+               "(FP is the fingerprint=… that meshai-server prints when it starts; leave it out for a CA-signed certificate)";
+    }
+
+    /// <summary>The server running from $MESHAI_HOME on this machine (its endpoint.json), or null.</summary>
+    public LocalServerEndpoint? LocalServer()
+    {
+        var directory = MeshHome.ResolveDirectory(Environment.GetEnvironmentVariable, Environment.HomeDirectory);
+        return LocalServerEndpoint.TryRead(Path.Combine(directory, "server", MeshHome.EndpointFileName));
     }
 
     /// <summary>A client for the logged-in session.</summary>

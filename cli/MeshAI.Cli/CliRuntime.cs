@@ -28,7 +28,7 @@ public sealed class CliRuntime
     /// <summary>--config on every command.</summary>
     public Option<string> ConfigOption { get; } = new("--config")
     {
-        Description = "Config file (default: $MESHAI_CLI_CONFIG or ~/.meshai/cli.json)",
+        Description = "Config file (default: $MESHAI_CLI_CONFIG, else $MESHAI_HOME/cli.json, i.e. ~/.meshai/cli.json)",
         HelpName = "PATH",
         Recursive = true,
     };
@@ -46,7 +46,7 @@ public sealed class CliRuntime
             }
             catch (Exception ex)
             {
-                return ErrorReporter.Report(ex, context.Target, Error);
+                return ErrorReporter.Report(ex, context.Target, Error, context.FieldLabel);
             }
         });
     }

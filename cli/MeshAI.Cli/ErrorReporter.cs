@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Security.Authentication;
+using Google.Rpc;
 using Grpc.Core;
 using MeshAI.Client;
 using MeshAI.Common.Errors;
@@ -10,16 +11,25 @@ namespace MeshAI.Cli;
 public static class ErrorReporter
 {
     /// <summary>Writes the message for <paramref name="exception"/> and returns the exit code.</summary>
-    public static int Report(Exception exception, ServerTarget? target, TextWriter error)
+    public static int Report(Exception exception, ServerTarget? target, TextWriter error) => Report(exception, target, error, null);
+
+    /// <summary>
+    /// Writes the message for <paramref name="exception"/> and returns the exit code; <paramref name="fieldLabel"/> names
+    /// a BadRequest field the way the user typed it (a request path → "--text #2"), or returns null to keep the path.
+    /// </summary>
+    public static int Report(Exception exception, ServerTarget? target, TextWriter error, Func<string, string?>? fieldLabel)
     {
         ArgumentNullException.ThrowIfNull(error);
-        var (message, code) = Describe(exception, target);
+        var (message, code) = Describe(exception, target, fieldLabel);
         error.WriteLine("error: " + message);
         return code;
     }
 
     /// <summary>The one-line message and exit code for <paramref name="exception"/>.</summary>
-    public static (string Message, int ExitCode) Describe(Exception exception, ServerTarget? target)
+    public static (string Message, int ExitCode) Describe(Exception exception, ServerTarget? target) => Describe(exception, target, null);
+
+    /// <summary>The one-line message and exit code for <paramref name="exception"/>, naming fields through <paramref name="fieldLabel"/>.</summary>
+    public static (string Message, int ExitCode) Describe(Exception exception, ServerTarget? target, Func<string, string?>? fieldLabel)
     {
         ArgumentNullException.ThrowIfNull(exception);
         var server = string.IsNullOrEmpty(target?.ServerUrl) ? "the server" : target.ServerUrl;
@@ -43,10 +53,11 @@ public static class ErrorReporter
 
         if (exception is RpcException rpcException)
         {
-            var text = RpcErrors.Describe(rpcException);
+            var text = DescribeRpc(rpcException, fieldLabel);
             if (rpcException.StatusCode == StatusCode.Unauthenticated)
             {
-                text += $" — your session may have expired or been revoked. Run: meshnet auth login --server {server} --email EMAIL";
+                var pin = string.IsNullOrEmpty(target?.Fingerprint) ? "" : " --fingerprint " + target.Fingerprint;
+                text += $" — your session may have expired or been revoked. Run: meshnet auth login --server {server}{pin} --email EMAIL";
             }
             else if (rpcException.StatusCode == StatusCode.DeadlineExceeded)
             {
@@ -59,6 +70,33 @@ public static class ErrorReporter
         }
 
         return (exception.Message, ExitCodes.Failure);
+    }
+
+    /// <summary>
+    /// A server (or SDK) refusal as one line: "invalid FIELD: WHY" for field violations, "WHY (REASON)" for a failed
+    /// precondition or quota, "Code: message" otherwise; never the same text twice.
+    /// </summary>
+    public static string DescribeRpc(RpcException exception, Func<string, string?>? fieldLabel = null)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var status = exception.GetRpcStatus();
+        var detail = exception.Status.Detail.Trim();
+        if (status?.GetDetail<BadRequest>() is { FieldViolations.Count: > 0 } bad)
+        {
+            return "invalid " + string.Join("; ", bad.FieldViolations.Select(v => $"{fieldLabel?.Invoke(v.Field) ?? v.Field}: {v.Description}"));
+        }
+
+        if (status?.GetDetail<PreconditionFailure>() is { Violations.Count: > 0 } pre)
+        {
+            return $"{detail} ({string.Join(", ", pre.Violations.Select(v => v.Type).Distinct())})";
+        }
+
+        if (exception.StatusCode is StatusCode.NotFound or StatusCode.ResourceExhausted or StatusCode.PermissionDenied && detail.Length > 0)
+        {
+            return detail;
+        }
+
+        return detail.Length == 0 ? exception.StatusCode.ToString() : $"{exception.StatusCode}: {detail}";
     }
 
     private static string? DescribeTransport(Exception exception, string server, string? fingerprint)

@@ -1,20 +1,23 @@
 using MeshAI.Server;
 
+// Every start-up failure (bad option, busy port, unreadable certificate or data dir, unreachable store) is one line on
+// stderr and exit code 2; a server that started logs structured JSON.
+ServerSettings? settings = null;
 Microsoft.AspNetCore.Builder.WebApplication app;
-ServerSettings settings;
-System.Security.Cryptography.X509Certificates.X509Certificate2 certificate;
+string url;
+string fingerprint;
 try
 {
+    System.Security.Cryptography.X509Certificates.X509Certificate2 certificate;
     (app, settings, certificate) = ServerHost.Build(args);
+    (url, fingerprint) = await ServerHost.StartAsync(app, settings, certificate, CancellationToken.None);
 }
-catch (InvalidOperationException ex)
+catch (Exception ex)
 {
-    // Configuration mistakes (unreadable TLS certificate, bad store settings) get one clear line, not a stack trace.
-    Console.Error.WriteLine("error: " + ex.Message);
-    return 2;
+    Console.Error.WriteLine("error: " + StartupFailure.Describe(ex, settings));
+    return StartupFailure.ExitCode;
 }
 
-var (url, fingerprint) = await ServerHost.StartAsync(app, settings, certificate, CancellationToken.None);
 Console.Out.WriteLine($"MESHAI_SERVER_READY url={url} fingerprint={fingerprint}");
 Console.Out.Flush();
 await app.WaitForShutdownAsync();

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Grpc.AspNetCore.Web;
+using MeshAI.Common.Local;
 using MeshAI.Common.Transport;
 using MeshAI.Control;
 using MeshAI.Control.Observability;
@@ -37,8 +38,19 @@ public static class ServerHost
         });
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         builder.Logging.SetMinimumLevel(Enum.Parse<LogLevel>(settings.LogLevel, ignoreCase: true));
+        // A failed start (busy port, …) is reported by Program as one line (StartupFailure); the host would also log it
+        // at Error with a 40-line stack trace. Critical host events (a BackgroundService stopping the host) still log.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
 
-        Directory.CreateDirectory(settings.DataDir);
+        try
+        {
+            Directory.CreateDirectory(settings.DataDir);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"cannot create the data directory {settings.DataDir}: {ex.Message} (check --data-dir / MESHAI_HOME)", ex);
+        }
+
         // A configured certificate (--tls-cert [--tls-key] [--tls-password]) replaces the self-signed default.
         var certificate = settings.TlsCertificate is { } configured
             ? ServerCertificates.LoadConfigured(configured, settings.TlsKey, settings.TlsPassword)
@@ -100,6 +112,8 @@ public static class ServerHost
         var publicUrl = (settings.PublicUrl ?? $"https://{(host.Contains(':', StringComparison.Ordinal) ? "[" + host + "]" : host)}:{port}").TrimEnd('/');
         var fingerprint = ServerCertificates.Fingerprint(certificate);
         app.Services.GetRequiredService<ServerEndpoint>().Set(publicUrl, fingerprint);
+        // Local tools (meshnet auth login without --server, the quickstart) read the URL and fingerprint from here.
+        new LocalServerEndpoint(publicUrl, fingerprint).Write(Path.Combine(settings.DataDir, MeshHome.EndpointFileName));
         return (publicUrl, fingerprint);
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using MeshAI.Common.Local;
 using Microsoft.Extensions.Configuration;
 
 namespace MeshAI.Server;
@@ -31,12 +32,27 @@ public sealed record ServerSettings(
     /// <summary>True when this process holds agents' relay streams.</summary>
     public bool RunsRelay => Role is "all" or "relay";
 
-    /// <summary>Default data directory (~/.meshai/server).</summary>
-    public static string DefaultDataDir => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".meshai", "server");
+    /// <summary>Default data directory: <c>$MESHAI_HOME/server</c> (<c>~/.meshai/server</c>).</summary>
+    public static string DefaultDataDir => MeshHome.Current.ServerDirectory;
 
-    /// <summary>Reads the options; unknown keys are left for other layers (e.g. "Control:Limits:…").</summary>
+    /// <summary>
+    /// Reads the options; unknown keys are left for other layers (e.g. "Control:Limits:…"). A malformed value throws
+    /// <see cref="InvalidOperationException"/> with one line naming the option (meshai-server prints it and exits 2).
+    /// </summary>
     public static ServerSettings From(IConfiguration configuration)
     {
+        var listen = Read(configuration, "listen") ?? "127.0.0.1";
+        if (!System.Net.IPAddress.TryParse(listen, out _))
+        {
+            throw new InvalidOperationException($"--listen must be an IP address such as 127.0.0.1 or 0.0.0.0, got '{listen}'.");
+        }
+
+        var logLevel = Read(configuration, "log-level") ?? "Warning";
+        if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(logLevel, ignoreCase: true, out _))
+        {
+            throw new InvalidOperationException($"--log-level must be one of Trace, Debug, Information, Warning, Error, Critical, None; got '{logLevel}'.");
+        }
+
         var store = Read(configuration, "store") ?? "sqlite";
         var postgres = Read(configuration, "postgres");
         if (store.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || store.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
@@ -45,19 +61,41 @@ public sealed record ServerSettings(
             store = "postgres";
         }
 
+        store = store.ToLowerInvariant();
+        if (store is not ("sqlite" or "postgres"))
+        {
+            throw new InvalidOperationException($"--store must be sqlite, postgres or a postgres://user:password@host:port/database URL, got '{store}'.");
+        }
+
         var role = (Read(configuration, "role") ?? "all").ToLowerInvariant();
         if (!Roles.Contains(role))
         {
-            throw new InvalidOperationException($"--role must be one of {string.Join(", ", Roles)} (got '{role}')");
+            throw new InvalidOperationException($"--role must be one of {string.Join(", ", Roles)}, got '{role}'.");
         }
 
         var bus = Read(configuration, "bus");
         if (bus is not null && !bus.StartsWith("redis://", StringComparison.OrdinalIgnoreCase))
         {
-            throw new InvalidOperationException($"--bus must be a redis://host:port URL (got '{bus}'); leave it out for the in-process bus");
+            throw new InvalidOperationException($"--bus must be a redis://host:port URL (leave it out for the in-process bus), got '{bus}'.");
         }
 
-        return FromParts(configuration, store.ToLowerInvariant(), postgres, role, bus);
+        return new(
+            Path.GetFullPath(Read(configuration, "data-dir") ?? DefaultDataDir),
+            Number(configuration, "port", MeshHome.DefaultPort, 0, 65535, "a port number (0 = any free port)"),
+            listen,
+            store,
+            postgres,
+            Number(configuration, "heartbeat-grace-seconds", 20, 1, 3600, "a number of seconds"),
+            Read(configuration, "public-url"),
+            logLevel,
+            Read(configuration, "tls-cert"),
+            Read(configuration, "tls-key"),
+            Read(configuration, "tls-password"),
+            role,
+            bus,
+            Read(configuration, "instance-id"),
+            Read(configuration, "relay-id"),
+            Read(configuration, "relay-urls"));
     }
 
     /// <summary>An Npgsql connection string from a postgres://user:password@host:port/database URL.</summary>
@@ -80,24 +118,6 @@ public sealed record ServerSettings(
         return builder.ToString();
     }
 
-    private static ServerSettings FromParts(IConfiguration configuration, string store, string? postgres, string role, string? bus) => new(
-        Path.GetFullPath(Read(configuration, "data-dir") ?? DefaultDataDir),
-        int.Parse(Read(configuration, "port") ?? "7443", CultureInfo.InvariantCulture),
-        Read(configuration, "listen") ?? "127.0.0.1",
-        store,
-        postgres,
-        int.Parse(Read(configuration, "heartbeat-grace-seconds") ?? "20", CultureInfo.InvariantCulture),
-        Read(configuration, "public-url"),
-        Read(configuration, "log-level") ?? "Warning",
-        Read(configuration, "tls-cert"),
-        Read(configuration, "tls-key"),
-        Read(configuration, "tls-password"),
-        role,
-        bus,
-        Read(configuration, "instance-id"),
-        Read(configuration, "relay-id"),
-        Read(configuration, "relay-urls"));
-
     /// <summary>The value under any spelling of a dashed key: "data-dir", "data_dir" (env MESHAI_DATA_DIR) or "DataDir".</summary>
     public static string? Read(IConfiguration configuration, string dashedKey)
     {
@@ -111,6 +131,20 @@ public sealed record ServerSettings(
         }
 
         return null;
+    }
+
+    private static int Number(IConfiguration configuration, string dashedKey, int fallback, int min, int max, string what)
+    {
+        var text = Read(configuration, dashedKey);
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        var variable = "MESHAI_" + dashedKey.Replace('-', '_').ToUpperInvariant();
+        return int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
+            ? value
+            : throw new InvalidOperationException($"--{dashedKey} (or {variable}) must be {what} between {min} and {max}, got '{text}'.");
     }
 
     /// <summary>The keys AddControlPlane and AddRelay read, derived from these options and the SMTP switches.</summary>

@@ -96,6 +96,7 @@ public static class VectorFixtures
             },
             RoutingMode = RoutingMode.PinnedDevice,
             MaxCostCredits = MaxCostCredits,
+            MaxCostMicro = MaxCostCredits,
             TimeoutMs = 120_000,
             AuthSignature = new SubmitterSignature
             {
@@ -149,6 +150,7 @@ public static class VectorFixtures
                 HeartbeatsDuringRun = 7,
             },
         },
+        Sequence = 42,
     };
 
     /// <summary>The placement ticket details carried (serialized) inside fixture 3's ticket.</summary>

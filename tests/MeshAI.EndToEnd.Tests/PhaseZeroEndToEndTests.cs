@@ -146,7 +146,7 @@ public sealed class PhaseZeroEndToEndTests(MeshStore store)
 
         var cli = await LocalMesh.RunCliAsync(_cliConfig, ["ledger", "show"]);
         Assert.That(cli.ExitCode, Is.Zero, cli.StandardError);
-        Assert.That(cli.StandardOutput, Does.Contain("minted").IgnoreCase.And.Contain("burned").IgnoreCase);
+        Assert.That(cli.StandardOutput, Does.Contain("Earned by devices").And.Contain("Spent by jobs").And.Contain("device earned").And.Contain("job paid"));
 
         var reconciled = await ledger.ReconcileLedgerAsync(new ReconcileLedgerRequest { NetworkId = _networkId });
         Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
@@ -198,7 +198,10 @@ public sealed class PhaseZeroEndToEndTests(MeshStore store)
 
         var cli = await LocalMesh.RunCliAsync(_cliConfig, tooMany);
         Assert.That(cli.ExitCode, Is.EqualTo(1));
-        Assert.That(cli.StandardError, Does.Contain("InvalidArgument"));
+        // One clean CLI line naming the field and the bound, never a stack trace.
+        Assert.That(cli.StandardError.Trim(), Does.StartWith("error: invalid envelope.input_manifest.payload.embeddings.texts"));
+        Assert.That(cli.StandardError, Does.Contain("1 to 256 texts (got 300)"));
+        Assert.That(cli.StandardError.Trim().Split('\n'), Has.Length.EqualTo(1));
     }
 
     [Test]

@@ -24,6 +24,6 @@ public sealed class ScaleOutEndToEndTests
         TestContext.Out.WriteLine(outcome.Line);
         Assert.That(outcome.Problems, Is.Empty);
         Assert.That(outcome.Line, Is.EqualTo("scale-out: 16/16 jobs completed, 0 lost, 0 double-billed, ledger balanced"));
-        Assert.That(mesh.Controls["ctl-a"].HasExited && mesh.Relays["relay-b"].HasExited, Is.True, "both instances were really killed");
+        Assert.That(mesh.Controls["ctl-a"].HasExited && mesh.Relays[ScaleOutRun.KilledRelay].HasExited, Is.True, "both instances were really killed");
     }
 }

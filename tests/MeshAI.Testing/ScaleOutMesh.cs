@@ -106,7 +106,7 @@ public sealed partial class ScaleOutMesh : IAsyncDisposable
         "--data-dir", _dataDirectory,
         "--store", "postgres", "--postgres", Store,
         "--bus", $"redis://127.0.0.1:{Redis.Port}",
-        "--Bus:Prefix", "meshai-" + Path.GetFileName(_dataDirectory) + ":",
+        "--Bus:Prefix", BusPrefix,
         "--tls-cert", Path.Combine(_tlsDirectory, "cert.pem"), "--tls-key", Path.Combine(_tlsDirectory, "key.pem"),
         "--public-url", Url,
         "--relay-urls", string.Join(',', RelayUrls.Values),
@@ -129,6 +129,37 @@ public sealed partial class ScaleOutMesh : IAsyncDisposable
         var process = Controls.GetValueOrDefault(id) ?? Relays[id];
         process.Kill();
     }
+
+    /// <summary>Unfinished jobs the store still shows owned by <paramref name="instanceId"/>.</summary>
+    public async Task<long> UnfinishedJobsOwnedByAsync(string instanceId, CancellationToken cancellationToken)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(Store);
+        await connection.OpenAsync(cancellationToken);
+        return await Dapper.SqlMapper.ExecuteScalarAsync<long>(connection, new Dapper.CommandDefinition(
+            "SELECT COUNT(*) FROM jobs WHERE owner_instance = @instanceId AND state NOT IN (4, 5, 6)", new { instanceId }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Devices whose presence key in Redis names <paramref name="relayId"/>.</summary>
+    public async Task<long> DevicesOnRelayAsync(string relayId, CancellationToken cancellationToken)
+    {
+        await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(Redis.ConnectionString);
+        var server = redis.GetServer(redis.GetEndPoints()[0]);
+        var database = redis.GetDatabase();
+        long count = 0;
+        await foreach (var key in server.KeysAsync(pattern: BusPrefix + "presence:*").WithCancellation(cancellationToken))
+        {
+            var value = await database.StringGetAsync(key);
+            if (value.HasValue && MeshAI.Contracts.Bus.V1.PresenceUpdate.Parser.ParseFrom((byte[])value!).RelayId == relayId)
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>The bus prefix of this mesh's instances.</summary>
+    public string BusPrefix => "meshai-" + Path.GetFileName(_dataDirectory) + ":";
 
     /// <summary>A channel through the front door.</summary>
     public GrpcChannel Channel(string? sessionToken = null) => GrpcChannels.Create(Url, Fingerprint, sessionToken is null ? null : () => sessionToken);

@@ -25,6 +25,9 @@ public sealed record ScaleOutOutcome(int Jobs, int Completed, int Lost, int Doub
 /// </summary>
 public static class ScaleOutRun
 {
+    /// <summary>The relay instance the last run killed (the one holding more agents).</summary>
+    public static string KilledRelay { get; private set; } = "";
+
     /// <summary>Runs the scenario; <paramref name="log"/> gets progress lines.</summary>
     public static async Task<ScaleOutOutcome> RunAsync(ScaleOutMesh mesh, int jobs, int agents, Action<string> log, CancellationToken cancellationToken = default)
     {
@@ -60,13 +63,19 @@ public static class ScaleOutRun
                 killedControl = true;
                 log($"killing control instance ctl-a after {i} submissions");
                 mesh.Kill("ctl-a");
+                tasks.Add(MeasureAsync("ctl-a's unfinished jobs claimed by ctl-b", () => mesh.UnfinishedJobsOwnedByAsync("ctl-a", cancellationToken), log, cancellationToken));
             }
 
             if (!killedRelay && i >= jobs / 2)
             {
                 killedRelay = true;
-                log($"killing relay instance relay-b after {i} submissions");
-                mesh.Kill("relay-b");
+                // "Relay B" is whichever relay holds more agents (devices start on a relay chosen by their id).
+                var victim = await mesh.DevicesOnRelayAsync("relay-a", cancellationToken) > await mesh.DevicesOnRelayAsync("relay-b", cancellationToken) ? "relay-a" : "relay-b";
+                var survivor = victim == "relay-a" ? "relay-b" : "relay-a";
+                KilledRelay = victim;
+                log($"killing relay instance {victim} ({await mesh.DevicesOnRelayAsync(victim, cancellationToken)} agent(s) on it) after {i} submissions");
+                mesh.Kill(victim);
+                tasks.Add(MeasureAsync($"every agent of {victim} reconnected to {survivor}", () => mesh.DevicesOnRelayAsync(victim, cancellationToken), log, cancellationToken));
             }
 
             await gate.WaitAsync(cancellationToken);
@@ -149,6 +158,19 @@ public static class ScaleOutRun
 
         log($"{completed} completed ({retried} needed a second attempt), {events.Count} ledger events, reconcile balanced: {reconciled.Balanced}");
         return new ScaleOutOutcome(jobs, completed, jobs - completed + unbilled, doubleBilled, reconciled.Balanced && unbilled == 0, problems);
+    }
+
+    /// <summary>Logs how long after now <paramref name="remaining"/> drops to zero (the detection time of a killed instance).</summary>
+    private static async Task MeasureAsync(string what, Func<Task<long>> remaining, Action<string> log, CancellationToken cancellationToken)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var initial = await remaining();
+        while (await remaining() > 0 && started.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            await Task.Delay(100, cancellationToken);
+        }
+
+        log($"measured: {what} ({initial} at the kill) after {started.ElapsedMilliseconds} ms");
     }
 
     /// <summary>Retries a call that failed because an instance died under it (nginx moves to the next one).</summary>

@@ -2,8 +2,8 @@ using MeshAI.Contracts.Job.V1;
 
 namespace MeshAI.Agent.Chat;
 
-/// <summary>One chat generation request after the handler applied its limits.</summary>
-public sealed record ChatRequest(IReadOnlyList<ChatMessage> Messages, int MaxTokens, int ContextTokens, float Temperature, IReadOnlyList<string> Stop);
+/// <summary>One chat generation request after the handler applied its limits; <paramref name="Seed"/> null = a fresh random seed.</summary>
+public sealed record ChatRequest(IReadOnlyList<ChatMessage> Messages, int MaxTokens, int ContextTokens, float Temperature, IReadOnlyList<string> Stop, uint? Seed = null);
 
 /// <summary>A text generation backend that yields tokens as they are produced.</summary>
 public interface IChatRuntime : IDisposable

@@ -35,7 +35,8 @@ public sealed class LlamaRuntime : IChatRuntime
         {
             MaxTokens = request.MaxTokens,
             AntiPrompts = [.. request.Stop, "\nUser:"],
-            SamplingPipeline = new DefaultSamplingPipeline { Temperature = request.Temperature, Seed = 42 },
+            // A fixed seed would make every answer the same at any temperature: only an explicit seed repeats one.
+            SamplingPipeline = new DefaultSamplingPipeline { Temperature = request.Temperature, Seed = request.Seed ?? (uint)System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue) },
         };
         await foreach (var piece in executor.InferAsync(ChatPrompt.Format(request.Messages), inference, cancellationToken))
         {

@@ -40,6 +40,11 @@ public sealed class OpenAiCompatibleRuntime : IChatRuntime
             ["temperature"] = request.Temperature,
             ["messages"] = new JsonArray(request.Messages.Select(m => (JsonNode)new JsonObject { ["role"] = ChatPrompt.OpenAiRole(m.Role), ["content"] = m.Content }).ToArray()),
         };
+        if (request.Seed is { } seed)
+        {
+            body["seed"] = seed;
+        }
+
         if (request.Stop.Count > 0)
         {
             body["stop"] = new JsonArray(request.Stop.Select(s => (JsonNode)JsonValue.Create(s)).ToArray());

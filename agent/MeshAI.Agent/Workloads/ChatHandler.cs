@@ -61,7 +61,7 @@ public sealed class ChatHandler : IWorkloadHandler, IDisposable
         }
 
         var temperature = chat.Temperature is > 0 and <= 2 ? chat.Temperature : 0.7f;
-        var request = new ChatRequest(chat.Messages, maxTokens, contextTokens, temperature, chat.Stop);
+        var request = new ChatRequest(chat.Messages, maxTokens, contextTokens, temperature, chat.Stop, chat.HasSeed ? chat.Seed : null);
         var text = new System.Text.StringBuilder();
         var count = 0;
         var finish = "length";

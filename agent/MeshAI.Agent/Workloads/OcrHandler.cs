@@ -38,9 +38,14 @@ public sealed class OcrHandler : IWorkloadHandler
         {
             (png, report) = await Task.Run(() => ImagePreprocessor.Process(bytes, request.Deskew, request.Denoise, request.MaxSidePx), cancellationToken);
         }
-        catch (Exception ex) when (ex is SixLabors.ImageSharp.UnknownImageFormatException or SixLabors.ImageSharp.InvalidImageContentException)
+        catch (SixLabors.ImageSharp.UnknownImageFormatException ex)
         {
-            throw new InvalidWorkloadInputException("the image could not be decoded: " + ex.Message, ex);
+            // ImageSharp's own message lists every decoder on several lines; one line says it all.
+            throw new InvalidWorkloadInputException("the file is not an image the OCR worker can read (PNG, JPEG, GIF, BMP, TIFF or WebP expected)", ex);
+        }
+        catch (SixLabors.ImageSharp.InvalidImageContentException ex)
+        {
+            throw new InvalidWorkloadInputException("the image is damaged and could not be decoded: " + ex.Message.ReplaceLineEndings(" ").Trim(), ex);
         }
 
         await context.LogAsync(LogLevel.Info, string.Create(CultureInfo.InvariantCulture, $"preprocessed to {report.Width}x{report.Height}, skew {report.SkewDegrees:F1}°, denoise {report.Denoised}"), cancellationToken);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using MeshAI.Cli.Config;
 using MeshAI.Cli.Output;
+using MeshAI.Common.Local;
 using MeshAI.Contracts.Identity.V1;
 
 namespace MeshAI.Cli.Commands;
@@ -39,7 +40,7 @@ public static class AuthCommands
 
     private static Command Login(CliRuntime runtime)
     {
-        var server = new Option<string>("--server") { Description = "Server URL, e.g. https://127.0.0.1:7443 (default: the configured one)", HelpName = "URL" };
+        var server = new Option<string>("--server") { Description = "Server URL, e.g. https://127.0.0.1:7443 (default: the configured one, else the local server of $MESHAI_HOME)", HelpName = "URL" };
         server.Validators.Add(result =>
         {
             if (result.Tokens.Count > 0 && NormalizeServer(result.Tokens[0].Value) is null)
@@ -65,12 +66,19 @@ public static class AuthCommands
     {
         var existing = await ctx.ConfigAsync();
         var explicitServer = ctx.Get(serverOption);
-        var server = NormalizeServer(string.IsNullOrEmpty(explicitServer) ? existing.ServerUrl : explicitServer)
-            ?? throw new CliUsageException("No server given. Run: meshnet auth login --server URL --email EMAIL [--fingerprint FP]");
+        // Without --server: the configured server, else the local one this MESHAI_HOME runs (server/endpoint.json).
+        var local = string.IsNullOrEmpty(explicitServer) && string.IsNullOrEmpty(existing.ServerUrl) ? ctx.LocalServer() : null;
+        var server = NormalizeServer(!string.IsNullOrEmpty(explicitServer) ? explicitServer : existing.ServerUrl ?? local?.Url)
+            ?? throw new CliUsageException("No server given and no local server found. Run: meshnet auth login --server URL --email EMAIL [--fingerprint FP]");
         var sameServer = string.Equals(server, existing.ServerUrl, StringComparison.OrdinalIgnoreCase);
         var fingerprint = ctx.ParseResult.GetResult(fingerprintOption) is not null
             ? NormalizeFingerprint(ctx.Get(fingerprintOption)) ?? ""
-            : sameServer ? existing.Fingerprint ?? "" : "";
+            : sameServer ? existing.Fingerprint ?? ""
+            : local is not null ? local.Fingerprint : "";
+        if (local is not null)
+        {
+            ctx.Info($"Using the local server {server} (from {MeshHome.EndpointFileName} in $MESHAI_HOME/server).");
+        }
         var email = ctx.Get(emailOption)!.Trim();
 
         using var client = ctx.Connect(new ServerTarget(server, fingerprint.Length == 0 ? null : fingerprint, null));

@@ -53,7 +53,7 @@ public static class JobsCommands
         fields.Add("ended", Display.Time(job.EndTime));
         fields.Add("latency", Display.Millis(job.LatencyMs));
         fields.Add("runtime", $"{Display.Millis(job.RuntimeMs)} (billed {Display.Millis(job.BilledRuntimeMs)})");
-        fields.Add("cost", Credits.Format(job.CostMicro) + " credits" + (job.MaxCostCredits > 0 ? $" (cap {Credits.Format(job.MaxCostCredits)})" : ""));
+        fields.Add("cost", Credits.Format(job.CostMicro) + " credits" + (CapMicro(job) > 0 ? $" (cap {Credits.Format(CapMicro(job))})" : ""));
         if (job.ChunkCount > 0)
         {
             fields.Add("chunks", $"{job.ChunksCompleted}/{job.ChunkCount}");
@@ -300,4 +300,7 @@ public static class JobsCommands
         });
         return command;
     }
+
+    // Servers before max_cost_micro filled only the alias (which always held micro-credits).
+    private static long CapMicro(Job job) => job.MaxCostMicro != 0 ? job.MaxCostMicro : job.MaxCostCredits;
 }

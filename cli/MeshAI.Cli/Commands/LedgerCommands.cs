@@ -24,51 +24,88 @@ public static class LedgerCommands
         return ledger;
     }
 
-    /// <summary>Human rendering of balances (pool, minted vs burned, per member, per device) and recent events.</summary>
+    /// <summary>
+    /// Human rendering of a ledger view that reads without a manual: who pays (the pool or the member), what devices
+    /// earned and for whom, each member's own balance, and recent events in words with emails and device names.
+    /// </summary>
     public static void WriteLedger(TextWriter writer, LedgerView view)
     {
         ArgumentNullException.ThrowIfNull(writer);
         ArgumentNullException.ThrowIfNull(view);
         var b = view.Balances;
-        writer.WriteLine($"Network {b.NetworkId} — shared pool {(b.SharedPoolEnabled ? "on" : "off")}");
-        var totals = new TextTable("", "CREDITS>");
-        totals.Add("pool balance", Credits.Format(b.PoolBalanceMicro));
-        totals.Add("minted", Credits.Format(b.MintedTotalMicro));
-        totals.Add("burned", Credits.Format(b.BurnedTotalMicro));
-        totals.Add("granted", Credits.Format(b.GrantedTotalMicro));
+        var pool = b.SharedPoolEnabled;
+        writer.WriteLine(pool
+            ? $"Network {b.NetworkId}: shared pool on. Jobs are paid from the pool; devices earn credits for their owners."
+            : $"Network {b.NetworkId}: shared pool off. Each member pays for their own jobs; devices earn credits for their owners.");
+        writer.WriteLine();
+        var totals = new TextTable("", "CREDITS>", "");
+        if (pool)
+        {
+            totals.Add("Pool balance", Credits.Format(b.PoolBalanceMicro), "what jobs can still spend");
+        }
+
+        totals.Add("Granted", Credits.Format(b.GrantedTotalMicro), pool ? "starting credits put in the pool" : "starting credits given to members");
+        totals.Add("Spent by jobs", Credits.Format(b.BurnedTotalMicro), pool ? "paid from the pool" : "paid from members' balances");
+        totals.Add("Earned by devices", Credits.Format(b.MintedTotalMicro), "paid to the devices' owners");
         totals.WriteTo(writer);
+
+        var emails = b.Members.Where(m => !string.IsNullOrEmpty(m.Email)).ToDictionary(m => m.UserId, m => m.Email, StringComparer.Ordinal);
+        var deviceNames = b.Devices.Where(d => !string.IsNullOrEmpty(d.DeviceName)).ToDictionary(d => d.DeviceId, d => d.DeviceName, StringComparer.Ordinal);
+        string Member(string userId) => string.IsNullOrEmpty(userId) ? "-" : emails.GetValueOrDefault(userId, userId);
 
         writer.WriteLine();
         writer.WriteLine("Members");
-        var members = new TextTable("EMAIL", "USER", "BALANCE>", "MINTED>", "BURNED>");
+        var members = new TextTable("MEMBER", "EARNED>", pool ? "SPENT (POOL PAID)>" : "SPENT>", "OWN BALANCE>");
         foreach (var m in b.Members)
         {
-            members.Add(m.Email, m.UserId, Credits.Format(m.BalanceMicro), Credits.Format(m.MintedMicro), Credits.Format(m.BurnedMicro));
+            members.Add(Member(m.UserId), Credits.Format(m.MintedMicro), Credits.Format(m.BurnedMicro), Credits.Format(m.BalanceMicro));
         }
 
         WriteOrNone(writer, members);
 
         writer.WriteLine();
         writer.WriteLine("Devices");
-        var devices = new TextTable("NAME", "ID", "OWNER", "MINTED>", "RUNTIME>", "JOBS>");
+        var devices = new TextTable("DEVICE", "ID", "OWNER", "EARNED>", "WORKED>", "JOBS>");
         foreach (var d in b.Devices)
         {
-            devices.Add(d.DeviceName, d.DeviceId, d.OwnerUserId, Credits.Format(d.MintedMicro), Display.Millis(d.RuntimeMs), Display.Int(d.Jobs));
+            devices.Add(string.IsNullOrEmpty(d.DeviceName) ? "-" : d.DeviceName, d.DeviceId, Member(d.OwnerUserId), Credits.Format(d.MintedMicro), Display.Seconds(d.RuntimeMs), Display.Int(d.Jobs));
         }
 
         WriteOrNone(writer, devices);
 
         writer.WriteLine();
-        writer.WriteLine("Recent events");
-        var events = new TextTable("SEQ>", "TIME", "TYPE", "JOB", "DEVICE", "ACCOUNT", "AMOUNT>");
+        writer.WriteLine("Recent events (the newest last; --limit N for more)");
+        var events = new TextTable("#>", "TIME (UTC)", "EVENT", "CREDITS>", "ACCOUNT", "MEMBER", "JOB", "DEVICE");
         foreach (var e in view.Events)
         {
-            events.Add(Display.Int(e.Sequence), Display.Time(e.CreateTime), Display.Name(e.EventType), Dash(e.JobId), Dash(e.DeviceId),
-                Display.Name(e.AccountKind) + (string.IsNullOrEmpty(e.UserId) ? "" : " " + e.UserId), Credits.Format(e.AmountMicro));
+            var moves = e.EventType is LedgerEventType.CreditsBurned or LedgerEventType.CreditsMinted or LedgerEventType.CreditsGranted;
+            events.Add(
+                Display.Int(e.Sequence),
+                Display.Time(e.CreateTime).TrimEnd('Z'),
+                EventName(e.EventType),
+                moves ? Signed(e.AmountMicro) : "-",
+                !moves ? "-" : e.AccountKind == AccountKind.Pool ? "pool" : Member(e.UserId),
+                Member(e.UserId),
+                Dash(e.JobId),
+                string.IsNullOrEmpty(e.DeviceId) ? "-" : deviceNames.GetValueOrDefault(e.DeviceId, e.DeviceId));
         }
 
         WriteOrNone(writer, events);
     }
+
+    /// <summary>An event type in words: "job paid", "device earned", "grant", "job started", ….</summary>
+    public static string EventName(LedgerEventType type) => type switch
+    {
+        LedgerEventType.CreditsBurned => "job paid",
+        LedgerEventType.CreditsMinted => "device earned",
+        LedgerEventType.CreditsGranted => "grant",
+        LedgerEventType.JobStarted => "job started",
+        LedgerEventType.JobCompleted => "job completed",
+        LedgerEventType.JobFailed => "job failed",
+        _ => Display.Name(type),
+    };
+
+    private static string Signed(long micro) => micro > 0 ? "+" + Credits.Format(micro) : Credits.Format(micro);
 
     /// <summary>Machine rendering of a ledger view.</summary>
     public static JsonObject LedgerJson(LedgerView view)
@@ -105,7 +142,9 @@ public static class LedgerCommands
         {
             var networkId = await ctx.NetworkIdAsync(network);
             using var client = await ctx.ConnectAsync();
-            var view = await client.GetLedgerAsync(networkId, Math.Max(1, ctx.Get(limit)), cancellationToken: ctx.CancellationToken);
+            // The newest events, printed oldest of them first so the table reads top to bottom.
+            var newest = await client.GetLedgerAsync(networkId, Math.Max(1, ctx.Get(limit)), null, newestFirst: true, ctx.CancellationToken);
+            var view = newest with { Events = [.. newest.Events.Reverse()] };
             if (ctx.Json)
             {
                 ctx.WriteJson(LedgerJson(view));

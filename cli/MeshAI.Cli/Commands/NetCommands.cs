@@ -40,11 +40,30 @@ public static class NetCommands
     private static Command Create(CliRuntime runtime)
     {
         var name = new Argument<string>("NAME") { Description = "Network name" };
-        var command = new Command("create", "Create a private network (credits_internal billing) and make it the default") { name };
+        var reuse = new Option<bool>("--reuse") { Description = "If you already belong to a network with this name, make it the default instead of creating another (for scripts that run twice)" };
+        var command = new Command("create", "Create a private network (credits_internal billing) and make it the default") { name, reuse };
         runtime.Bind(command, async ctx =>
         {
             using var client = await ctx.ConnectAsync();
-            var network = await client.CreateNetworkAsync(ctx.Get(name)!, cancellationToken: ctx.CancellationToken);
+            var wanted = ctx.Get(name)!.Trim();
+            if (ctx.Get(reuse) && await FindByNameAsync(ctx, client, wanted) is { } existing)
+            {
+                var current = await ctx.ConfigAsync();
+                current.DefaultNetworkId = existing.NetworkId;
+                await ctx.SaveConfigAsync(current);
+                if (ctx.Json)
+                {
+                    ctx.WriteJson(existing);
+                }
+                else
+                {
+                    ctx.Out.WriteLine($"Using your existing network {existing.Name} ({existing.NetworkId}); it is now your default network.");
+                }
+
+                return ExitCodes.Ok;
+            }
+
+            var network = await client.CreateNetworkAsync(wanted, cancellationToken: ctx.CancellationToken);
             var config = await ctx.ConfigAsync();
             config.DefaultNetworkId = network.NetworkId;
             await ctx.SaveConfigAsync(config);
@@ -61,6 +80,23 @@ public static class NetCommands
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    // The default network when it has this name, else the first network of the caller with it.
+    private static async Task<Network?> FindByNameAsync(CliContext ctx, MeshAI.Client.MeshClient client, string name)
+    {
+        var request = new ListNetworksRequest { PageSize = 100 };
+        var matches = new List<Network>();
+        do
+        {
+            var page = await client.Networks.ListNetworksAsync(request, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
+            matches.AddRange(page.Networks.Where(n => n.Name == name));
+            request.PageToken = page.NextPageToken;
+        }
+        while (!string.IsNullOrEmpty(request.PageToken));
+
+        var defaultId = (await ctx.ConfigAsync()).DefaultNetworkId;
+        return matches.FirstOrDefault(n => n.NetworkId == defaultId) ?? matches.FirstOrDefault();
     }
 
     private static Command List(CliRuntime runtime)

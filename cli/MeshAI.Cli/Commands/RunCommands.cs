@@ -114,6 +114,7 @@ public static class RunCommands
         runtime.Bind(command, async ctx =>
         {
             var texts = ctx.Get(text) ?? [];
+            ctx.FieldLabel = field => IndexIn(field, "embeddings.texts[") is { } i ? $"--text #{i + 1}" : null;
             var input = new WorkloadInput { Embeddings = new EmbeddingsInput { Model = ctx.Get(model) ?? "" } };
             input.Embeddings.Texts.Add(texts);
             var run = await RunAsync(ctx, options, input);
@@ -167,7 +168,7 @@ public static class RunCommands
 
     private static Command Ocr(CliRuntime runtime)
     {
-        var image = new Option<FileInfo>("--image") { Description = "Image file (PNG/JPEG)", Required = true, HelpName = "PATH" };
+        var image = new Option<FileInfo>("--image") { Description = "Image file (PNG, JPEG, GIF, BMP, TIFF or WebP)", Required = true, HelpName = "PATH" };
         image.AcceptExistingOnly();
         var language = new Option<string>("--language") { Description = "Language hint, e.g. eng" };
         var options = new RoutingOptions();
@@ -177,10 +178,12 @@ public static class RunCommands
         {
             var file = ctx.Get(image)!;
             var bytes = await File.ReadAllBytesAsync(file.FullName, ctx.CancellationToken);
+            var contentType = ImageContentType(bytes)
+                ?? throw new CliUsageException($"--image {file.Name} is not an image (PNG, JPEG, GIF, BMP, TIFF or WebP expected).");
             var blob = new Blob
             {
                 Name = "image",
-                ContentType = file.Extension.Equals(".png", StringComparison.OrdinalIgnoreCase) ? "image/png" : "image/jpeg",
+                ContentType = contentType,
                 InlineData = ByteString.CopyFrom(bytes),
                 Sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes)),
                 SizeBytes = bytes.Length,
@@ -211,11 +214,19 @@ public static class RunCommands
         var system = new Option<string>("--system") { Description = "System prompt" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate (default 256)" };
         var contextTokens = new Option<int>("--context-tokens") { Description = "Context window (default 2048)" };
-        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature (default 0.7)" };
+        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature, above 0 and at most 2 (default 0.7)" };
+        temperature.Validators.Add(result =>
+        {
+            if (result.Tokens.Count > 0 && result.GetValueOrDefault<float>() is var t && (t <= 0 || t > 2))
+            {
+                result.AddError($"--temperature must be above 0 and at most 2, got '{result.Tokens[0].Value}' (for the same answer every time, pass --seed N).");
+            }
+        });
+        var seed = new Option<uint?>("--seed") { Description = "Sampling seed: the same seed and prompt give the same answer (default: a new random seed per run)", HelpName = "N" };
         var stop = new Option<string[]>("--stop") { Description = "Stop sequence (repeatable)" };
         var model = new Option<string>("--model") { Description = "Model name (default: the device default)" };
         var options = new RoutingOptions();
-        var command = new Command("chat", "Chat with a small model; tokens print as they arrive") { prompt, system, maxTokens, contextTokens, temperature, stop, model };
+        var command = new Command("chat", "Chat with a small model; the answer prints as its tokens arrive") { prompt, system, maxTokens, contextTokens, temperature, seed, stop, model };
         options.AddTo(command);
         runtime.Bind(command, async ctx =>
         {
@@ -226,23 +237,31 @@ public static class RunCommands
                 ContextTokens = ctx.Get(contextTokens),
                 Temperature = ctx.Get(temperature),
             };
-            if (ctx.Get(system) is { Length: > 0 } systemText)
+            if (ctx.Get(seed) is { } fixedSeed)
+            {
+                chat.Seed = fixedSeed;
+            }
+
+            var systemText = ctx.Get(system);
+            if (!string.IsNullOrEmpty(systemText))
             {
                 chat.Messages.Add(new ChatMessage { Role = ChatRole.System, Content = systemText });
             }
 
+            var promptIndex = chat.Messages.Count;
             chat.Messages.Add(new ChatMessage { Role = ChatRole.User, Content = ctx.Get(prompt) ?? "" });
             chat.Stop.Add(ctx.Get(stop) ?? []);
-            var streamed = 0;
+            ctx.FieldLabel = field => IndexIn(field, "chat.messages[") is { } i ? (i == promptIndex ? "--prompt" : "--system") : null;
+            var conversation = ctx.Json ? null : new Conversation(ctx.Out);
+            conversation?.Say("system", systemText);
+            conversation?.Say("you", ctx.Get(prompt));
             var run = await RunAsync(ctx, options, new WorkloadInput { Chat = chat }, onFrame: frame =>
             {
-                if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Token && !ctx.Json)
+                if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Token)
                 {
-                    ctx.Out.Write(frame.Token.Token.ToStringUtf8());
-                    ctx.Out.Flush();
-                    streamed++;
+                    conversation?.Token(frame.Token.Token.ToStringUtf8());
                 }
-            });
+            }, conversation: conversation);
             var output = run.Output.Chat ?? new ChatOutput();
             if (ctx.Json)
             {
@@ -252,13 +271,7 @@ public static class RunCommands
             }
             else
             {
-                if (streamed == 0)
-                {
-                    ctx.Out.Write(output.Text);
-                }
-
-                ctx.Out.WriteLine();
-                ctx.Error.WriteLine($"{output.CompletionTokens} tokens ({output.FinishReason})");
+                ctx.Error.WriteLine($"{output.CompletionTokens} tokens, finish reason: {output.FinishReason}");
             }
 
             return ExitCodes.Ok;
@@ -315,19 +328,34 @@ public static class RunCommands
         return command;
     }
 
-    private static async Task<JobRun> RunAsync(CliContext ctx, RoutingOptions options, WorkloadInput input, IReadOnlyList<Blob>? blobs = null, Action<WatchJobResponse>? onFrame = null)
+    private static async Task<JobRun> RunAsync(
+        CliContext ctx, RoutingOptions options, WorkloadInput input, IReadOnlyList<Blob>? blobs = null, Action<WatchJobResponse>? onFrame = null, Conversation? conversation = null)
     {
         var networkId = await ctx.NetworkIdAsync(options.Network);
         var routing = options.ToRouting(ctx.ParseResult) with { Blobs = blobs ?? [] };
         using var client = await ctx.ConnectAsync();
         var status = new StatusLine(ctx.Error);
+        if (conversation is not null)
+        {
+            // Tokens and job states never share a line: the first token ends the status line, a later state starts a new one.
+            conversation.Answering = status.End;
+            status.BeforeNewLine = conversation.EndAnswerLine;
+        }
+
         try
         {
             var run = await client.RunAsync(networkId, input, routing, frame =>
             {
+                conversation?.Begin();
                 status.OnFrame(frame);
                 onFrame?.Invoke(frame);
             }, ctx.CancellationToken);
+            if (conversation is not null && run.Output.Chat is { } chat)
+            {
+                conversation.Begin();
+                conversation.Complete(chat.Text);
+            }
+
             status.Finish(run.Job);
             return run;
         }
@@ -338,8 +366,55 @@ public static class RunCommands
         }
         finally
         {
+            conversation?.EndAnswerLine();
             status.End();
         }
+    }
+
+    /// <summary>The index in a field path such as "envelope.input_manifest.payload.embeddings.texts[1]" after <paramref name="prefix"/>.</summary>
+    public static int? IndexIn(string field, string prefix)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        var at = field.IndexOf(prefix, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return null;
+        }
+
+        var start = at + prefix.Length;
+        var end = field.IndexOf(']', start);
+        return end > start && int.TryParse(field.AsSpan(start, end - start), NumberStyles.None, CultureInfo.InvariantCulture, out var index) ? index : null;
+    }
+
+    /// <summary>The image type from the file's first bytes (not its name), or null when it is no image the OCR worker reads.</summary>
+    public static string? ImageContentType(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.StartsWith((ReadOnlySpan<byte>)[0x89, (byte)'P', (byte)'N', (byte)'G']))
+        {
+            return "image/png";
+        }
+
+        if (bytes.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF]))
+        {
+            return "image/jpeg";
+        }
+
+        if (bytes.StartsWith("GIF8"u8))
+        {
+            return "image/gif";
+        }
+
+        if (bytes.StartsWith("BM"u8))
+        {
+            return "image/bmp";
+        }
+
+        if (bytes.StartsWith("II*\0"u8) || bytes.StartsWith("MM\0*"u8))
+        {
+            return "image/tiff";
+        }
+
+        return bytes.Length >= 12 && bytes.StartsWith("RIFF"u8) && bytes[8..12].SequenceEqual("WEBP"u8) ? "image/webp" : null;
     }
 
     /// <summary>--network, --routing, --device, --tier, --max-cost, --timeout, --sensitivity, shared by every `run` command.</summary>
@@ -353,7 +428,7 @@ public static class RunCommands
 
         public Option<string> Tier { get; } = new("--tier") { Description = "Tier for pinned_tier routing (tier0 … tier4)" };
 
-        public Option<string> MaxCost { get; } = new("--max-cost") { Description = "Most credits you accept to pay, e.g. 0.5", HelpName = "CREDITS" };
+        public Option<string> MaxCost { get; } = new("--max-cost") { Description = "Most you accept to pay, in credits (e.g. 0.5; sent as max_cost_micro)", HelpName = "CREDITS" };
 
         public Option<int> Timeout { get; } = new("--timeout") { Description = "Job timeout in seconds (default: the server's)", HelpName = "SECONDS" };
 
@@ -447,8 +522,11 @@ public sealed class StatusLine
     /// <summary>Writes to <paramref name="writer"/> (stderr).</summary>
     public StatusLine(TextWriter writer) => this.writer = writer;
 
-    /// <summary>Everything written so far.</summary>
+    /// <summary>Everything written so far on the current line.</summary>
     public string Text => line.ToString();
+
+    /// <summary>Called before a state starts a new line (the chat view ends its answer line there).</summary>
+    public Action? BeforeNewLine { get; set; }
 
     /// <summary>Feeds one watch frame.</summary>
     public void OnFrame(WatchJobResponse frame)
@@ -478,6 +556,9 @@ public sealed class StatusLine
         }
     }
 
+    // " on dev_x" unless the line already named that device.
+    private string OnDevice(Job job) => string.IsNullOrEmpty(job.DeviceId) || job.DeviceId == lastDevice ? "" : " on " + job.DeviceId;
+
     private void Show(Job job)
     {
         if (job.State == JobState.Unspecified || (job.State == lastState && job.DeviceId == lastDevice))
@@ -489,19 +570,115 @@ public sealed class StatusLine
         {
             JobState.Queued => "queued",
             JobState.Placed => "placed on " + job.DeviceId,
-            JobState.Running => "running on " + job.DeviceId,
-            JobState.Completed => $"completed in {Display.Int(job.LatencyMs > 0 ? job.LatencyMs : job.RuntimeMs)} ms" +
-                                  (string.IsNullOrEmpty(job.DeviceId) ? "" : " on " + job.DeviceId) +
+            JobState.Running => "running" + OnDevice(job),
+            JobState.Completed => $"completed in {Display.Int(job.LatencyMs > 0 ? job.LatencyMs : job.RuntimeMs)} ms" + OnDevice(job) +
                                   $" (cost {Credits.Format(job.CostMicro)} credits)",
-            JobState.Failed => "failed" + (string.IsNullOrEmpty(job.ErrorMessage) ? "" : ": " + job.ErrorMessage),
+            JobState.Failed => "failed", // the error line that follows says why
             JobState.Cancelled => "cancelled",
             _ => job.State.ToString().ToLowerInvariant(),
         };
+        if (line.Length == 0)
+        {
+            BeforeNewLine?.Invoke();
+        }
+
         var text = line.Length == 0 ? $"job {job.JobId}: {segment}" : " → " + segment;
         line.Append(text);
         writer.Write(text);
         writer.Flush();
         lastState = job.State;
         lastDevice = job.DeviceId;
+    }
+}
+
+/// <summary>
+/// `meshnet run chat` as a conversation on stdout: "you> …", then "assistant> " and the tokens as they arrive, the answer
+/// on its own line(s); job states go to stderr on lines of their own.
+/// </summary>
+public sealed class Conversation
+{
+    private readonly TextWriter writer;
+    private readonly List<string> pending = [];
+    private bool answering;
+    private bool lineOpen;
+    private int streamed;
+
+    /// <summary>Writes to <paramref name="writer"/> (stdout).</summary>
+    public Conversation(TextWriter writer) => this.writer = writer;
+
+    /// <summary>Called once when the answer starts (ends the status line).</summary>
+    public Action? Answering { get; set; }
+
+    /// <summary>A turn that is already known ("you", "system"), printed by <see cref="Begin"/>; nothing for an empty text.</summary>
+    public void Say(string speaker, string? text)
+    {
+        if (!string.IsNullOrEmpty(text))
+        {
+            pending.Add($"{speaker}> {text}");
+        }
+    }
+
+    /// <summary>Prints the known turns once the job was accepted (a refused prompt prints nothing on stdout).</summary>
+    public void Begin()
+    {
+        foreach (var turn in pending)
+        {
+            writer.WriteLine(turn);
+        }
+
+        writer.Flush();
+        pending.Clear();
+    }
+
+    /// <summary>One streamed token of the answer (whitespace before the first word is dropped).</summary>
+    public void Token(string token)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        streamed++;
+        if (!answering)
+        {
+            token = token.TrimStart();
+            if (token.Length == 0)
+            {
+                return;
+            }
+        }
+
+        StartAnswer();
+        writer.Write(token);
+        writer.Flush();
+    }
+
+    /// <summary>The final text, printed only when no token was streamed (a runtime that answers in one piece).</summary>
+    public void Complete(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (streamed == 0)
+        {
+            StartAnswer();
+            writer.Write(text.TrimStart());
+        }
+    }
+
+    /// <summary>Ends the answer's line so that what follows starts on a line of its own.</summary>
+    public void EndAnswerLine()
+    {
+        if (lineOpen)
+        {
+            writer.WriteLine();
+            writer.Flush();
+            lineOpen = false;
+        }
+    }
+
+    private void StartAnswer()
+    {
+        if (!answering)
+        {
+            answering = true;
+            Answering?.Invoke();
+            writer.Write("assistant> ");
+            lineOpen = true;
+        }
     }
 }

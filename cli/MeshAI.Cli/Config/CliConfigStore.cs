@@ -20,9 +20,10 @@ public sealed class CliConfigStore
     /// <summary>Absolute path of the config file.</summary>
     public string Path { get; }
 
-    /// <summary>The path to use: --config, then MESHAI_CLI_CONFIG, then ~/.meshai/cli.json.</summary>
+    /// <summary>The path to use: --config, then MESHAI_CLI_CONFIG, then $MESHAI_HOME/cli.json (~/.meshai/cli.json).</summary>
     public static string ResolvePath(string? optionValue, Func<string, string?> environment, string homeDirectory)
     {
+        ArgumentNullException.ThrowIfNull(environment);
         if (!string.IsNullOrWhiteSpace(optionValue))
         {
             return optionValue;
@@ -31,7 +32,7 @@ public sealed class CliConfigStore
         var fromEnvironment = environment(PathVariable);
         return !string.IsNullOrWhiteSpace(fromEnvironment)
             ? fromEnvironment
-            : System.IO.Path.Combine(homeDirectory, ".meshai", "cli.json");
+            : System.IO.Path.Combine(MeshAI.Common.Local.MeshHome.ResolveDirectory(environment, homeDirectory), "cli.json");
     }
 
     /// <summary>The stored config, or an empty one when the file does not exist.</summary>

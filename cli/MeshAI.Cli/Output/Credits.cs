@@ -7,11 +7,7 @@ namespace MeshAI.Cli.Output;
 public static class Credits
 {
     /// <summary>"12.500000", "-0.066667".</summary>
-    public static string Format(long micro)
-    {
-        var value = (decimal)micro / Tiers.MicroPerCredit;
-        return value.ToString("0.000000", CultureInfo.InvariantCulture);
-    }
+    public static string Format(long micro) => Money.Credits(micro);
 
     /// <summary>Credits (up to six decimals) to micro-credits; false for negative, malformed or overlong values.</summary>
     public static bool TryParse(string? text, out long micro)

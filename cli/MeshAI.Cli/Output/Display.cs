@@ -54,6 +54,9 @@ public static class Display
     /// <summary>"123 ms", "-" for zero.</summary>
     public static string Millis(long ms) => ms <= 0 ? "-" : ms.ToString(CultureInfo.InvariantCulture) + " ms";
 
+    /// <summary>"15.9 s", "-" for zero.</summary>
+    public static string Seconds(long ms) => ms <= 0 ? "-" : (ms / 1000.0).ToString("0.0", CultureInfo.InvariantCulture) + " s";
+
     /// <summary>Invariant integer text.</summary>
     public static string Int(long value) => value.ToString(CultureInfo.InvariantCulture);
 

@@ -56,7 +56,7 @@ public static class JobEnvelopes
             DataSensitivityTag = routing.Sensitivity,
             ResourceRequest = resources,
             RoutingMode = routing.Mode == RoutingMode.Unspecified ? RoutingMode.Auto : routing.Mode,
-            MaxCostCredits = routing.MaxCostMicro,
+            MaxCostMicro = routing.MaxCostMicro,
             TimeoutMs = routing.TimeoutMs,
             PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
             TraceId = string.IsNullOrEmpty(routing.TraceId) ? NewTraceId() : routing.TraceId,

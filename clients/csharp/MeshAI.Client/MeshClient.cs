@@ -210,15 +210,14 @@ public sealed class MeshClient : IDisposable
             throw InvalidPayload("not a serialized meshai.job.v1.WorkloadInput");
         }
 
-        if (input.InputCase == WorkloadInput.InputOneofCase.Embeddings && input.Embeddings.Texts.Count is 0 or > JobEnvelopes.MaxEmbeddingTexts)
+        if (MeshAI.Common.Domain.WorkloadInputRules.Check(input, JobEnvelopes.MaxEmbeddingTexts) is { } violation)
         {
-            throw InvalidPayload($"embeddings take 1 to {JobEnvelopes.MaxEmbeddingTexts} texts (got {input.Embeddings.Texts.Count})");
+            throw InvalidPayload(violation.Description, violation.Field);
         }
     }
 
-    private static RpcException InvalidPayload(string description)
+    private static RpcException InvalidPayload(string description, string field = MeshAI.Common.Domain.WorkloadInputRules.PayloadField)
     {
-        const string field = "envelope.input_manifest.payload";
         var status = new Google.Rpc.Status
         {
             Code = (int)StatusCode.InvalidArgument,
@@ -327,11 +326,15 @@ public sealed class MeshClient : IDisposable
     }
 
     /// <summary>Balances and the first page of ledger events of a network.</summary>
-    public async Task<LedgerView> GetLedgerAsync(string networkId, int pageSize = 0, string? pageToken = null, CancellationToken cancellationToken = default)
+    public Task<LedgerView> GetLedgerAsync(string networkId, int pageSize = 0, string? pageToken = null, CancellationToken cancellationToken = default) =>
+        GetLedgerAsync(networkId, pageSize, pageToken, newestFirst: false, cancellationToken);
+
+    /// <summary>Balances plus one page of events, newest first when <paramref name="newestFirst"/>.</summary>
+    public async Task<LedgerView> GetLedgerAsync(string networkId, int pageSize, string? pageToken, bool newestFirst, CancellationToken cancellationToken = default)
     {
         var balances = Ledger.GetBalancesAsync(new GetBalancesRequest { NetworkId = networkId }, deadline: Deadline(), cancellationToken: cancellationToken);
         var events = Ledger.ListLedgerEventsAsync(
-            new ListLedgerEventsRequest { NetworkId = networkId, PageSize = pageSize, PageToken = pageToken ?? "" },
+            new ListLedgerEventsRequest { NetworkId = networkId, PageSize = pageSize, PageToken = pageToken ?? "", NewestFirst = newestFirst },
             deadline: Deadline(), cancellationToken: cancellationToken);
         var balancesResponse = await balances;
         var eventsResponse = await events;

@@ -82,7 +82,9 @@ export interface JobRouting {
   mode?: RoutingMode;
   resources?: MessageInitShape<typeof ResourceRequestSchema>;
   dataSensitivity?: DataSensitivityTag;
-  /** Cap in micro-credits; 0n or undefined = no cap. */
+  /** Most you accept to pay, in micro-credits (1 credit = 1 000 000n); 0n or undefined = no cap. */
+  maxCostMicro?: bigint;
+  /** @deprecated Use maxCostMicro (this always held micro-credits too); used only when maxCostMicro is not given. */
   maxCostCredits?: bigint;
   timeoutMs?: bigint;
   traceId?: string;
@@ -256,7 +258,7 @@ export function createMeshClient(options: MeshClientOptions): MeshClient {
             ...(routing.dataSensitivity !== undefined ? { dataSensitivityTag: routing.dataSensitivity } : {}),
             ...(routing.resources ? { resourceRequest: routing.resources } : {}),
             routingMode: routing.mode ?? RoutingMode.AUTO,
-            maxCostCredits: routing.maxCostCredits ?? 0n,
+            maxCostMicro: routing.maxCostMicro ?? routing.maxCostCredits ?? 0n,
             timeoutMs: routing.timeoutMs ?? 0n,
             payloadEncryption: { scheme: PayloadEncryptionScheme.NONE },
             traceId: routing.traceId ?? "",

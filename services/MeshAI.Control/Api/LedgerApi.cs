@@ -32,7 +32,7 @@ public sealed class LedgerApi(
     {
         await access.RequireMemberAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
         var after = PageTokens.DecodeId(request.PageToken) is { Length: > 0 } text && long.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var seq) ? seq : 0;
-        var (events, next) = await ledger.ListEventsAsync(request.NetworkId, request.JobId, after, PageTokens.Size(request.PageSize, options.Value.Limits), context.CancellationToken);
+        var (events, next) = await ledger.ListEventsAsync(request.NetworkId, request.JobId, after, PageTokens.Size(request.PageSize, options.Value.Limits), context.CancellationToken, request.NewestFirst);
         return new ListLedgerEventsResponse
         {
             Events = { events },

@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using MeshAI.Common.Crypto;
+using MeshAI.Common.Domain;
 using MeshAI.Common.Errors;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
@@ -44,9 +45,9 @@ public static class JobEnvelopeValidator
             throw RpcErrors.InvalidArgument("envelope.timeout_ms", $"between 0 (default {limits.DefaultJobTimeoutMs}) and {limits.MaxJobTimeoutMs}");
         }
 
-        if (envelope.MaxCostCredits < 0)
+        if (Money.CapConflict(envelope) is { } cap)
         {
-            throw RpcErrors.InvalidArgument("envelope.max_cost_credits", "must not be negative");
+            throw RpcErrors.InvalidArgument(cap.Field, cap.Description);
         }
 
         if (envelope.RoutingMode == RoutingMode.PinnedDevice && (envelope.ResourceRequest?.RequiresPinnedDeviceIdsOptional.Count ?? 0) == 0)
@@ -82,13 +83,10 @@ public static class JobEnvelopeValidator
             throw RpcErrors.InvalidArgument(Payload, $"payload holds {input.InputCase} input but workload_id is {envelope.WorkloadId}");
         }
 
-        if (input.InputCase == WorkloadInput.InputOneofCase.Embeddings)
+        // Blank texts and prompts, too many texts: the shared input rules (the SDK applies them before encrypting).
+        if (WorkloadInputRules.Check(input, limits.MaxEmbeddingTexts) is { } violation)
         {
-            var texts = input.Embeddings.Texts.Count;
-            if (texts == 0 || texts > limits.MaxEmbeddingTexts)
-            {
-                throw RpcErrors.InvalidArgument(Payload, $"embeddings take 1 to {limits.MaxEmbeddingTexts} texts (got {texts})");
-            }
+            throw RpcErrors.InvalidArgument(violation.Field, violation.Description);
         }
 
         return (input, timeout);

@@ -18,6 +18,27 @@ public sealed record JobPlacementContext(Role SubmitterRole, SubmitterLocation S
 /// <summary>Gathers the network's online devices (presence + stored rows) and its policy, and asks the placement policy.</summary>
 public sealed class JobPlanner(IPresenceDirectory presence, DeviceRepository devices, IPlacementPolicy policy, PolicyStore policies, ModelAvailability models, TimeProvider clock)
 {
+    /// <summary>
+    /// NOT_FOUND for a pinned device id that is no device of the envelope's network, so a mistyped id is not reported as
+    /// "no eligible device is online". Call after the caller's membership is checked (ids are looked up in that network only).
+    /// </summary>
+    public async Task RequirePinnedDevicesExistAsync(JobEnvelope envelope, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        var pinned = envelope.ResourceRequest?.RequiresPinnedDeviceIdsOptional;
+        if (pinned is null || pinned.Count == 0)
+        {
+            return;
+        }
+
+        var ids = pinned.Distinct(StringComparer.Ordinal).ToList();
+        var known = (await devices.GetDevicesAsync(envelope.NetworkId, ids, ct)).Select(r => r.DeviceId).ToHashSet(StringComparer.Ordinal);
+        if (ids.FirstOrDefault(id => !known.Contains(id)) is { } missing)
+        {
+            throw MeshAI.Common.Errors.RpcErrors.NotFound("device", missing);
+        }
+    }
+
     /// <summary>The placement decision for the envelope, skipping <paramref name="excluded"/> devices (a member with no known location).</summary>
     public Task<PlacementDecision> PlanAsync(JobEnvelope envelope, NetworkSettings settings, IReadOnlySet<string> excluded, CancellationToken ct) =>
         PlanAsync(envelope, settings, excluded, JobPlacementContext.Anonymous, ct);

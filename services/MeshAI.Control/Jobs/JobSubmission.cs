@@ -41,7 +41,7 @@ public sealed class JobSubmission(
             EstimatedRuntimeMs = p.EstimatedRuntimeMs,
             ExpectedTier = p.Tier,
             Candidates = { p.Decision.Ranked },
-            WithinMaxCost = envelope!.MaxCostCredits == 0 || envelope.MaxCostCredits >= p.EstimatedCostMicro,
+            WithinMaxCost = envelope!.CapMicro() == 0 || envelope!.CapMicro() >= p.EstimatedCostMicro,
             Explanation = $"{p.Decision.Reason}; about {p.EstimatedRuntimeMs} ms at {Tiers.Name(p.Tier)} rates",
             Eligibility = { p.Decision.Eligibility },
         };
@@ -62,10 +62,11 @@ public sealed class JobSubmission(
             return JobViews.ToProto(existing, await jobs.ListAttemptsAsync(existing.JobId, ct));
         }
 
-        if (envelope.MaxCostCredits > 0 && envelope.MaxCostCredits < p.EstimatedCostMicro)
+        var cap = envelope.CapMicro();
+        if (cap > 0 && cap < p.EstimatedCostMicro)
         {
-            throw RpcErrors.FailedPrecondition("COST_CAP", "envelope.max_cost_credits",
-                $"estimated cost {p.EstimatedCostMicro} micro-credits exceeds max_cost_credits {envelope.MaxCostCredits}");
+            throw RpcErrors.FailedPrecondition("COST_CAP", "envelope.max_cost_micro",
+                $"estimated cost {Money.CreditsWithMicro(p.EstimatedCostMicro)} exceeds the cap max_cost_micro {Money.CreditsWithMicro(cap)}");
         }
 
         await budget.EnsureRelayBandwidthAsync(envelope.NetworkId, ct);
@@ -75,7 +76,7 @@ public sealed class JobSubmission(
         if (available < p.EstimatedCostMicro)
         {
             throw RpcErrors.FailedPrecondition("CREDITS", credits.SharedPoolEnabled ? "pool:" + envelope.NetworkId : "member:" + caller.UserId,
-                $"insufficient credits: the job needs about {p.EstimatedCostMicro} micro-credits, {available} available");
+                $"insufficient credits: the job needs about {Money.Credits(p.EstimatedCostMicro)} credits, {Money.Credits(available)} available");
         }
 
         if (p.Decision.Selected is null)
@@ -108,7 +109,7 @@ public sealed class JobSubmission(
             Envelope = stored.ToByteArray(),
             IdempotencyKey = key,
             CreateTimeMs = clock.GetUtcNow().ToUnixTimeMilliseconds(),
-            MaxCostCredits = stored.MaxCostCredits,
+            MaxCostCredits = stored.CapMicro(),
             TimeoutMs = p.TimeoutMs,
             TraceId = stored.TraceId,
             ChunkCount = p.Context.Chunks?.Count ?? 0,
@@ -125,6 +126,7 @@ public sealed class JobSubmission(
     {
         var (input, timeout) = JobEnvelopeValidator.Validate(envelope, options.Value.Limits);
         var membership = await access.RequireMemberAsync(caller, envelope!.NetworkId, ct);
+        await planner.RequirePinnedDevicesExistAsync(envelope, ct);
         await models.RequireKnownAsync(envelope, ct); // unknown model: INVALID_ARGUMENT naming the available ones (#14)
         IReadOnlyList<JobChunk>? chunks;
         try

@@ -34,6 +34,7 @@ public static class JobViews
             BilledRuntimeMs = row.BilledRuntimeMs,
             CostMicro = row.CostMicro,
             MaxCostCredits = row.MaxCostCredits,
+            MaxCostMicro = row.MaxCostCredits,
             ErrorMessage = row.ErrorMessage,
             RelayBytes = row.RelayBytes,
             TraceId = row.TraceId,

@@ -89,10 +89,13 @@ public sealed class LedgerQueries(LedgerRepository ledger, NetworkRepository net
         return balances;
     }
 
-    /// <summary>One page of events after the sequence cursor.</summary>
-    public async Task<(IReadOnlyList<LedgerEvent> Events, long? NextAfter)> ListEventsAsync(string networkId, string? jobId, long afterSequence, int pageSize, CancellationToken ct)
+    /// <summary>One page of events after the sequence cursor (before it, newest first, with <paramref name="newestFirst"/>).</summary>
+    public async Task<(IReadOnlyList<LedgerEvent> Events, long? NextAfter)> ListEventsAsync(string networkId, string? jobId, long afterSequence, int pageSize, CancellationToken ct, bool newestFirst = false)
     {
-        var rows = (await ledger.ListAsync(networkId, string.IsNullOrEmpty(jobId) ? null : jobId, afterSequence, pageSize + 1, ct)).ToList();
+        var job = string.IsNullOrEmpty(jobId) ? null : jobId;
+        var rows = (newestFirst
+            ? await ledger.ListNewestFirstAsync(networkId, job, afterSequence, pageSize + 1, ct)
+            : await ledger.ListAsync(networkId, job, afterSequence, pageSize + 1, ct)).ToList();
         var page = rows.Take(pageSize).Select(ToProto).ToList();
         return (page, rows.Count > pageSize ? page[^1].Sequence : null);
     }

@@ -44,6 +44,7 @@ public sealed class RecipientPlanner(NetworkAccess access, JobPlanner planner, D
         }
 
         var membership = await access.RequireMemberAsync(caller, envelope.NetworkId, ct);
+        await planner.RequirePinnedDevicesExistAsync(envelope, ct);
         var probe = envelope.Clone();
         probe.InputManifest = new InputManifest();
         probe.PayloadEncryption = null;

@@ -36,6 +36,12 @@ public sealed class LedgerRepository(Database database)
             $"SELECT {Columns} FROM ledger_events WHERE network_id = @networkId AND (@jobId IS NULL OR job_id = @jobId) AND sequence > @afterSequence " +
             "ORDER BY sequence LIMIT @limit", new { networkId, jobId, afterSequence, limit }, ct)), ct);
 
+    /// <summary>Events of a network newest first, before the cursor (0 = from the newest), optionally for one job.</summary>
+    public Task<IEnumerable<LedgerEventRow>> ListNewestFirstAsync(string networkId, string? jobId, long beforeSequence, int limit, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<LedgerEventRow>(Database.Command(
+            $"SELECT {Columns} FROM ledger_events WHERE network_id = @networkId AND (@jobId IS NULL OR job_id = @jobId) AND (@beforeSequence = 0 OR sequence < @beforeSequence) " +
+            "ORDER BY sequence DESC LIMIT @limit", new { networkId, jobId, beforeSequence, limit }, ct)), ct);
+
     /// <summary>Sums per account kind, user, device and event type for the network.</summary>
     public Task<IEnumerable<Aggregate>> AggregateAsync(string networkId, CancellationToken ct) =>
         database.RunAsync(c => c.QueryAsync<Aggregate>(Database.Command(

@@ -120,7 +120,7 @@ public sealed class JobPlaneClockTests
         {
             Assert.That(capped.Attempts.Single().Cause, Is.EqualTo(AttemptCause.CostCap));
             Assert.That(capped.CostMicro, Is.EqualTo(150_000), "billed exactly the cap");
-            Assert.That(_server.Dispatcher.Cancels.Single(c => c.Cancel.JobId == job.JobId).Cancel.Reason, Is.EqualTo("max_cost_credits reached"));
+            Assert.That(_server.Dispatcher.Cancels.Single(c => c.Cancel.JobId == job.JobId).Cancel.Reason, Is.EqualTo("max_cost_micro reached"));
         });
     }
 

@@ -27,6 +27,7 @@ public sealed class LedgerServiceTests(string store)
 {
     public static readonly string[] Stores = ["sqlite", "postgres"];
     private static readonly string[] ExpectedEvents = ["credits_granted", "job_started", "job_completed", "credits_burned", "credits_minted"];
+    private static readonly string[] NewestFirstEvents = ["CreditsMinted", "CreditsBurned", "JobCompleted", "JobStarted", "CreditsGranted"];
     private ControlTestServer _server = null!;
     private string _token = "";
 
@@ -66,6 +67,18 @@ public sealed class LedgerServiceTests(string store)
         var reconciled = await Ledger().ReconcileLedgerAsync(new ReconcileLedgerRequest { NetworkId = network.NetworkId });
         Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => m.Subject + ": " + m.Detail)));
         Assert.That(reconciled.JobsChecked, Is.EqualTo(1));
+
+        // newest_first pages backwards through the same events (what `meshnet ledger show` prints).
+        var newest = new List<string>();
+        var page = new ListLedgerEventsRequest { NetworkId = network.NetworkId, PageSize = 2, NewestFirst = true };
+        do
+        {
+            var response = await Ledger().ListLedgerEventsAsync(page);
+            newest.AddRange(response.Events.Select(e => e.EventType.ToString()));
+            page.PageToken = response.NextPageToken;
+        }
+        while (page.PageToken.Length > 0);
+        Assert.That(newest, Is.EqualTo(NewestFirstEvents));
 
         var relay = await Rpc.ThrowsAsync(StatusCode.ResourceExhausted, () => jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = Echo(network.NetworkId) }).ResponseAsync);
         Assert.That(relay.Status.Detail, Does.Contain("relayed 5000 of 1000 bytes"));

@@ -174,7 +174,8 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
         _agents.Add((stop, run, registry));
         var presence = Services.GetRequiredService<IPresenceDirectory>();
         var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (presence.GetOnline(enrollment.DeviceId, DateTimeOffset.UtcNow)?.Capabilities.Workloads.Count is null or 0)
+        // Online = its first heartbeat arrived (contribution enabled), not only the stream's hello.
+        while (presence.GetOnline(enrollment.DeviceId, DateTimeOffset.UtcNow) is not { ContributionEnabled: true } online || online.Capabilities.Workloads.Count == 0)
         {
             if (run.IsCompleted || DateTime.UtcNow > deadline)
             {

@@ -100,7 +100,9 @@ public sealed class CommandFlowTests
         var code = await cli.RunAsync("devices", "list");
 
         Assert.That(code, Is.EqualTo(1));
-        Assert.That(cli.Stderr, Is.EqualTo("error: Not logged in. Run: meshnet auth login --server URL --email EMAIL\n"));
+        Assert.That(cli.Stderr, Is.EqualTo(
+            "error: Not logged in. Run: meshnet auth login --server URL --fingerprint FP --email EMAIL " +
+            "(FP is the fingerprint=… that meshai-server prints when it starts; leave it out for a CA-signed certificate)\n"));
     }
 
     [Test]
@@ -258,13 +260,14 @@ public sealed class CommandFlowTests
         Assert.That(envelope.WorkloadId, Is.EqualTo(WorkloadClass.Embeddings));
         Assert.That(envelope.RoutingMode, Is.EqualTo(RoutingMode.PinnedDevice));
         Assert.That(envelope.ResourceRequest.RequiresPinnedDeviceIdsOptional, Is.EqualTo(PinnedDevices));
-        Assert.That(envelope.MaxCostCredits, Is.EqualTo(500_000));
+        Assert.That(envelope.MaxCostMicro, Is.EqualTo(500_000));
+        Assert.That(envelope.MaxCostCredits, Is.Zero, "new clients set only the unit-correct field");
         Assert.That(envelope.PayloadEncryption.Scheme, Is.EqualTo(PayloadEncryptionScheme.None));
         Assert.That(envelope.TraceId, Has.Length.EqualTo(32));
         Assert.That(envelope.InputManifest.PayloadSha256,
             Is.EqualTo(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(envelope.InputManifest.Payload.ToByteArray()))));
         Assert.That(WorkloadInput.Parser.ParseFrom(envelope.InputManifest.Payload).Embeddings.Texts, Is.EqualTo(Texts));
-        Assert.That(cli.Stderr, Is.EqualTo("job job_1: queued → running on dev_laptop → completed in 123 ms on dev_laptop (cost 0.066667 credits)\n"));
+        Assert.That(cli.Stderr, Is.EqualTo("job job_1: queued → running on dev_laptop → completed in 123 ms (cost 0.066667 credits)\n"));
         Assert.That(cli.Stdout, Is.EqualTo(
             "[1] \"hello world\"\n" +
             "    dimension 3, norm 1.000000\n" +
@@ -313,7 +316,7 @@ public sealed class CommandFlowTests
         Assert.That(code, Is.EqualTo(1));
         Assert.That(cli.Stdout, Is.Empty);
         Assert.That(cli.Stderr, Is.EqualTo(
-            "job job_2: queued → running on dev_x → failed: model missing\n" +
+            "job job_2: queued → running on dev_x → failed\n" +
             "error: Job job_2 failed on dev_x: model missing\n"));
     }
 
@@ -414,26 +417,28 @@ public sealed class CommandFlowTests
         Assert.That(await cli.RunAsync("ledger", "show"), Is.Zero, cli.Stderr);
 
         Assert.That(cli.Stdout, Is.EqualTo(
-            "Network net_home — shared pool on\n" +
-            "                 CREDITS\n" +
-            "pool balance   99.933333\n" +
-            "minted          0.066667\n" +
-            "burned          0.066667\n" +
-            "granted       100.000000\n" +
+            "Network net_home: shared pool on. Jobs are paid from the pool; devices earn credits for their owners.\n" +
+            "\n" +
+            "                      CREDITS\n" +
+            "Pool balance        99.933333  what jobs can still spend\n" +
+            "Granted            100.000000  starting credits put in the pool\n" +
+            "Spent by jobs        0.066667  paid from the pool\n" +
+            "Earned by devices    0.066667  paid to the devices' owners\n" +
             "\n" +
             "Members\n" +
-            "EMAIL            USER      BALANCE    MINTED    BURNED\n" +
-            "ada@example.com  usr_ada  0.000000  0.066667  0.066667\n" +
+            "MEMBER             EARNED  SPENT (POOL PAID)  OWN BALANCE\n" +
+            "ada@example.com  0.066667           0.066667     0.000000\n" +
             "\n" +
             "Devices\n" +
-            "NAME    ID          OWNER      MINTED  RUNTIME  JOBS\n" +
-            "laptop  dev_laptop  usr_ada  0.066667  1000 ms     1\n" +
+            "DEVICE  ID          OWNER              EARNED  WORKED  JOBS\n" +
+            "laptop  dev_laptop  ada@example.com  0.066667   1.0 s     1\n" +
             "\n" +
-            "Recent events\n" +
-            "SEQ  TIME                  TYPE            JOB    DEVICE      ACCOUNT          AMOUNT\n" +
-            "  7  2025-01-02 03:04:05Z  credits_burned  job_1  dev_laptop  pool usr_ada  -0.066667\n"));
+            "Recent events (the newest last; --limit N for more)\n" +
+            "#  TIME (UTC)           EVENT       CREDITS  ACCOUNT  MEMBER           JOB    DEVICE\n" +
+            "7  2025-01-02 03:04:05  job paid  -0.066667  pool     ada@example.com  job_1  laptop\n"));
         var balances = cli.Mesh.Request<GetBalancesRequest>("GetBalances");
         Assert.That(balances.NetworkId, Is.EqualTo("net_home"));
+        Assert.That(cli.Mesh.Request<ListLedgerEventsRequest>("ListLedgerEvents").NewestFirst, Is.True, "the view shows the newest events");
     }
 
     [Test]
@@ -481,11 +486,10 @@ public sealed class CommandFlowTests
 
         Assert.That(await cli.RunAsync("run", "embeddings", "-t", "big"), Is.EqualTo(1));
         Assert.That(cli.Stderr, Is.EqualTo(
-            "error: InvalidArgument: envelope.input_manifest.payload: payload exceeds 4194304 bytes " +
-            "[field envelope.input_manifest.payload: payload exceeds 4194304 bytes]\n"));
+            "error: invalid envelope.input_manifest.payload: payload exceeds 4194304 bytes\n"));
 
         Assert.That(await cli.RunAsync("device", "join"), Is.EqualTo(1));
-        Assert.That(cli.Stderr, Is.EqualTo("error: FailedPrecondition: only admins and members can add devices [NETWORK_ROLE usr_ada]\n"));
+        Assert.That(cli.Stderr, Is.EqualTo("error: only admins and members can add devices (NETWORK_ROLE)\n"));
         Assert.That(cli.Stderr, Does.Not.Contain(" at "));
     }
 

@@ -164,7 +164,7 @@ public sealed class ConfigAndFormattingTests
         var text = line.Text;
         line.End();
 
-        Assert.That(text, Is.EqualTo("job job_1: queued → running on dev_x → completed in 123 ms on dev_x (cost 0.066667 credits)"));
+        Assert.That(text, Is.EqualTo("job job_1: queued → running on dev_x → completed in 123 ms (cost 0.066667 credits)"));
     }
 
     [Test]

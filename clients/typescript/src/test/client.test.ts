@@ -135,7 +135,7 @@ test("submitJob: builds the envelope (payload, sha256, routing) and returns the 
   const job = await client.submitJob(
     WorkloadClass.SMALL_CHAT,
     { input: { input: { case: "chat", value: { messages: [{ content: "hi" }], maxTokens: 16 } } }, labels: { app: "test" } },
-    { mode: RoutingMode.LOCAL_PREFER, maxCostCredits: 9_007_199_254_740_993n, traceId: "trace-1", idempotencyKey: "k1" },
+    { mode: RoutingMode.LOCAL_PREFER, maxCostMicro: 9_007_199_254_740_993n, traceId: "trace-1", idempotencyKey: "k1" },
   );
 
   assert.equal(job.jobId, "job_9");
@@ -151,7 +151,8 @@ test("submitJob: builds the envelope (payload, sha256, routing) and returns the 
   assert.equal(env.networkId, "net_1");
   assert.equal(env.workloadId, WorkloadClass.SMALL_CHAT);
   assert.equal(env.routingMode, RoutingMode.LOCAL_PREFER);
-  assert.equal(env.maxCostCredits, 9_007_199_254_740_993n);
+  assert.equal(env.maxCostMicro, 9_007_199_254_740_993n);
+  assert.equal(env.maxCostCredits, 0n, "the deprecated alias is not sent");
   assert.equal(env.traceId, "trace-1");
   assert.equal(env.payloadEncryption?.scheme, PayloadEncryptionScheme.NONE);
   const im = env.inputManifest;

@@ -262,7 +262,7 @@ internal sealed class SingleJobStrategy : PlacementStrategy
             return;
         }
 
-        job.CancelOnDevice(placement, "max_cost_credits reached");
+        job.CancelOnDevice(placement, "max_cost_micro reached");
         placement.StopTimers();
         job.Open.Remove(placement.Attempt);
         var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
@@ -270,7 +270,7 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         if (network is null || deviceRow is null)
         {
             job.Open[placement.Attempt] = placement;
-            await job.FinishUnsuccessfullyAsync(JobState.Cancelled, "max_cost_credits reached", AttemptCause.CostCap, "max_cost_credits reached", ct);
+            await job.FinishUnsuccessfullyAsync(JobState.Cancelled, "max_cost_micro reached", AttemptCause.CostCap, "max_cost_micro reached", ct);
             return;
         }
 
@@ -285,7 +285,7 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         row.RuntimeMs = metering.RuntimeMs;
         row.BilledRuntimeMs = priced.BilledMs;
         row.CostMicro = priced.BurnMicro;
-        row.ErrorMessage = $"max_cost_credits {row.MaxCostCredits} µ reached after {runtime} ms: cancelled, billed {priced.BurnMicro} µ";
+        row.ErrorMessage = $"cost cap max_cost_micro {MeshAI.Common.Domain.Money.CreditsWithMicro(row.MaxCostCredits)} reached after {runtime} ms: cancelled, billed {MeshAI.Common.Domain.Money.CreditsWithMicro(priced.BurnMicro)}";
         job.Finished = true;
         if (await job.S.Settler.CapAsync(row, placement.Attempt, metering, now, ct))
         {

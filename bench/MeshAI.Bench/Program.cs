@@ -4,6 +4,7 @@ using MeshAI.Bench;
 
 // dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes]
 // dotnet run -c Release --project bench/MeshAI.Bench -- micro [BenchmarkDotNet args]
+// dotnet run -c Release --project bench/MeshAI.Bench -- chaos [jobs] [agents] [killEverySeconds] [sqlite|postgres] [report.json]
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
 var mode = args.Length > 0 ? args[0] : "load";
@@ -17,6 +18,17 @@ if (mode == "load")
 {
     int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
     return await LoadHarness.RunAsync(jobs: Arg(1, 300), concurrency: Arg(2, 8), payloadBytes: Arg(3, 256));
+}
+
+if (mode == "chaos")
+{
+    string Text(int index, string fallback) => args.Length > index ? args[index] : fallback;
+    return await ChaosHarness.RunAsync(new ChaosOptions(
+        Jobs: int.Parse(Text(1, "1000"), CultureInfo.InvariantCulture),
+        Agents: int.Parse(Text(2, "4"), CultureInfo.InvariantCulture),
+        KillEverySeconds: double.Parse(Text(3, "3"), CultureInfo.InvariantCulture),
+        Store: Text(4, "sqlite"),
+        ReportPath: Text(5, ".artifacts/chaos-report.json")));
 }
 
 if (mode == "scale-out")
@@ -50,5 +62,5 @@ if (mode == "embeddings")
     return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents]");
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents]");
 return 2;

@@ -6,6 +6,7 @@ using MeshAI.Control.Identity;
 using MeshAI.Control.Jobs;
 using MeshAI.Control.Ledger;
 using MeshAI.Control.Networks;
+using MeshAI.Control.Rpc;
 using MeshAI.Control.Scheduling;
 using MeshAI.Control.Security;
 using MeshAI.Control.Storage;
@@ -49,8 +50,10 @@ public static class ControlPlaneExtensions
                 return new PostgresDialect(o.PostgresConnectionString!);
             }
 
-            Directory.CreateDirectory(o.DataDir);
-            return new SqliteDialect(Path.Combine(o.DataDir, "meshai.db"));
+            // The database file is created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+            var path = Path.Combine(MeshAI.Common.PrivateFiles.CreateDirectory(o.DataDir), "meshai.db");
+            MeshAI.Common.PrivateFiles.EnsureFile(path);
+            return new SqliteDialect(path);
         });
         services.TryAddSingleton(sp => MasterKey.LoadOrCreate(Path.Combine(sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value.DataDir, "master.key")));
         services.TryAddSingleton<Database>();
@@ -89,6 +92,7 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<PolicyStore>();
         services.TryAddSingleton<ModelAvailability>();
         services.TryAddSingleton<NetworkSettingsEditor>();
+        services.TryAddSingleton<NetworkSettingsRules>();
         services.TryAddSingleton<JobPlanner>();
         services.TryAddSingleton<JobWatchHub>();
         services.TryAddSingleton<JobSettler>();
@@ -110,6 +114,7 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<Models.ModelCatalog>();
         services.AddSecurity(configuration);
         services.AddOpenAiGateway(configuration); // the OpenAI-compatible HTTP adapter over the same job plane (#17)
+        services.AddRpcLayer(configuration);
 
         services.AddGrpc();
         return services;

@@ -1,5 +1,8 @@
 using MeshAI.Server;
 
+// Files this process creates by any route (database, WAL, keys, outbox, logs) start private: umask 077, as PostgreSQL does.
+MeshAI.Common.PrivateFiles.RestrictUmask();
+
 // Every start-up failure (bad option, busy port, unreadable certificate or data dir, unreachable store) is one line on
 // stderr and exit code 2; a server that started logs structured JSON.
 ServerSettings? settings = null;

@@ -5,6 +5,7 @@ using MeshAI.Common.Local;
 using MeshAI.Common.Transport;
 using MeshAI.Control;
 using MeshAI.Control.Observability;
+using MeshAI.Control.Rpc;
 using MeshAI.Relay;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -44,7 +45,9 @@ public static class ServerHost
 
         try
         {
-            Directory.CreateDirectory(settings.DataDir);
+            // Everything under the data directory is the server's alone: 0700 folders, 0600 files (also what an older version left).
+            MeshAI.Common.PrivateFiles.CreateDirectory(settings.DataDir);
+            MeshAI.Common.PrivateFiles.Tighten(settings.DataDir);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -86,8 +89,11 @@ public static class ServerHost
             builder.Services.AddRelay(builder.Configuration);
         }
 
+        builder.Services.AddRequestDecodingErrors(); // after the last AddGrpc
+
         var app = builder.Build();
         app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
+        app.UseRequestSizeLimit(MaxGrpcMessageBytes);
         if (settings.RunsControl)
         {
             app.MapControlPlane();

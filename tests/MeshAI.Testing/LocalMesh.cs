@@ -111,11 +111,22 @@ public sealed partial class LocalMesh : IAsyncDisposable
     /// Stops the server and starts it again on the same data directory, port and TLS certificate, so running agents
     /// see their stream drop and reconnect by themselves (nothing about the agents is restarted).
     /// </summary>
-    public async Task RestartServerAsync(CancellationToken cancellationToken = default)
+    public Task RestartServerAsync(CancellationToken cancellationToken = default) => RestartServerAsync(kill: false, cancellationToken);
+
+    /// <summary>
+    /// Restarts the server as <see cref="RestartServerAsync(CancellationToken)"/> does; with <paramref name="kill"/> the old
+    /// process is killed (SIGKILL, a crash) instead of asked to stop.
+    /// </summary>
+    public async Task RestartServerAsync(bool kill, CancellationToken cancellationToken = default)
     {
         var port = new Uri(Url).Port.ToString(CultureInfo.InvariantCulture);
         var arguments = _serverArguments.ToList();
         arguments[arguments.IndexOf("--port") + 1] = port;
+        if (kill)
+        {
+            Server.Kill();
+        }
+
         await Server.DisposeAsync();
         var server = ProcessRunner.Start(new ProcessRunnerOptions { FileName = ProcessRunner.DotnetHostPath, Arguments = arguments, Name = "server" });
         _processes.Add(server);
@@ -280,6 +291,32 @@ public sealed partial class LocalMesh : IAsyncDisposable
         _processes.Add(run);
         await run.WaitForLineAsync("MESHAI_AGENT_ONLINE", TimeSpan.FromSeconds(60), cancellationToken: cancellationToken);
         return new MeshAgent(name, deviceId, stateDirectory, run);
+    }
+
+    /// <summary>Starts <c>meshai-agent run</c> again on a (killed or stopped) agent's state directory and waits until the relay welcomed it.</summary>
+    public async Task<MeshAgent> RestartAgentAsync(MeshAgent agent, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(agent);
+        var agentDll = RepoPaths.BuiltAssembly("agent/MeshAI.Agent", "meshai-agent");
+        var run = ProcessRunner.Start(new ProcessRunnerOptions
+        {
+            FileName = ProcessRunner.DotnetHostPath,
+            Arguments = [agentDll, "run", "--state-dir", agent.StateDirectory],
+            Name = "agent-" + agent.Name,
+        });
+        _processes.Add(run);
+        try
+        {
+            await run.WaitForLineAsync("MESHAI_AGENT_ONLINE", TimeSpan.FromSeconds(60), cancellationToken: cancellationToken);
+        }
+        catch
+        {
+            // A restart that did not come online in time must not linger as a second process on the same state directory.
+            run.Kill();
+            throw;
+        }
+
+        return agent with { Process = run };
     }
 
     /// <summary>Stops every process and deletes every scratch directory.</summary>

@@ -65,6 +65,14 @@ public static class DeviceCertificates
         return details;
     }
 
+    /// <summary>
+    /// True for the reasons that mean "no trusted CA signed this" (missing, malformed, unknown CA key, bad signature), as
+    /// opposed to a genuine certificate outside its validity window; callers facing untrusted peers report these uniformly.
+    /// </summary>
+    public static bool IsSignatureFailure(string reason) =>
+        reason is "certificate missing" or "certificate malformed" or "certificate signature invalid" ||
+        (reason ?? "").StartsWith("certificate signed by unknown CA key", StringComparison.Ordinal);
+
     /// <summary>Convenience for building validity timestamps.</summary>
     public static Timestamp Ts(DateTimeOffset t) => Timestamp.FromDateTimeOffset(t);
 }

@@ -78,7 +78,7 @@ public sealed class LedgerApi(
         var membership = await access.RequireMemberAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
         if (!membership.IsAdmin)
         {
-            throw RpcErrors.PermissionDenied("only network admins can change credit rates");
+            throw RpcErrors.PermissionDenied("only network admins can change credit rates", ErrorReasons.AdminRequired);
         }
 
         var credits = await rates.UpdateAsync(request.NetworkId, request, context.CancellationToken);

@@ -29,7 +29,7 @@ public sealed class CertificateRenewal(
     {
         if (request.CurrentCertificate is null || request.CurrentCertificate.Details.IsEmpty)
         {
-            throw RpcErrors.Unauthenticated("RenewCertificate is authenticated by the device's current certificate (current_certificate)");
+            throw RpcErrors.Unauthenticated("RenewCertificate is authenticated by the device's current certificate (current_certificate)", ErrorReasons.DeviceCertificateRefused);
         }
 
         var now = clock.GetUtcNow();
@@ -43,13 +43,13 @@ public sealed class CertificateRenewal(
         if (identity is null)
         {
             throw reason.Contains("revoked", StringComparison.OrdinalIgnoreCase)
-                ? RpcErrors.PermissionDenied("device certificate revoked; rejoining needs a new join link and approval")
-                : RpcErrors.Unauthenticated("certificate refused: " + reason);
+                ? RpcErrors.PermissionDenied("device certificate revoked; rejoining needs a new join link and approval", ErrorReasons.DeviceRevoked)
+                : RpcErrors.Unauthenticated("certificate refused: " + reason, ErrorReasons.DeviceCertificateRefused);
         }
 
         if (!SigningKeyPair.Verify(identity.SigningPublicKey, ProofMessages.Renew(identity.CertificateSerial, request.TimestampUnixMs), request.ProofSignature.Span))
         {
-            throw RpcErrors.Unauthenticated("proof of key possession does not verify (proof_signature)");
+            throw RpcErrors.Unauthenticated("proof of key possession does not verify (proof_signature)", ErrorReasons.DeviceProofInvalid);
         }
 
         var current = DeviceCertificateDetails.Parser.ParseFrom(request.CurrentCertificate.Details);

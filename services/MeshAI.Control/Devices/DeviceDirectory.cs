@@ -43,11 +43,6 @@ public sealed class DeviceDirectory(
     {
         var row = await RequireOwnerOrAdminAsync(caller, request.NetworkId, request.DeviceId, "change", ct);
         var name = (request.Name ?? "").Trim();
-        if (name.Length > 64)
-        {
-            throw RpcErrors.InvalidArgument("name", "at most 64 characters");
-        }
-
         if (name.Length > 0)
         {
             row.Name = name;
@@ -72,17 +67,24 @@ public sealed class DeviceDirectory(
         return Card(row);
     }
 
-    /// <summary>Owner or admin: denylists the certificate and cuts the live stream at once.</summary>
+    /// <summary>
+    /// Owner or admin: denylists the certificate and cuts the live stream at once. Idempotent: revoking a revoked device
+    /// cuts again (harmless) but keeps the first reason and writes no second audit event.
+    /// </summary>
     public async Task<Device> RevokeAsync(Caller caller, RevokeDeviceRequest request, CancellationToken ct)
     {
         var row = await RequireOwnerOrAdminAsync(caller, request.NetworkId, request.DeviceId, "revoke", ct);
         var reason = string.IsNullOrWhiteSpace(request.Reason) ? "revoked by " + caller.UserId : request.Reason.Trim();
-        await devices.RevokeDeviceAsync(row.NetworkId, row.DeviceId, row.CertificateSerial, reason, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+        var revokedNow = await devices.RevokeDeviceAsync(row.NetworkId, row.DeviceId, row.CertificateSerial, reason, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct);
         dispatcher.Cut(row.DeviceId, CutReason.Revoked, reason);
         presence.Remove(row.DeviceId);
-        logger.LogWarning("Device {DeviceId} in {NetworkId} revoked: {Reason}", row.DeviceId, row.NetworkId, reason);
-        await audit.RecordAsync(row.NetworkId, caller.UserId, MeshAI.Contracts.Audit.V1.AuditAction.DeviceRevoked, row.DeviceId,
-            new Dictionary<string, string> { ["reason"] = reason, ["serial"] = row.CertificateSerial }, ct);
+        if (revokedNow)
+        {
+            logger.LogWarning("Device {DeviceId} in {NetworkId} revoked: {Reason}", row.DeviceId, row.NetworkId, reason);
+            await audit.RecordAsync(row.NetworkId, caller.UserId, MeshAI.Contracts.Audit.V1.AuditAction.DeviceRevoked, row.DeviceId,
+                new Dictionary<string, string> { ["reason"] = reason, ["serial"] = row.CertificateSerial }, ct);
+        }
+
         row.Revoked = true;
         return Card(row);
     }
@@ -93,7 +95,7 @@ public sealed class DeviceDirectory(
     {
         if (string.IsNullOrEmpty(deviceId))
         {
-            throw RpcErrors.InvalidArgument("device_id", "required");
+            throw RpcErrors.Required("device_id");
         }
 
         return await devices.GetDeviceAsync(networkId, deviceId, ct) ?? throw RpcErrors.NotFound("device", deviceId);
@@ -105,7 +107,7 @@ public sealed class DeviceDirectory(
         var row = await RequireDeviceAsync(networkId, deviceId, ct);
         if (!membership.IsAdmin && row.OwnerUserId != caller.UserId)
         {
-            throw RpcErrors.PermissionDenied($"only the device owner or an admin can {action} this device");
+            throw RpcErrors.PermissionDenied($"only the device owner or an admin can {action} this device", ErrorReasons.OwnerOrAdminRequired);
         }
 
         return row;

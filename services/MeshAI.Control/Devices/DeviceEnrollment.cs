@@ -34,16 +34,8 @@ public sealed class DeviceEnrollment(
     /// <summary>Creates a join token for the network (admin or member) and renders its link and QR code.</summary>
     public async Task<CreateJoinTokenResponse> CreateJoinTokenAsync(Caller caller, CreateJoinTokenRequest request, CancellationToken ct)
     {
+        // ttl_seconds and max_uses are bounded by the request layer (RequestBoundsTable); 0 takes the default.
         var membership = await access.RequireMemberOrAdminAsync(caller, request.NetworkId, "add devices", ct);
-        if (request.TtlSeconds < 0 || request.TtlSeconds > Limits.JoinTokenMaxTtlSeconds)
-        {
-            throw RpcErrors.InvalidArgument("ttl_seconds", $"between 0 (default {Limits.JoinTokenDefaultTtlSeconds}) and {Limits.JoinTokenMaxTtlSeconds}");
-        }
-
-        if (request.MaxUses < 0 || request.MaxUses > 1000)
-        {
-            throw RpcErrors.InvalidArgument("max_uses", "between 0 (default 1) and 1000");
-        }
 
         var ttl = request.TtlSeconds == 0 ? Limits.JoinTokenDefaultTtlSeconds : request.TtlSeconds;
         var (row, secret) = NewJoinToken(membership.Network.NetworkId, caller.UserId, TimeSpan.FromSeconds(ttl), request.MaxUses == 0 ? 1 : request.MaxUses);
@@ -57,7 +49,7 @@ public sealed class DeviceEnrollment(
     {
         if (string.IsNullOrEmpty(request.JoinToken))
         {
-            throw RpcErrors.InvalidArgument("join_token", "required");
+            throw RpcErrors.Required("join_token");
         }
 
         if (request.SigningPublicKey.Length != PublicKeySize)
@@ -70,16 +62,12 @@ public sealed class DeviceEnrollment(
             throw RpcErrors.InvalidArgument("encryption_public_key", "must be a raw 32-byte X25519 public key");
         }
 
-        if (string.IsNullOrWhiteSpace(request.InstallationId) || request.InstallationId.Length > 128)
+        if (string.IsNullOrWhiteSpace(request.InstallationId))
         {
-            throw RpcErrors.InvalidArgument("installation_id", "required, at most 128 characters");
+            throw RpcErrors.Required("installation_id");
         }
 
         var name = (request.DeviceName ?? "").Trim();
-        if (name.Length > 64)
-        {
-            throw RpcErrors.InvalidArgument("device_name", "at most 64 characters");
-        }
 
         var now = clock.GetUtcNow();
         var skew = Math.Abs(now.ToUnixTimeMilliseconds() - request.TimestampUnixMs);
@@ -92,7 +80,7 @@ public sealed class DeviceEnrollment(
             request.SigningPublicKey.Span, request.EncryptionPublicKey.Span);
         if (!SigningKeyPair.Verify(request.SigningPublicKey.Span, proof, request.ProofSignature.Span))
         {
-            throw RpcErrors.Unauthenticated("proof of key possession does not verify (proof_signature)");
+            throw RpcErrors.Unauthenticated("proof of key possession does not verify (proof_signature)", ErrorReasons.DeviceProofInvalid);
         }
 
         var capabilities = request.Capabilities ?? new CapabilityReport();
@@ -103,15 +91,15 @@ public sealed class DeviceEnrollment(
         var (device, certificate, keyRows) = await database.InTransactionAsync(async (c, tx) =>
         {
             var token = await DeviceRepository.FindJoinTokenAsync(c, tx, Secrets.Hash(request.JoinToken), ct)
-                        ?? throw RpcErrors.Unauthenticated("join token is not valid for this server");
+                        ?? throw RpcErrors.Unauthenticated("join token is not valid for this server", ErrorReasons.JoinTokenInvalid);
             if (token.ExpireTimeMs <= now.ToUnixTimeMilliseconds())
             {
-                throw RpcErrors.FailedPrecondition("JOIN_TOKEN", token.JoinTokenId, "join token expired");
+                throw RpcErrors.FailedPrecondition("JOIN_TOKEN", token.JoinTokenId, "join token expired", ErrorReasons.JoinTokenExpired);
             }
 
             if (!await DeviceRepository.UseJoinTokenAsync(c, tx, token.JoinTokenId, ct))
             {
-                throw RpcErrors.FailedPrecondition("JOIN_TOKEN", token.JoinTokenId, "join token has no uses left");
+                throw RpcErrors.FailedPrecondition("JOIN_TOKEN", token.JoinTokenId, "join token has no uses left", ErrorReasons.JoinTokenUsedUp);
             }
 
             await Ledger.JobBudget.EnsureCanAddDeviceAsync(c, tx, token.NetworkId, options.Value.Ledger.FreeTier, ct);
@@ -197,7 +185,7 @@ public sealed class DeviceEnrollment(
         var code = (request.UserCode ?? "").Trim().ToUpperInvariant();
         if (code.Length == 0)
         {
-            throw RpcErrors.InvalidArgument("user_code", "required");
+            throw RpcErrors.Required("user_code");
         }
 
         if (!await devices.ApprovePairingAsync(code, membership.Network.NetworkId, caller.UserId, (int)PairingState.Approved, (int)PairingState.Pending,
@@ -212,7 +200,7 @@ public sealed class DeviceEnrollment(
     {
         if (string.IsNullOrEmpty(request.PairingSecret))
         {
-            throw RpcErrors.InvalidArgument("pairing_secret", "required");
+            throw RpcErrors.Required("pairing_secret");
         }
 
         var pairing = await devices.FindPairingAsync(Secrets.Hash(request.PairingSecret), ct) ?? throw RpcErrors.NotFound("device_pairing", "pairing_secret");

@@ -32,14 +32,14 @@ public sealed class ApiKeys(SecurityRepository store, NetworkAccess access, Audi
     {
         if (caller.IsApiKey)
         {
-            throw RpcErrors.PermissionDenied("API keys cannot create API keys; sign in");
+            throw RpcErrors.PermissionDenied("API keys cannot create API keys; sign in", ErrorReasons.SessionOnly);
         }
 
         await access.RequireMemberOrAdminAsync(caller, request.NetworkId, "create API keys", ct);
         var name = (request.Name ?? "").Trim();
-        if (name.Length is 0 or > 64)
+        if (name.Length == 0)
         {
-            throw RpcErrors.InvalidArgument("name", "1 to 64 characters");
+            throw RpcErrors.Required("name");
         }
 
         var scopes = request.Scopes.Count == 0 ? options.Value.DefaultApiKeyScopes.ToList() : request.Scopes.Distinct(StringComparer.Ordinal).ToList();

@@ -95,7 +95,7 @@ public sealed class LoginFlows(
     {
         if (string.IsNullOrEmpty(deviceCode))
         {
-            throw RpcErrors.InvalidArgument("device_code", "required");
+            throw RpcErrors.Required("device_code");
         }
 
         var login = await identity.FindDeviceLoginByCodeHashAsync(Secrets.Hash(deviceCode), ct)
@@ -131,7 +131,7 @@ public sealed class LoginFlows(
         var code = (userCode ?? "").Trim().ToUpperInvariant();
         if (code.Length == 0)
         {
-            throw RpcErrors.InvalidArgument("user_code", "required");
+            throw RpcErrors.Required("user_code");
         }
 
         var approved = await database.RunAsync(c => IdentityRepository.ApproveDeviceLoginAsync(c, null, null, code, caller.UserId,
@@ -157,7 +157,7 @@ public sealed class LoginFlows(
 
     /// <summary>The caller as a User.</summary>
     public async Task<User> GetUserAsync(Caller caller, CancellationToken ct) =>
-        ToProto(await identity.GetUserAsync(caller.UserId, ct) ?? throw RpcErrors.Unauthenticated("user no longer exists"));
+        ToProto(await identity.GetUserAsync(caller.UserId, ct) ?? throw RpcErrors.Unauthenticated("user no longer exists", ErrorReasons.SessionInvalid));
 
     /// <summary>Maps a stored user.</summary>
     public static User ToProto(UserRow u) => new()
@@ -201,11 +201,11 @@ public sealed class LoginFlows(
     {
         if (string.IsNullOrEmpty(token))
         {
-            throw RpcErrors.InvalidArgument("token", "required");
+            throw RpcErrors.Required("token");
         }
 
         var link = await IdentityRepository.ConsumeMagicLinkAsync(c, tx, Secrets.Hash(token), NowMs, ct)
-                   ?? throw RpcErrors.Unauthenticated("magic link is unknown, already used or expired; request a new one");
+                   ?? throw RpcErrors.Unauthenticated("magic link is unknown, already used or expired; request a new one", ErrorReasons.MagicLinkInvalid);
         var user = await IdentityRepository.FindUserByEmailAsync(c, tx, link.Email, ct) ?? await CreateUserAsync(c, tx, link.Email, ct);
 
         return (user, link.DeviceLoginId);

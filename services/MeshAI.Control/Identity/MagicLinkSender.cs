@@ -31,18 +31,14 @@ public sealed class OutboxMagicLinkSender(IOptions<ControlPlaneOptions> options,
     /// <inheritdoc />
     public async Task SendAsync(string email, string link, string? userCode, CancellationToken cancellationToken)
     {
-        var outbox = Path.Combine(options.Value.DataDir, "outbox");
-        Directory.CreateDirectory(outbox);
+        // The outbox holds sign-in links: only the server's user may list or read it (0700 folder, 0600 files from creation).
+        var outbox = MeshAI.Common.PrivateFiles.CreateDirectory(Path.Combine(options.Value.DataDir, "outbox"));
         var now = clock.GetUtcNow();
         var safeEmail = string.Concat(email.Select(c => char.IsAsciiLetterOrDigit(c) || c is '@' or '.' or '-' or '_' or '+' ? c : '_'));
         var path = Path.Combine(outbox, now.ToString("yyyyMMddHHmmssfff", CultureInfo.InvariantCulture) + "-" + safeEmail + ".eml");
         var text = "To: " + email + "\r\nSubject: " + MagicLinkMail.Subject + "\r\nDate: " + now.ToString("r", CultureInfo.InvariantCulture) +
                    "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + MagicLinkMail.Body(link, userCode);
-        await File.WriteAllTextAsync(path, text, cancellationToken);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
+        await MeshAI.Common.PrivateFiles.WriteAllBytesAsync(path, System.Text.Encoding.UTF8.GetBytes(text), cancellationToken);
 
         logger.LogInformation("Magic link for {Email} written to {Path}", email, path);
     }

@@ -113,16 +113,16 @@ public sealed class OidcLogin(
         var provider = Configured();
         if (string.IsNullOrWhiteSpace(state))
         {
-            throw RpcErrors.InvalidArgument("state", "required");
+            throw RpcErrors.Required("state");
         }
 
         if (string.IsNullOrWhiteSpace(code))
         {
-            throw RpcErrors.InvalidArgument("code", "required");
+            throw RpcErrors.Required("code");
         }
 
         var ceremony = await store.ConsumeCeremonyAsync(Secrets.Hash(state), Kind, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct)
-                       ?? throw RpcErrors.FailedPrecondition("OIDC_STATE", "state", "the login is unknown, already completed or expired; start again");
+                       ?? throw RpcErrors.FailedPrecondition("OIDC_STATE", "state", "the login is unknown, already completed or expired; start again", ErrorReasons.OidcStateInvalid);
         var pending = JsonSerializer.Deserialize<PendingLogin>(ceremony.DataJson) ?? throw new InvalidOperationException("corrupt ceremony");
 
         var client = http.CreateClient(nameof(OidcLogin));
@@ -147,14 +147,14 @@ public sealed class OidcLogin(
             var body = await response.Content.ReadAsStringAsync(ct);
             if (!response.IsSuccessStatusCode)
             {
-                throw RpcErrors.Unauthenticated($"the OIDC provider refused the code ({(int)response.StatusCode})");
+                throw RpcErrors.Unauthenticated($"the OIDC provider refused the code ({(int)response.StatusCode})", ErrorReasons.OidcLoginFailed);
             }
 
             using var json = JsonDocument.Parse(body);
             idToken = json.RootElement.TryGetProperty("id_token", out var token) ? token.GetString() ?? "" : "";
             if (idToken.Length == 0)
             {
-                throw RpcErrors.Unauthenticated("the OIDC provider returned no id_token");
+                throw RpcErrors.Unauthenticated("the OIDC provider returned no id_token", ErrorReasons.OidcLoginFailed);
             }
         }
 
@@ -172,20 +172,20 @@ public sealed class OidcLogin(
         if (!validated.IsValid)
         {
             // The library's message names keys and parameters; the caller gets the kind of failure only.
-            throw RpcErrors.Unauthenticated("the id_token is not valid (" + (validated.Exception?.GetType().Name ?? "invalid") + ")");
+            throw RpcErrors.Unauthenticated("the id_token is not valid (" + (validated.Exception?.GetType().Name ?? "invalid") + ")", ErrorReasons.OidcLoginFailed);
         }
 
         var claims = validated.Claims;
         if (!claims.TryGetValue("nonce", out var nonce) || nonce as string != pending.Nonce)
         {
-            throw RpcErrors.Unauthenticated("the id_token's nonce does not match this login");
+            throw RpcErrors.Unauthenticated("the id_token's nonce does not match this login", ErrorReasons.OidcLoginFailed);
         }
 
         var email = claims.TryGetValue("email", out var e) ? e as string : null;
         var verified = !claims.TryGetValue("email_verified", out var v) || v is true || (v is string s && s == "true");
         if (string.IsNullOrWhiteSpace(email) || !verified)
         {
-            throw RpcErrors.Unauthenticated("the OIDC provider did not assert a verified email address");
+            throw RpcErrors.Unauthenticated("the OIDC provider did not assert a verified email address", ErrorReasons.OidcLoginFailed);
         }
 
         var user = await logins.FindOrCreateUserAsync(email, ct);

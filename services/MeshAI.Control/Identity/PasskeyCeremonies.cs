@@ -34,7 +34,7 @@ public sealed class PasskeyCeremonies(
     /// <summary>Step 1 of registration for the signed-in user: creation options (JSON) and the ceremony id.</summary>
     public async Task<BeginPasskeyRegistrationResponse> BeginRegistrationAsync(Caller caller, string passkeyName, CancellationToken ct)
     {
-        var user = await identity.GetUserAsync(caller.UserId, ct) ?? throw RpcErrors.Unauthenticated("user no longer exists");
+        var user = await identity.GetUserAsync(caller.UserId, ct) ?? throw RpcErrors.Unauthenticated("user no longer exists", ErrorReasons.SessionInvalid);
         var existing = await store.ListPasskeysAsync(user.UserId, ct);
         var creation = Fido().RequestNewCredential(new RequestNewCredentialParams
         {
@@ -44,10 +44,6 @@ public sealed class PasskeyCeremonies(
             AttestationPreference = AttestationConveyancePreference.None,
         });
         var name = string.IsNullOrWhiteSpace(passkeyName) ? "passkey" : passkeyName.Trim();
-        if (name.Length > 100)
-        {
-            throw RpcErrors.InvalidArgument("passkey_name", "at most 100 characters");
-        }
 
         var json = creation.ToJson();
         var ceremonyId = await StartCeremonyAsync(RegisterKind, user.UserId, JsonSerializer.Serialize(new PendingRegistration(name, json)), ct);
@@ -60,7 +56,7 @@ public sealed class PasskeyCeremonies(
         var ceremony = await ConsumeAsync(ceremonyId, RegisterKind, ct);
         if (ceremony.UserId != caller.UserId)
         {
-            throw RpcErrors.PermissionDenied("this registration ceremony belongs to another user");
+            throw RpcErrors.PermissionDenied("this registration ceremony belongs to another user", ErrorReasons.PasskeyCeremonyForbidden);
         }
 
         var pending = JsonSerializer.Deserialize<PendingRegistration>(ceremony.DataJson) ?? throw new InvalidOperationException("corrupt ceremony");
@@ -77,7 +73,7 @@ public sealed class PasskeyCeremonies(
         }
         catch (Fido2VerificationException e)
         {
-            throw RpcErrors.PermissionDenied("passkey registration failed: " + e.Message);
+            throw RpcErrors.PermissionDenied("passkey registration failed: " + e.Message, ErrorReasons.PasskeyRegistrationFailed);
         }
 
         var row = new PasskeyRow
@@ -124,7 +120,7 @@ public sealed class PasskeyCeremonies(
     {
         var ceremony = await ConsumeAsync(ceremonyId, LoginKind, ct);
         var assertion = Parse<AuthenticatorAssertionRawResponse>(assertionJson, "assertion_json");
-        var passkey = await store.FindPasskeyAsync(assertion.RawId, ct) ?? throw RpcErrors.Unauthenticated("unknown passkey");
+        var passkey = await store.FindPasskeyAsync(assertion.RawId, ct) ?? throw RpcErrors.Unauthenticated("unknown passkey", ErrorReasons.PasskeyLoginFailed);
         VerifyAssertionResult verified;
         try
         {
@@ -139,11 +135,11 @@ public sealed class PasskeyCeremonies(
         }
         catch (Fido2VerificationException e)
         {
-            throw RpcErrors.Unauthenticated("passkey login failed: " + e.Message);
+            throw RpcErrors.Unauthenticated("passkey login failed: " + e.Message, ErrorReasons.PasskeyLoginFailed);
         }
 
         await store.UpdatePasskeyCounterAsync(passkey.PasskeyId, verified.SignCount, ct);
-        var user = await identity.GetUserAsync(passkey.UserId, ct) ?? throw RpcErrors.Unauthenticated("user no longer exists");
+        var user = await identity.GetUserAsync(passkey.UserId, ct) ?? throw RpcErrors.Unauthenticated("user no longer exists", ErrorReasons.PasskeyLoginFailed);
         var session = await logins.IssueSessionAsync(user, string.IsNullOrWhiteSpace(clientName) ? "passkey" : clientName, ct);
         await audit.RecordAsync("", user.UserId, MeshAI.Contracts.Audit.V1.AuditAction.Login, session.Session.SessionId,
             new Dictionary<string, string> { ["method"] = "passkey", ["passkey_id"] = passkey.PasskeyId }, ct);
@@ -192,11 +188,11 @@ public sealed class PasskeyCeremonies(
     {
         if (string.IsNullOrWhiteSpace(ceremonyId))
         {
-            throw RpcErrors.InvalidArgument("ceremony_id", "required");
+            throw RpcErrors.Required("ceremony_id");
         }
 
         return await store.ConsumeCeremonyAsync(ceremonyId, kind, NowMs, ct)
-               ?? throw RpcErrors.FailedPrecondition("CEREMONY", ceremonyId, "the ceremony is unknown, already used or expired; start again");
+               ?? throw RpcErrors.FailedPrecondition("CEREMONY", ceremonyId, "the ceremony is unknown, already used or expired; start again", ErrorReasons.PasskeyCeremonyInvalid);
     }
 
     private static T Parse<T>(string json, string field)
@@ -204,7 +200,7 @@ public sealed class PasskeyCeremonies(
     {
         if (string.IsNullOrWhiteSpace(json))
         {
-            throw RpcErrors.InvalidArgument(field, "required");
+            throw RpcErrors.Required(field);
         }
 
         try

@@ -41,22 +41,22 @@ public sealed class SessionAuthenticator(IdentityRepository identity, SecurityRe
     {
         if (string.IsNullOrEmpty(authorizationHeader) || !authorizationHeader.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
         {
-            throw RpcErrors.Unauthenticated("sign in first: send 'authorization: Bearer <session token>'");
+            throw RpcErrors.Unauthenticated("sign in first: send 'authorization: Bearer <session token>'", ErrorReasons.SessionRequired);
         }
 
         var token = authorizationHeader[Scheme.Length..].Trim();
         if (token.StartsWith(ApiKeys.SecretPrefix, StringComparison.Ordinal))
         {
             var key = await security.FindLiveApiKeyAsync(Secrets.Hash(token), cancellationToken)
-                      ?? throw RpcErrors.Unauthenticated("API key is unknown or revoked");
-            var owner = await identity.GetUserAsync(key.UserId, cancellationToken) ?? throw RpcErrors.Unauthenticated("API key owner no longer exists");
+                      ?? throw RpcErrors.Unauthenticated("API key is unknown or revoked", ErrorReasons.ApiKeyInvalid);
+            var owner = await identity.GetUserAsync(key.UserId, cancellationToken) ?? throw RpcErrors.Unauthenticated("API key owner no longer exists", ErrorReasons.ApiKeyInvalid);
             return new Caller(owner.UserId, owner.Email, "", key.ApiKeyId, key.NetworkId, key.Scopes.Split(',', StringSplitOptions.RemoveEmptyEntries));
         }
 
         var found = await identity.FindLiveSessionAsync(Secrets.Hash(token), clock.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
         if (found is null)
         {
-            throw RpcErrors.Unauthenticated("session is unknown, expired or revoked; sign in again");
+            throw RpcErrors.Unauthenticated("session is unknown, expired or revoked; sign in again", ErrorReasons.SessionInvalid);
         }
 
         return new Caller(found.Value.User.UserId, found.Value.User.Email, found.Value.Session.SessionId);

@@ -12,17 +12,20 @@ public static class JobEnvelopeValidator
 {
     private const string Payload = "envelope.input_manifest.payload";
 
-    /// <summary>Validates <paramref name="envelope"/>; returns the decoded input (null when the payload is encrypted) and the effective timeout.</summary>
-    public static (WorkloadInput? Input, long TimeoutMs) Validate(JobEnvelope? envelope, ControlLimits limits)
+    /// <summary>
+    /// Validates <paramref name="envelope"/>; returns the decoded input (null when the payload is encrypted) and the effective
+    /// timeout. The decoded input passes the same field bounds as every request (<paramref name="bounds"/>; defaults when null).
+    /// </summary>
+    public static (WorkloadInput? Input, long TimeoutMs) Validate(JobEnvelope? envelope, ControlLimits limits, Rpc.RequestBounds? bounds = null)
     {
         if (envelope is null)
         {
-            throw RpcErrors.InvalidArgument("envelope", "required");
+            throw RpcErrors.Required("envelope");
         }
 
         if (string.IsNullOrEmpty(envelope.NetworkId))
         {
-            throw RpcErrors.InvalidArgument("envelope.network_id", "required");
+            throw RpcErrors.Required("envelope.network_id");
         }
 
         if (envelope.WorkloadId == WorkloadClass.Unspecified || !Enum.IsDefined(envelope.WorkloadId))
@@ -32,7 +35,7 @@ public static class JobEnvelopeValidator
 
         if (envelope.InputManifest is null)
         {
-            throw RpcErrors.InvalidArgument("envelope.input_manifest", "required");
+            throw RpcErrors.Required("envelope.input_manifest");
         }
 
         if (envelope.InputManifest.Payload.Length > limits.MaxPayloadBytes)
@@ -77,6 +80,7 @@ public static class JobEnvelopeValidator
             throw RpcErrors.InvalidArgument(Payload, "not a serialized meshai.job.v1.WorkloadInput");
         }
 
+        (bounds ?? Rpc.RequestBounds.Default).Validate(input, Payload);
         var expected = Expected(input.InputCase);
         if (expected != envelope.WorkloadId)
         {

@@ -24,10 +24,11 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
     /// <summary>Jobs of the network, newest first.</summary>
     public async Task<ListJobsResponse> ListAsync(Caller caller, ListJobsRequest request, CancellationToken ct)
     {
-        await access.RequireMemberAsync(caller, request.NetworkId, ct);
+        var membership = await access.RequireMemberAsync(caller, request.NetworkId, ct);
         var size = PageTokens.Size(request.PageSize, options.Value.Limits);
         var (beforeTime, beforeId) = PageTokens.DecodeTimeId(request.PageToken, long.MaxValue, "");
-        var rows = (await jobs.ListJobsAsync(request.NetworkId, request.States.Select(s => (int)s).ToList(), beforeTime, beforeId, size + 1, ct)).ToList();
+        var onlyOwn = JobVisibility.SeesEveryonesJobs(membership) ? null : caller.UserId;
+        var rows = (await jobs.ListJobsAsync(request.NetworkId, request.States.Select(s => (int)s).ToList(), beforeTime, beforeId, size + 1, ct, onlyOwn)).ToList();
         var response = new ListJobsResponse();
         foreach (var row in rows.Take(size))
         {
@@ -95,7 +96,7 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
         var row = await RequireJobAsync(caller, networkId, jobId, ct);
         if (row.SubmittedByUserId != caller.UserId && membership.Role != Role.Admin)
         {
-            throw RpcErrors.PermissionDenied("only the submitter or an admin can cancel this job");
+            throw RpcErrors.PermissionDenied("only the submitter or an admin can cancel this job", ErrorReasons.OwnerOrAdminRequired);
         }
 
         await runner.CancelAsync(row.JobId, "cancelled by " + caller.UserId, ct);
@@ -104,12 +105,13 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
 
     private async Task<JobRow> RequireJobAsync(Caller caller, string networkId, string jobId, CancellationToken ct)
     {
-        await access.RequireMemberAsync(caller, networkId, ct);
+        var membership = await access.RequireMemberAsync(caller, networkId, ct);
         if (string.IsNullOrEmpty(jobId))
         {
-            throw RpcErrors.InvalidArgument("job_id", "required");
+            throw RpcErrors.Required("job_id");
         }
 
-        return await jobs.GetJobAsync(networkId, jobId, ct) ?? throw RpcErrors.NotFound("job", jobId);
+        var row = await jobs.GetJobAsync(networkId, jobId, ct);
+        return row is not null && JobVisibility.CanSee(membership, caller.UserId, row.SubmittedByUserId) ? row : throw RpcErrors.NotFound("job", jobId);
     }
 }

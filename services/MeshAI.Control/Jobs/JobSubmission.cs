@@ -25,6 +25,7 @@ public sealed class JobSubmission(
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
     JobBudget budget,
+    Rpc.RequestBounds bounds,
     ModelAvailability models)
 {
     private static readonly IReadOnlySet<string> NoExclusions = new HashSet<string>();
@@ -66,7 +67,7 @@ public sealed class JobSubmission(
         if (cap > 0 && cap < p.EstimatedCostMicro)
         {
             throw RpcErrors.FailedPrecondition("COST_CAP", "envelope.max_cost_micro",
-                $"estimated cost {Money.CreditsWithMicro(p.EstimatedCostMicro)} exceeds the cap max_cost_micro {Money.CreditsWithMicro(cap)}");
+                $"estimated cost {Money.CreditsWithMicro(p.EstimatedCostMicro)} exceeds the cap max_cost_micro {Money.CreditsWithMicro(cap)}", ErrorReasons.JobCostCapExceeded);
         }
 
         await budget.EnsureRelayBandwidthAsync(envelope.NetworkId, ct);
@@ -76,12 +77,12 @@ public sealed class JobSubmission(
         if (available < p.EstimatedCostMicro)
         {
             throw RpcErrors.FailedPrecondition("CREDITS", credits.SharedPoolEnabled ? "pool:" + envelope.NetworkId : "member:" + caller.UserId,
-                $"insufficient credits: the job needs about {Money.Credits(p.EstimatedCostMicro)} credits, {Money.Credits(available)} available");
+                $"insufficient credits: the job needs about {Money.Credits(p.EstimatedCostMicro)} credits, {Money.Credits(available)} available", ErrorReasons.InsufficientCredits);
         }
 
         if (p.Decision.Selected is null)
         {
-            throw RpcErrors.FailedPrecondition("PLACEMENT", envelope.NetworkId, "no eligible device is online: " + p.Decision.Reason);
+            throw RpcErrors.FailedPrecondition("PLACEMENT", envelope.NetworkId, "no eligible device is online: " + p.Decision.Reason, ErrorReasons.NoEligibleDevice);
         }
 
         var stored = envelope.Clone();
@@ -116,7 +117,14 @@ public sealed class JobSubmission(
             OwnerInstance = runner.InstanceId,
             LeaseExpireMs = runner.NewLeaseExpiryMs(),
         };
-        await jobs.InsertJobAsync(row, ct);
+        if (!await jobs.TryInsertJobAsync(row, ct))
+        {
+            // A concurrent submit with the same idempotency key won the insert: its job is the answer (issue 15).
+            var winner = await jobs.FindByIdempotencyKeyAsync(envelope.NetworkId, caller.UserId, key!, ct)
+                         ?? throw RpcErrors.Aborted("a concurrent submit with this idempotency key is in progress; retry");
+            return JobViews.ToProto(winner, await jobs.ListAttemptsAsync(winner.JobId, ct));
+        }
+
         await runner.StartAsync(row, stored, p.Membership.Settings, p.Decision, p.Context, ct);
         var current = await jobs.GetJobByIdAsync(row.JobId, ct) ?? row;
         return JobViews.ToProto(current, await jobs.ListAttemptsAsync(row.JobId, ct));
@@ -124,7 +132,7 @@ public sealed class JobSubmission(
 
     private async Task<Prepared> PrepareAsync(Caller caller, JobEnvelope? envelope, string? peer, CancellationToken ct)
     {
-        var (input, timeout) = JobEnvelopeValidator.Validate(envelope, options.Value.Limits);
+        var (input, timeout) = JobEnvelopeValidator.Validate(envelope, options.Value.Limits, bounds);
         var membership = await access.RequireMemberAsync(caller, envelope!.NetworkId, ct);
         await planner.RequirePinnedDevicesExistAsync(envelope, ct);
         await models.RequireKnownAsync(envelope, ct); // unknown model: INVALID_ARGUMENT naming the available ones (#14)

@@ -51,7 +51,7 @@ public sealed class JobBudget(LedgerRepository ledger, IOptions<ControlPlaneOpti
         if (used >= limit)
         {
             throw RpcErrors.ResourceExhausted("relay_bandwidth_per_month:" + networkId,
-                $"free tier: this network relayed {used} of {limit} bytes this month; new jobs wait for next month or a paid plan");
+                $"free tier: this network relayed {used} of {limit} bytes this month; new jobs wait for next month or a paid plan", ErrorReasons.FreeTierRelayBandwidth);
         }
     }
 
@@ -61,7 +61,7 @@ public sealed class JobBudget(LedgerRepository ledger, IOptions<ControlPlaneOpti
         var limit = options.Value.Ledger.FreeTier.NetworksPerUser;
         if (limit > 0 && await ledger.CountNetworksCreatedByAsync(userId, ct) >= limit)
         {
-            throw RpcErrors.ResourceExhausted("networks_per_user:" + userId, $"free tier: at most {limit} networks per user");
+            throw RpcErrors.ResourceExhausted("networks_per_user:" + userId, $"free tier: at most {limit} networks per user", ErrorReasons.FreeTierNetworksPerUser);
         }
     }
 
@@ -71,11 +71,20 @@ public sealed class JobBudget(LedgerRepository ledger, IOptions<ControlPlaneOpti
         ArgumentNullException.ThrowIfNull(limits);
         if (limits.MaxDevicesPerNetwork > 0 && await LedgerRepository.CountActiveDevicesAsync(c, tx, networkId, ct) >= limits.MaxDevicesPerNetwork)
         {
-            throw RpcErrors.ResourceExhausted("max_devices_per_network:" + networkId, $"free tier: at most {limits.MaxDevicesPerNetwork} devices per network; revoke one first");
+            throw RpcErrors.ResourceExhausted("max_devices_per_network:" + networkId, $"free tier: at most {limits.MaxDevicesPerNetwork} devices per network; revoke one first", ErrorReasons.FreeTierDevicesPerNetwork);
         }
     }
 
-    /// <summary>Milliseconds of runtime after which the job's burn would pass max_cost_credits; null when uncapped or free.</summary>
+    /// <summary>
+    /// Longest runtime a cost-cap timer is ever set for: job timeouts are int milliseconds, so a job is stopped by its
+    /// timeout before a cap further out than this could be reached (and a timer that long would overflow).
+    /// </summary>
+    public const long MaxCapTimerMs = int.MaxValue;
+
+    /// <summary>
+    /// Milliseconds of runtime after which the job's burn would pass max_cost_credits; null when uncapped, free, or so far
+    /// out (beyond <see cref="MaxCapTimerMs"/>, e.g. an int64-max cap) that no job runs long enough to reach it.
+    /// </summary>
     public static long? CapRuntimeMs(long maxCostMicro, Tier tier, CreditSettings credits)
     {
         ArgumentNullException.ThrowIfNull(credits);
@@ -85,6 +94,7 @@ public sealed class JobBudget(LedgerRepository ledger, IOptions<ControlPlaneOpti
         }
 
         var rate = CreditCalculator.RateFor(credits, tier);
-        return CreditCalculator.RuntimeAtCap(maxCostMicro, rate.BurnMicroPerMin, credits.MultiplierBps, credits.BillingGranularityMs);
+        var capMs = CreditCalculator.RuntimeAtCap(maxCostMicro, rate.BurnMicroPerMin, credits.MultiplierBps, credits.BillingGranularityMs);
+        return capMs is { } ms && ms < MaxCapTimerMs ? ms : null;
     }
 }

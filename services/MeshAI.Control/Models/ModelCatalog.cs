@@ -35,7 +35,7 @@ public sealed partial class ModelCatalog(
     public async Task<ModelManifest> PublishAsync(Caller caller, PublishModelManifestRequest request, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var proposed = request.Details ?? throw RpcErrors.InvalidArgument("details", "required");
+        var proposed = request.Details ?? throw RpcErrors.Required("details");
         await access.RequireAdminAsync(caller, proposed.NetworkId, "publish model manifests", ct);
         Validate(proposed);
 
@@ -71,7 +71,7 @@ public sealed partial class ModelCatalog(
     {
         if (string.IsNullOrEmpty(name))
         {
-            throw RpcErrors.InvalidArgument("name", "required");
+            throw RpcErrors.Required("name");
         }
 
         var row = await models.GetLatestAsync(networkId, name, ct) ?? throw RpcErrors.NotFound("model manifest", name);
@@ -98,24 +98,24 @@ public sealed partial class ModelCatalog(
         }
         catch (InvalidProtocolBufferException)
         {
-            throw RpcErrors.Unauthenticated("device certificate malformed");
+            throw RpcErrors.Unauthenticated("device certificate refused: " + MeshAI.Control.Devices.DeviceAuthority.NotTrusted, ErrorReasons.DeviceCertificateRefused);
         }
 
         var skew = options.Value.Limits.ProofClockSkewSeconds;
         if (Math.Abs(clock.GetUtcNow().ToUnixTimeMilliseconds() - timestampUnixMs) > skew * 1000L)
         {
-            throw RpcErrors.Unauthenticated($"device proof timestamp differs from the server's clock by more than {skew} s");
+            throw RpcErrors.Unauthenticated($"device proof timestamp differs from the server's clock by more than {skew} s", ErrorReasons.DeviceProofInvalid);
         }
 
         var (identity, reason) = await devices.AuthenticateAsync(certificate, ct);
         if (identity is null)
         {
-            throw RpcErrors.Unauthenticated("device certificate refused: " + reason);
+            throw RpcErrors.Unauthenticated("device certificate refused: " + reason, ErrorReasons.DeviceCertificateRefused);
         }
 
         if (!SigningKeyPair.Verify(identity.SigningPublicKey, ModelManifests.FetchProof(identity.CertificateSerial, networkId, timestampUnixMs), proof))
         {
-            throw RpcErrors.Unauthenticated("device proof of key possession does not verify");
+            throw RpcErrors.Unauthenticated("device proof of key possession does not verify", ErrorReasons.DeviceProofInvalid);
         }
 
         if (!string.Equals(identity.NetworkId, networkId, StringComparison.Ordinal))
@@ -140,7 +140,7 @@ public sealed partial class ModelCatalog(
 
         if (details.WorkloadClass == WorkloadClass.Unspecified)
         {
-            throw RpcErrors.InvalidArgument("details.workload_class", "required");
+            throw RpcErrors.Required("details.workload_class");
         }
 
         if (details.Files.Count is 0 or > MaxFiles)

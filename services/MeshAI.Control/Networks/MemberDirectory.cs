@@ -99,7 +99,7 @@ public sealed class MemberDirectory(
         var token = ExtractToken(inviteToken);
         if (token.Length == 0)
         {
-            throw RpcErrors.InvalidArgument("invite_token", "required");
+            throw RpcErrors.Required("invite_token");
         }
 
         var invite = await store.FindInviteAsync(Secrets.Hash(token), ct);
@@ -110,19 +110,19 @@ public sealed class MemberDirectory(
 
         if (invite.ExpireTimeMs <= clock.GetUtcNow().ToUnixTimeMilliseconds())
         {
-            throw RpcErrors.FailedPrecondition("INVITE", invite.InviteId, "invite expired; ask an admin for a new one");
+            throw RpcErrors.FailedPrecondition("INVITE", invite.InviteId, "invite expired; ask an admin for a new one", ErrorReasons.InviteExpired);
         }
 
-        var user = await identity.GetUserAsync(caller.UserId, ct) ?? throw RpcErrors.Unauthenticated("unknown user");
+        var user = await identity.GetUserAsync(caller.UserId, ct) ?? throw RpcErrors.Unauthenticated("unknown user", ErrorReasons.SessionInvalid);
         var type = (InviteType)invite.InviteType;
         if (type == InviteType.Email && !string.Equals(user.Email, invite.Invitee, StringComparison.OrdinalIgnoreCase))
         {
-            throw RpcErrors.PermissionDenied("this invite is for another email address");
+            throw RpcErrors.PermissionDenied("this invite is for another email address", ErrorReasons.InviteForAnotherUser);
         }
 
         if (type == InviteType.Username && !string.Equals(user.Username, invite.Invitee, StringComparison.Ordinal))
         {
-            throw RpcErrors.PermissionDenied("this invite is for another username");
+            throw RpcErrors.PermissionDenied("this invite is for another username", ErrorReasons.InviteForAnotherUser);
         }
 
         var existing = await networks.GetMemberAsync(invite.NetworkId, caller.UserId, ct);
@@ -133,7 +133,7 @@ public sealed class MemberDirectory(
 
         if (!await store.UseInviteAsync(invite.InviteId, singleUse: type != InviteType.ShareLinkWithApproval, ct))
         {
-            throw RpcErrors.FailedPrecondition("INVITE", invite.InviteId, "invite already used");
+            throw RpcErrors.FailedPrecondition("INVITE", invite.InviteId, "invite already used", ErrorReasons.InviteAlreadyUsed);
         }
 
         var network = await networks.GetNetworkAsync(invite.NetworkId, ct) ?? throw RpcErrors.NotFound("invite", "invite_token");
@@ -165,7 +165,7 @@ public sealed class MemberDirectory(
 
         if (!await store.SetMemberStateAsync(networkId, userId, (int)MemberState.PendingApproval, (int)MemberState.Active, ct))
         {
-            throw RpcErrors.FailedPrecondition("MEMBER", userId, "only members pending approval can be approved");
+            throw RpcErrors.FailedPrecondition("MEMBER", userId, "only members pending approval can be approved", ErrorReasons.MemberNotPending);
         }
 
         await audit.RecordAsync(networkId, caller.UserId, AuditAction.Approval, userId, new Dictionary<string, string> { ["approved_by"] = "admin" }, ct);
@@ -268,7 +268,7 @@ public sealed class MemberDirectory(
         var admins = (await networks.ListMembersAsync(networkId, ct)).Count(m => m.Role == (int)Role.Admin && m.State == (int)MemberState.Active && m.UserId != userId);
         if (admins == 0)
         {
-            throw RpcErrors.FailedPrecondition("LAST_ADMIN", userId, "a network needs at least one admin; promote someone else first");
+            throw RpcErrors.FailedPrecondition("LAST_ADMIN", userId, "a network needs at least one admin; promote someone else first", ErrorReasons.LastAdmin);
         }
     }
 
@@ -276,7 +276,7 @@ public sealed class MemberDirectory(
     {
         if (string.IsNullOrEmpty(userId))
         {
-            throw RpcErrors.InvalidArgument("user_id", "required");
+            throw RpcErrors.Required("user_id");
         }
 
         return await networks.GetMemberAsync(networkId, userId, ct) ?? throw RpcErrors.NotFound("member", userId);

@@ -22,7 +22,7 @@ public sealed class NetworkAccess(NetworkRepository networks)
     {
         if (string.IsNullOrEmpty(networkId))
         {
-            throw RpcErrors.InvalidArgument("network_id", "required");
+            throw RpcErrors.Required("network_id");
         }
 
         if (!Ids.IsValid(networkId, "net"))
@@ -51,7 +51,7 @@ public sealed class NetworkAccess(NetworkRepository networks)
         var membership = await RequireMemberAsync(caller, networkId, ct);
         if (!membership.IsAdmin)
         {
-            throw RpcErrors.PermissionDenied($"only admins can {action}");
+            throw RpcErrors.PermissionDenied($"only admins can {action}", ErrorReasons.AdminRequired);
         }
 
         return membership;
@@ -63,7 +63,7 @@ public sealed class NetworkAccess(NetworkRepository networks)
         var membership = await RequireMemberAsync(caller, networkId, ct);
         if (membership.Role is not (Role.Admin or Role.Member))
         {
-            throw RpcErrors.PermissionDenied($"guests cannot {action}");
+            throw RpcErrors.PermissionDenied($"guests cannot {action}", ErrorReasons.MemberRequired);
         }
 
         return membership;

@@ -25,7 +25,8 @@ public sealed class NetworkRegistry(
     IPresenceDirectory presence,
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
-    JobBudget budget)
+    JobBudget budget,
+    NetworkSettingsRules rules)
 {
     /// <summary>Creates a network owned by the caller.</summary>
     public async Task<Network> CreateAsync(Caller caller, CreateNetworkRequest request, CancellationToken ct)
@@ -33,12 +34,7 @@ public sealed class NetworkRegistry(
         var name = (request.Name ?? "").Trim();
         if (name.Length == 0)
         {
-            throw RpcErrors.InvalidArgument("name", "required");
-        }
-
-        if (name.Length > options.Value.Limits.MaxNetworkNameLength)
-        {
-            throw RpcErrors.InvalidArgument("name", $"at most {options.Value.Limits.MaxNetworkNameLength} characters");
+            throw RpcErrors.Required("name");
         }
 
         var visibility = request.Visibility == NetworkVisibility.Unspecified ? NetworkVisibility.Private : request.Visibility;
@@ -55,7 +51,7 @@ public sealed class NetworkRegistry(
 
         await budget.EnsureCanCreateNetworkAsync(caller.UserId, ct);
         var grant = options.Value.Limits.StartingGrantCredits * Tiers.MicroPerCredit;
-        var settings = NetworkDefaults.WithOverrides(grant, request.Settings);
+        var settings = rules.Validate(NetworkDefaults.WithOverrides(grant, request.Settings));
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         var row = new NetworkRow
         {

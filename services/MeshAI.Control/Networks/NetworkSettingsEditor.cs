@@ -7,20 +7,11 @@ namespace MeshAI.Control.Networks;
 
 /// <summary>
 /// UpdateNetworkSettings with a FieldMask (AIP-134): admins only; the paths listed in <see cref="UpdatablePaths"/>
-/// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate, the gateway's sensitivity ceiling) are copied
-/// from the request, everything else is kept.
+/// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate, the gateway's sensitivity ceiling) are
+/// copied from the request, everything else is kept. The result passes <see cref="NetworkSettingsRules"/>, like every other settings write.
 /// </summary>
-public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAccess access, NetworkRegistry registry)
+public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAccess access, NetworkRegistry registry, NetworkSettingsRules rules)
 {
-    /// <summary>Largest absolute scoring weight accepted.</summary>
-    public const double MaxAbsWeight = 10;
-
-    /// <summary>Most attempts a retry policy may allow.</summary>
-    public const int MaxAttempts = 10;
-
-    /// <summary>Longest single backoff step.</summary>
-    public const int MaxBackoffMs = 60_000;
-
     /// <summary>Mask paths this RPC accepts.</summary>
     public static readonly IReadOnlyList<string> UpdatablePaths =
     [
@@ -36,26 +27,26 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
         var membership = await access.RequireMemberAsync(caller, request.NetworkId, ct);
         if (!membership.IsAdmin)
         {
-            throw RpcErrors.PermissionDenied("only admins can change network settings");
+            throw RpcErrors.PermissionDenied("only admins can change network settings", ErrorReasons.AdminRequired);
         }
 
         var paths = request.UpdateMask?.Paths.ToList() ?? [];
         if (paths.Count == 0)
         {
-            throw RpcErrors.InvalidArgument("update_mask", "name the fields to update, e.g. scoring_weights or retry_policy.max_attempts");
+            throw RpcErrors.InvalidArgument("update_mask", "name the fields to update, e.g. scoring_weights or retry_policy.max_attempts", ErrorReasons.FieldRequired);
         }
 
-        var updated = Apply(membership.Settings, request.Settings ?? new NetworkSettings(), paths);
+        var updated = Apply(membership.Settings, request.Settings ?? new NetworkSettings(), paths, rules);
         if (!await networks.UpdateSettingsAsync(request.NetworkId, membership.Network.SettingsJson, NetworkDefaults.ToJson(updated), ct))
         {
-            throw RpcErrors.FailedPrecondition("SETTINGS_VERSION", "settings", "the settings changed concurrently; try again");
+            throw RpcErrors.Aborted("the settings changed concurrently; read them again and retry");
         }
 
         return await registry.GetAsync(caller, request.NetworkId, ct);
     }
 
-    /// <summary>The current settings with the masked paths taken from <paramref name="patch"/>, validated (pure).</summary>
-    public static NetworkSettings Apply(NetworkSettings current, NetworkSettings patch, IReadOnlyList<string> paths)
+    /// <summary>The current settings with the masked paths taken from <paramref name="patch"/>, validated by <paramref name="rules"/> (pure; default bounds when null).</summary>
+    public static NetworkSettings Apply(NetworkSettings current, NetworkSettings patch, IReadOnlyList<string> paths, NetworkSettingsRules? rules = null)
     {
         ArgumentNullException.ThrowIfNull(current);
         ArgumentNullException.ThrowIfNull(patch);
@@ -96,48 +87,6 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
             }
         }
 
-        Validate(s);
-        return s;
-    }
-
-    private static void Validate(NetworkSettings s)
-    {
-        var w = s.ScoringWeights;
-        foreach (var (name, value) in new[]
-                 {
-                     ("rtt_ms", w.RttMs), ("is_plugged_in", w.IsPluggedIn), ("thermal_headroom", w.ThermalHeadroom), ("idle_score", w.IdleScore),
-                     ("credit_rate_efficiency", w.CreditRateEfficiency),
-                 })
-        {
-            if (!double.IsFinite(value) || Math.Abs(value) > MaxAbsWeight)
-            {
-                throw RpcErrors.InvalidArgument("settings.scoring_weights." + name, $"a finite number between -{MaxAbsWeight} and {MaxAbsWeight}");
-            }
-        }
-
-        if (s.RetryPolicy.MaxAttempts < 1 || s.RetryPolicy.MaxAttempts > MaxAttempts)
-        {
-            throw RpcErrors.InvalidArgument("settings.retry_policy.max_attempts", $"between 1 and {MaxAttempts}");
-        }
-
-        if (s.RetryPolicy.BackoffMs.Count > MaxAttempts || s.RetryPolicy.BackoffMs.Any(b => b < 0 || b > MaxBackoffMs))
-        {
-            throw RpcErrors.InvalidArgument("settings.retry_policy.backoff_ms", $"at most {MaxAttempts} steps, each 0 to {MaxBackoffMs} ms");
-        }
-
-        if (s.Credits is { SpotCheckSampleBps: < 0 or > 10_000 })
-        {
-            throw RpcErrors.InvalidArgument("settings.credits.spot_check_sample_bps", "basis points between 0 (off) and 10000 (every eligible job)");
-        }
-
-        if (s.Gateway is { } gateway && !Enum.IsDefined(gateway.MaxSensitivity))
-        {
-            throw RpcErrors.InvalidArgument("settings.gateway.max_sensitivity", "a DataSensitivityTag (public, private or sensitive)");
-        }
-
-        if (s.MinDeviceTrustLevel < 0)
-        {
-            throw RpcErrors.InvalidArgument("settings.min_device_trust_level", "must not be negative");
-        }
+        return (rules ?? NetworkSettingsRules.Default).Validate(s);
     }
 }

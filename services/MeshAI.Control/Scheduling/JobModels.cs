@@ -76,7 +76,7 @@ public static class JobModels
 public sealed class ModelAvailability(IPresenceDirectory presence, DeviceRepository devices, ModelRepository manifests, TimeProvider clock)
 {
     /// <summary>ErrorInfo reason of a job naming a model the network does not have.</summary>
-    public const string ModelNotAvailable = "MODEL_NOT_AVAILABLE";
+    public const string ModelNotAvailable = MeshAI.Common.Errors.ErrorReasons.ModelNotAvailable;
 
     /// <summary>
     /// INVALID_ARGUMENT (with a BadRequest field violation) unless the job's model is well-formed, agrees with the plaintext

@@ -42,31 +42,31 @@ public sealed class PolicyStore(PolicyRepository policies, NetworkAccess access,
     public async Task<Policy> UpdateAsync(Caller caller, UpdatePolicyRequest request, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var proposed = request.Policy ?? throw RpcErrors.InvalidArgument("policy", "required");
+        var proposed = request.Policy ?? throw RpcErrors.Required("policy");
         var membership = await access.RequireMemberAsync(caller, proposed.NetworkId, ct);
         if (!membership.IsAdmin)
         {
-            throw RpcErrors.PermissionDenied("only admins can change the network policy");
+            throw RpcErrors.PermissionDenied("only admins can change the network policy", ErrorReasons.AdminRequired);
         }
 
         var problems = PolicyEngine.Validate(proposed);
         if (problems.Count > 0)
         {
-            throw RpcErrors.InvalidArgument(problems[0].Field, problems[0].Problem);
+            throw Invalid(problems[0].Field, problems[0].Problem);
         }
 
         var failed = PolicyEngine.RunTests(proposed).Where(t => !t.Passed).ToList();
         if (failed.Count > 0)
         {
             throw RpcErrors.FailedPrecondition("POLICY_TESTS", "policy.tests",
-                $"{failed.Count} policy test(s) fail: " + string.Join("; ", failed.Select(f => $"'{f.Name}' expected {f.Expected} but got {f.Actual} ({f.Reason})")));
+                $"{failed.Count} policy test(s) fail: " + string.Join("; ", failed.Select(f => $"'{f.Name}' expected {f.Expected} but got {f.Actual} ({f.Reason})")), ErrorReasons.PolicyTestsFailed);
         }
 
         var current = await LoadAsync(proposed.NetworkId, ct);
         if (request.ExpectedVersion != current.Version)
         {
             throw RpcErrors.FailedPrecondition("POLICY_VERSION", "expected_version",
-                $"the stored policy is version {current.Version}, not {request.ExpectedVersion}; get it again and reapply your change");
+                $"the stored policy is version {current.Version}, not {request.ExpectedVersion}; get it again and reapply your change", ErrorReasons.PolicyVersionMismatch);
         }
 
         var saved = proposed.Clone();
@@ -81,7 +81,7 @@ public sealed class PolicyStore(PolicyRepository policies, NetworkAccess access,
         };
         if (!await policies.SaveAsync(row, current.Version, ct))
         {
-            throw RpcErrors.FailedPrecondition("POLICY_VERSION", "expected_version", "the policy changed concurrently; get it again and reapply your change");
+            throw RpcErrors.FailedPrecondition("POLICY_VERSION", "expected_version", "the policy changed concurrently; get it again and reapply your change", ErrorReasons.PolicyVersionMismatch);
         }
 
         return saved;
@@ -95,10 +95,10 @@ public sealed class PolicyStore(PolicyRepository policies, NetworkAccess access,
         var policy = request.ProposedPolicy ?? await LoadAsync(request.NetworkId, ct);
         if (request.ProposedPolicy is not null && PolicyEngine.Validate(policy) is { Count: > 0 } problems)
         {
-            throw RpcErrors.InvalidArgument("proposed_" + problems[0].Field, problems[0].Problem);
+            throw Invalid("proposed_" + problems[0].Field, problems[0].Problem);
         }
 
-        var query = request.Query ?? throw RpcErrors.InvalidArgument("query", "required");
+        var query = request.Query ?? throw RpcErrors.Required("query");
         if (query.Model.Length > 0)
         {
             // A named model is judged by the network's manifests, not by what the caller claims.
@@ -108,4 +108,7 @@ public sealed class PolicyStore(PolicyRepository policies, NetworkAccess access,
 
         return PolicyEngine.Evaluate(policy, query);
     }
+
+    private static Grpc.Core.RpcException Invalid(string field, string problem) =>
+        problem == "required" ? RpcErrors.Required(field) : RpcErrors.InvalidArgument(field, problem);
 }

@@ -12,8 +12,11 @@ namespace MeshAI.Control.Security;
 /// <summary>
 /// The append-only security audit log: login, invite, approval, role change, removal, device join/revoke, key rotation,
 /// policy and settings changes, API keys. Rows are never updated or deleted (the migration adds triggers that refuse it).
+/// Entries are bounded (<see cref="SecurityOptions.AuditTargetChars"/>, <see cref="SecurityOptions.AuditDetails"/>,
+/// <see cref="SecurityOptions.AuditDetailChars"/>; longer values are cut with "…"), so no caller-supplied text can make a page of
+/// the log or its export exceed the message size limit.
 /// </summary>
-public sealed partial class AuditLog(SecurityRepository store, TimeProvider clock, ILogger<AuditLog> logger)
+public sealed partial class AuditLog(SecurityRepository store, TimeProvider clock, ILogger<AuditLog> logger, Microsoft.Extensions.Options.IOptions<SecurityOptions> options)
 {
     private static readonly AsyncLocal<string?> CurrentRemote = new();
 
@@ -27,20 +30,28 @@ public sealed partial class AuditLog(SecurityRepository store, TimeProvider cloc
     /// <summary>Appends one event. <paramref name="networkId"/> is empty for platform-level events (login).</summary>
     public async Task RecordAsync(string networkId, string actorUserId, AuditAction action, string target, IReadOnlyDictionary<string, string>? details, CancellationToken ct)
     {
+        var limits = options.Value;
+        var bounded = (details ?? new Dictionary<string, string>())
+            .Take(limits.AuditDetails)
+            .ToDictionary(d => Cut(d.Key, 64), d => Cut(d.Value ?? "", limits.AuditDetailChars), StringComparer.Ordinal);
         var row = new AuditEventRow
         {
             EventId = Ids.New("aud"),
             NetworkId = networkId ?? "",
             ActorUserId = actorUserId ?? "",
             Action = (int)action,
-            Target = target ?? "",
-            DetailsJson = JsonSerializer.Serialize(details ?? new Dictionary<string, string>()),
+            Target = Cut(target ?? "", limits.AuditTargetChars),
+            DetailsJson = JsonSerializer.Serialize(bounded),
             TimeMs = clock.GetUtcNow().ToUnixTimeMilliseconds(),
             RemoteAddress = RemoteAddress ?? "",
         };
         await store.AppendAuditAsync(row, ct);
         LogRecorded(logger, action, row.NetworkId, row.ActorUserId, row.Target);
     }
+
+    /// <summary><paramref name="value"/> cut to <paramref name="max"/> characters (the last one an ellipsis).</summary>
+    public static string Cut(string value, int max) =>
+        string.IsNullOrEmpty(value) || value.Length <= max ? value ?? "" : value[..(max - 1)] + "…";
 
     /// <summary>A page of the network's events in order; the page token is the last sequence seen.</summary>
     public async Task<(IReadOnlyList<AuditEvent> Events, string NextPageToken)> ListAsync(string networkId, int pageSize, string pageToken, CancellationToken ct)

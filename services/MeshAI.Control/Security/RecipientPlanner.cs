@@ -27,10 +27,10 @@ public sealed class RecipientPlanner(NetworkAccess access, JobPlanner planner, D
     /// <summary>Ranks the network's eligible online devices for the envelope and returns the top ones' keys, signed.</summary>
     public async Task<PlanJobResponse> PlanAsync(Caller caller, PlanJobRequest request, CancellationToken ct)
     {
-        var envelope = request.Envelope ?? throw RpcErrors.InvalidArgument("envelope", "required");
+        var envelope = request.Envelope ?? throw RpcErrors.Required("envelope");
         if (string.IsNullOrEmpty(envelope.NetworkId))
         {
-            throw RpcErrors.InvalidArgument("envelope.network_id", "required");
+            throw RpcErrors.Required("envelope.network_id");
         }
 
         if (envelope.WorkloadId == WorkloadClass.Unspecified || !Enum.IsDefined(envelope.WorkloadId))
@@ -61,7 +61,7 @@ public sealed class RecipientPlanner(NetworkAccess access, JobPlanner planner, D
         }).ToList();
         if (recipients.Count == 0)
         {
-            throw RpcErrors.FailedPrecondition("PLACEMENT", envelope.NetworkId, "no eligible device is online: " + decision.Reason);
+            throw RpcErrors.FailedPrecondition("PLACEMENT", envelope.NetworkId, "no eligible device is online: " + decision.Reason, ErrorReasons.NoEligibleDevice);
         }
 
         var keySet = await keys.GetKeysAsync(envelope.NetworkId, ct);

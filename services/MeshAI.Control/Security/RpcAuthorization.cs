@@ -216,7 +216,7 @@ public sealed class AuthorizationInterceptor(SessionAuthenticator auth, CallAuth
         AuditLog.RemoteAddress = context.Peer;
         if (!RpcRules.Table.TryGetValue(context.Method, out var rule))
         {
-            throw RpcErrors.PermissionDenied($"{context.Method} has no authorisation rule");
+            throw RpcErrors.PermissionDenied($"{context.Method} has no authorisation rule", ErrorReasons.NoAuthorizationRule);
         }
 
         switch (rule.Access)
@@ -260,7 +260,7 @@ public sealed class CallAuthorizer(NetworkAccess access)
         {
             throw RpcErrors.PermissionDenied(rule.ApiKeyScope is null
                 ? $"API keys cannot call {what}; use a session"
-                : $"this API key lacks the '{rule.ApiKeyScope}' scope");
+                : $"this API key lacks the '{rule.ApiKeyScope}' scope", rule.ApiKeyScope is null ? ErrorReasons.SessionOnly : ErrorReasons.ApiKeyScopeMissing);
         }
 
         if (rule.Access is RpcAccess.Session or RpcAccess.Open or RpcAccess.Public)
@@ -271,12 +271,12 @@ public sealed class CallAuthorizer(NetworkAccess access)
         var membership = await access.RequireMemberAsync(caller, networkId, ct);
         if (rule.Access == RpcAccess.Admin && membership.Role != Role.Admin)
         {
-            throw RpcErrors.PermissionDenied($"only admins can call {what}");
+            throw RpcErrors.PermissionDenied($"only admins can call {what}", ErrorReasons.AdminRequired);
         }
 
         if (rule.Access == RpcAccess.Member && membership.Role is not (Role.Admin or Role.Member))
         {
-            throw RpcErrors.PermissionDenied($"guests cannot call {what}");
+            throw RpcErrors.PermissionDenied($"guests cannot call {what}", ErrorReasons.MemberRequired);
         }
 
         return membership;

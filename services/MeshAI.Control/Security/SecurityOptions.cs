@@ -41,6 +41,18 @@ public sealed class SecurityOptions
     /// <summary>Origins WebAuthn responses may come from; empty: the public URL and its localhost form.</summary>
     public string[] PasskeyOrigins { get; set; } = [];
 
+    /// <summary>Longest audit target (an id; longer ones are cut).</summary>
+    [Range(16, 4096)]
+    public int AuditTargetChars { get; set; } = 128;
+
+    /// <summary>Most detail entries one audit event keeps.</summary>
+    [Range(1, 256)]
+    public int AuditDetails { get; set; } = 16;
+
+    /// <summary>Longest audit detail value (a revoke reason, an invitee; longer ones are cut with "…").</summary>
+    [Range(16, 65536)]
+    public int AuditDetailChars { get; set; } = 512;
+
     /// <summary>Scopes an API key gets when none are requested.</summary>
     public string[] DefaultApiKeyScopes { get; set; } = ["jobs", "devices:read", "ledger:read"];
 }

@@ -84,15 +84,17 @@ public sealed class DeviceRepository(Database database)
             "WHERE network_id = @NetworkId AND device_id = @DeviceId", d, ct)), ct);
 
     /// <summary>Marks the device revoked and denylists its current serial, in one transaction.</summary>
-    public Task RevokeDeviceAsync(string networkId, string deviceId, string serial, string reason, long nowMs, CancellationToken ct) =>
+    public Task<bool> RevokeDeviceAsync(string networkId, string deviceId, string serial, string reason, long nowMs, CancellationToken ct) =>
         database.InTransactionAsync(async (c, tx) =>
         {
+            // Only the first revocation writes the time and reason; a repeat (or a concurrent one) changes nothing and says so.
+            var revokedNow = await c.ExecuteAsync(Database.Command(
+                "UPDATE devices SET revoked = TRUE, revoke_time_ms = @nowMs, revoke_reason = @reason WHERE network_id = @networkId AND device_id = @deviceId AND revoked = FALSE",
+                new { networkId, deviceId, reason, nowMs }, ct, tx)) > 0;
             await c.ExecuteAsync(Database.Command(
-                "UPDATE devices SET revoked = TRUE, revoke_time_ms = @nowMs, revoke_reason = @reason WHERE network_id = @networkId AND device_id = @deviceId",
-                new { networkId, deviceId, reason, nowMs }, ct, tx));
-            return await c.ExecuteAsync(Database.Command(
                 "INSERT INTO revoked_serials (serial, network_id, device_id, revoke_time_ms) VALUES (@serial, @networkId, @deviceId, @nowMs) ON CONFLICT (serial) DO NOTHING",
                 new { serial, networkId, deviceId, nowMs }, ct, tx));
+            return revokedNow;
         }, ct);
 
     /// <summary>True when the serial is denylisted or the device is revoked.</summary>

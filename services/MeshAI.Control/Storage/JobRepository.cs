@@ -11,15 +11,24 @@ public sealed class JobRepository(Database database)
         "create_time_ms, start_time_ms, end_time_ms, runtime_ms, billed_runtime_ms, cost_micro, max_cost_credits, timeout_ms, error_message, relay_bytes, " +
         "trace_id, output, output_nonce, output_encrypted, debug_view, placement_time_ms, chunk_count, chunks_completed, owner_instance, lease_expire_ms";
 
+    private const string JobValues =
+        "@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, @Envelope, @IdempotencyKey, @DeviceId, @Tier, " +
+        "@CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, @TimeoutMs, @ErrorMessage, @RelayBytes, " +
+        "@TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted, @OwnerInstance, @LeaseExpireMs";
+
     private const string AttemptColumns = "job_id, attempt, device_id, cause, start_time_ms, end_time_ms, detail, chunk_id";
 
     /// <summary>Inserts a job.</summary>
     public Task InsertJobAsync(JobRow j, CancellationToken ct) =>
-        database.RunAsync(c => c.ExecuteAsync(Database.Command(
-            $"INSERT INTO jobs ({JobColumns}) VALUES (@JobId, @NetworkId, @SubmittedByUserId, @WorkloadId, @State, @RoutingMode, @DataSensitivityTag, " +
-            "@Envelope, @IdempotencyKey, @DeviceId, @Tier, @CreateTimeMs, @StartTimeMs, @EndTimeMs, @RuntimeMs, @BilledRuntimeMs, @CostMicro, @MaxCostCredits, " +
-            "@TimeoutMs, @ErrorMessage, @RelayBytes, @TraceId, @Output, @OutputNonce, @OutputEncrypted, @DebugView, @PlacementTimeMs, @ChunkCount, @ChunksCompleted, " +
-            "@OwnerInstance, @LeaseExpireMs)", j, ct)), ct);
+        database.RunAsync(c => c.ExecuteAsync(Database.Command($"INSERT INTO jobs ({JobColumns}) VALUES ({JobValues})", j, ct)), ct);
+
+    /// <summary>
+    /// Inserts a job unless the submitter already has one with the same idempotency key in the network (a concurrent
+    /// submit won); false then. Jobs without a key always insert.
+    /// </summary>
+    public Task<bool> TryInsertJobAsync(JobRow j, CancellationToken ct) =>
+        database.RunAsync(async c => await c.ExecuteAsync(Database.Command(
+            $"INSERT INTO jobs ({JobColumns}) VALUES ({JobValues}) ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING", j, ct)) > 0, ct);
 
     /// <summary>The job in the network, or null.</summary>
     public Task<JobRow?> GetJobAsync(string networkId, string jobId, CancellationToken ct) =>
@@ -37,15 +46,16 @@ public sealed class JobRepository(Database database)
             $"SELECT {JobColumns} FROM jobs WHERE network_id = @networkId AND submitted_by_user_id = @userId AND idempotency_key = @idempotencyKey",
             new { networkId, userId, idempotencyKey }, ct)), ct);
 
-    /// <summary>Jobs of a network newest first, before the (create time, id) cursor, optionally filtered by state.</summary>
-    public Task<IEnumerable<JobRow>> ListJobsAsync(string networkId, IReadOnlyCollection<int> states, long beforeCreateTimeMs, string beforeJobId, int limit, CancellationToken ct)
+    /// <summary>Jobs of a network newest first, before the (create time, id) cursor, optionally filtered by state and by submitter.</summary>
+    public Task<IEnumerable<JobRow>> ListJobsAsync(string networkId, IReadOnlyCollection<int> states, long beforeCreateTimeMs, string beforeJobId, int limit, CancellationToken ct, string? submittedByUserId = null)
     {
         var stateFilter = states.Count == 0 ? "" : " AND state IN (" + string.Join(",", states.Select(s => s.ToString(System.Globalization.CultureInfo.InvariantCulture))) + ")";
+        var submitterFilter = submittedByUserId is null ? "" : " AND submitted_by_user_id = @submittedByUserId";
         return database.RunAsync(c => c.QueryAsync<JobRow>(Database.Command(
-            $"SELECT {JobColumns} FROM jobs WHERE network_id = @networkId{stateFilter} " +
+            $"SELECT {JobColumns} FROM jobs WHERE network_id = @networkId{stateFilter}{submitterFilter} " +
             "AND (create_time_ms < @beforeCreateTimeMs OR (create_time_ms = @beforeCreateTimeMs AND job_id < @beforeJobId)) " +
             "ORDER BY create_time_ms DESC, job_id DESC LIMIT @limit",
-            new { networkId, beforeCreateTimeMs, beforeJobId, limit }, ct)), ct);
+            new { networkId, beforeCreateTimeMs, beforeJobId, limit, submittedByUserId }, ct)), ct);
     }
 
     /// <summary>Attempts of a job in order.</summary>

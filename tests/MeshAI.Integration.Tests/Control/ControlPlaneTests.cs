@@ -186,7 +186,7 @@ public sealed class ControlPlaneTests(string store)
         var authority = _server.Services.GetRequiredService<IDeviceAuthority>();
         var (identity, reason) = await authority.AuthenticateAsync(forged, CancellationToken.None);
         Assert.That(identity, Is.Null);
-        Assert.That(reason, Does.Contain("unknown CA key"));
+        Assert.That(reason, Is.EqualTo(MeshAI.Control.Devices.DeviceAuthority.NotTrusted), "the same reason as for an unknown network (no probing)");
     }
 
     [Test]
@@ -288,6 +288,7 @@ public sealed class ControlPlaneTests(string store)
         envelope.MaxCostCredits = 1;
         var e = await Rpc.ThrowsAsync(StatusCode.FailedPrecondition, () => Jobs().SubmitJobAsync(new SubmitJobRequest { Envelope = envelope }).ResponseAsync);
         Assert.That(e.GetRpcStatus()!.GetDetail<PreconditionFailure>().Violations[0].Type, Is.EqualTo("COST_CAP"));
+        Assert.That(MeshAI.Common.Errors.RpcErrors.ReasonOf(e), Is.EqualTo("JOB_COST_CAP_EXCEEDED"));
     }
 
     [Test]
@@ -302,6 +303,7 @@ public sealed class ControlPlaneTests(string store)
         GoOnline(registered.Device);
         var e = await Rpc.ThrowsAsync(StatusCode.FailedPrecondition, () => Jobs().SubmitJobAsync(new SubmitJobRequest { Envelope = EmbeddingsEnvelope(network.NetworkId) }).ResponseAsync);
         Assert.That(e.GetRpcStatus()!.GetDetail<PreconditionFailure>().Violations[0].Type, Is.EqualTo("CREDITS"));
+        Assert.That(MeshAI.Common.Errors.RpcErrors.ReasonOf(e), Is.EqualTo("INSUFFICIENT_CREDITS"));
     }
 
     [Test]

@@ -1,0 +1,292 @@
+using System.Collections;
+using System.Globalization;
+using Google.Protobuf;
+using Google.Protobuf.Reflection;
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using MeshAI.Common.Errors;
+
+namespace MeshAI.Control.Rpc;
+
+/// <summary>One field outside its bound: where (a path such as "envelope.input_manifest.blobs[0].name"), why, and the ErrorInfo reason.</summary>
+public sealed record BoundViolation(string Field, string Description, string Reason);
+
+/// <summary>
+/// The one validation layer: walks any message by its descriptor and checks every set field against
+/// <see cref="RequestBoundsTable"/> — string length and characters (NUL and escape sequences never; line breaks only in multi-line text),
+/// bytes length, repeated and map counts, integer and floating-point ranges (NaN and infinities never), enum values the
+/// contract defines, and timestamps within years 1…9999. The interceptor runs it on every request before any service code;
+/// settings writes run it again on the merged result; the envelope validator runs it on the decoded workload input.
+/// </summary>
+public sealed class RequestBounds
+{
+    /// <summary>Most violations reported in one error.</summary>
+    public const int MaxReported = 20;
+
+    private const int MaxDepth = 32;
+    private static readonly long MinTimestampSeconds = Timestamp.FromDateTimeOffset(DateTimeOffset.MinValue).Seconds;
+    private static readonly long MaxTimestampSeconds = Timestamp.FromDateTimeOffset(DateTimeOffset.MaxValue).Seconds;
+    private readonly IReadOnlyDictionary<string, FieldBound> _table;
+    private readonly FieldBound _fallbackText;
+    private readonly FieldBound _fallbackBytes;
+    private readonly FieldBound _fallbackItems;
+
+    /// <summary>The bounds for the given option values.</summary>
+    public RequestBounds(InputLimits input, ControlLimits control)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        _table = RequestBoundsTable.Build(input, control);
+        _fallbackText = new FieldBound { MaxChars = input.TextChars, MultiLine = true, Option = "Control:Input:TextChars (no explicit bound)" };
+        _fallbackBytes = new FieldBound { MaxBytes = input.BlobBytes, Option = "Control:Input:BlobBytes (no explicit bound)" };
+        _fallbackItems = new FieldBound { MaxItems = input.ListItems, Option = "Control:Input:ListItems (no explicit bound)" };
+    }
+
+    /// <summary>The bounds with every option at its default (for pure functions and tests).</summary>
+    public static RequestBounds Default { get; } = new(new InputLimits(), new ControlLimits());
+
+    /// <summary>Full field name → bound.</summary>
+    public IReadOnlyDictionary<string, FieldBound> Table => _table;
+
+    /// <summary>True when the field's kind needs an explicit bound (strings, bytes, repeated, maps, numbers); enums, bools and messages do not.</summary>
+    public static bool NeedsBound(FieldDescriptor field)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        return field.IsRepeated || field.IsMap || field.FieldType switch
+        {
+            FieldType.String or FieldType.Bytes => true,
+            FieldType.Bool or FieldType.Enum or FieldType.Message or FieldType.Group => false,
+            _ => true,
+        };
+    }
+
+    /// <summary>True for message types checked as one value rather than field by field (google.protobuf.Timestamp).</summary>
+    public static bool IsLeafMessage(MessageDescriptor type) => type?.FullName == Timestamp.Descriptor.FullName;
+
+    /// <summary>Throws INVALID_ARGUMENT (reason of the first violation, every violation as a BadRequest field violation) when anything is out of bounds.</summary>
+    public void Validate(IMessage message, string prefix = "")
+    {
+        var violations = Check(message, prefix);
+        if (violations.Count > 0)
+        {
+            throw ToException(violations);
+        }
+    }
+
+    /// <summary>The violations of <paramref name="message"/> (at most <see cref="MaxReported"/>), with paths under <paramref name="prefix"/>.</summary>
+    public IReadOnlyList<BoundViolation> Check(IMessage message, string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var violations = new List<BoundViolation>();
+        Walk(message, prefix ?? "", violations, 0);
+        return violations;
+    }
+
+    /// <summary>The INVALID_ARGUMENT error for a list of violations.</summary>
+    public static RpcException ToException(IReadOnlyList<BoundViolation> violations)
+    {
+        ArgumentNullException.ThrowIfNull(violations);
+        var first = violations[0];
+        var more = violations.Count > 1 ? $" (and {violations.Count - 1} more)" : "";
+        var bad = new BadRequest();
+        bad.FieldViolations.AddRange(violations.Select(v => new BadRequest.Types.FieldViolation { Field = v.Field, Description = v.Description }));
+        return RpcErrors.Create(StatusCode.InvalidArgument, $"{first.Field}: {first.Description}{more}", first.Reason, bad);
+    }
+
+    private void Walk(IMessage message, string path, List<BoundViolation> violations, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            Add(violations, path, $"nested deeper than {MaxDepth} messages", ErrorReasons.ValueOutOfRange);
+            return;
+        }
+
+        foreach (var field in message.Descriptor.Fields.InDeclarationOrder())
+        {
+            if (violations.Count >= MaxReported)
+            {
+                return;
+            }
+
+            var name = path.Length == 0 ? field.Name : path + "." + field.Name;
+            if (field.ContainingOneof is { IsSynthetic: false } oneof && oneof.Accessor.GetCaseFieldDescriptor(message)?.FieldNumber != field.FieldNumber)
+            {
+                continue;
+            }
+
+            var value = field.Accessor.GetValue(message);
+            if (field.IsMap)
+            {
+                CheckMap(field, (IDictionary)value, name, violations, depth);
+            }
+            else if (field.IsRepeated)
+            {
+                var list = (IList)value;
+                if (list.Count == 0)
+                {
+                    continue;
+                }
+
+                var bound = BoundOf(field);
+                if (bound.MaxItems is { } most && list.Count > most)
+                {
+                    Add(violations, name, $"at most {most} items (got {list.Count}; {bound.Option})", ErrorReasons.TooManyItems);
+                    continue;
+                }
+
+                for (var i = 0; i < list.Count && violations.Count < MaxReported; i++)
+                {
+                    if (list[i] is { } item)
+                    {
+                        CheckValue(field, bound, item, $"{name}[{i}]", violations, depth);
+                    }
+                }
+            }
+            else if (value is not null)
+            {
+                CheckValue(field, NeedsBound(field) ? BoundOf(field) : NoBound, value, name, violations, depth);
+            }
+        }
+    }
+
+    private static readonly FieldBound NoBound = new();
+
+    private void CheckMap(FieldDescriptor field, IDictionary map, string name, List<BoundViolation> violations, int depth)
+    {
+        if (map.Count == 0)
+        {
+            return;
+        }
+
+        var bound = BoundOf(field);
+        if (bound.MaxItems is { } most && map.Count > most)
+        {
+            Add(violations, name, $"at most {most} entries (got {map.Count}; {bound.Option})", ErrorReasons.TooManyItems);
+            return;
+        }
+
+        var valueField = field.MessageType.FindFieldByNumber(2);
+        foreach (DictionaryEntry entry in map)
+        {
+            var key = Convert.ToString(entry.Key, CultureInfo.InvariantCulture) ?? "";
+            var at = $"{name}[\"{(key.Length > 32 ? key[..32] + "…" : key)}\"]";
+            CheckText(key, new FieldBound { MaxChars = bound.MaxKeyChars ?? bound.MaxChars, Option = bound.Option }, at + " (key)", violations);
+            if (entry.Value is not null)
+            {
+                CheckValue(valueField, bound, entry.Value, at, violations, depth);
+            }
+        }
+    }
+
+    private void CheckValue(FieldDescriptor field, FieldBound bound, object value, string name, List<BoundViolation> violations, int depth)
+    {
+        switch (field.FieldType)
+        {
+            case FieldType.String:
+                CheckText((string)value, bound, name, violations);
+                break;
+            case FieldType.Bytes:
+                var length = ((ByteString)value).Length;
+                if (bound.MaxBytes is { } maxBytes && length > maxBytes)
+                {
+                    Add(violations, name, $"at most {maxBytes} bytes (got {length}; {bound.Option})", ErrorReasons.FieldTooLong);
+                }
+
+                break;
+            case FieldType.Enum:
+                var number = Convert.ToInt32(value, CultureInfo.InvariantCulture);
+                if (field.EnumType.FindValueByNumber(number) is null)
+                {
+                    Add(violations, name, $"{number} is not a value of {field.EnumType.FullName}", ErrorReasons.UnknownEnumValue);
+                }
+
+                break;
+            case FieldType.Double or FieldType.Float:
+                var real = Convert.ToDouble(value, CultureInfo.InvariantCulture);
+                if (!double.IsFinite(real) || (bound.RealMin is { } lo && real < lo) || (bound.RealMax is { } hi && real > hi))
+                {
+                    Add(violations, name, $"a finite number between {bound.RealMin?.ToString(CultureInfo.InvariantCulture) ?? "-∞"} and " +
+                                          $"{bound.RealMax?.ToString(CultureInfo.InvariantCulture) ?? "∞"} (got {real.ToString(CultureInfo.InvariantCulture)}; {bound.Option})", ErrorReasons.ValueOutOfRange);
+                }
+
+                break;
+            case FieldType.Message or FieldType.Group:
+                var child = (IMessage)value;
+                if (child is Timestamp ts)
+                {
+                    if (ts.Seconds < MinTimestampSeconds || ts.Seconds > MaxTimestampSeconds || ts.Nanos is < 0 or > 999_999_999)
+                    {
+                        Add(violations, name, "a time between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z", ErrorReasons.ValueOutOfRange);
+                    }
+                }
+                else
+                {
+                    Walk(child, name, violations, depth + 1);
+                }
+
+                break;
+            case FieldType.Bool:
+                break;
+            default:
+                var integer = Convert.ToDecimal(value, CultureInfo.InvariantCulture);
+                if ((bound.Min is { } min && integer < min) || (bound.Max is { } max && integer > max))
+                {
+                    Add(violations, name, $"between {bound.Min?.ToString(CultureInfo.InvariantCulture) ?? "-∞"} and {bound.Max?.ToString(CultureInfo.InvariantCulture) ?? "∞"} " +
+                                          $"(got {integer.ToString(CultureInfo.InvariantCulture)}; {bound.Option})", ErrorReasons.ValueOutOfRange);
+                }
+
+                break;
+        }
+    }
+
+    private static void CheckText(string text, FieldBound bound, string name, List<BoundViolation> violations)
+    {
+        if (bound.MaxChars is { } max && text.Length > max)
+        {
+            Add(violations, name, $"at most {max} characters (got {text.Length}; {bound.Option})", ErrorReasons.FieldTooLong);
+            return;
+        }
+
+        foreach (var c in text)
+        {
+            if (c == '\0')
+            {
+                Add(violations, name, "must not contain NUL characters", ErrorReasons.InvalidCharacters);
+                return;
+            }
+
+            if (!bound.MultiLine && (char.IsControl(c) || c is '\u2028' or '\u2029'))
+            {
+                Add(violations, name, "must be a single line without control characters", ErrorReasons.InvalidCharacters);
+                return;
+            }
+
+            if (bound.MultiLine && char.IsControl(c) && c is not ('\t' or '\n' or '\v' or '\f' or '\r'))
+            {
+                Add(violations, name, "must not contain control characters other than tabs and line breaks", ErrorReasons.InvalidCharacters);
+                return;
+            }
+        }
+    }
+
+    private FieldBound BoundOf(FieldDescriptor field)
+    {
+        if (_table.TryGetValue(field.FullName, out var bound))
+        {
+            return bound;
+        }
+
+        return field.IsRepeated || field.IsMap ? _fallbackItems with { MaxChars = _fallbackText.MaxChars, MultiLine = true, MaxBytes = _fallbackBytes.MaxBytes }
+            : field.FieldType == FieldType.Bytes ? _fallbackBytes
+            : field.FieldType == FieldType.String ? _fallbackText
+            : NoBound;
+    }
+
+    private static void Add(List<BoundViolation> violations, string field, string description, string reason)
+    {
+        if (violations.Count < MaxReported)
+        {
+            violations.Add(new BoundViolation(field, description, reason));
+        }
+    }
+}

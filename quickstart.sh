@@ -125,6 +125,7 @@ build() {
   return 0
 }
 build
+if command -v npm >/dev/null; then say "Building the web dashboard"; scripts/build-dashboard.sh; else echo "npm not found: the web dashboard is not built (install Node.js >= 20.19)"; fi
 
 # 3. Put the three commands on PATH: small launchers in $BIN_DIR (default ~/.local/bin) that run this checkout's build
 # with this MESHAI_HOME / MESHAI_PORT unless the caller sets their own.
@@ -264,6 +265,8 @@ else
 fi
 say "Ledger"
 meshnet ledger show --limit 8
+say "Web dashboard"
+meshnet auth dashboard
 
 say "Done in $(elapsed $((SECONDS - START)))"
 cat <<EOF

@@ -5,8 +5,11 @@
 #   MESHAI_TEST_FILTER='Category=Unit' ./test.sh    pass a filter to dotnet test (local use)
 #
 # Rings: buf (lint + breaking vs HEAD~1), typescript (clients/typescript npm test, TAP counts),
-# dotnet (build MeshAI.sln, install the real embedding models into .artifacts/models, then every test project; counts
-# from .trx files).
+# dashboard (clients/dashboard: npm ci, build against the packed @meshai/client, first-load size budget),
+# dotnet (build MeshAI.sln, install the real embedding models into .artifacts/models, then every test project except
+# Category=Browser; counts from .trx files),
+# browser (the Category=Browser tests: headless Chromium against real servers; screenshots in .artifacts/dashboard and
+# .artifacts/contribute).
 # Prints one "<ring>: N passed, M failed" line per ring, then, as the very last line, "N passed, M failed".
 # Exits non-zero when anything failed (a failed build, install or aborted test run counts as a failure).
 #
@@ -146,7 +149,39 @@ run_typescript_ring() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-# Browser tests (Category=Browser, in the dotnet ring) drive the system Chromium through tests/browser (playwright-core,
+# Ring: web dashboard (clients/dashboard). Needs the TypeScript client built (typescript ring): `npm run build` packs it
+# with `npm pack` and installs the tarball, type-checks, bundles with Vite and pre-compresses. One check: the build, and
+# the first-load JS of the dashboard within its gzipped budget (docs/benchmarks.md).
+# ---------------------------------------------------------------------------------------------------------------
+DASHBOARD_FIRST_LOAD_BUDGET_KIB=250
+
+run_dashboard_ring() {
+  local dir="$ROOT/clients/dashboard"
+  [ -f "$dir/package.json" ] || { note "dashboard: clients/dashboard/package.json missing, skipped"; return; }
+  note "dashboard: npm install"
+  if ! npm_install_in "$dir" >"$LOGS/npm-dashboard.log" 2>&1; then
+    fail_note "dashboard: npm install failed:"; tail -n 30 "$LOGS/npm-dashboard.log"
+    record_ring dashboard 0 1 "npm install failed"; return
+  fi
+  note "dashboard: npm run build"
+  if ! (cd "$dir" && npm run build) >"$LOGS/dashboard-build.log" 2>&1; then
+    fail_note "dashboard: build failed:"; tail -n 40 "$LOGS/dashboard-build.log"
+    record_ring dashboard 0 1 "build failed"; return
+  fi
+  grep -E '^first load|^  lazy' "$LOGS/dashboard-build.log" | sed 's/^/    /'
+  local gzip page
+  for page in index.html contribute.html; do
+    gzip=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pages'][sys.argv[2]]['jsGzip'])" "$dir/dist/size-report.json" "$page" 2>/dev/null || echo "")
+    if [ -z "$gzip" ] || [ "$gzip" -gt $((DASHBOARD_FIRST_LOAD_BUDGET_KIB * 1024)) ]; then
+      fail_note "dashboard: first-load JS of $page is ${gzip:-unknown} bytes gzipped, over the ${DASHBOARD_FIRST_LOAD_BUDGET_KIB} KiB budget"
+      record_ring dashboard 0 1 "size budget"; return
+    fi
+  done
+  record_ring dashboard 1 0
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Browser tests (Category=Browser, in the browser ring) drive the system Chromium through tests/browser (playwright-core,
 # which never downloads a browser). A failed install is counted; the Browser tests then fail with a clear message.
 # ---------------------------------------------------------------------------------------------------------------
 install_browser_test_tools() {
@@ -220,6 +255,12 @@ list_test_projects() {
   done
 }
 
+# Test projects that contain Category=Browser tests.
+list_browser_test_projects() {
+  local proj
+  for proj in "$@"; do grep -rqs --include='*.cs' 'Category("Browser")' "$(dirname "$proj")" && echo "$proj"; done
+}
+
 run_dotnet_ring() {
   note "dotnet: build MeshAI.sln (Release)"
   if ! dotnet build MeshAI.sln -c Release -nologo -clp:NoSummary\;ErrorsOnly >"$LOGS/dotnet-build.log" 2>&1; then
@@ -245,17 +286,31 @@ run_dotnet_ring() {
   mapfile -t projects < <(list_test_projects)
   if [ ${#projects[@]} -eq 0 ]; then fail_note "dotnet: no test projects found in MeshAI.sln"; record_ring dotnet 0 1 "no test projects"; return; fi
 
+  local filter="TestCategory!=Browser"
+  [ -n "${MESHAI_TEST_FILTER:-}" ] && filter="(${MESHAI_TEST_FILTER})&TestCategory!=Browser"
+  run_test_projects dotnet "$filter" "" "${projects[@]}"
+  local browser_projects
+  mapfile -t browser_projects < <(list_browser_test_projects "${projects[@]}")
+  filter="TestCategory=Browser"
+  [ -n "${MESHAI_TEST_FILTER:-}" ] && filter="(${MESHAI_TEST_FILTER})&TestCategory=Browser"
+  [ ${#browser_projects[@]} -gt 0 ] && run_test_projects browser "$filter" "-browser" "${browser_projects[@]}"
+}
+
+# run_test_projects RING FILTER TRX_SUFFIX PROJECT… : dotnet test each project with the filter; one ring line.
+run_test_projects() {
+  local ring="$1" filter="$2" suffix="$3"
+  shift 3
+  local projects=("$@")
   local passed=0 failed=0 aborted=() proj name trx rc p f t e errs
   for proj in "${projects[@]}"; do
-    name="$(basename "$proj" .csproj)"
+    name="$(basename "$proj" .csproj)$suffix"
     trx="$RESULTS/$name.trx"
     rm -f "$trx"
-    note "dotnet: test $name${MESHAI_TEST_FILTER:+ (filter: $MESHAI_TEST_FILTER)}"
+    note "$ring: test $name (filter: $filter)"
     local args=(test "$proj" -c Release --no-build --nologo
       --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal"
       --results-directory "$RESULTS"
-      --blame-hang-timeout "${MESHAI_TEST_HANG_TIMEOUT:-20m}" --blame-hang-dump-type none)
-    [ -n "${MESHAI_TEST_FILTER:-}" ] && args+=(--filter "$MESHAI_TEST_FILTER")
+      --blame-hang-timeout "${MESHAI_TEST_HANG_TIMEOUT:-20m}" --blame-hang-dump-type none --filter "$filter")
     dotnet "${args[@]}" 2>&1 | tee "$LOGS/dotnet-test-$name.log" | grep --line-buffered -vE '^\s*$' | sed -u "s/^/    [$name] /"
     rc=${PIPESTATUS[0]}
     if [ -f "$trx" ]; then
@@ -267,18 +322,18 @@ run_dotnet_ring() {
     # A run that broke (test host crash, hang abort, no trx, non-zero exit without a failed test) counts once more.
     if [ "$errs" -gt 0 ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then
       f=$((f + 1)); aborted+=("$name")
-      fail_note "dotnet: $name test run was aborted or broke (exit $rc); counted as one more failure; see $LOGS/dotnet-test-$name.log"
+      fail_note "$ring: $name test run was aborted or broke (exit $rc); counted as one more failure; see $LOGS/dotnet-test-$name.log"
     fi
     passed=$((passed + p)); failed=$((failed + f))
-    note "dotnet: $name: $p passed, $f failed"
+    note "$ring: $name: $p passed, $f failed"
   done
-  if [ ${#aborted[@]} -gt 0 ]; then record_ring dotnet "$passed" "$failed" "aborted: ${aborted[*]}"
-  else record_ring dotnet "$passed" "$failed"; fi
+  if [ ${#aborted[@]} -gt 0 ]; then record_ring "$ring" "$passed" "$failed" "aborted: ${aborted[*]}"
+  else record_ring "$ring" "$passed" "$failed"; fi
 }
 
 # ---------------------------------------------------------------------------------------------------------------
 main() {
-  rm -rf "$RESULTS" "$LOGS"
+  rm -rf "$RESULTS" "$LOGS" "$ART/dashboard"
   mkdir -p "$RESULTS" "$LOGS"
   local started=$SECONDS
 
@@ -289,6 +344,7 @@ main() {
 
   command -v npm >/dev/null 2>&1 && run_buf_ring
   command -v npm >/dev/null 2>&1 && run_typescript_ring
+  command -v npm >/dev/null 2>&1 && run_dashboard_ring
   command -v npm >/dev/null 2>&1 && install_browser_test_tools
   command -v dotnet >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 && run_dotnet_ring
 

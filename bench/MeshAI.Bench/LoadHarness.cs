@@ -13,7 +13,14 @@ using MeshAI.Testing;
 namespace MeshAI.Bench;
 
 /// <summary>Latency figures of one measured path.</summary>
-public sealed record LatencyReport(string Name, int Count, double P50Ms, double P99Ms, double MeanMs, double SequentialPerSecond, double ConcurrentPerSecond);
+public sealed record LatencyReport(string Name, int Count, double P50Ms, double P99Ms, double MeanMs, double SequentialPerSecond, double ConcurrentPerSecond)
+{
+    /// <summary>CPU time (user + system) of this process and every process it started, per sequential call: the cost that does not move with the machine's load.</summary>
+    public double CpuMsPerCall { get; init; }
+
+    /// <summary>The same per process kind (bench = this process: client and, for the direct path, server).</summary>
+    public IReadOnlyDictionary<string, double> CpuMsPerCallByProcess { get; init; } = new Dictionary<string, double>();
+}
 
 /// <summary>
 /// The relay load harness: submit→result latency of a diagnostic echo job through control plane + relay + a real
@@ -21,8 +28,11 @@ public sealed record LatencyReport(string Name, int Count, double P50Ms, double 
 /// </summary>
 public static class LoadHarness
 {
-    /// <summary>Runs both paths and prints the table and ratios.</summary>
-    public static async Task<int> RunAsync(int jobs, int concurrency, int payloadBytes)
+    /// <summary>
+    /// Runs the direct baseline once, then the relayed path on every store in <paramref name="stores"/> ("sqlite",
+    /// "postgres"), and prints per store the table, where the time of a relayed job goes, and the summary line.
+    /// </summary>
+    public static async Task<int> RunAsync(int jobs, int concurrency, int payloadBytes, IReadOnlyList<string> stores)
     {
         var payload = new byte[payloadBytes];
         Random.Shared.NextBytes(payload);
@@ -31,18 +41,34 @@ public static class LoadHarness
         {
             await using var baseline = await BaselineEchoServer.StartAsync(scratch);
             var direct = await MeasureAsync("direct gRPC unary echo", jobs, concurrency, await DirectEchoAsync(baseline, payload));
+            var lines = new List<string>();
+            foreach (var store in stores)
+            {
+                await using var postgres = store == "postgres" ? await PostgresServer.StartAsync() : null;
+                var options = postgres is null
+                    ? new LocalMeshOptions()
+                    : new LocalMeshOptions { Store = MeshStore.Postgres, PostgresConnectionString = await postgres.CreateDatabaseAsync("bench") };
+                await using var mesh = await LocalMesh.StartAsync(options);
+                var token = await mesh.SignInAsync("bench@example.com");
+                using var channel = mesh.Channel(token);
+                var networks = new NetworkService.NetworkServiceClient(channel);
+                var network = (await networks.CreateNetworkAsync(new CreateNetworkRequest { Name = "bench" })).Network;
+                var devices = new DeviceService.DeviceServiceClient(channel);
+                var join = await devices.CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = network.NetworkId });
+                await mesh.StartAgentAsync(join.JoinLink, "bench-agent");
+                var spans = new SpanRecorder(Math.Min(20, jobs), jobs);
+                var relayed = await MeasureAsync($"echo job via control+relay+agent ({store})", jobs, concurrency, RelayedEcho(channel, network.NetworkId, payload, spans));
+                Console.WriteLine($"store {store}");
+                Print([direct, relayed], payloadBytes, concurrency);
+                spans.Print();
+                lines.Add(SummaryLine(direct, relayed, concurrency) + $" [{store}]");
+            }
 
-            await using var mesh = await LocalMesh.StartAsync(new LocalMeshOptions());
-            var token = await mesh.SignInAsync("bench@example.com");
-            using var channel = mesh.Channel(token);
-            var networks = new NetworkService.NetworkServiceClient(channel);
-            var network = (await networks.CreateNetworkAsync(new CreateNetworkRequest { Name = "bench" })).Network;
-            var devices = new DeviceService.DeviceServiceClient(channel);
-            var join = await devices.CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = network.NetworkId });
-            await mesh.StartAgentAsync(join.JoinLink, "bench-agent");
-            var relayed = await MeasureAsync("echo job via control+relay+agent", jobs, concurrency, RelayedEcho(channel, network.NetworkId, payload));
+            foreach (var line in lines)
+            {
+                Console.WriteLine(line);
+            }
 
-            Print([direct, relayed], payloadBytes, concurrency);
             return 0;
         }
         finally
@@ -50,6 +76,11 @@ public static class LoadHarness
             Directory.Delete(scratch, recursive: true);
         }
     }
+
+    /// <summary>The one line a run is compared by (issue #11).</summary>
+    internal static string SummaryLine(LatencyReport direct, LatencyReport relayed, int concurrency) => string.Create(
+        CultureInfo.InvariantCulture,
+        $"bench: relayed p50 {relayed.P50Ms:F2} ms p99 {relayed.P99Ms:F2} ms (x{relayed.P50Ms / direct.P50Ms:F1} of direct), {relayed.ConcurrentPerSecond:F0} jobs/s at {concurrency} in flight (x{relayed.ConcurrentPerSecond / direct.ConcurrentPerSecond:F3} of direct)");
 
     private static async Task<Func<CancellationToken, Task>> DirectEchoAsync(BaselineEchoServer server, byte[] payload)
     {
@@ -67,23 +98,16 @@ public static class LoadHarness
         };
     }
 
-    private static Func<CancellationToken, Task> RelayedEcho(Grpc.Net.Client.GrpcChannel channel, string networkId, byte[] payload)
+    private static Func<CancellationToken, Task> RelayedEcho(Grpc.Net.Client.GrpcChannel channel, string networkId, byte[] payload, SpanRecorder spans)
     {
         var jobsClient = new JobService.JobServiceClient(channel);
         var input = new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFrom(payload) } }.ToByteString();
         return async ct =>
         {
-            var envelope = new JobEnvelope
-            {
-                NetworkId = networkId,
-                WorkloadId = WorkloadClass.DiagnosticEcho,
-                RoutingMode = RoutingMode.Auto,
-                DataSensitivityTag = DataSensitivityTag.Private,
-                TimeoutMs = 30_000,
-                InputManifest = new InputManifest { Payload = input },
-                PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
-            };
+            var envelope = EchoEnvelope(networkId, input, 30_000);
+            var clock = Stopwatch.StartNew();
             var job = (await jobsClient.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope }, cancellationToken: ct)).Job;
+            var submitted = clock.Elapsed.TotalMilliseconds;
             using var watch = jobsClient.WatchJob(new WatchJobRequest { NetworkId = networkId, JobId = job.JobId }, cancellationToken: ct);
             await foreach (var frame in watch.ResponseStream.ReadAllAsync(ct))
             {
@@ -95,6 +119,7 @@ public static class LoadHarness
                         throw new InvalidOperationException("echo mismatch");
                     }
 
+                    spans.Add(submitted, clock.Elapsed.TotalMilliseconds, frame.Result.Job, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                     return;
                 }
 
@@ -109,6 +134,18 @@ public static class LoadHarness
         };
     }
 
+    /// <summary>A plaintext diagnostic_echo envelope (the harnesses' job).</summary>
+    internal static JobEnvelope EchoEnvelope(string networkId, ByteString input, long timeoutMs) => new()
+    {
+        NetworkId = networkId,
+        WorkloadId = WorkloadClass.DiagnosticEcho,
+        RoutingMode = RoutingMode.Auto,
+        DataSensitivityTag = DataSensitivityTag.Private,
+        TimeoutMs = timeoutMs,
+        InputManifest = new InputManifest { Payload = input },
+        PayloadEncryption = new PayloadEncryption { Scheme = PayloadEncryptionScheme.None },
+    };
+
     /// <summary>Warm-up, then <paramref name="count"/> sequential calls (latency percentiles) and <paramref name="count"/> calls with <paramref name="concurrency"/> in flight.</summary>
     internal static async Task<LatencyReport> MeasureAsync(string name, int count, int concurrency, Func<CancellationToken, Task> call)
     {
@@ -118,6 +155,8 @@ public static class LoadHarness
         }
 
         var latencies = new double[count];
+        var cpuBefore = CpuMeter.TreeCpuMs();
+        var byProcessBefore = CpuMeter.TreeCpuMsByKind();
         var total = Stopwatch.StartNew();
         for (var i = 0; i < count; i++)
         {
@@ -127,6 +166,8 @@ public static class LoadHarness
         }
 
         var sequentialRate = count / total.Elapsed.TotalSeconds;
+        var cpuPerCall = (CpuMeter.TreeCpuMs() - cpuBefore) / count;
+        var byProcess = CpuMeter.TreeCpuMsByKind().ToDictionary(kv => kv.Key, kv => (kv.Value - byProcessBefore.GetValueOrDefault(kv.Key)) / count);
         var next = -1;
         var concurrent = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
@@ -138,27 +179,154 @@ public static class LoadHarness
         }));
         var concurrentRate = count / concurrent.Elapsed.TotalSeconds;
         Array.Sort(latencies);
-        return new LatencyReport(name, count, Percentile(latencies, 0.50), Percentile(latencies, 0.99), latencies.Average(), sequentialRate, concurrentRate);
+        return new LatencyReport(name, count, Percentile(latencies, 0.50), Percentile(latencies, 0.99), latencies.Average(), sequentialRate, concurrentRate) { CpuMsPerCall = cpuPerCall, CpuMsPerCallByProcess = byProcess };
     }
 
-    private static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
+    internal static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 
     /// <summary>The table and the ratios of every path against the first (the baseline).</summary>
     internal static void Print(IReadOnlyList<LatencyReport> reports, int payloadBytes, int concurrency)
     {
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(c, $"payload {payloadBytes} B, {reports[0].Count} calls per path, concurrency {concurrency} for the throughput column"));
-        Console.WriteLine("| path | p50 ms | p99 ms | mean ms | seq calls/s | concurrent calls/s |");
-        Console.WriteLine("|---|---|---|---|---|---|");
+        Console.WriteLine("| path | p50 ms | p99 ms | mean ms | seq calls/s | concurrent calls/s | CPU ms/call (all processes) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var r in reports)
         {
-            Console.WriteLine(string.Create(c, $"| {r.Name} | {r.P50Ms:F2} | {r.P99Ms:F2} | {r.MeanMs:F2} | {r.SequentialPerSecond:F0} | {r.ConcurrentPerSecond:F0} |"));
+            Console.WriteLine(string.Create(c, $"| {r.Name} | {r.P50Ms:F2} | {r.P99Ms:F2} | {r.MeanMs:F2} | {r.SequentialPerSecond:F0} | {r.ConcurrentPerSecond:F0} | {r.CpuMsPerCall:F2} |"));
         }
 
         var baseline = reports[0];
         foreach (var r in reports.Skip(1))
         {
-            Console.WriteLine(string.Create(c, $"ratio {r.Name} / {baseline.Name}: p50 x{r.P50Ms / baseline.P50Ms:F1}, p99 x{r.P99Ms / baseline.P99Ms:F1}, concurrent throughput x{r.ConcurrentPerSecond / baseline.ConcurrentPerSecond:F2}"));
+            Console.WriteLine(string.Create(c, $"ratio {r.Name} / {baseline.Name}: p50 x{r.P50Ms / baseline.P50Ms:F1}, p99 x{r.P99Ms / baseline.P99Ms:F1}, concurrent throughput x{r.ConcurrentPerSecond / baseline.ConcurrentPerSecond:F2}, CPU per call x{r.CpuMsPerCall / baseline.CpuMsPerCall:F1}"));
+            Console.WriteLine("  CPU ms per call by process: " + string.Join(", ", r.CpuMsPerCallByProcess.OrderByDescending(kv => kv.Value).Select(kv => string.Create(c, $"{kv.Key} {kv.Value:F2}"))));
+        }
+    }
+}
+
+/// <summary>
+/// Where the time of a relayed job goes, from the client's stopwatch and the job's own timestamps (server clock, same host,
+/// millisecond resolution): medians over the sequential calls.
+/// </summary>
+internal sealed class SpanRecorder(int warmUp, int sequential)
+{
+    private readonly List<double[]> _rows = [];
+
+    /// <summary>Records one call; only the warm-up and sequential calls are kept.</summary>
+    public void Add(double submitMs, double totalMs, Job job, long receivedMs)
+    {
+        lock (_rows)
+        {
+            if (_rows.Count >= warmUp + sequential)
+            {
+                return; // the concurrent phase: its spans overlap
+            }
+
+            var created = job.CreateTime.ToDateTimeOffset().ToUnixTimeMilliseconds();
+            var started = job.StartTime?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? created;
+            var ended = job.EndTime.ToDateTimeOffset().ToUnixTimeMilliseconds();
+            _rows.Add([submitMs, totalMs - submitMs, started - created, ended - started, receivedMs - ended, totalMs]);
+        }
+    }
+
+    /// <summary>Prints the medians (sequential calls only: the warm-up is dropped).</summary>
+    public void Print()
+    {
+        var rows = _rows.Skip(warmUp).ToList();
+        string[] names =
+        [
+            "SubmitJob RPC (validate, plan, insert, place, sign, offer)",
+            "WatchJob open -> result frame",
+            "server: create -> running (offer over relay, agent verifies ticket, accepts)",
+            "server: running -> end (agent worker runs echo, result over relay, settle)",
+            "end -> client has result (publish, watch stream)",
+            "total",
+        ];
+        Console.WriteLine("where the time goes (median of the sequential calls, ms):");
+        for (var i = 0; i < names.Length; i++)
+        {
+            var sorted = rows.Select(r => r[i]).Order().ToArray();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {names[i]}: {LoadHarness.Percentile(sorted, 0.5):F2}"));
+        }
+    }
+}
+
+/// <summary>CPU time of this process and its descendants (Linux /proc; 0 elsewhere), so a shared machine's load does not hide a change.</summary>
+internal static class CpuMeter
+{
+    /// <summary>User + system milliseconds of this process and every live descendant.</summary>
+    public static double TreeCpuMs() => TreeCpuMsByKind().Values.Sum();
+
+    /// <summary>The same, summed per kind of process (bench, meshai-server, meshai-agent, worker, other).</summary>
+    public static Dictionary<string, double> TreeCpuMsByKind()
+    {
+        var result = new Dictionary<string, double>(StringComparer.Ordinal);
+        if (!OperatingSystem.IsLinux())
+        {
+            return result;
+        }
+
+        var stats = new Dictionary<int, (int Parent, long Ticks)>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var text = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+                // fields[0] = state, [1] = ppid, [11] = utime, [12] = stime (clock ticks)
+                stats[pid] = (int.Parse(fields[1], CultureInfo.InvariantCulture), long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture));
+            }
+            catch (IOException)
+            {
+                // the process ended meanwhile
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // not ours
+            }
+        }
+
+        var self = Environment.ProcessId;
+        foreach (var (pid, (_, t)) in stats)
+        {
+            for (var p = pid; p > 1 && stats.TryGetValue(p, out var s); p = s.Parent)
+            {
+                if (p == self)
+                {
+                    var kind = Kind(pid, self);
+                    result[kind] = result.GetValueOrDefault(kind) + (t * 1000.0 / 100); // USER_HZ is 100 on Linux
+                    break;
+                }
+            }
+        }
+
+        return result;
+    }
+
+    private static string Kind(int pid, int self)
+    {
+        if (pid == self)
+        {
+            return "bench";
+        }
+
+        try
+        {
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+            return cmdline.Contains("meshai-server", StringComparison.Ordinal) ? "meshai-server"
+                : cmdline.Contains(" worker", StringComparison.Ordinal) ? "worker"
+                : cmdline.Contains("meshai-agent", StringComparison.Ordinal) ? "meshai-agent"
+                : "other";
+        }
+        catch (IOException)
+        {
+            return "other";
         }
     }
 }

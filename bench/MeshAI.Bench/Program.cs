@@ -2,11 +2,13 @@ using System.Globalization;
 using BenchmarkDotNet.Running;
 using MeshAI.Bench;
 
-// dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes]
+// dotnet run -c Release --project bench/MeshAI.Bench -- load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both]
 // dotnet run -c Release --project bench/MeshAI.Bench -- micro [BenchmarkDotNet args]
 // dotnet run -c Release --project bench/MeshAI.Bench -- chaos [jobs] [agents] [killEverySeconds] [sqlite|postgres] [report.json]
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
+// dotnet run -c Release --project bench/MeshAI.Bench -- dead-agent [trials]
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
+// dotnet run -c Release --project bench/MeshAI.Bench -- contributor [rounds]   (embeddings/s: web contributor page vs native agent)
 var mode = args.Length > 0 ? args[0] : "load";
 if (mode == "micro")
 {
@@ -17,7 +19,8 @@ if (mode == "micro")
 if (mode == "load")
 {
     int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
-    return await LoadHarness.RunAsync(jobs: Arg(1, 300), concurrency: Arg(2, 8), payloadBytes: Arg(3, 256));
+    var stores = args.Length > 4 && args[4] != "both" ? new[] { args[4] } : new[] { "sqlite", "postgres" };
+    return await LoadHarness.RunAsync(jobs: Arg(1, 300), concurrency: Arg(2, 64), payloadBytes: Arg(3, 256), stores);
 }
 
 if (mode == "chaos")
@@ -62,5 +65,15 @@ if (mode == "embeddings")
     return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents]");
+if (mode == "contributor")
+{
+    return await ContributorBenchmark.RunAsync(rounds: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
+}
+
+if (mode == "dead-agent")
+{
+    return await DeadAgentHarness.RunAsync(trials: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
+}
+
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | contributor [rounds] | dead-agent [trials]");
 return 2;

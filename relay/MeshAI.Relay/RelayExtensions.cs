@@ -18,7 +18,7 @@ public static class RelayExtensions
     /// Registers the relay: <see cref="RelayHub"/> as <see cref="IJobDispatcher"/>, <see cref="InMemoryPresenceDirectory"/> as
     /// <see cref="IPresenceDirectory"/> (unless one is registered already) and <see cref="RelayOptions"/> from section <c>Relay</c>.
     /// A top-level <c>heartbeat-grace-seconds</c> (the server's command-line option) fills in the grace when the section does not set it.
-    /// The host must register <see cref="IDeviceAuthority"/> and <see cref="IJobEventSink"/> (the control plane does).
+    /// The host must register <see cref="IDeviceAuthority"/>, <see cref="IJobEventSink"/> and <see cref="IDeviceStatusSource"/> (the control plane does).
     /// </summary>
     public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration configuration)
     {
@@ -30,9 +30,17 @@ public static class RelayExtensions
         services.TryAddSingleton<IJobEventSink>(sp => sp.GetRequiredService<BusJobEventSink>());
         services.TryAddSingleton(sp => new Lazy<IJobEventSink>(sp.GetRequiredService<IJobEventSink>));
         services.TryAddSingleton<IJobDispatcher>(sp => sp.GetRequiredService<RelayHub>());
+        services.TryAddSingleton<WebRelaySessions>();
+        services.TryAddSingleton<INetworkUpdateSource, NoNetworkUpdates>(); // the control plane registers the real one first
 
         services.AddGrpc();
         services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions<RelayServiceImpl>>()
+            .Configure<IOptions<RelayOptions>>((grpc, relay) =>
+            {
+                grpc.MaxReceiveMessageSize = relay.Value.MaxFrameBytes;
+                grpc.MaxSendMessageSize = relay.Value.MaxFrameBytes;
+            });
+        services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions<WebRelayServiceImpl>>()
             .Configure<IOptions<RelayOptions>>((grpc, relay) =>
             {
                 grpc.MaxReceiveMessageSize = relay.Value.MaxFrameBytes;
@@ -77,10 +85,14 @@ public static class RelayExtensions
         return services;
     }
 
-    /// <summary>Maps the relay's gRPC service (<c>meshai.relay.v1.RelayService</c>).</summary>
+    /// <summary>
+    /// Maps the relay's gRPC services: <c>meshai.relay.v1.RelayService</c> (native agents, bidi) and
+    /// <c>meshai.relay.v1.WebRelayService</c> (browser devices over gRPC-Web; the host registers <see cref="IDeviceStatusSource"/>).
+    /// </summary>
     public static IEndpointRouteBuilder MapRelay(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGrpcService<RelayServiceImpl>();
+        endpoints.MapGrpcService<WebRelayServiceImpl>();
         return endpoints;
     }
 }

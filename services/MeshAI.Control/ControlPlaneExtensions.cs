@@ -75,7 +75,13 @@ public static class ControlPlaneExtensions
 
         services.TryAddSingleton<NetworkAccess>();
         services.TryAddSingleton<NetworkKeyVault>();
+        services.TryAddSingleton<NetworkUpdateRepository>();
+        services.TryAddSingleton<ControlLeases>();
+        services.TryAddSingleton<NetworkUpdates>();
+        services.TryAddSingleton<INetworkUpdateSource>(sp => sp.GetRequiredService<NetworkUpdates>());
         services.TryAddSingleton<NetworkRegistry>();
+        services.TryAddSingleton<NetworkWatchRepository>();
+        services.TryAddSingleton<NetworkWatch>();
         services.TryAddSingleton<LedgerQueries>();
         services.TryAddSingleton<LedgerWriter>();
         services.TryAddSingleton<LedgerReconciler>();
@@ -86,6 +92,7 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<DeviceEnrollment>();
         services.TryAddSingleton<DeviceDirectory>();
         services.TryAddSingleton<IDeviceAuthority, DeviceAuthority>();
+        services.TryAddSingleton<IDeviceStatusSource, DeviceStatusSource>();
 
         services.TryAddSingleton<IPlacementPolicy, LinearPlacementPolicy>();
         services.TryAddSingleton<PolicyRepository>();

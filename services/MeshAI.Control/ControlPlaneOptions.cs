@@ -22,6 +22,12 @@ public sealed class ControlPlaneOptions
     /// <summary>Overrides the public URL reported to devices and written into links (otherwise the host sets it at start).</summary>
     public string? PublicUrl { get; set; }
 
+    /// <summary>
+    /// Page of this server that finishes a browser sign-in from a magic link (the dashboard's, set by the host when it serves
+    /// one): GET /auth/magic redirects there with the token instead of showing the session token on a bare page.
+    /// </summary>
+    public string? BrowserSignInPath { get; set; }
+
     /// <summary>Relay addresses given to registering devices (comma separated; scale-out: every relay instance). Empty: the public URL.</summary>
     public string RelayUrls { get; set; } = "";
 
@@ -80,6 +86,16 @@ public sealed class JobPlaneOptions
     /// <summary>How long an offer may go unanswered (no accept or decline: lost on a dead relay) before the attempt is retried.</summary>
     [Range(100, 600_000)]
     public int OfferAnswerTimeoutMs { get; set; } = 10_000;
+
+    /// <summary>
+    /// Chat resume (docs/chat-resume.md): a small_chat retry continues after the tokens already streamed instead of starting
+    /// over. Off: a retry starts a fresh answer (its token indices restart at 0).
+    /// </summary>
+    public bool ChatResume { get; set; } = true;
+
+    /// <summary>Most bytes of delivered tokens a job keeps for a resume; a longer stream is not resumed (its retry fails the job).</summary>
+    [Range(1024, 64 << 20)]
+    public int MaxResumeBytes { get; set; } = 2 << 20;
 }
 
 /// <summary>SMTP settings for magic-link mail.</summary>
@@ -170,4 +186,20 @@ public sealed class ControlLimits
     /// <summary>Longest network name.</summary>
     [Range(1, 1024)]
     public int MaxNetworkNameLength { get; set; } = 64;
+
+    /// <summary>How often a WatchNetwork stream re-reads devices, jobs and the ledger head.</summary>
+    [Range(50, 60_000)]
+    public int WatchIntervalMs { get; set; } = 1000;
+
+    /// <summary>Longest silence of a WatchNetwork stream: an empty frame is sent after this long without changes.</summary>
+    [Range(1000, 600_000)]
+    public int WatchKeepaliveMs { get; set; } = 15_000;
+
+    /// <summary>Most WatchNetwork streams one server process serves at once.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxWatchStreams { get; set; } = 1024;
+
+    /// <summary>Recent jobs a WatchNetwork stream follows.</summary>
+    [Range(1, 1000)]
+    public int WatchRecentJobs { get; set; } = 50;
 }

@@ -26,7 +26,12 @@ public static class ServerHost
         builder.Configuration.AddEnvironmentVariables("MESHAI_");
         builder.Configuration.AddCommandLine(args);
         var settings = ServerSettings.From(builder.Configuration);
+        var webRoot = DashboardHosting.ResolveWebRoot(settings.WebRoot);
         builder.Configuration.AddInMemoryCollection(settings.ToComponentConfiguration(builder.Configuration));
+        if (webRoot is not null)
+        {
+            builder.Configuration.AddInMemoryCollection([new("Control:BrowserSignInPath", DashboardHosting.SignInPath)]);
+        }
 
         builder.Logging.ClearProviders();
         // Every log line inside a request or a job span carries its trace id, span id and job id (scopes of the JSON console).
@@ -105,6 +110,11 @@ public static class ServerHost
         }
 
         app.MapObservability(); // /healthz, /readyz, gRPC health, /metrics, /metrics/networks/{id}
+        app.MapModelFiles(settings.ModelsDir);
+        if (settings.RunsControl)
+        {
+            app.MapDashboard(webRoot); // the pages talk to the control plane's RPCs: a relay-only instance serves none
+        }
         return (app, settings, certificate);
     }
 

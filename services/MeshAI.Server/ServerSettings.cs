@@ -21,7 +21,9 @@ public sealed record ServerSettings(
     string? Bus = null,
     string? InstanceId = null,
     string? RelayId = null,
-    string? RelayUrls = null)
+    string? RelayUrls = null,
+    string? WebRoot = null,
+    string? ModelsDir = null)
 {
     /// <summary>The roles a process can take: control plane + relay (embedded default), control plane only, relay only.</summary>
     public static readonly IReadOnlyList<string> Roles = ["all", "control", "relay"];
@@ -95,7 +97,9 @@ public sealed record ServerSettings(
             bus,
             Read(configuration, "instance-id"),
             Read(configuration, "relay-id"),
-            Read(configuration, "relay-urls"));
+            Read(configuration, "relay-urls"),
+            Read(configuration, "web-root"),
+            Read(configuration, "models-dir"));
     }
 
     /// <summary>An Npgsql connection string from a postgres://user:password@host:port/database URL.</summary>

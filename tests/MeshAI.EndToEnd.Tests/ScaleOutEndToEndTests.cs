@@ -25,5 +25,15 @@ public sealed class ScaleOutEndToEndTests
         Assert.That(outcome.Problems, Is.Empty);
         Assert.That(outcome.Line, Is.EqualTo("scale-out: 16/16 jobs completed, 0 lost, 0 double-billed, ledger balanced"));
         Assert.That(mesh.Controls["ctl-a"].HasExited && mesh.Relays[ScaleOutRun.KilledRelay].HasExited, Is.True, "both instances were really killed");
+
+        // The front door spread the calls over both control instances, and after control A died nginx sent every call to B:
+        // the last calls of the run all reach B (directly, or logged as "A, B" when nginx moved a call off A's dead port).
+        var lines = (await File.ReadAllLinesAsync(mesh.NginxAccessLog)).Where(l => l.Contains("/meshai.", StringComparison.Ordinal)).ToList();
+        var a = mesh.ControlAddresses["ctl-a"];
+        var b = mesh.ControlAddresses["ctl-b"];
+        TestContext.Out.WriteLine($"nginx: {lines.Count} calls, {lines.Count(l => l.Contains(a, StringComparison.Ordinal))} reached {a}, {lines.Count(l => l.Contains(b, StringComparison.Ordinal))} reached {b}");
+        Assert.That(lines.Count(l => l.Contains(a, StringComparison.Ordinal) && !l.Contains(b, StringComparison.Ordinal)), Is.GreaterThan(0), "control A answered calls before it was killed");
+        Assert.That(lines.Count(l => l.Contains(b, StringComparison.Ordinal)), Is.GreaterThan(0), "control B answered calls");
+        Assert.That(lines.TakeLast(5), Has.All.Contains(b), "after A died the front door routes every call to B");
     }
 }

@@ -39,13 +39,13 @@ public sealed partial class WorkloadsEndToEndTests
     private MeshAgent _desktop = null!;
     private MeshAgent _phone = null!;
     private string _phoneProfile = null!;
-    private SseChatServer _chatServer = null!;
+    private SseChatUpstream _chatServer = null!;
 
     /// <summary>Server, sign-in, network, a desktop agent (all workloads, chat via the fake OpenAI server) and a phone.</summary>
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        _chatServer = SseChatServer.Start(["Hello", ",", " this", " is", " a", " streamed", " answer", " from", " the", " mesh", "."], TimeSpan.FromMilliseconds(200));
+        _chatServer = SseChatUpstream.Start(["Hello", ",", " this", " is", " a", " streamed", " answer", " from", " the", " mesh", "."], TimeSpan.FromMilliseconds(200));
         _mesh = await LocalMesh.StartAsync(new LocalMeshOptions { HeartbeatGraceSeconds = 10 });
         _cliConfig = Path.Combine(_mesh.DataDirectory, "cli.json");
         var token = await _mesh.SignInWithCliAsync(_cliConfig, AdminEmail);
@@ -359,93 +359,4 @@ public sealed partial class WorkloadsEndToEndTests
 
     [GeneratedRegex(@"pid=(?<pid>\d+)")]
     private static partial Regex WorkerPid();
-
-    /// <summary>A tiny OpenAI-compatible server: streams fixed tokens as server-sent events, one per interval.</summary>
-    private sealed class SseChatServer : IDisposable
-    {
-        private readonly TcpListener _listener;
-        private readonly CancellationTokenSource _stop = new();
-
-        private SseChatServer(TcpListener listener) => _listener = listener;
-
-        public string Url => $"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
-
-        public static SseChatServer Start(IReadOnlyList<string> tokens, TimeSpan interval)
-        {
-            var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            var server = new SseChatServer(listener);
-            _ = server.AcceptLoopAsync(tokens, interval);
-            return server;
-        }
-
-        public void Dispose()
-        {
-            _stop.Cancel();
-            _listener.Stop();
-            _stop.Dispose();
-        }
-
-        private async Task AcceptLoopAsync(IReadOnlyList<string> tokens, TimeSpan interval)
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                TcpClient client;
-                try
-                {
-                    client = await _listener.AcceptTcpClientAsync(_stop.Token);
-                }
-                catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
-                {
-                    return;
-                }
-
-                _ = ServeAsync(client, tokens, interval);
-            }
-        }
-
-        private async Task ServeAsync(TcpClient client, IReadOnlyList<string> tokens, TimeSpan interval)
-        {
-            using (client)
-            {
-                try
-                {
-                    var stream = client.GetStream();
-                    var reader = new StreamReader(stream, Encoding.UTF8);
-                    var contentLength = 0;
-                    string? line;
-                    while (!string.IsNullOrEmpty(line = await reader.ReadLineAsync(_stop.Token)))
-                    {
-                        if (line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))
-                        {
-                            contentLength = int.Parse(line[15..].Trim(), CultureInfo.InvariantCulture);
-                        }
-                    }
-
-                    var body = new char[contentLength];
-                    var read = 0;
-                    while (read < contentLength && await reader.ReadAsync(body.AsMemory(read), _stop.Token) is var n and > 0)
-                    {
-                        read += n;
-                    }
-
-                    var header = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
-                    await stream.WriteAsync(Encoding.UTF8.GetBytes(header), _stop.Token);
-                    foreach (var token in tokens)
-                    {
-                        var chunk = JsonSerializer.Serialize(new { id = "chatcmpl-1", @object = "chat.completion.chunk", choices = new[] { new { index = 0, delta = new { content = token } } } });
-                        await stream.WriteAsync(Encoding.UTF8.GetBytes("data: " + chunk + "\n\n"), _stop.Token);
-                        await stream.FlushAsync(_stop.Token);
-                        await Task.Delay(interval, _stop.Token);
-                    }
-
-                    await stream.WriteAsync(Encoding.UTF8.GetBytes("data: [DONE]\n\n"), _stop.Token);
-                }
-                catch (Exception ex) when (ex is IOException or OperationCanceledException or SocketException)
-                {
-                    // The agent hung up (max tokens reached or the job was cancelled).
-                }
-            }
-        }
-    }
 }

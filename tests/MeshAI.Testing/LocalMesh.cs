@@ -282,13 +282,29 @@ public sealed partial class LocalMesh : IAsyncDisposable
         var joined = await RunToSuccessAsync("agent-join", [agentDll, "join", joinLink, "--state-dir", stateDirectory, "--name", name, "--model-cache", models], cancellationToken);
         var deviceId = JoinedLine().Match(joined).Groups["id"].Value;
         beforeRun?.Invoke(stateDirectory);
-        var run = ProcessRunner.Start(new ProcessRunnerOptions
+        return await RunAgentAsync(stateDirectory, deviceId, name, runArguments, cancellationToken);
+    }
+
+    /// <summary>
+    /// A scratch agent state directory (deleted with the mesh), for an agent that joins another way than a join link
+    /// (e.g. <c>meshai-agent pair</c>, approved by a person); pass it <c>--model-cache</c> <see cref="ProvisionedModels.EnsureAsync"/>.
+    /// </summary>
+    public string NewAgentStateDirectory()
+    {
+        var stateDirectory = ScratchDirectory.Create("meshai-agent");
+        _directories.Add(stateDirectory);
+        return stateDirectory;
+    }
+
+    /// <summary>Starts <c>meshai-agent run</c> on an already joined state directory and waits until the relay welcomed it.</summary>
+    public async Task<MeshAgent> RunAgentAsync(string stateDirectory, string deviceId, string name, IReadOnlyList<string> runArguments, CancellationToken cancellationToken = default)
+    {
+        var run = Track(ProcessRunner.Start(new ProcessRunnerOptions
         {
             FileName = ProcessRunner.DotnetHostPath,
-            Arguments = [agentDll, "run", "--state-dir", stateDirectory, "--model-cache", models, .. runArguments],
+            Arguments = [RepoPaths.BuiltAssembly("agent/MeshAI.Agent", "meshai-agent"), "run", "--state-dir", stateDirectory, "--model-cache", await ProvisionedModels.EnsureAsync(cancellationToken), .. runArguments],
             Name = "agent-" + name,
-        });
-        _processes.Add(run);
+        }));
         await run.WaitForLineAsync("MESHAI_AGENT_ONLINE", TimeSpan.FromSeconds(60), cancellationToken: cancellationToken);
         return new MeshAgent(name, deviceId, stateDirectory, run);
     }
@@ -317,6 +333,13 @@ public sealed partial class LocalMesh : IAsyncDisposable
         }
 
         return agent with { Process = run };
+    }
+
+    /// <summary>Stops <paramref name="process"/> with the mesh (for processes a test starts itself).</summary>
+    public ProcessRunner Track(ProcessRunner process)
+    {
+        _processes.Add(process);
+        return process;
     }
 
     /// <summary>Stops every process and deletes every scratch directory.</summary>

@@ -125,6 +125,31 @@ public sealed partial class PostgresServer : IDisposable, IAsyncDisposable
         return CreateDatabaseAsync($"{cleanPrefix}_{Guid.NewGuid():N}"[..(cleanPrefix.Length + 13)], cancellationToken);
     }
 
+    /// <summary>Stops the cluster (fast shutdown: open connections are dropped), keeping its data; <see cref="StartAgainAsync"/> brings it back.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        using var stop = await ProcessRunner.RunAsync(PgCtl("stop", "-D", DataDirectory, "-m", "fast", "-w", "-t", "30"), CommandTimeout, cancellationToken).ConfigureAwait(false);
+        if (stop.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"pg_ctl stop failed with exit code {stop.ExitCode}.{Environment.NewLine}{stop.OutputTail()}");
+        }
+    }
+
+    /// <summary>Starts a stopped cluster again on the same port (connection strings handed out stay valid).</summary>
+    public async Task StartAgainAsync(CancellationToken cancellationToken = default)
+    {
+        using var start = await ProcessRunner.RunAsync(
+            PgCtl("start", "-D", DataDirectory, "-l", LogFile, "-w", "-t", "60", "-o", $"-p {Port.ToString(CultureInfo.InvariantCulture)}"),
+            CommandTimeout,
+            cancellationToken).ConfigureAwait(false);
+        if (start.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"PostgreSQL did not start again on port {Port}.{Environment.NewLine}{start.OutputTail()}");
+        }
+
+        await WaitUntilQueryableAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Stops the cluster and deletes its directory.</summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 

@@ -15,7 +15,7 @@ public sealed class RedisServer : IDisposable, IAsyncDisposable
     private const string ServerPidFile = "redis.pid";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly ProcessRunner _process;
+    private ProcessRunner _process;
     private int _disposed;
 
     private RedisServer(ProcessRunner process, string directory, int port)
@@ -50,22 +50,7 @@ public sealed class RedisServer : IDisposable, IAsyncDisposable
         {
             var dir = ScratchDirectory.Create(Prefix);
             var port = FreePort.Next();
-            var runner = ProcessRunner.Start(new ProcessRunnerOptions
-            {
-                FileName = exe,
-                Arguments =
-                [
-                    "--port", port.ToString(CultureInfo.InvariantCulture),
-                    "--bind", "127.0.0.1",
-                    "--save", string.Empty,
-                    "--appendonly", "no",
-                    "--daemonize", "no",
-                    "--dir", dir,
-                    "--loglevel", "notice",
-                ],
-                WorkingDirectory = dir,
-                Name = $"redis-server:{port}",
-            });
+            var runner = StartProcess(exe, dir, port);
             await File.WriteAllTextAsync(
                 Path.Combine(dir, ServerPidFile), runner.Id.ToString(CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
             var server = new RedisServer(runner, dir, port);
@@ -84,6 +69,18 @@ public sealed class RedisServer : IDisposable, IAsyncDisposable
                 throw;
             }
         }
+    }
+
+    /// <summary>
+    /// Kills the server and starts a new one on the same port and directory (an outage: every key and subscription is gone,
+    /// clients must reconnect); returns once it answers PING again.
+    /// </summary>
+    public async Task RestartAsync(CancellationToken cancellationToken = default)
+    {
+        await _process.DisposeAsync().ConfigureAwait(false);
+        _process = StartProcess(FindRedisServer()!, Directory, Port);
+        await File.WriteAllTextAsync(Path.Combine(Directory, ServerPidFile), _process.Id.ToString(CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
+        await WaitForPingAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Kills the server and deletes its directory.</summary>
@@ -112,6 +109,23 @@ public sealed class RedisServer : IDisposable, IAsyncDisposable
 
     /// <inheritdoc />
     public override string ToString() => $"redis-server on {ConnectionString}";
+
+    private static ProcessRunner StartProcess(string exe, string dir, int port) => ProcessRunner.Start(new ProcessRunnerOptions
+    {
+        FileName = exe,
+        Arguments =
+        [
+            "--port", port.ToString(CultureInfo.InvariantCulture),
+            "--bind", "127.0.0.1",
+            "--save", string.Empty,
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--dir", dir,
+            "--loglevel", "notice",
+        ],
+        WorkingDirectory = dir,
+        Name = $"redis-server:{port}",
+    });
 
     private static string? FindRedisServer()
     {

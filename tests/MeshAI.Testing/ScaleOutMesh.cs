@@ -42,6 +42,12 @@ public sealed partial class ScaleOutMesh : IAsyncDisposable
     /// <summary>Control instances by id ("ctl-a", "ctl-b").</summary>
     public Dictionary<string, ProcessRunner> Controls { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Each control instance's backend address ("127.0.0.1:port"), as nginx logs it in $upstream_addr.</summary>
+    public Dictionary<string, string> ControlAddresses { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>nginx's access log: one line per call with the status and the upstream(s) that answered it.</summary>
+    public string NginxAccessLog { get; private set; } = "";
+
     /// <summary>Relay instances by id ("relay-a", "relay-b").</summary>
     public Dictionary<string, ProcessRunner> Relays { get; } = new(StringComparer.Ordinal);
 
@@ -85,6 +91,11 @@ public sealed partial class ScaleOutMesh : IAsyncDisposable
             foreach (var (id, port) in relayPorts)
             {
                 mesh.Relays[id] = await mesh.StartServerAsync("relay", id, port, cancellationToken);
+            }
+
+            foreach (var (id, port) in controlPorts)
+            {
+                mesh.ControlAddresses[id] = "127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture);
             }
 
             await mesh.StartNginxAsync(nginxPort, controlPorts.Values.ToList(), cancellationToken);
@@ -266,6 +277,7 @@ public sealed partial class ScaleOutMesh : IAsyncDisposable
             .Replace("${CONTROL_A}", "127.0.0.1:" + controlPorts[0].ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
             .Replace("${CONTROL_B}", "127.0.0.1:" + controlPorts[1].ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
         var path = Path.Combine(dir, "nginx.conf");
+        NginxAccessLog = Path.Combine(dir, "access.log");
         await File.WriteAllTextAsync(path, config, cancellationToken);
         Nginx = ProcessRunner.Start(new ProcessRunnerOptions { FileName = nginx, Arguments = ["-c", path, "-p", dir, "-e", Path.Combine(dir, "error.log")], Name = "nginx" });
         for (var i = 0; i < 100; i++)

@@ -38,7 +38,7 @@ public sealed class LlamaRuntime : IChatRuntime
             // A fixed seed would make every answer the same at any temperature: only an explicit seed repeats one.
             SamplingPipeline = new DefaultSamplingPipeline { Temperature = request.Temperature, Seed = request.Seed ?? (uint)System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue) },
         };
-        await foreach (var piece in executor.InferAsync(ChatPrompt.Format(request.Messages), inference, cancellationToken))
+        await foreach (var piece in executor.InferAsync(ChatPrompt.Format(request.Messages, request.AssistantPrefix), inference, cancellationToken))
         {
             yield return piece;
         }

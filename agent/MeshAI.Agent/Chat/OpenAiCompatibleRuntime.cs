@@ -45,6 +45,12 @@ public sealed class OpenAiCompatibleRuntime : IChatRuntime
             body["seed"] = seed;
         }
 
+        if (request.AssistantPrefix.Length > 0)
+        {
+            // A resumed answer: a final assistant message is continued (prefilled) by llama.cpp's llama-server and Ollama.
+            ((JsonArray)body["messages"]!).Add(new JsonObject { ["role"] = "assistant", ["content"] = request.AssistantPrefix });
+        }
+
         if (request.Stop.Count > 0)
         {
             body["stop"] = new JsonArray(request.Stop.Select(s => (JsonNode)JsonValue.Create(s)).ToArray());

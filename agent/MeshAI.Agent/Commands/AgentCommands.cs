@@ -244,7 +244,9 @@ public sealed partial class AgentCommands
         var registry = sandboxed ?? discovered;
         IDeviceStateProvider deviceState = line.Get("mobile-profile") is { } profile ? new Contribution.MobileProfileProvider(profile) : new LinuxDeviceStateProvider();
         var contribution = Contribution.ContributionPolicy.Load(line.Get("contribution-policy"), mobile: line.Has("mobile-profile"));
-        var offers = new OfferVerifier(now => enrollment.ControlKeys(now), enrollment.DeviceId, enrollment.NetworkId); // follows renewals
+        // One view of the network for every stream: renewals and pushed network updates change it, the verifier reads it.
+        var network = new AgentNetworkState(enrollment, store);
+        var offers = new OfferVerifier(network.ControlKeys, enrollment.DeviceId, enrollment.NetworkId);
         var backoff = TimeSpan.FromSeconds(1);
         // Jobs and unacknowledged results outlive streams: a result finished while the relay was away is re-sent on the next one.
         await using var jobs = new AgentJobs();
@@ -256,7 +258,7 @@ public sealed partial class AgentCommands
         {
             while (!cancellationToken.IsCancellationRequested)
             {
-                enrollment = await CertificateRenewal.TryRenewAsync(enrollment, keys, store, _logger, cancellationToken);
+                enrollment = network.Replace(await CertificateRenewal.TryRenewAsync(network.Enrollment, keys, store, _logger, cancellationToken));
                 var relays = enrollment.RelayAddresses();
                 var relayUrl = relays[relayIndex % relays.Count];
                 if (!channels.TryGetValue(relayUrl, out var channel))
@@ -268,7 +270,7 @@ public sealed partial class AgentCommands
                 {
                     _out.WriteLine(text);
                     _out.Flush();
-                }, contribution, jobs);
+                }, contribution, jobs, network);
                 SessionEnd end;
                 try
                 {
@@ -287,16 +289,15 @@ public sealed partial class AgentCommands
                     break;
                 }
 
+                enrollment = network.Enrollment; // pushed updates may have changed it during the session
                 if (session.LearnedRelayId is { Length: > 0 } relayId && relayId != enrollment.RelayId)
                 {
-                    enrollment = enrollment with { RelayId = relayId };
-                    store.SaveEnrollment(enrollment);
+                    enrollment = network.Replace(enrollment with { RelayId = relayId });
                 }
 
                 if (session.LearnedRelayUrls.Count > 0 && !session.LearnedRelayUrls.SequenceEqual(enrollment.RelayAddresses()))
                 {
-                    enrollment = enrollment with { RelayUrls = session.LearnedRelayUrls };
-                    store.SaveEnrollment(enrollment);
+                    enrollment = network.Replace(enrollment with { RelayUrls = session.LearnedRelayUrls });
                 }
 
                 if (end.Cut == CutReason.Revoked ||

@@ -28,19 +28,28 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
     }
 
     /// <summary>
-    /// A streamed token as it leaves the device: sealed to the submitter (token = ephemeral key ‖ ciphertext, with its nonce)
-    /// when the job came encrypted, the plain UTF-8 text (empty nonce) otherwise. Clients open it like a result.
+    /// The token stream of one job on this device (chat resume, docs/chat-resume.md): every token goes to the submitter
+    /// (sealed to the submitter's key when the job came encrypted, like the result) and, for an encrypted job, also sealed
+    /// under the job's resume key for a device that may have to continue the stream; <see cref="JobTokenStream.Open"/> reads what earlier attempts delivered. Throws
+    /// <see cref="PayloadCryptoException"/> when the envelope's content key cannot be unwrapped here.
     /// </summary>
-    public static (ByteString Token, ByteString Nonce) SealToken(JobEnvelope envelope, string jobId, string text)
+    public JobTokenStream TokenStream(JobEnvelope envelope, string jobId)
     {
         ArgumentNullException.ThrowIfNull(envelope);
         if (!PayloadCrypto.IsEncrypted(envelope))
         {
-            return (ByteString.CopyFromUtf8(text), ByteString.Empty);
+            return new JobTokenStream(envelope, jobId, null);
         }
 
-        var (sealedToken, nonce) = PayloadCrypto.SealToSubmitter(System.Text.Encoding.UTF8.GetBytes(text), envelope.PayloadEncryption.SubmitterPublicKey.Span, jobId);
-        return (ByteString.CopyFrom(sealedToken), ByteString.CopyFrom(nonce));
+        var contentKey = PayloadCrypto.UnwrapContentKey(envelope, deviceId, _key);
+        try
+        {
+            return new JobTokenStream(envelope, jobId, PayloadCrypto.ResumeKey(contentKey, jobId));
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(contentKey);
+        }
     }
 
     /// <summary>Seals <paramref name="result"/>'s output to the submitter when the job came encrypted.</summary>

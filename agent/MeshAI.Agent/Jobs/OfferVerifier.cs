@@ -84,6 +84,14 @@ public sealed class OfferVerifier
             return new OfferCheck(null, null, DeclineReason.BadTicket, "chunk payload does not match the ticket");
         }
 
+        // So does the resumed stream of a retried chat (what earlier attempts already delivered).
+        var hasResume = offer.Resume is not null;
+        if (hasResume != !string.IsNullOrEmpty(details.ResumeSha256) ||
+            (hasResume && !string.Equals(Secrets.Sha256Hex(offer.Resume!.ToByteArray()), details.ResumeSha256, StringComparison.Ordinal)))
+        {
+            return new OfferCheck(null, null, DeclineReason.BadTicket, "resumed tokens do not match the ticket");
+        }
+
         // The optional submitter signature catches an envelope changed after the client signed it, even under a valid
         // ticket. Chunk envelopes carry no payload (control split it), so only whole-envelope offers can be checked.
         if (!hasChunk && envelope.AuthSignature is not null && !EnvelopeSignatures.Verify(envelope))

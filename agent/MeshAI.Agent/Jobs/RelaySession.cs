@@ -41,16 +41,20 @@ public sealed partial class RelaySession
     private readonly ConcurrentDictionary<long, long> _heartbeatSent = new();
     private readonly ConcurrentDictionary<string, string> _handedBack = new(StringComparer.Ordinal);
     private readonly Contribution.ContributionPolicy? _contribution;
+    private readonly AgentNetworkState _network;
+    private PeriodicTimer? _heartbeatTimer;
     private int _heartbeats;
     private int _lastRttMs;
 
     /// <summary>
     /// Creates a session (one per connection attempt; the replay memory in <paramref name="offers"/> outlives it). With
     /// <paramref name="jobs"/> (shared by the agent's sessions) running jobs and unacknowledged results outlive the stream;
-    /// without, the session owns its jobs and cancels them when it ends.
+    /// without, the session owns its jobs and cancels them when it ends. Pushed network updates are applied to
+    /// <paramref name="network"/> (shared by the agent's sessions and its offer verifier; without one, a state of this session's own).
     /// </summary>
-    public RelaySession(AgentEnrollment enrollment, AgentKeys keys, IDeviceStateProvider deviceState, WorkloadRegistry workloads, OfferVerifier offers, ILogger logger, Action<string> announce, Contribution.ContributionPolicy? contribution = null, AgentJobs? jobs = null)
+    public RelaySession(AgentEnrollment enrollment, AgentKeys keys, IDeviceStateProvider deviceState, WorkloadRegistry workloads, OfferVerifier offers, ILogger logger, Action<string> announce, Contribution.ContributionPolicy? contribution = null, AgentJobs? jobs = null, AgentNetworkState? network = null)
     {
+        _network = network ?? new AgentNetworkState(enrollment);
         _jobs = jobs ?? new AgentJobs();
         _ownsJobs = jobs is null;
         _send = (frame, ct) => _outbound.Writer.WriteAsync(frame, ct);
@@ -78,7 +82,7 @@ public sealed partial class RelaySession
             Hello = new AgentHello
             {
                 Certificate = _enrollment.ParsedCertificate(), AgentVersion = AgentVersion, Capabilities = Capabilities(),
-                ProtocolVersion = ProtocolVersion, HeldAttempts = { _jobs.Held() },
+                ProtocolVersion = ProtocolVersion, HeldAttempts = { _jobs.Held() }, NetworkSerial = _network.Serial,
             },
         }, cancellationToken);
 
@@ -157,6 +161,13 @@ public sealed partial class RelaySession
                     case ConnectResponse.FrameOneofCase.FrameAck:
                         _jobs.Ack(frame.FrameAck.Sequence);
                         break;
+                    case ConnectResponse.FrameOneofCase.NetworkUpdate:
+                        if (await OnNetworkUpdateAsync(frame.NetworkUpdate, sessionCts.Token) is { } revoked)
+                        {
+                            return revoked;
+                        }
+
+                        break;
                     case ConnectResponse.FrameOneofCase.Cut:
                         return new SessionEnd(true, frame.Cut.Reason, frame.Cut.Detail);
                     default:
@@ -182,8 +193,8 @@ public sealed partial class RelaySession
         }
     }
 
-    /// <summary>The relay protocol this agent speaks (relay_service.proto): 2 = numbered, acknowledged terminal frames.</summary>
-    public const int ProtocolVersion = 2;
+    /// <summary>The relay protocol this agent speaks (relay_service.proto): 2 = numbered, acknowledged terminal frames; 3 = pushed NetworkUpdates.</summary>
+    public const int ProtocolVersion = 3;
 
     /// <summary>Relay addresses announced in Welcome (empty: the relay did not say).</summary>
     public IReadOnlyList<string> LearnedRelayUrls { get; private set; } = [];
@@ -213,9 +224,36 @@ public sealed partial class RelaySession
 
     private ValueTask SendAsync(ConnectRequest frame, CancellationToken cancellationToken) => _outbound.Writer.WriteAsync(frame, cancellationToken);
 
+    /// <summary>
+    /// Applies a pushed update (stored before it is acknowledged, so a restart does not lose it) and acknowledges the serial
+    /// the device holds afterwards; an update that names this device as revoked ends the session like a revocation cut.
+    /// </summary>
+    private async Task<SessionEnd?> OnNetworkUpdateAsync(NetworkUpdate update, CancellationToken cancellationToken)
+    {
+        var outcome = _network.Apply(update);
+        if (outcome == NetworkUpdateOutcome.SelfRevoked)
+        {
+            return new SessionEnd(true, CutReason.Revoked, "this device was revoked (network update " + update.Serial + ")");
+        }
+
+        if (outcome == NetworkUpdateOutcome.Applied)
+        {
+            LogNetworkUpdate(_logger, update.Serial, update.NetworkKeys.Count, update.RevokedDeviceIds.Count, update.FullState);
+            _announce($"MESHAI_AGENT_NETWORK_UPDATE serial={update.Serial} keys={update.NetworkKeys.Count} revoked={update.RevokedDeviceIds.Count}");
+            if (_network.HeartbeatIntervalMs > 0 && _heartbeatTimer is { } timer)
+            {
+                timer.Period = TimeSpan.FromMilliseconds(Math.Max(100, _network.HeartbeatIntervalMs));
+            }
+        }
+
+        await SendAsync(new ConnectRequest { NetworkUpdateAck = new NetworkUpdateAck { Serial = _network.Serial } }, cancellationToken);
+        return null;
+    }
+
     private async Task HeartbeatLoopAsync(int intervalMs, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(intervalMs));
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_network.HeartbeatIntervalMs > 0 ? Math.Max(100, _network.HeartbeatIntervalMs) : intervalMs));
+        _heartbeatTimer = timer;
         long sequence = 0;
         do
         {
@@ -284,9 +322,24 @@ public sealed partial class RelaySession
         }
 
         WorkloadInput input;
+        JobTokenStream? tokens = null;
         try
         {
             input = WorkloadInput.Parser.ParseFrom(offer.Chunk is { } chunk && !chunk.Payload.IsEmpty ? chunk.Payload : _payloads.OpenInput(envelope, envelope.InputManifest?.Payload ?? ByteString.Empty));
+            if (input.InputCase == WorkloadInput.InputOneofCase.Chat)
+            {
+                // Chat resume (docs/chat-resume.md): continue after what earlier attempts streamed.
+                tokens = _payloads.TokenStream(envelope, details.JobId);
+                if (offer.Resume is { } resume)
+                {
+                    input.Chat.Resume = tokens.Open(resume);
+                }
+                else if (input.Chat.Resume is not null)
+                {
+                    await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.UnsupportedWorkload, "chat.resume is set by the mesh when it resumes a stream, not by a submitter"), span), cancellationToken);
+                    return false;
+                }
+            }
         }
         catch (InvalidProtocolBufferException)
         {
@@ -323,16 +376,16 @@ public sealed partial class RelaySession
 
         _jobs.Running[Key(details.JobId, details.Attempt)] = new AgentJobs.RunningJob(details.JobId, details.Attempt, details.ChunkId, jobCts);
         await _jobs.SendTerminalAsync(Traced(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } }, span), cancellationToken);
-        _jobs.Track(Task.Run(() => RunJobAsync(details, envelope, handler, input, jobCts, span, lifetime), CancellationToken.None));
+        _jobs.Track(Task.Run(() => RunJobAsync(details, envelope, handler, input, tokens, jobCts, span, lifetime), CancellationToken.None));
         return true;
     }
 
-    private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, CancellationTokenSource jobCts, Activity? span, CancellationToken sessionToken)
+    private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, JobTokenStream? tokens, CancellationTokenSource jobCts, Activity? span, CancellationToken sessionToken)
     {
         using var jobSpan = span;
         var started = Stopwatch.GetTimestamp();
         var heartbeatsAtStart = Volatile.Read(ref _heartbeats);
-        var context = new JobContext(this, details, envelope, envelope.InputManifest?.Blobs.ToList() ?? []);
+        var context = new JobContext(this, details, envelope.InputManifest?.Blobs.ToList() ?? [], tokens is null ? new Lazy<JobTokenStream>(() => _payloads.TokenStream(envelope, details.JobId)) : new Lazy<JobTokenStream>(tokens));
         ConnectRequest outcome;
         try
         {
@@ -458,19 +511,12 @@ public sealed partial class RelaySession
         }
     }
 
-    private sealed class JobContext(RelaySession session, PlacementTicketDetails details, JobEnvelope envelope, IReadOnlyList<Contracts.Common.V1.Blob> blobs) : IJobContext
+    private sealed class JobContext(RelaySession session, PlacementTicketDetails details, IReadOnlyList<Contracts.Common.V1.Blob> blobs, Lazy<JobTokenStream> tokens) : IJobContext
     {
         public IReadOnlyList<Contracts.Common.V1.Blob> Blobs => blobs;
 
-        // Streamed tokens are output too: sealed to the submitter like the result when the job came encrypted.
-        public ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken)
-        {
-            var (token, nonce) = EndToEndPayload.SealToken(envelope, details.JobId, text);
-            return session._jobs.SendStreamAsync(new ConnectRequest
-            {
-                JobToken = new JobToken { JobId = details.JobId, Attempt = details.Attempt, Token = token, Nonce = nonce, Index = index },
-            }, cancellationToken);
-        }
+        public ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken) =>
+            session._jobs.SendStreamAsync(new ConnectRequest { JobToken = tokens.Value.Frame(details.Attempt, text, index) }, cancellationToken);
 
         public ValueTask ReportProgressAsync(double fraction, string message, CancellationToken cancellationToken) =>
             session._jobs.SendStreamAsync(new ConnectRequest
@@ -481,6 +527,9 @@ public sealed partial class RelaySession
         public ValueTask LogAsync(Contracts.Job.V1.LogLevel level, string message, CancellationToken cancellationToken) =>
             session._jobs.SendStreamAsync(new ConnectRequest { JobLog = new JobLog { JobId = details.JobId, Attempt = details.Attempt, Level = level, Message = message } }, cancellationToken);
     }
+
+    [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Applied network update {Serial}: {Keys} key(s), {Revoked} revocation(s), whole state {FullState}")]
+    private static partial void LogNetworkUpdate(ILogger logger, long serial, int keys, int revoked, bool fullState);
 
     [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Handing job {Job} back: device stopped contributing ({Reason})")]
     private static partial void LogHandingBack(ILogger logger, string job, string reason);

@@ -34,7 +34,10 @@ public sealed record TrustedKey(
     [property: JsonPropertyName("purpose")] string Purpose,
     [property: JsonPropertyName("not_after")] DateTimeOffset? NotAfter);
 
-/// <summary>What the device got by joining: its identity, certificate, the network's keys and where to connect.</summary>
+/// <summary>
+/// What the device got by joining: its identity, certificate, the network's keys and where to connect; then what pushed
+/// NetworkUpdates told it since (the serial it holds, revoked peers).
+/// </summary>
 public sealed record AgentEnrollment(
     [property: JsonPropertyName("server_url")] string ServerUrl,
     [property: JsonPropertyName("fingerprint")] string Fingerprint,
@@ -46,7 +49,9 @@ public sealed record AgentEnrollment(
     [property: JsonPropertyName("certificate")] byte[] Certificate,
     [property: JsonPropertyName("network_keys")] IReadOnlyList<TrustedKey> NetworkKeys,
     [property: JsonPropertyName("contribution_enabled")] bool ContributionEnabled = true,
-    [property: JsonPropertyName("relay_urls")] IReadOnlyList<string>? RelayUrls = null)
+    [property: JsonPropertyName("relay_urls")] IReadOnlyList<string>? RelayUrls = null,
+    [property: JsonPropertyName("network_serial")] long NetworkSerial = 0,
+    [property: JsonPropertyName("revoked_peers")] IReadOnlyList<string>? RevokedPeers = null)
 {
     /// <summary>Every relay address to try, in order (the single relay_url of older enrollments when no list was given).</summary>
     public IReadOnlyList<string> RelayAddresses() => RelayUrls is { Count: > 0 } urls ? urls : [RelayUrl];

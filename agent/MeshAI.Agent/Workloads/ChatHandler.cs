@@ -22,6 +22,9 @@ public sealed class ChatHandler : IWorkloadHandler, IDisposable
     /// <summary>Largest context window one job may ask for.</summary>
     public const int MaxContextTokens = 32768;
 
+    /// <summary>Most UTF-8 bytes of a resumed answer (<see cref="ChatResume.AssistantText"/>).</summary>
+    public const int MaxResumeTextBytes = 1 << 20;
+
     private readonly IChatRuntime _runtime;
 
     /// <summary>Creates the handler over a runtime (LLamaSharp or an OpenAI-compatible server).</summary>
@@ -53,6 +56,14 @@ public sealed class ChatHandler : IWorkloadHandler, IDisposable
             throw new InvalidWorkloadInputException($"max_tokens {maxTokens} is over the limit of {MaxMaxTokens}");
         }
 
+        // A resumed answer (another device streamed its first tokens, then died): continue after its text, numbering on.
+        var prefix = chat.Resume?.AssistantText ?? "";
+        var first = chat.Resume?.NextIndex ?? 0;
+        if (first < 0 || first > MaxMaxTokens || System.Text.Encoding.UTF8.GetByteCount(prefix) > MaxResumeTextBytes)
+        {
+            throw new InvalidWorkloadInputException($"resume.next_index must be 0…{MaxMaxTokens} and resume.assistant_text at most {MaxResumeTextBytes} bytes");
+        }
+
         var contextTokens = chat.ContextTokens <= 0 ? DefaultContextTokens : Math.Min(chat.ContextTokens, MaxContextTokens);
         var promptTokens = EstimateTokens(chat.Messages);
         if (promptTokens + maxTokens > contextTokens)
@@ -60,40 +71,44 @@ public sealed class ChatHandler : IWorkloadHandler, IDisposable
             throw new InvalidWorkloadInputException($"prompt (~{promptTokens} tokens) + max_tokens {maxTokens} do not fit the {contextTokens}-token context");
         }
 
-        var temperature = chat.Temperature is > 0 and <= 2 ? chat.Temperature : 0.7f;
-        var request = new ChatRequest(chat.Messages, maxTokens, contextTokens, temperature, chat.Stop, chat.HasSeed ? chat.Seed : null);
-        var text = new System.Text.StringBuilder();
-        var count = 0;
+        var text = new System.Text.StringBuilder(prefix);
+        var count = first; // completion tokens so far: each resumed frame counts as one
+        var index = first; // stream position: one per token frame, without gaps
         var finish = "length";
-        await foreach (var piece in _runtime.StreamAsync(request, cancellationToken))
+        if (count < maxTokens)
         {
-            var emitted = piece;
-            var combined = text + piece;
-            var stopAt = StopIndex(combined, chat.Stop);
-            if (stopAt >= 0)
+            var temperature = chat.Temperature is > 0 and <= 2 ? chat.Temperature : 0.7f;
+            var request = new ChatRequest(chat.Messages, maxTokens - count, contextTokens, temperature, chat.Stop, chat.HasSeed ? chat.Seed : null, prefix);
+            await foreach (var piece in _runtime.StreamAsync(request, cancellationToken))
             {
-                var kept = combined[..stopAt];
-                emitted = kept.Length > text.Length ? kept[text.Length..] : "";
-                text.Length = Math.Min(text.Length, kept.Length);
+                var emitted = piece;
+                var combined = text + piece;
+                var stopAt = StopIndex(combined, chat.Stop, prefix.Length);
+                if (stopAt >= 0)
+                {
+                    var kept = combined[..stopAt];
+                    emitted = kept.Length > text.Length ? kept[text.Length..] : "";
+                    text.Length = Math.Max(prefix.Length, Math.Min(text.Length, kept.Length));
+                    finish = "stop";
+                }
+
+                if (emitted.Length > 0)
+                {
+                    text.Append(emitted);
+                    await context.EmitTokenAsync(emitted, index++, cancellationToken);
+                }
+
+                count++;
+                if (finish == "stop" || count >= maxTokens)
+                {
+                    break;
+                }
+            }
+
+            if (count < maxTokens && finish != "stop")
+            {
                 finish = "stop";
             }
-
-            if (emitted.Length > 0)
-            {
-                text.Append(emitted);
-                await context.EmitTokenAsync(emitted, count, cancellationToken);
-            }
-
-            count++;
-            if (finish == "stop" || count >= maxTokens)
-            {
-                break;
-            }
-        }
-
-        if (count < maxTokens && finish != "stop")
-        {
-            finish = "stop";
         }
 
         return new WorkloadOutput
@@ -105,12 +120,13 @@ public sealed class ChatHandler : IWorkloadHandler, IDisposable
     /// <inheritdoc />
     public void Dispose() => _runtime.Dispose();
 
-    private static int StopIndex(string text, IEnumerable<string> stops)
+    // The first stop sequence that ends after the resumed prefix (the device that produced the prefix checked it already).
+    private static int StopIndex(string text, IEnumerable<string> stops, int prefixLength)
     {
         var best = -1;
         foreach (var stop in stops.Where(s => s.Length > 0))
         {
-            var at = text.IndexOf(stop, StringComparison.Ordinal);
+            var at = text.IndexOf(stop, Math.Max(0, prefixLength - stop.Length + 1), StringComparison.Ordinal);
             if (at >= 0 && (best < 0 || at < best))
             {
                 best = at;

@@ -7,7 +7,7 @@ using MeshAI.Contracts.Identity.V1;
 
 namespace MeshAI.Cli.Commands;
 
-/// <summary>`meshnet auth login|whoami|logout`.</summary>
+/// <summary>`meshnet auth login|whoami|logout|dashboard`.</summary>
 public static class AuthCommands
 {
     /// <summary>The `auth` command group.</summary>
@@ -17,6 +17,7 @@ public static class AuthCommands
         auth.Add(Login(runtime));
         auth.Add(WhoAmI(runtime));
         auth.Add(Logout(runtime));
+        auth.Add(Dashboard(runtime));
         return auth;
     }
 
@@ -194,6 +195,39 @@ public static class AuthCommands
             else
             {
                 ctx.Out.WriteLine(wasLoggedIn ? $"Logged out of {config.ServerUrl}." : "Not logged in.");
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command Dashboard(CliRuntime runtime)
+    {
+        var command = new Command("dashboard", "Print the web dashboard's URL and a one-time link that signs a browser in as you");
+        runtime.Bind(command, async ctx =>
+        {
+            var config = await ctx.RequireLoginAsync();
+            using var client = await ctx.ConnectAsync();
+            var next = string.IsNullOrEmpty(config.DefaultNetworkId) ? "" : "/networks/" + config.DefaultNetworkId;
+            var link = await client.Identity.CreateSignInLinkAsync(new CreateSignInLinkRequest { NextPath = next }, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken);
+            var url = config.ServerUrl + "/";
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new JsonObject
+                {
+                    ["dashboardUrl"] = url,
+                    ["signInLink"] = link.SignInLink,
+                    ["expireTime"] = link.ExpireTime?.ToDateTimeOffset().ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+                });
+                return ExitCodes.Ok;
+            }
+
+            ctx.Out.WriteLine("Dashboard: " + url);
+            ctx.Out.WriteLine("One-time sign-in link (valid until " + link.ExpireTime?.ToDateTimeOffset().ToLocalTime().ToString("HH:mm", System.Globalization.CultureInfo.InvariantCulture) + "): " + link.SignInLink);
+            if (!string.IsNullOrEmpty(config.Fingerprint))
+            {
+                ctx.Out.WriteLine("The certificate is self-signed: your browser will warn once; its SHA-256 fingerprint is " + config.Fingerprint + ".");
             }
 
             return ExitCodes.Ok;

@@ -95,7 +95,11 @@ public static class DeviceCommands
             }
         });
         var maxUses = new Option<int>("--max-uses") { Description = "How many devices may use the link (default 1)", HelpName = "N" };
-        var command = new Command("join", "Create a join link and QR code for a new device") { network, ttl, maxUses };
+        var web = new Option<bool>("--web")
+        {
+            Description = "Show the browser link instead (a phone scans the QR code and contributes from its browser, no install)",
+        };
+        var command = new Command("join", "Create a join link and QR code for a new device") { network, ttl, maxUses, web };
         runtime.Bind(command, async ctx =>
         {
             var networkId = await ctx.NetworkIdAsync(network);
@@ -114,6 +118,19 @@ public static class DeviceCommands
 
             var token = response.JoinToken;
             var uses = token is null || token.MaxUses <= 0 ? 1 : token.MaxUses;
+            if (ctx.Get(web))
+            {
+                ctx.Out.WriteLine($"Browser join link for network {networkId} (expires {Display.Time(token?.ExpireTime)}, {uses} use{(uses == 1 ? "" : "s")}):");
+                ctx.Out.WriteLine();
+                ctx.Out.WriteLine("  " + response.WebJoinLink);
+                ctx.Out.WriteLine();
+                ctx.Out.Write(RenderQr(response.WebJoinLink));
+                ctx.Out.WriteLine();
+                ctx.Out.WriteLine("Scan it with the phone's camera: the page joins this network as a device and contributes while the");
+                ctx.Out.WriteLine("phone is charging on Wi-Fi. The server must be reachable from the phone (--listen 0.0.0.0 --public-url).");
+                return ExitCodes.Ok;
+            }
+
             ctx.Out.WriteLine($"Join link for network {networkId} (expires {Display.Time(token?.ExpireTime)}, {uses} use{(uses == 1 ? "" : "s")}):");
             ctx.Out.WriteLine();
             ctx.Out.WriteLine("  " + response.JoinLink);

@@ -1,5 +1,9 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using MeshAI.Common.Transport;
 using MeshAI.Cli.Output;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Device.V1;
@@ -146,15 +150,57 @@ public static class ModelsCommands
     private static Command Publish(CliRuntime runtime)
     {
         var network = CliRuntime.NetworkOption();
-        var dir = new Option<string>("--dir") { Description = "An installed model directory (with its manifest.json)", HelpName = "DIR", Required = true };
-        var source = new Option<string>("--source") { Description = "URL prefix devices fetch the files from (https:// or file://; default: the directory as file://)", HelpName = "URL" };
+        var name = new Argument<string>("name")
+        {
+            Description = "A model folder the server serves (meshai-server --models-dir DIR), e.g. all-minilm-l6-v2; or give --dir instead",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var dir = new Option<string>("--dir") { Description = "An installed model directory (with its manifest.json) instead of a served model", HelpName = "DIR" };
+        var source = new Option<string>("--source") { Description = "With --dir: URL prefix devices fetch the files from (https:// or file://; default: the directory as file://)", HelpName = "URL" };
+        var version = new Option<string>("--version") { Description = "Version to publish (default: the model's manifest version)" };
         var makePublic = new Option<bool>("--public") { Description = "Guests may use it (policy public_models_only)" };
         var autoInstall = new Option<bool>("--auto-install") { Description = "Every agent of the network that lacks it fetches and verifies it on start" };
-        var command = new Command("publish", "Publish a model to the network: control signs its manifest (admins)") { network, dir, source, makePublic, autoInstall };
+        var command = new Command("publish", "Publish a model to the network: control signs its manifest (admins); a model the server serves, or a local --dir")
+        {
+            name, network, dir, source, version, makePublic, autoInstall,
+        };
         runtime.Bind(command, async ctx =>
         {
+            var served = ctx.Get(name);
+            var directory = ctx.Get(dir);
+            if (string.IsNullOrEmpty(served) == string.IsNullOrEmpty(directory))
+            {
+                throw new CliException("Give either a model the server serves (meshnet models publish all-minilm-l6-v2) or --dir DIR, not both.");
+            }
+
             var networkId = await ctx.NetworkIdAsync(network);
-            var details = DetailsFromDirectory(networkId, ctx.Get(dir)!, ctx.Get(source), ctx.Get(makePublic), ctx.Get(autoInstall));
+            ModelManifestDetails details;
+            if (!string.IsNullOrEmpty(directory))
+            {
+                details = DetailsFromDirectory(networkId, directory, ctx.Get(source), ctx.Get(makePublic), ctx.Get(autoInstall));
+                if (!string.IsNullOrEmpty(ctx.Get(version)))
+                {
+                    details.Version = ctx.Get(version)!;
+                }
+            }
+            else
+            {
+                var config = await ctx.RequireLoginAsync();
+                using var http = new HttpClient(GrpcChannels.PinnedHandler(string.IsNullOrEmpty(config.Fingerprint) ? null : config.Fingerprint)) { Timeout = TimeSpan.FromSeconds(30) };
+                var url = config.ServerUrl!.TrimEnd('/') + "/models/" + Uri.EscapeDataString(served!) + "/manifest.json";
+                using var response = await http.GetAsync(new Uri(url), ctx.CancellationToken);
+                if (response.StatusCode == HttpStatusCode.NotFound)
+                {
+                    throw new CliException($"The server does not serve a model called {served}. Start meshai-server with --models-dir DIR, where DIR holds " +
+                                           "the models `meshai-agent models install --out DIR` wrote.");
+                }
+
+                response.EnsureSuccessStatusCode();
+                using var local = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ctx.CancellationToken));
+                details = ServedManifest(networkId, config.ServerUrl!, served!, local.RootElement, ctx.Get(version), ctx.Get(makePublic));
+                details.AutoInstall = ctx.Get(autoInstall);
+            }
+
             using var client = await ctx.ConnectAsync();
             var published = (await client.Models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = details }, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken)).Manifest;
             if (ctx.Json)
@@ -163,7 +209,12 @@ public static class ModelsCommands
                 return ExitCodes.Ok;
             }
 
-            ctx.Out.WriteLine($"Published {details.Name} v{details.Version} ({details.Files.Count} files{(details.PublicModel ? ", public" : "")}{(details.AutoInstall ? ", auto-install" : "")}) as {published.ManifestId}, signed with {published.SigningKeyId}.");
+            ctx.Out.WriteLine($"Published {details.Name} v{details.Version} in {networkId} ({details.Files.Count} files{(details.PublicModel ? ", public" : "")}{(details.AutoInstall ? ", auto-install" : "")}) as {published.ManifestId}, signed with control key {published.SigningKeyId}:");
+            foreach (var file in details.Files)
+            {
+                ctx.Out.WriteLine($"  {file.Path,-12} {file.SizeBytes,12:N0} bytes  sha256 {file.Sha256}  from {file.Source}");
+            }
+
             return ExitCodes.Ok;
         });
         return command;
@@ -217,5 +268,52 @@ public static class ModelsCommands
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The network manifest for a model folder the server serves (<c>meshai-server --models-dir</c>): every file of the
+    /// folder's manifest.json (the layout <c>meshai-agent models install</c> writes) with its size and SHA-256, sourced from
+    /// <c>{server}/models/{name}/{file}</c>, plus the runtime parameters agents and browser devices load it with.
+    /// </summary>
+    public static ModelManifestDetails ServedManifest(string networkId, string serverUrl, string name, JsonElement local, string? version, bool isPublic)
+    {
+        string Text(string property) => local.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() ?? "" : "";
+        int Number(string property) => local.TryGetProperty(property, out var value) && value.TryGetInt32(out var n) ? n : 0;
+        var details = new ModelManifestDetails
+        {
+            NetworkId = networkId,
+            Name = name,
+            Version = !string.IsNullOrWhiteSpace(version) ? version : Text("version") is { Length: > 0 } v ? v : "1",
+            WorkloadClass = Text("workload") == "small_chat" ? WorkloadClass.SmallChat : WorkloadClass.Embeddings,
+            PublicModel = isPublic,
+        };
+        foreach (var (key, value) in new[]
+                 {
+                     ("dimension", Number("dimension").ToString(CultureInfo.InvariantCulture)), ("max_tokens", Number("max_tokens").ToString(CultureInfo.InvariantCulture)),
+                     ("model_file", Text("model_file")), ("vocab_file", Text("vocab_file")), ("pooling", Text("pooling")), ("query_prefix", Text("query_prefix")),
+                 })
+        {
+            if (value.Length > 0 && value != "0")
+            {
+                details.Parameters[key] = value;
+            }
+        }
+
+        if (local.TryGetProperty("files", out var files) && files.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var file in files.EnumerateArray())
+            {
+                var path = file.GetProperty("path").GetString() ?? "";
+                details.Files.Add(new ModelFile
+                {
+                    Path = path,
+                    Sha256 = (file.GetProperty("sha256").GetString() ?? "").ToLowerInvariant(),
+                    SizeBytes = file.GetProperty("size").GetInt64(),
+                    Source = serverUrl.TrimEnd('/') + "/models/" + Uri.EscapeDataString(name) + "/" + Uri.EscapeDataString(path),
+                });
+            }
+        }
+
+        return details;
     }
 }

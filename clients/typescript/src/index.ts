@@ -1,7 +1,7 @@
 // @meshai/client: the generated MeshAI contracts (protos/, built by `npm run generate`) plus a small
 // gRPC-Web convenience client. See README.md.
 
-import { create, toBinary } from "@bufbuild/protobuf";
+import { clone, create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import type { CallOptions, Client, Interceptor, Transport } from "@connectrpc/connect";
@@ -15,12 +15,14 @@ import { Role } from "./gen/meshai/common/v1/common_pb.js";
 import { DeviceService } from "./gen/meshai/device/v1/device_service_pb.js";
 import type { RegisterDeviceRequestSchema, RegisterDeviceResponse } from "./gen/meshai/device/v1/device_service_pb.js";
 import { IdentityService } from "./gen/meshai/identity/v1/identity_service_pb.js";
-import { PayloadEncryptionScheme } from "./gen/meshai/job/v1/job_pb.js";
-import type { Job, ResourceRequestSchema } from "./gen/meshai/job/v1/job_pb.js";
+import { encryptEnvelope, openFromDevice, verifyPlanSignature } from "./crypto.js";
+import type { X25519KeyPair } from "./crypto.js";
+import { InputManifestSchema, JobEnvelopeSchema, PayloadEncryptionScheme } from "./gen/meshai/job/v1/job_pb.js";
+import type { Job, JobEnvelope, ResourceRequestSchema } from "./gen/meshai/job/v1/job_pb.js";
 import { JobService } from "./gen/meshai/job/v1/job_service_pb.js";
-import type { WatchJobResponse } from "./gen/meshai/job/v1/job_service_pb.js";
-import { WorkloadInputSchema } from "./gen/meshai/job/v1/workloads_pb.js";
-import type { WorkloadInput } from "./gen/meshai/job/v1/workloads_pb.js";
+import type { JobResultFrame, JobTokenFrame, WatchJobResponse } from "./gen/meshai/job/v1/job_service_pb.js";
+import { WorkloadInputSchema, WorkloadOutputSchema } from "./gen/meshai/job/v1/workloads_pb.js";
+import type { WorkloadInput, WorkloadOutput } from "./gen/meshai/job/v1/workloads_pb.js";
 import type { Balances, LedgerEvent } from "./gen/meshai/ledger/v1/ledger_pb.js";
 import { LedgerService } from "./gen/meshai/ledger/v1/ledger_service_pb.js";
 import { ModelService } from "./gen/meshai/model/v1/model_service_pb.js";
@@ -29,6 +31,7 @@ import type { Network, NetworkSettingsSchema } from "./gen/meshai/network/v1/net
 import { NetworkService } from "./gen/meshai/network/v1/network_service_pb.js";
 import type { InviteMemberResponse } from "./gen/meshai/network/v1/network_service_pb.js";
 import { PolicyService } from "./gen/meshai/network/v1/policy_service_pb.js";
+import { WebRelayService } from "./gen/meshai/relay/v1/web_relay_service_pb.js";
 
 // Every generated schema, enum and service descriptor. A name exported by two files is a compile error
 // here (TS2308), so a clash introduced in the protos shows up at build time.
@@ -48,6 +51,16 @@ export * from "./gen/meshai/network/v1/network_pb.js";
 export * from "./gen/meshai/network/v1/network_service_pb.js";
 export * from "./gen/meshai/network/v1/policy_service_pb.js";
 export * from "./gen/meshai/relay/v1/relay_service_pb.js";
+export * from "./gen/meshai/relay/v1/web_relay_service_pb.js";
+export * from "./crypto.js";
+export * from "./device.js";
+export * from "./errors.js";
+
+/** Version of this package (kept equal to package.json by a test). */
+export const CLIENT_VERSION = "0.2.0";
+
+/** Most texts one embeddings job takes (the server's default limit; checked here before the payload is sealed). */
+export const MAX_EMBEDDING_TEXTS = 256;
 
 /** A bearer token, or a function returning the current one (called on every request). */
 export type TokenSource = string | (() => string | undefined | Promise<string | undefined>);
@@ -90,6 +103,14 @@ export interface JobRouting {
   traceId?: string;
   /** Resubmitting with the same key returns the same job. */
   idempotencyKey?: string;
+  /**
+   * Encrypt the payload end to end, like the C# SDK: PlanJob's candidates (signature checked against the network's
+   * control key) get the content key wrapped, and the result comes back sealed to this key (open it with openResult).
+   * Undefined: the payload travels in the clear (TLS only).
+   */
+  submitterKey?: X25519KeyPair;
+  /** Candidates the payload key is wrapped for (PlanJob max_candidates; 0 = server default of 3). */
+  maxCandidates?: number;
 }
 
 export interface LedgerView {
@@ -108,6 +129,8 @@ export interface MeshClient {
   readonly policy: Client<typeof PolicyService>;
   readonly model: Client<typeof ModelService>;
   readonly audit: Client<typeof AuditService>;
+  /** The relay for browser devices (the web contributor): a server stream plus one unary call per device frame. */
+  readonly webRelay: Client<typeof WebRelayService>;
 
   /** A private, credits-internal network with the caller as admin. */
   createNetwork(
@@ -129,6 +152,12 @@ export interface MeshClient {
   ): Promise<RegisterDeviceResponse>;
   /** Submits a job whose input matches the workload class; resolves with the job as accepted. */
   submitJob(workloadId: WorkloadClass, inputs: JobInputs, routing?: JobRouting, call?: CallOptions): Promise<Job>;
+  /**
+   * Encrypts an envelope's plaintext payload in place for the job's candidates: PlanJob (without the payload), check the
+   * recipient list's signature against the network's current control key, then seal (see crypto.ts). Throws when the
+   * plan is not signed by that key.
+   */
+  encryptForCandidates(envelope: JobEnvelope, submitterKey: X25519KeyPair, maxCandidates?: number, call?: CallOptions): Promise<void>;
   /** Status, progress, tokens, logs and the result of a job, as they happen. */
   streamJob(jobId: string, options?: { networkId?: string }, call?: CallOptions): AsyncIterable<WatchJobResponse>;
   /** Balances and the first page of ledger events of a network. */
@@ -203,6 +232,7 @@ export function createMeshClient(options: MeshClientOptions): MeshClient {
     policy: createClient(PolicyService, transport),
     model: createClient(ModelService, transport),
     audit: createClient(AuditService, transport),
+    webRelay: createClient(WebRelayService, transport),
 
     async createNetwork(name, opts, call) {
       const res = await network.createNetwork(
@@ -235,6 +265,25 @@ export function createMeshClient(options: MeshClientOptions): MeshClient {
       return device.registerDevice(request, call);
     },
 
+    async encryptForCandidates(envelope, submitterKey, maxCandidates = 0, call) {
+      const probe = clone(JobEnvelopeSchema, envelope);
+      probe.inputManifest = create(InputManifestSchema);
+      probe.payloadEncryption = undefined;
+      const plan = await job.planJob({ envelope: probe, maxCandidates }, call);
+      const current = (await network.getNetwork({ networkId: envelope.networkId }, call)).network;
+      if (!current || current.controlKeyId !== plan.signingKeyId) {
+        throw new Error(`PlanJob was signed with key ${plan.signingKeyId}, which is not the current control key of ${envelope.networkId}.`);
+      }
+      if (!verifyPlanSignature(plan, envelope.networkId, current.controlPublicKey)) {
+        throw new Error(`PlanJob's recipient list for ${envelope.networkId} is not signed by the network's control key; refusing to encrypt to it.`);
+      }
+      encryptEnvelope(
+        envelope,
+        plan.recipients.map((r) => ({ deviceId: r.deviceId, publicKey: r.encryptionPublicKey })),
+        submitterKey.publicKey,
+      );
+    },
+
     async submitJob(workloadId, inputs, routing = {}, call) {
       const input = create(WorkloadInputSchema, inputs.input);
       const expectedCase = inputCaseByWorkload[workloadId];
@@ -243,30 +292,31 @@ export function createMeshClient(options: MeshClientOptions): MeshClient {
           `workload ${WorkloadClass[workloadId] ?? workloadId} takes input "${expectedCase ?? "?"}", got "${input.input.case ?? "none"}"`,
         );
       }
+      if (input.input.case === "embeddings" && (input.input.value.texts.length === 0 || input.input.value.texts.length > MAX_EMBEDDING_TEXTS)) {
+        throw new Error(`embeddings take 1 to ${MAX_EMBEDDING_TEXTS} texts (got ${input.input.value.texts.length})`);
+      }
       const payload = toBinary(WorkloadInputSchema, input);
-      const res = await job.submitJob(
-        {
-          envelope: {
-            networkId: resolveNetwork(routing.networkId),
-            workloadId,
-            inputManifest: {
-              payload,
-              blobs: inputs.blobs ?? [],
-              payloadSha256: await sha256Hex(payload),
-              labels: inputs.labels ?? {},
-            },
-            ...(routing.dataSensitivity !== undefined ? { dataSensitivityTag: routing.dataSensitivity } : {}),
-            ...(routing.resources ? { resourceRequest: routing.resources } : {}),
-            routingMode: routing.mode ?? RoutingMode.AUTO,
-            maxCostMicro: routing.maxCostMicro ?? routing.maxCostCredits ?? 0n,
-            timeoutMs: routing.timeoutMs ?? 0n,
-            payloadEncryption: { scheme: PayloadEncryptionScheme.NONE },
-            traceId: routing.traceId ?? "",
-          },
-          idempotencyKey: routing.idempotencyKey ?? "",
+      const envelope = create(JobEnvelopeSchema, {
+        networkId: resolveNetwork(routing.networkId),
+        workloadId,
+        inputManifest: {
+          payload,
+          blobs: inputs.blobs ?? [],
+          payloadSha256: await sha256Hex(payload),
+          labels: inputs.labels ?? {},
         },
-        call,
-      );
+        ...(routing.dataSensitivity !== undefined ? { dataSensitivityTag: routing.dataSensitivity } : {}),
+        ...(routing.resources ? { resourceRequest: routing.resources } : {}),
+        routingMode: routing.mode ?? RoutingMode.AUTO,
+        maxCostMicro: routing.maxCostMicro ?? routing.maxCostCredits ?? 0n,
+        timeoutMs: routing.timeoutMs ?? 0n,
+        payloadEncryption: { scheme: PayloadEncryptionScheme.NONE },
+        traceId: routing.traceId ?? "",
+      });
+      if (routing.submitterKey) {
+        await this.encryptForCandidates(envelope, routing.submitterKey, routing.maxCandidates ?? 0, call);
+      }
+      const res = await job.submitJob({ envelope, idempotencyKey: routing.idempotencyKey ?? "" }, call);
       if (!res.job) {
         throw new Error("SubmitJob returned no job");
       }
@@ -288,4 +338,30 @@ export function createMeshClient(options: MeshClientOptions): MeshClient {
       return { balances: balances.balances, events: events.events, nextPageToken: events.nextPageToken };
     },
   };
+}
+
+/**
+ * The WorkloadOutput of a result frame: opened with the submitter's key when the device sealed it (encrypted = true),
+ * decoded as it is otherwise.
+ */
+export function openResult(result: JobResultFrame, jobId: string, submitterKey?: X25519KeyPair): WorkloadOutput {
+  let bytes = result.output;
+  if (result.encrypted) {
+    if (!submitterKey) {
+      throw new Error(`the result of job ${jobId} is encrypted to its submitter; this client has no key to open it`);
+    }
+    bytes = openFromDevice(result.output, result.nonce, submitterKey, jobId);
+  }
+  return fromBinary(WorkloadOutputSchema, bytes);
+}
+
+/** The text of a streamed token: opened with the submitter's key when it came sealed (a nonce is present). */
+export function openToken(token: JobTokenFrame, jobId: string, submitterKey?: X25519KeyPair): string {
+  if (token.nonce.length === 0) {
+    return new TextDecoder().decode(token.token);
+  }
+  if (!submitterKey) {
+    throw new Error(`the tokens of job ${jobId} are encrypted to its submitter; this client has no key to open them`);
+  }
+  return new TextDecoder().decode(openFromDevice(token.token, token.nonce, submitterKey, jobId));
 }

@@ -14,7 +14,7 @@ namespace MeshAI.Relay.Core;
 /// every control instance (only the owner answers). Terminal reports wait for the owner's Reply: a report nobody answers
 /// within <see cref="RelayOptions.ForwardTimeoutMs"/> (the owner died, its lease is not claimed yet) throws, so
 /// <see cref="RelayHub"/> retries it — broadcast next time — and acknowledges it to the agent only once handled.
-/// Also the relay's command endpoint: offers, cancels and cuts published for this relay are handed to the hub.
+/// Also the relay's command endpoint: offers, cancels, cuts and network updates published for this relay are handed to the hub.
 /// </summary>
 public sealed class BusJobEventSink(IMeshBus bus, BusNames names, IOptions<RelayOptions> options, Lazy<RelayHub> hub, TimeProvider clock) : IJobEventSink, IHostedService, IAsyncDisposable
 {
@@ -118,6 +118,9 @@ public sealed class BusJobEventSink(IMeshBus bus, BusNames names, IOptions<Relay
                 break;
             case RelayCommand.KindOneofCase.Cut:
                 hub.Value.Cut(command.DeviceId, command.Cut.Reason, command.Cut.Detail);
+                break;
+            case RelayCommand.KindOneofCase.NetworkUpdate:
+                hub.Value.PushNetworkUpdate(command.NetworkId, command.NetworkUpdate);
                 break;
         }
 

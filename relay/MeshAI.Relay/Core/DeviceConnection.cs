@@ -16,11 +16,16 @@ public sealed class DeviceConnection
     private readonly Lock _jobsLock = new();
     private readonly int _maxOpenJobs;
     private ConnectResponse? _cutFrame;
+    private long _networkSerial;
+    private long _updateSentMs = long.MinValue;
+    private int _checking;
 
-    /// <summary>Creates a connection for an authenticated device.</summary>
-    public DeviceConnection(DeviceIdentity identity, int maxOutboundQueue, int maxOpenJobs)
+    /// <summary>Creates a connection for an authenticated device speaking relay <paramref name="protocol"/>.</summary>
+    public DeviceConnection(DeviceIdentity identity, int maxOutboundQueue, int maxOpenJobs, int protocol = 1, long networkSerial = 0)
     {
         Identity = identity;
+        Protocol = protocol;
+        _networkSerial = networkSerial;
         _maxOpenJobs = maxOpenJobs;
         _outbound = Channel.CreateBounded<ConnectResponse>(new BoundedChannelOptions(maxOutboundQueue)
         {
@@ -32,6 +37,55 @@ public sealed class DeviceConnection
 
     /// <summary>The authenticated device.</summary>
     public DeviceIdentity Identity { get; }
+
+    /// <summary>The relay protocol negotiated on this stream (3: NetworkUpdate pushes).</summary>
+    public int Protocol { get; }
+
+    /// <summary>The newest NetworkUpdate serial the device holds: named in its hello, then raised by its acknowledgements.</summary>
+    public long NetworkSerial => Interlocked.Read(ref _networkSerial);
+
+    /// <summary>Raises <see cref="NetworkSerial"/> to <paramref name="serial"/> (never lowers it); returns the value before.</summary>
+    public long Acknowledge(long serial)
+    {
+        var current = Interlocked.Read(ref _networkSerial);
+        while (serial > current)
+        {
+            var seen = Interlocked.CompareExchange(ref _networkSerial, serial, current);
+            if (seen == current)
+            {
+                return current;
+            }
+
+            current = seen;
+        }
+
+        return current;
+    }
+
+    /// <summary>Forgets an acknowledgement control could not record (so the update is sent again and re-acknowledged).</summary>
+    public void Unacknowledge(long serial, long previous) => Interlocked.CompareExchange(ref _networkSerial, previous, serial);
+
+    /// <summary>Queues a NetworkUpdate for a protocol-3 device that does not hold its serial yet; false when not sent.</summary>
+    public bool TrySendUpdate(NetworkUpdate update, long nowMs)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        if (Protocol < 3 || (!update.FullState && update.Serial <= NetworkSerial) || !_outbound.Writer.TryWrite(new ConnectResponse { NetworkUpdate = update }))
+        {
+            return false;
+        }
+
+        Interlocked.Exchange(ref _updateSentMs, nowMs);
+        return true;
+    }
+
+    /// <summary>When the relay last sent this device an update (ms since the epoch), so heartbeats do not re-send one on its way.</summary>
+    public long UpdateSentMs => Interlocked.Read(ref _updateSentMs);
+
+    /// <summary>Claims the stream's one slot for a heartbeat's store checks (revocation, network serial); false while one runs.</summary>
+    public bool TryBeginChecks() => Interlocked.CompareExchange(ref _checking, 1, 0) == 0;
+
+    /// <summary>Frees the slot taken by <see cref="TryBeginChecks"/>.</summary>
+    public void EndChecks() => Volatile.Write(ref _checking, 0);
 
     /// <summary>The reason this stream was cut, once it was.</summary>
     public CutReason? CutReason => Volatile.Read(ref _cutFrame)?.Cut.Reason;

@@ -23,15 +23,19 @@ public sealed partial class RelayHub : IJobDispatcher
     // Lazy: the control plane's sink itself depends on this hub (as IJobDispatcher); resolving it on first use breaks the cycle.
     private readonly Lazy<IJobEventSink> _lazySink;
     private readonly IPresenceDirectory _presence;
+    private readonly INetworkUpdateSource _updates;
     private readonly RelayOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<RelayHub> _logger;
+    // The newest NetworkUpdate serial this relay knows per network, and when it last asked the store (heartbeat checks).
+    private readonly ConcurrentDictionary<string, (long Serial, long CheckedMs)> _networkSerials = new(StringComparer.Ordinal);
 
     /// <summary>Creates the hub.</summary>
     public RelayHub(
         IDeviceAuthority authority,
         Lazy<IJobEventSink> sink,
         IPresenceDirectory presence,
+        INetworkUpdateSource updates,
         IOptions<RelayOptions> options,
         TimeProvider time,
         ILogger<RelayHub> logger)
@@ -39,6 +43,7 @@ public sealed partial class RelayHub : IJobDispatcher
         _authority = authority;
         _lazySink = sink;
         _presence = presence;
+        _updates = updates;
         _options = options.Value;
         _time = time;
         _logger = logger;
@@ -100,6 +105,28 @@ public sealed partial class RelayHub : IJobDispatcher
         return true;
     }
 
+    /// <summary>
+    /// Sends a control-pushed update to every protocol-3 device of <paramref name="networkId"/> on this relay that does not
+    /// hold its serial yet; returns how many it was queued for (a full queue is repaired by the next heartbeat's check).
+    /// </summary>
+    public int PushNetworkUpdate(string networkId, NetworkUpdate update)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        _networkSerials.AddOrUpdate(networkId, (update.Serial, now), (_, known) => (Math.Max(known.Serial, update.Serial), known.CheckedMs));
+        var sent = 0;
+        foreach (var connection in _connections.Values)
+        {
+            if (string.Equals(connection.Identity.NetworkId, networkId, StringComparison.Ordinal) && connection.TrySendUpdate(update, now))
+            {
+                sent++;
+            }
+        }
+
+        LogUpdatePushed(networkId, update.Serial, sent);
+        return sent;
+    }
+
     /// <summary>Serves one agent stream from the first frame to the end (the whole Connect call).</summary>
     public async Task ServeAsync(IAsyncStreamReader<ConnectRequest> requests, IServerStreamWriter<ConnectResponse> responses, CancellationToken cancellationToken)
     {
@@ -109,7 +136,7 @@ public sealed partial class RelayHub : IJobDispatcher
         var (identity, hello) = await AuthenticateAsync(requests, responses, cancellationToken);
         var capabilities = hello.Capabilities ?? new Contracts.Device.V1.CapabilityReport();
         var protocol = Math.Clamp(hello.ProtocolVersion, 1, RelayOptions.ProtocolVersion);
-        var connection = new DeviceConnection(identity, _options.MaxOutboundQueue, _options.MaxOpenJobsPerDevice);
+        var connection = new DeviceConnection(identity, _options.MaxOutboundQueue, _options.MaxOpenJobsPerDevice, protocol, hello.NetworkSerial);
         IReadOnlyCollection<HeldAttempt>? held = protocol >= 2 ? hello.HeldAttempts : null;
         foreach (var attempt in held ?? [])
         {
@@ -142,8 +169,22 @@ public sealed partial class RelayHub : IJobDispatcher
 
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var uplink = new Uplink(_options.MaxPendingTerminalFrames);
+        // A stream whose heartbeats stop (a hung or partitioned agent: the TCP connection may stay open for a long time) is cut
+        // after the grace period, so its jobs go elsewhere; every heartbeat re-arms the watchdog.
+        using var watchdog = new StreamWatchdog(_time, TimeSpan.FromSeconds(_options.HeartbeatGraceSeconds), () =>
+        {
+            LogCut(identity.DeviceId, CutReason.HeartbeatTimeout, $"nothing received for {_options.HeartbeatGraceSeconds} s");
+            connection.Cut(CutReason.HeartbeatTimeout, $"no heartbeat for {_options.HeartbeatGraceSeconds} s");
+            CancelSoon(streamCts); // a hung agent may not read the Cut frame: do not wait on its stream
+        });
         var writer = connection.RunWriterAsync((frame, ct) => responses.WriteAsync(frame, ct), streamCts.Token);
-        var reader = ReadLoopAsync(connection, requests, uplink, streamCts.Token);
+        if (protocol >= 3)
+        {
+            // What the device missed of its network's updates (off the read path: it needs the store).
+            await uplink.EnqueueAsync(Uplink.NetworkLane, terminal: false, () => CatchUpAsync(connection, hello.NetworkSerial, streamCts.Token), streamCts.Token);
+        }
+
+        var reader = ReadLoopAsync(connection, requests, uplink, watchdog, streamCts.Token);
         try
         {
             await Task.WhenAny(writer, reader);
@@ -174,7 +215,7 @@ public sealed partial class RelayHub : IJobDispatcher
 
         if (connection.CutReason == CutReason.Revoked)
         {
-            throw RpcErrors.PermissionDenied("device revoked");
+            throw RpcErrors.PermissionDenied("device revoked", ErrorReasons.DeviceRevoked);
         }
     }
 
@@ -243,6 +284,9 @@ public sealed partial class RelayHub : IJobDispatcher
     /// </summary>
     private sealed class Uplink(int capacity) : IDisposable
     {
+        /// <summary>The lane of a stream's store chores (network update catch-up and acknowledgements, heartbeat checks).</summary>
+        public const string NetworkLane = "\u0000network";
+
         private readonly Dictionary<string, Task> _lanes = new(StringComparer.Ordinal);
         private readonly HashSet<string> _retrying = new(StringComparer.Ordinal);
         private readonly Lock _gate = new();
@@ -363,18 +407,28 @@ public sealed partial class RelayHub : IJobDispatcher
     private static ValueTask StreamAsync(Uplink uplink, string jobId, Func<CancellationToken, Task> forward, CancellationToken ct) =>
         uplink.EnqueueAsync(jobId, terminal: false, () => forward(ct), ct);
 
-    private async Task ReadLoopAsync(DeviceConnection connection, IAsyncStreamReader<ConnectRequest> requests, Uplink uplink, CancellationToken cancellationToken)
+    private async Task ReadLoopAsync(DeviceConnection connection, IAsyncStreamReader<ConnectRequest> requests, Uplink uplink, StreamWatchdog watchdog, CancellationToken cancellationToken)
     {
         var device = connection.Identity;
         while (await requests.MoveNext(cancellationToken))
         {
+            watchdog.Handling(true);
             var frame = requests.Current;
             var size = frame.CalculateSize();
             var sequence = frame.Sequence;
             switch (frame.FrameCase)
             {
                 case ConnectRequest.FrameOneofCase.Heartbeat:
-                    await OnHeartbeatAsync(connection, frame.Heartbeat, cancellationToken);
+                    await OnHeartbeatAsync(connection, frame.Heartbeat, uplink, cancellationToken);
+                    break;
+                case ConnectRequest.FrameOneofCase.NetworkUpdateAck:
+                    var serial = frame.NetworkUpdateAck.Serial;
+                    var before = connection.Acknowledge(serial);
+                    if (serial > before)
+                    {
+                        await uplink.EnqueueAsync(Uplink.NetworkLane, terminal: false, () => RecordAcknowledgedAsync(connection, serial, before, cancellationToken), cancellationToken);
+                    }
+
                     break;
                 case ConnectRequest.FrameOneofCase.JobAccept:
                     var accept = frame.JobAccept;
@@ -436,25 +490,152 @@ public sealed partial class RelayHub : IJobDispatcher
                     LogUnexpectedFrame(device.DeviceId, frame.FrameCase.ToString());
                     break;
             }
+
+            watchdog.Handling(false);
         }
     }
 
-    private async Task OnHeartbeatAsync(DeviceConnection connection, Heartbeat heartbeat, CancellationToken cancellationToken)
+    /// <summary>
+    /// Cuts a stream whose agent stopped sending (a hung or partitioned agent): every frame read re-arms it. While the read
+    /// loop is handling a frame — possibly waiting for room to forward it (back-pressure from a slow control plane) — the
+    /// relay is not reading, so silence proves nothing about the agent: the watchdog re-arms instead of cutting.
+    /// </summary>
+    private sealed class StreamWatchdog : IDisposable
     {
-        var device = connection.Identity;
-        if (await _authority.IsRevokedAsync(device.DeviceId, device.CertificateSerial, cancellationToken))
+        private readonly ITimer _timer;
+        private readonly TimeSpan _grace;
+        private int _handling;
+
+        public StreamWatchdog(TimeProvider time, TimeSpan grace, Action expired)
         {
-            _presence.Remove(device.DeviceId);
-            LogCut(device.DeviceId, CutReason.Revoked, "revoked (seen on heartbeat)");
-            connection.Cut(CutReason.Revoked, "device revoked");
-            return;
+            _grace = grace;
+            _timer = time.CreateTimer(_ =>
+            {
+                if (Volatile.Read(ref _handling) == 1)
+                {
+                    Rearm();
+                }
+                else
+                {
+                    expired();
+                }
+            }, null, grace, Timeout.InfiniteTimeSpan);
         }
 
+        /// <summary>A frame arrived and is being handled (true), or was handled (false: the grace starts again).</summary>
+        public void Handling(bool handling)
+        {
+            Volatile.Write(ref _handling, handling ? 1 : 0);
+            Rearm();
+        }
+
+        public void Dispose() => _timer.Dispose();
+
+        private void Rearm() => _timer.Change(_grace, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>
+    /// Presence and the acknowledgement at once (no store on the read path: a store outage must not stop heartbeats); the
+    /// store checks — revocation, a network update the device is missing — run in the stream's network lane, one at a time.
+    /// </summary>
+    private async Task OnHeartbeatAsync(DeviceConnection connection, Heartbeat heartbeat, Uplink uplink, CancellationToken cancellationToken)
+    {
+        var device = connection.Identity;
         UpsertPresence(device, heartbeat.Capabilities ?? new Contracts.Device.V1.CapabilityReport(), heartbeat.ContributionEnabled);
         connection.TryEnqueue(new ConnectResponse
         {
             HeartbeatAck = new HeartbeatAck { Sequence = heartbeat.Sequence, ServerTime = Timestamp.FromDateTimeOffset(_time.GetUtcNow()) },
         });
+        if (connection.TryBeginChecks())
+        {
+            await uplink.EnqueueAsync(Uplink.NetworkLane, terminal: false, () => HeartbeatChecksAsync(connection, cancellationToken), cancellationToken);
+        }
+    }
+
+    private async Task HeartbeatChecksAsync(DeviceConnection connection, CancellationToken cancellationToken)
+    {
+        var device = connection.Identity;
+        try
+        {
+            if (await _authority.IsRevokedAsync(device.DeviceId, device.CertificateSerial, cancellationToken))
+            {
+                _presence.Remove(device.DeviceId);
+                LogCut(device.DeviceId, CutReason.Revoked, "revoked (seen on heartbeat)");
+                connection.Cut(CutReason.Revoked, "device revoked");
+                return;
+            }
+
+            if (connection.Protocol >= 3 && await BehindAsync(connection, cancellationToken))
+            {
+                await CatchUpAsync(connection, connection.NetworkSerial, cancellationToken);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // The store is unreachable: keep the stream (revocations also arrive as cuts); the next heartbeat checks again.
+            LogChecksFailed(device.DeviceId, ex.Message);
+        }
+        finally
+        {
+            connection.EndChecks();
+        }
+    }
+
+    /// <summary>True when the device holds an older serial than its network's and no update is on its way to it.</summary>
+    private async Task<bool> BehindAsync(DeviceConnection connection, CancellationToken cancellationToken)
+    {
+        var networkId = connection.Identity.NetworkId;
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var known = _networkSerials.GetValueOrDefault(networkId, (0, long.MinValue));
+        if (now - known.CheckedMs >= _options.HeartbeatIntervalMs)
+        {
+            var latest = await _updates.LatestSerialAsync(networkId, cancellationToken);
+            known = _networkSerials.AddOrUpdate(networkId, (latest, now), (_, k) => (Math.Max(k.Serial, latest), now));
+        }
+
+        return connection.NetworkSerial < known.Serial && now - connection.UpdateSentMs >= 2L * _options.HeartbeatIntervalMs;
+    }
+
+    private async Task CatchUpAsync(DeviceConnection connection, long appliedSerial, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (await _updates.CatchUpAsync(connection.Identity.NetworkId, appliedSerial, cancellationToken) is { } update &&
+                connection.TrySendUpdate(update, _time.GetUtcNow().ToUnixTimeMilliseconds()))
+            {
+                LogCaughtUp(connection.Identity.DeviceId, appliedSerial, update.Serial, update.FullState);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogChecksFailed(connection.Identity.DeviceId, ex.Message);
+        }
+    }
+
+    private async Task RecordAcknowledgedAsync(DeviceConnection connection, long serial, long before, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _updates.AcknowledgeAsync(connection.Identity, serial, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // Not recorded: forget it here too, so the next heartbeat's check sends the update again and the device re-acknowledges.
+            connection.Unacknowledge(serial, before);
+            LogChecksFailed(connection.Identity.DeviceId, ex.Message);
+        }
+    }
+
+    private static void CancelSoon(CancellationTokenSource cts)
+    {
+        try
+        {
+            cts.CancelAfter(TimeSpan.FromSeconds(1));
+        }
+        catch (ObjectDisposedException)
+        {
+            // the stream already ended
+        }
     }
 
     private void UpsertPresence(DeviceIdentity device, Contracts.Device.V1.CapabilityReport capabilities, bool contributionEnabled) =>
@@ -524,6 +705,15 @@ public sealed partial class RelayHub : IJobDispatcher
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Device {DeviceId}: {Kind} not handled yet ({Error}); retrying in {DelayMs} ms")]
     private partial void LogForwardRetry(string deviceId, string kind, string error, double delayMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Network {NetworkId}: update {Serial} queued for {Devices} device(s) on this relay")]
+    private partial void LogUpdatePushed(string networkId, long serial, int devices);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Device {DeviceId} held network update {From}; sent {Serial} (whole state: {FullState})")]
+    private partial void LogCaughtUp(string deviceId, long from, long serial, bool fullState);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Device {DeviceId}: store check failed ({Error}); retried on the next heartbeat")]
+    private partial void LogChecksFailed(string deviceId, string error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Job event sink failed on {What} from device {DeviceId}")]
     private partial void LogSinkFailed(Exception exception, string deviceId, string what);

@@ -52,8 +52,8 @@ public sealed class RelayOptions
     [Range(1, 100_000)]
     public int MaxPendingTerminalFrames { get; set; } = 256;
 
-    /// <summary>The relay protocol this build speaks (see relay_service.proto): 2 = numbered, acknowledged terminal frames.</summary>
-    public const int ProtocolVersion = 2;
+    /// <summary>The relay protocol this build speaks (see relay_service.proto): 2 = numbered, acknowledged terminal frames; 3 = pushed NetworkUpdates.</summary>
+    public const int ProtocolVersion = 3;
 
     /// <summary>The announced relay addresses as a list.</summary>
     public IReadOnlyList<string> PublicUrlList => PublicUrls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

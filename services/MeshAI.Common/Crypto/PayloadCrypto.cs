@@ -91,13 +91,10 @@ public static class PayloadCrypto
             throw new PayloadCryptoException("payload is not end-to-end encrypted");
         }
 
-        var encryption = envelope.PayloadEncryption;
-        var wrapped = encryption.Recipients.FirstOrDefault(r => string.Equals(r.DeviceId, deviceId, StringComparison.Ordinal))
-                      ?? throw new PayloadCryptoException($"the payload key was not wrapped for device {deviceId}");
-        var contentKey = UnwrapKey(wrapped, deviceId, deviceKey);
+        var contentKey = UnwrapContentKey(envelope, deviceId, deviceKey);
         try
         {
-            return OpenWithKey(contentKey, encryption.PayloadNonce.Span, (envelope.InputManifest?.Payload ?? ByteString.Empty).Span, PayloadContext(envelope))
+            return OpenWithKey(contentKey, envelope.PayloadEncryption.PayloadNonce.Span, (envelope.InputManifest?.Payload ?? ByteString.Empty).Span, PayloadContext(envelope))
                    ?? throw new PayloadCryptoException("payload ciphertext does not authenticate");
         }
         finally
@@ -105,6 +102,50 @@ public static class PayloadCrypto
             CryptographicOperations.ZeroMemory(contentKey);
         }
     }
+
+    /// <summary>The envelope's content key as unwrapped by one of its recipients (the caller zeroes it after use).</summary>
+    public static byte[] UnwrapContentKey(JobEnvelope envelope, string deviceId, EncryptionKeyPair deviceKey)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        ArgumentNullException.ThrowIfNull(deviceKey);
+        if (!IsEncrypted(envelope))
+        {
+            throw new PayloadCryptoException("payload is not end-to-end encrypted");
+        }
+
+        var wrapped = envelope.PayloadEncryption.Recipients.FirstOrDefault(r => string.Equals(r.DeviceId, deviceId, StringComparison.Ordinal))
+                      ?? throw new PayloadCryptoException($"the payload key was not wrapped for device {deviceId}");
+        return UnwrapKey(wrapped, deviceId, deviceKey);
+    }
+
+    /// <summary>
+    /// The job's resume key (chat resume, docs/chat-resume.md): HKDF-SHA256 of the payload content key with info
+    /// "meshai-resume-v1\n" + job_id. Every recipient of the envelope — and nobody else — can derive it, so a device that
+    /// continues a stream reads the tokens another recipient sealed under it, while relay and control see ciphertext only.
+    /// </summary>
+    public static byte[] ResumeKey(ReadOnlySpan<byte> contentKey, string jobId)
+    {
+        if (contentKey.Length != KeySize)
+        {
+            throw new ArgumentException("content key must be 32 bytes", nameof(contentKey));
+        }
+
+        var key = new byte[KeySize];
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, contentKey, key, [], ResumeInfo(jobId));
+        return key;
+    }
+
+    /// <summary>Seals token <paramref name="index"/> of a job's stream under its resume key; returns the ciphertext and its 24-byte nonce.</summary>
+    public static (byte[] Sealed, byte[] Nonce) SealResumeText(ReadOnlySpan<byte> resumeKey, string jobId, int index, ReadOnlySpan<byte> plaintext)
+    {
+        var nonce = RandomNumberGenerator.GetBytes(NonceSize);
+        return (SealWithKey(resumeKey, nonce, plaintext, ResumeContext(jobId, index)), nonce);
+    }
+
+    /// <summary>Opens what <see cref="SealResumeText"/> sealed; the index is authenticated, so tokens cannot be reordered.</summary>
+    public static byte[] OpenResumeText(ReadOnlySpan<byte> resumeKey, string jobId, int index, ReadOnlySpan<byte> sealedText, ReadOnlySpan<byte> nonce) =>
+        OpenWithKey(resumeKey, nonce, sealedText, ResumeContext(jobId, index))
+        ?? throw new PayloadCryptoException($"resumed token {index} of job {jobId} does not authenticate");
 
     /// <summary>Wraps <paramref name="contentKey"/> for one device: ephemeral X25519 with its key, HKDF-SHA256, XChaCha20-Poly1305.</summary>
     public static WrappedKey WrapKey(ReadOnlySpan<byte> contentKey, string deviceId, ReadOnlySpan<byte> recipientPublicKey)
@@ -198,6 +239,11 @@ public static class PayloadCrypto
     private static byte[] WrapInfo(string deviceId) => Encoding.UTF8.GetBytes("meshai-wrap-v1\n" + deviceId);
 
     private static byte[] ResultInfo(string jobId) => Encoding.UTF8.GetBytes("meshai-result-v1\n" + jobId);
+
+    private static byte[] ResumeInfo(string jobId) => Encoding.UTF8.GetBytes("meshai-resume-v1\n" + jobId);
+
+    private static byte[] ResumeContext(string jobId, int index) =>
+        Encoding.UTF8.GetBytes("meshai-resume-v1\n" + jobId + "\n" + index.ToString(CultureInfo.InvariantCulture));
 
     private static (byte[] EphemeralPublic, byte[] Key) EphemeralAgreement(ReadOnlySpan<byte> recipientPublicKey, byte[] info)
     {

@@ -22,6 +22,14 @@ public static class Tiers
     /// <summary>The tier a device's capabilities put it in.</summary>
     public static Tier Classify(CapabilityReport report)
     {
+        ArgumentNullException.ThrowIfNull(report);
+
+        // A browser device (the web contributor) computes on the CPU through WebAssembly, whatever its hardware: tier0.
+        if (report.Platform == Platform.Web)
+        {
+            return Tier._0;
+        }
+
         if (report.GpuPresent)
         {
             return report.GpuVramMb >= 16 * 1024 && !report.IsMobile ? Tier._4 : Tier._3;

@@ -88,3 +88,35 @@ public interface IPresenceDirectory
     /// <summary>Every device of the network within the grace period.</summary>
     IReadOnlyList<PresenceRecord> ListOnline(string networkId, DateTimeOffset now);
 }
+
+/// <summary>
+/// Implemented by the control plane (over the store); the relay asks it what a device missed of its network's pushed
+/// <see cref="NetworkUpdate"/>s and tells it what the device acknowledged (relay protocol 3).
+/// </summary>
+public interface INetworkUpdateSource
+{
+    /// <summary>The network's newest serial (0 before its first update).</summary>
+    Task<long> LatestSerialAsync(string networkId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// What a device that applied <paramref name="appliedSerial"/> is missing: the missed deltas merged into one update, the
+    /// whole state when they are no longer kept (or the device is ahead of the store), or null when it is up to date.
+    /// </summary>
+    Task<NetworkUpdate?> CatchUpAsync(string networkId, long appliedSerial, CancellationToken cancellationToken);
+
+    /// <summary>The device applied <paramref name="serial"/>: it trusts what that update (and every earlier one) told it from now on.</summary>
+    Task AcknowledgeAsync(DeviceIdentity device, long serial, CancellationToken cancellationToken);
+}
+
+/// <summary>The source where no control plane pushes updates (a relay tested on its own): nothing to catch up on.</summary>
+public sealed class NoNetworkUpdates : INetworkUpdateSource
+{
+    /// <inheritdoc />
+    public Task<long> LatestSerialAsync(string networkId, CancellationToken cancellationToken) => Task.FromResult(0L);
+
+    /// <inheritdoc />
+    public Task<NetworkUpdate?> CatchUpAsync(string networkId, long appliedSerial, CancellationToken cancellationToken) => Task.FromResult<NetworkUpdate?>(null);
+
+    /// <inheritdoc />
+    public Task AcknowledgeAsync(DeviceIdentity device, long serial, CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -14,23 +14,7 @@ public static class GrpcChannels
     /// </summary>
     public static GrpcChannel Create(string serverUrl, string? pinnedFingerprint, Func<string?>? bearerToken = null, int maxMessageBytes = 16 * 1024 * 1024)
     {
-        var handler = new SocketsHttpHandler
-        {
-            EnableMultipleHttp2Connections = true,
-            KeepAlivePingDelay = TimeSpan.FromSeconds(20),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
-            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-        };
-        if (!string.IsNullOrEmpty(pinnedFingerprint))
-        {
-            var expected = pinnedFingerprint.Replace(":", "", StringComparison.Ordinal).ToLowerInvariant();
-            handler.SslOptions = new SslClientAuthenticationOptions
-            {
-                RemoteCertificateValidationCallback = (_, cert, _, _) =>
-                    cert is not null && string.Equals(Convert.ToHexStringLower(SHA256.HashData(cert.GetRawCertData())), expected, StringComparison.Ordinal),
-            };
-        }
-
+        var handler = PinnedHandler(pinnedFingerprint);
         var options = new GrpcChannelOptions
         {
             HttpHandler = handler,
@@ -55,5 +39,31 @@ public static class GrpcChannels
         }
 
         return GrpcChannel.ForAddress(serverUrl, options);
+    }
+
+    /// <summary>
+    /// An HTTP/2-ready handler for plain HTTPS calls to the same server (model files, the web pages): with a fingerprint,
+    /// only a certificate with that SHA-256 fingerprint is accepted; without one, normal CA validation applies.
+    /// </summary>
+    public static SocketsHttpHandler PinnedHandler(string? pinnedFingerprint)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(20),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        };
+        if (!string.IsNullOrEmpty(pinnedFingerprint))
+        {
+            var expected = pinnedFingerprint.Replace(":", "", StringComparison.Ordinal).ToLowerInvariant();
+            handler.SslOptions = new SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, cert, _, _) =>
+                    cert is not null && string.Equals(Convert.ToHexStringLower(SHA256.HashData(cert.GetRawCertData())), expected, StringComparison.Ordinal),
+            };
+        }
+
+        return handler;
     }
 }

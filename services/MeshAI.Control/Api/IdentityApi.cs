@@ -5,8 +5,38 @@ using MeshAI.Control.Identity;
 namespace MeshAI.Control.Api;
 
 /// <summary>meshai.identity.v1.IdentityService: magic links, device-code login, passkeys, OIDC, sessions, API keys.</summary>
-public sealed class IdentityApi(LoginFlows logins, SessionAuthenticator auth, ApiKeys apiKeys, MeshAI.Control.Security.AuditLog audit, PasskeyCeremonies passkeys, OidcLogin oidc) : IdentityService.IdentityServiceBase
+public sealed class IdentityApi(
+    LoginFlows logins,
+    SessionAuthenticator auth,
+    ApiKeys apiKeys,
+    MeshAI.Control.Security.AuditLog audit,
+    PasskeyCeremonies passkeys,
+    OidcLogin oidc,
+    ServerEndpoint endpoint,
+    Microsoft.Extensions.Options.IOptions<ControlPlaneOptions> options,
+    Microsoft.Extensions.Options.IOptions<OidcOptions> oidcOptions) : IdentityService.IdentityServiceBase
 {
+    /// <inheritdoc />
+    public override Task<GetSignInOptionsResponse> GetSignInOptions(GetSignInOptionsRequest request, ServerCallContext context)
+    {
+        var (rpId, origins) = passkeys.RelyingParty();
+        return Task.FromResult(new GetSignInOptionsResponse
+        {
+            MagicLinkDelivery = string.IsNullOrWhiteSpace(options.Value.Smtp.Host) ? MagicLinkDelivery.Outbox : MagicLinkDelivery.Smtp,
+            OidcEnabled = oidcOptions.Value.IsConfigured,
+            PasskeyRpId = rpId,
+            PasskeyOrigins = { origins.Order(StringComparer.Ordinal) },
+            PublicUrl = endpoint.PublicUrl,
+        });
+    }
+
+    /// <inheritdoc />
+    public override async Task<CreateSignInLinkResponse> CreateSignInLink(CreateSignInLinkRequest request, ServerCallContext context)
+    {
+        var (link, expires) = await logins.CreateSignInLinkAsync(await auth.RequireAsync(context), request.NextPath, context.CancellationToken);
+        return new CreateSignInLinkResponse { SignInLink = link, ExpireTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(expires) };
+    }
+
     /// <inheritdoc />
     public override Task<StartOidcLoginResponse> StartOidcLogin(StartOidcLoginRequest request, ServerCallContext context) =>
         oidc.StartAsync(request.RedirectUri, context.CancellationToken);

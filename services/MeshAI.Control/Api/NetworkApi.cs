@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 namespace MeshAI.Control.Api;
 
 /// <summary>meshai.network.v1.NetworkService: networks, members, invites and approvals, key rotation.</summary>
-public sealed class NetworkApi(NetworkRegistry registry, NetworkSettingsEditor settingsEditor, MemberDirectory members, NetworkKeyRotation rotation, SessionAuthenticator auth, IOptions<ControlPlaneOptions> options) : NetworkService.NetworkServiceBase
+public sealed class NetworkApi(NetworkRegistry registry, NetworkSettingsEditor settingsEditor, MemberDirectory members, NetworkKeyRotation rotation, NetworkWatch watch, SessionAuthenticator auth, IOptions<ControlPlaneOptions> options) : NetworkService.NetworkServiceBase
 {
     /// <inheritdoc />
     public override async Task<CreateNetworkResponse> CreateNetwork(CreateNetworkRequest request, ServerCallContext context) =>
@@ -61,4 +61,8 @@ public sealed class NetworkApi(NetworkRegistry registry, NetworkSettingsEditor s
     /// <inheritdoc />
     public override async Task<RotateNetworkKeysResponse> RotateNetworkKeys(RotateNetworkKeysRequest request, ServerCallContext context) =>
         await rotation.RotateAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
+
+    /// <inheritdoc />
+    public override async Task WatchNetwork(WatchNetworkRequest request, IServerStreamWriter<WatchNetworkResponse> responseStream, ServerCallContext context) =>
+        await watch.StreamAsync(await auth.RequireAsync(context), request.NetworkId, responseStream.WriteAsync, context.CancellationToken);
 }

@@ -38,7 +38,8 @@ public static class DeviceCards
             CapabilityTier = Tiers.Classify(capabilities),
             LatencyEstimate = presence?.RttMs ?? capabilities.NetworkRttMs,
             ContributionMode = (ContributionMode)row.ContributionMode,
-            ContributionEnabled = presence?.ContributionEnabled ?? row.ContributionEnabled,
+            // Effective: placement needs both the owner's switch (stored) and the device's own state (its heartbeat).
+            ContributionEnabled = row.ContributionEnabled && (presence?.ContributionEnabled ?? true),
             Capabilities = capabilities,
             CreateTime = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(row.CreateTimeMs)),
             CertificateSerial = row.CertificateSerial,

@@ -19,7 +19,8 @@ public sealed class DeviceDirectory(
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
     ILogger<DeviceDirectory> logger,
-    MeshAI.Control.Security.AuditLog audit)
+    MeshAI.Control.Security.AuditLog audit,
+    NetworkUpdates updates)
 {
     /// <summary>One device of a network the caller belongs to.</summary>
     public async Task<Device> GetAsync(Caller caller, string networkId, string deviceId, CancellationToken ct)
@@ -58,7 +59,16 @@ public sealed class DeviceDirectory(
             row.ContributionEnabled = request.ContributionEnabled;
         }
 
-        if (request.PinnedWorkloads.Count > 0)
+        if (request.ClearPinnedWorkloads)
+        {
+            if (request.PinnedWorkloads.Count > 0)
+            {
+                throw RpcErrors.InvalidArgument("pinned_workloads", "must be empty when clear_pinned_workloads is set");
+            }
+
+            row.PinnedWorkloads = "";
+        }
+        else if (request.PinnedWorkloads.Count > 0)
         {
             row.PinnedWorkloads = DeviceCards.PinnedWorkloadsText(request.PinnedWorkloads.Where(w => w != MeshAI.Contracts.Common.V1.WorkloadClass.Unspecified));
         }
@@ -80,6 +90,7 @@ public sealed class DeviceDirectory(
         presence.Remove(row.DeviceId);
         if (revokedNow)
         {
+            await updates.PublishRevokedAsync(row.NetworkId, [row.DeviceId], ct);
             logger.LogWarning("Device {DeviceId} in {NetworkId} revoked: {Reason}", row.DeviceId, row.NetworkId, reason);
             await audit.RecordAsync(row.NetworkId, caller.UserId, MeshAI.Contracts.Audit.V1.AuditAction.DeviceRevoked, row.DeviceId,
                 new Dictionary<string, string> { ["reason"] = reason, ["serial"] = row.CertificateSerial }, ct);

@@ -41,7 +41,13 @@ public sealed class DeviceEnrollment(
         var (row, secret) = NewJoinToken(membership.Network.NetworkId, caller.UserId, TimeSpan.FromSeconds(ttl), request.MaxUses == 0 ? 1 : request.MaxUses);
         await devices.InsertJoinTokenAsync(row, ct);
         var link = new JoinLink(endpoint.PublicUrl, secret, endpoint.TlsFingerprint).ToString();
-        return new CreateJoinTokenResponse { JoinToken = ToProto(row), JoinLink = link, QrText = JoinQrRenderer.Render(link) };
+        return new CreateJoinTokenResponse
+        {
+            JoinToken = ToProto(row),
+            JoinLink = link,
+            QrText = JoinQrRenderer.Render(link),
+            WebJoinLink = JoinLink.WebContributorLink(endpoint.PublicUrl, secret),
+        };
     }
 
     /// <summary>Registers a device: checks the token, the proof of key possession, then issues its certificate.</summary>

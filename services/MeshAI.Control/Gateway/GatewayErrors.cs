@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Google.Rpc;
 using Grpc.Core;
+using MeshAI.Common.Errors;
 using MeshAI.Contracts.Job.V1;
 
 namespace MeshAI.Control.Gateway;
@@ -102,9 +103,12 @@ public static class GatewayErrors
     private static string WithoutField(string message, string? field) =>
         field is not null && message.StartsWith(field + ": ", StringComparison.Ordinal) ? message[(field.Length + 2)..] : message;
 
-    // "API_KEY_SCOPE_MISSING" → "api_key_scope_missing"; generic reasons fall back to the status's own code.
+    // "API_KEY_SCOPE_MISSING" → "api_key_scope_missing"; generic reasons (a status's default reason in RpcErrors: FIELD_INVALID,
+    // RATE_LIMITED, SERVICE_UNAVAILABLE, NETWORK_NOT_FOUND, …) fall back to the code OpenAI's clients know for the status.
     private static string Code(string reason, string fallback) =>
         reason.Length == 0 || reason is "INVALID_ARGUMENT" or "NOT_FOUND" or "PERMISSION_DENIED" or "RESOURCE_EXHAUSTED" or "UNAVAILABLE" or "INTERNAL"
+            or ErrorReasons.FieldInvalid or ErrorReasons.RateLimited or ErrorReasons.ServiceUnavailable
+            || (fallback == "not_found" && reason.EndsWith("_NOT_FOUND", StringComparison.Ordinal))
             ? fallback
             : reason.ToLowerInvariant();
 }

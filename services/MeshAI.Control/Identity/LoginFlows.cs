@@ -61,6 +61,37 @@ public sealed class LoginFlows(
         }, ct);
     }
 
+    /// <summary>True when the token is a usable magic link that approves a terminal's device-code login (not a browser sign-in).</summary>
+    public async Task<bool> IsDeviceLoginLinkAsync(string token, CancellationToken ct) =>
+        !string.IsNullOrEmpty(token) && await identity.FindUsableMagicLinkAsync(Secrets.Hash(token), NowMs, ct) is { DeviceLoginId: not null };
+
+    /// <summary>
+    /// A one-time link that signs a browser in as the caller (`meshnet dashboard`): a magic link for the caller's address
+    /// that is returned instead of mailed. <paramref name="nextPath"/> is a path on this server the browser opens afterwards.
+    /// </summary>
+    public async Task<(string Link, DateTimeOffset Expires)> CreateSignInLinkAsync(Caller caller, string nextPath, CancellationToken ct)
+    {
+        var next = (nextPath ?? "").Trim();
+        if (next.Length > 512 || (next.Length > 0 && (!next.StartsWith('/') || next.StartsWith("//", StringComparison.Ordinal) || next.Contains('\\', StringComparison.Ordinal))))
+        {
+            throw RpcErrors.InvalidArgument("next_path", "a path on this server starting with a single '/', at most 512 characters");
+        }
+
+        var user = await GetUserAsync(caller, ct);
+        var token = Secrets.NewToken("mlt");
+        var now = clock.GetUtcNow();
+        var expires = now.AddMinutes(Limits.MagicLinkTtlMinutes);
+        await identity.InsertMagicLinkAsync(new MagicLinkRow
+        {
+            TokenHash = Secrets.Hash(token),
+            Email = user.Email,
+            CreateTimeMs = now.ToUnixTimeMilliseconds(),
+            ExpireTimeMs = expires.ToUnixTimeMilliseconds(),
+        }, ct);
+        var link = endpoint.PublicUrl + MagicLinkEndpoint.Path + "?token=" + Uri.EscapeDataString(token) + (next.Length > 0 ? "&next=" + Uri.EscapeDataString(next) : "");
+        return (link, expires);
+    }
+
     /// <summary>Starts a device-code login: mails a magic link bound to it and returns the codes.</summary>
     public async Task<StartDeviceLoginResponse> StartDeviceLoginAsync(string email, string clientName, CancellationToken ct)
     {

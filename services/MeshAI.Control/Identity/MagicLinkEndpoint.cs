@@ -1,6 +1,7 @@
 using System.Net;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
 
 namespace MeshAI.Control.Identity;
 
@@ -10,11 +11,22 @@ public static class MagicLinkEndpoint
     /// <summary>The route.</summary>
     public const string Path = "/auth/magic";
 
-    /// <summary>Handles the request with a small HTML page.</summary>
-    public static async Task<IResult> HandleAsync(string? token, LoginFlows logins, CancellationToken cancellationToken)
+    /// <summary>
+    /// Handles the request. A link that approves a terminal's device-code login gets a small HTML page. Every other link goes
+    /// on to the dashboard's sign-in page when the host serves one: the page exchanges the token itself (so the session never
+    /// appears in HTML) and shows the server's reason when the link is used or expired. Without a dashboard: the HTML page.
+    /// </summary>
+    public static async Task<IResult> HandleAsync(string? token, string? next, LoginFlows logins, IOptions<ControlPlaneOptions> options, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(options);
         try
         {
+            if (options.Value.BrowserSignInPath is { Length: > 0 } signInPage && !await logins.IsDeviceLoginLinkAsync(token ?? "", cancellationToken))
+            {
+                var target = signInPage + "?token=" + Uri.EscapeDataString(token ?? "") + (string.IsNullOrEmpty(next) ? "" : "&next=" + Uri.EscapeDataString(next));
+                return Results.Redirect(target);
+            }
+
             var done = await logins.CompleteFromBrowserAsync(token ?? "", cancellationToken);
             var who = WebUtility.HtmlEncode(done.User.Email);
             var body = done.ApprovedDeviceLogin

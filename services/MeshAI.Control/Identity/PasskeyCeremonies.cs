@@ -152,6 +152,19 @@ public sealed class PasskeyCeremonies(
     /// </summary>
     private Fido2 Fido()
     {
+        var (rpId, origins) = RelyingParty();
+        return new Fido2(new Fido2Configuration
+        {
+            RPID = rpId,
+            RPName = options.Value.PasskeyRpName,
+            Origins = origins,
+            TimestampDriftTolerance = 300_000,
+        });
+    }
+
+    /// <summary>The relying-party id passkeys are bound to and the origins ceremonies are accepted from (see <see cref="Fido"/>).</summary>
+    public (string RpId, HashSet<string> Origins) RelyingParty()
+    {
         var configured = options.Value;
         var publicUri = new Uri(endpoint.PublicUrl.Length > 0 ? endpoint.PublicUrl : "https://localhost");
         var isIp = IPAddress.TryParse(publicUri.Host.Trim('[', ']'), out _);
@@ -159,13 +172,7 @@ public sealed class PasskeyCeremonies(
         var origins = configured.PasskeyOrigins is { Length: > 0 } list
             ? list.ToHashSet(StringComparer.Ordinal)
             : new HashSet<string>(StringComparer.Ordinal) { publicUri.GetLeftPart(UriPartial.Authority), $"{publicUri.Scheme}://localhost:{publicUri.Port}" };
-        return new Fido2(new Fido2Configuration
-        {
-            RPID = rpId,
-            RPName = configured.PasskeyRpName,
-            Origins = origins,
-            TimestampDriftTolerance = 300_000,
-        });
+        return (rpId, origins);
     }
 
     private async Task<string> StartCeremonyAsync(string kind, string? userId, string dataJson, CancellationToken ct)

@@ -19,10 +19,19 @@ public sealed class JobSettler(Database database)
     /// is not terminal yet, ends the reporting attempt SUCCEEDED and appends the settlement's ledger events. False (nothing
     /// written) when the job had already ended.
     /// </summary>
-    public Task<bool> CompleteAsync(JobRow final, int attempt, JobMeteringRow metering, long nowMs, CancellationToken ct)
+    public Task<bool> CompleteAsync(JobRow final, int attempt, JobMeteringRow metering, long nowMs, CancellationToken ct) =>
+        CompleteAsync(final, attempt, metering, [], nowMs, ct);
+
+    /// <summary>
+    /// Settles a completed job together with <paramref name="earlierSegments"/> — the interrupted segments of a resumed chat
+    /// stream, one execution record per device that streamed part of the answer (docs/chat-resume.md) —
+    /// in the same transaction; <paramref name="final"/> carries their summed runtime and cost.
+    /// </summary>
+    public Task<bool> CompleteAsync(JobRow final, int attempt, JobMeteringRow metering, IReadOnlyList<JobMeteringRow> earlierSegments, long nowMs, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(final);
         ArgumentNullException.ThrowIfNull(metering);
+        ArgumentNullException.ThrowIfNull(earlierSegments);
         return database.InTransactionAsync(async (c, tx) =>
         {
             if (!await JobRepository.FinishAsync(c, tx, final, JobViews.TerminalStates, ct))
@@ -31,6 +40,11 @@ public sealed class JobSettler(Database database)
             }
 
             await JobRepository.EndAttemptAsync(c, tx, final.JobId, attempt, (int)AttemptCause.Succeeded, "", nowMs, ct);
+            foreach (var segment in earlierSegments)
+            {
+                await LedgerWriter.AppendCompletedAsync(c, tx, segment, final.StartTimeMs ?? nowMs, ct);
+            }
+
             await LedgerWriter.AppendCompletedAsync(c, tx, metering, final.StartTimeMs ?? nowMs, ct);
             return true;
         }, ct);
@@ -100,14 +114,24 @@ public sealed class JobSettler(Database database)
     /// Ends a job cut off at its max_cost_credits: CANCELLED, the attempt ended COST_CAP, billed exactly up to the cap
     /// (<see cref="LedgerWriter.AppendCappedAsync"/>), in one transaction; false when the job had already ended.
     /// </summary>
-    public Task<bool> CapAsync(JobRow final, int attempt, JobMeteringRow metering, long nowMs, CancellationToken ct)
+    public Task<bool> CapAsync(JobRow final, int attempt, JobMeteringRow metering, long nowMs, CancellationToken ct) =>
+        CapAsync(final, attempt, metering, [], nowMs, ct);
+
+    /// <summary>Ends a job at its cap after interrupted stream segments (<paramref name="earlierSegments"/>, settled in the same transaction).</summary>
+    public Task<bool> CapAsync(JobRow final, int attempt, JobMeteringRow metering, IReadOnlyList<JobMeteringRow> earlierSegments, long nowMs, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(final);
+        ArgumentNullException.ThrowIfNull(earlierSegments);
         return database.InTransactionAsync(async (c, tx) =>
         {
             if (!await JobRepository.FinishAsync(c, tx, final, JobViews.TerminalStates, ct))
             {
                 return false;
+            }
+
+            foreach (var segment in earlierSegments)
+            {
+                await LedgerWriter.AppendCompletedAsync(c, tx, segment, final.StartTimeMs ?? nowMs, ct);
             }
 
             await JobRepository.EndAttemptAsync(c, tx, final.JobId, attempt, (int)AttemptCause.CostCap, final.ErrorMessage, nowMs, ct);

@@ -79,6 +79,28 @@ public sealed class JobWatchHub
         return new Subscription(this, jobId, channel, ready);
     }
 
+    /// <summary>
+    /// True when a frame for the job could reach a watcher: one is subscribed here, or a bus carries frames to other
+    /// instances. A non-terminal status nobody watches need not be built (WatchJob subscribes before it reads the store).
+    /// </summary>
+    public bool HasWatchers(string jobId)
+    {
+        if (_bus is not null)
+        {
+            return true;
+        }
+
+        if (!_jobs.TryGetValue(jobId, out var frames))
+        {
+            return false;
+        }
+
+        lock (frames)
+        {
+            return frames.Subscribers.Count > 0;
+        }
+    }
+
     /// <summary>Sends a frame to every watcher of the job on every instance (and keeps stream frames of a running job for late watchers).</summary>
     public void Publish(string jobId, WatchJobResponse frame)
     {

@@ -9,6 +9,12 @@ public static class LedgerKeys
     public static string ForJob(string jobId, string chunkId, LedgerEventType type) =>
         jobId + ":" + chunkId + ":" + type.ToString();
 
+    /// <summary>
+    /// The chunk id under which an interrupted attempt of a resumed chat stream is settled ("attempt-N"): each device that
+    /// streamed part of the answer has its own execution record (docs/chat-resume.md).
+    /// </summary>
+    public static string StreamSegment(int attempt) => "attempt-" + attempt.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>The key of a network's starting grant.</summary>
     public static string StartingGrant(string networkId) => "grant:" + networkId + ":start";
 }

@@ -34,14 +34,37 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
     /// (mint_withheld_reason = <see cref="SpotCheck.PendingReason"/>, the mint cap kept) until
     /// <see cref="ResolveHeldMintAsync"/> releases or withholds it.
     /// </summary>
-    public async Task<JobMeteringRow> MeterAsync(JobRow job, JobResult result, DeviceRow device, long relayBytes, CreditSettings credits, long nowMs, bool holdMintForSpotCheck, CancellationToken ct)
+    public Task<JobMeteringRow> MeterAsync(JobRow job, JobResult result, DeviceRow device, long relayBytes, CreditSettings credits, long nowMs, bool holdMintForSpotCheck, CancellationToken ct) =>
+        MeterAsync(job, result, device, relayBytes, credits, nowMs, holdMintForSpotCheck, 0, ct);
+
+    /// <summary>
+    /// The execution record of a result that follows earlier settlements of the same job written in the same transaction
+    /// (a resumed chat's interrupted segments): <paramref name="unsettledPriorBurnMicro"/> is what they burn, so the job's cap
+    /// holds across all of them.
+    /// </summary>
+    public async Task<JobMeteringRow> MeterAsync(JobRow job, JobResult result, DeviceRow device, long relayBytes, CreditSettings credits, long nowMs, bool holdMintForSpotCheck, long unsettledPriorBurnMicro, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(result);
         var measured = result.Metering?.RuntimeMs ?? 0;
         var runtime = measured > 0 ? measured : nowMs - (job.StartTimeMs ?? job.PlacementTimeMs ?? nowMs);
-        var metering = await MeterCoreAsync(job, result.ChunkId, result.Attempt, device, runtime, result.Metering?.HeartbeatsDuringRun ?? 0, relayBytes, credits, nowMs, ct);
+        var metering = await MeterCoreAsync(job, result.ChunkId, result.Attempt, device, runtime, result.Metering?.HeartbeatsDuringRun ?? 0, relayBytes, credits, nowMs, ct, unsettledPriorBurnMicro);
         return holdMintForSpotCheck ? HoldMint(metering) : metering;
+    }
+
+    /// <summary>
+    /// The execution record of an interrupted segment of a resumed chat stream (docs/chat-resume.md): the
+    /// device died (or failed) after streaming tokens the next device continued from. Its runtime is control's own
+    /// observation — accept to its last delivered token — and its heartbeats are <see cref="MintPolicy.ObservedHeartbeats"/>
+    /// of its token arrivals (there is no agent metering). Keyed chunk <see cref="LedgerKeys.StreamSegment"/>; settled
+    /// only when the job completes, together with the final attempt.
+    /// </summary>
+    public async Task<JobMeteringRow> MeterStreamSegmentAsync(JobRow job, int attempt, DeviceRow device, long startMs, IReadOnlyList<long> tokenTimesMs, long unsettledPriorBurnMicro, CreditSettings credits, long nowMs, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(tokenTimesMs);
+        var runtime = Math.Max(1, (tokenTimesMs.Count == 0 ? startMs : tokenTimesMs.Max()) - startMs);
+        var beats = MintPolicy.ObservedHeartbeats(startMs, tokenTimesMs, options.Value.Ledger.HeartbeatIntervalMs);
+        return await MeterCoreAsync(job, LedgerKeys.StreamSegment(attempt), attempt, device, runtime, beats, 0, credits, nowMs, ct, unsettledPriorBurnMicro);
     }
 
     /// <summary>Holds a settlement's mint for a spot-check when the mint rules allow it (a mint already withheld stays withheld for its reason).</summary>
@@ -91,15 +114,19 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
     /// The execution record of an attempt cancelled when its runtime passed the job's max_cost_credits: billed for
     /// <paramref name="runtimeMs"/> (the pricing clamps the burn to what is left of the cap), nothing minted.
     /// </summary>
-    public async Task<JobMeteringRow> MeterCappedAsync(JobRow job, int attempt, DeviceRow device, long runtimeMs, CreditSettings credits, long nowMs, CancellationToken ct)
+    public Task<JobMeteringRow> MeterCappedAsync(JobRow job, int attempt, DeviceRow device, long runtimeMs, CreditSettings credits, long nowMs, CancellationToken ct) =>
+        MeterCappedAsync(job, attempt, device, runtimeMs, credits, nowMs, 0, ct);
+
+    /// <summary>The execution record of an attempt cut off at the cap after earlier, not yet written settlements burning <paramref name="unsettledPriorBurnMicro"/>.</summary>
+    public async Task<JobMeteringRow> MeterCappedAsync(JobRow job, int attempt, DeviceRow device, long runtimeMs, CreditSettings credits, long nowMs, long unsettledPriorBurnMicro, CancellationToken ct)
     {
-        var metering = await MeterCoreAsync(job, "", attempt, device, runtimeMs, 0, 0, credits, nowMs, ct);
+        var metering = await MeterCoreAsync(job, "", attempt, device, runtimeMs, 0, 0, credits, nowMs, ct, unsettledPriorBurnMicro);
         metering.MintWithheldReason = CostCapWithheldReason;
         metering.MintCapBps = 0;
         return metering;
     }
 
-    private async Task<JobMeteringRow> MeterCoreAsync(JobRow job, string chunkId, int attempt, DeviceRow device, long runtime, int heartbeats, long relayBytes, CreditSettings credits, long nowMs, CancellationToken ct)
+    private async Task<JobMeteringRow> MeterCoreAsync(JobRow job, string chunkId, int attempt, DeviceRow device, long runtime, int heartbeats, long relayBytes, CreditSettings credits, long nowMs, CancellationToken ct, long unsettledPriorBurnMicro = 0)
     {
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(device);
@@ -107,7 +134,7 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
         var tier = TierOf(job, device);
         var flagged = await ledger.IsDeviceFlaggedAsync(device.DeviceId, ct);
         var recent = await ledger.CountMintingSettlementsAsync(device.DeviceId, nowMs - HourMs, ct);
-        var prior = job.MaxCostCredits > 0 ? await ledger.BurnedForJobAsync(job.NetworkId, job.JobId, (int)LedgerEventType.CreditsBurned, ct) : 0;
+        var prior = job.MaxCostCredits > 0 ? await ledger.BurnedForJobAsync(job.NetworkId, job.JobId, (int)LedgerEventType.CreditsBurned, ct) + unsettledPriorBurnMicro : 0;
         var context = new MeteringContext(capabilities, flagged, recent, prior);
         return Meter(job, chunkId, attempt, device, tier, runtime, heartbeats, relayBytes, credits, options.Value.Ledger, context, nowMs);
     }

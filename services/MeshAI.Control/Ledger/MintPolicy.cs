@@ -17,6 +17,35 @@ public static class MintPolicy
         return Math.Max(0, (Math.Max(0, runtimeMs) / options.HeartbeatIntervalMs) - options.HeartbeatToleranceBeats);
     }
 
+    /// <summary>
+    /// Heartbeats control observed itself for a run it has no agent metering of (an interrupted chat stream segment whose
+    /// device died): the number of whole heartbeat intervals since <paramref name="startMs"/> in which at least one of the
+    /// run's frames arrived. A steady stream scores floor(runtime / interval), like an agent that heartbeats throughout; a
+    /// stall over a whole interval misses that beat.
+    /// </summary>
+    public static int ObservedHeartbeats(long startMs, IReadOnlyList<long> frameTimesMs, long intervalMs)
+    {
+        ArgumentNullException.ThrowIfNull(frameTimesMs);
+        if (intervalMs <= 0 || frameTimesMs.Count == 0)
+        {
+            return 0;
+        }
+
+        var last = frameTimesMs.Max();
+        var whole = (last - startMs) / intervalMs;
+        var seen = new HashSet<long>();
+        foreach (var t in frameTimesMs)
+        {
+            var window = (t - startMs) / intervalMs;
+            if (t >= startMs && window < whole)
+            {
+                seen.Add(window);
+            }
+        }
+
+        return seen.Count;
+    }
+
     /// <summary>Decides minting for one piece of validated work.</summary>
     public static MintDecision Decide(CapabilityReport capabilities, long runtimeMs, int heartbeatsDuringRun, bool deviceFlagged, int mintingSettlementsLastHour, LedgerOptions options)
     {

@@ -30,7 +30,8 @@ public sealed class MemberDirectory(
     AuditLog audit,
     ServerEndpoint endpoint,
     IOptions<SecurityOptions> options,
-    TimeProvider clock)
+    TimeProvider clock,
+    NetworkUpdates updates)
 {
     /// <summary>Members of the network (admins and members; guests have limited visibility).</summary>
     public async Task<IReadOnlyList<Member>> ListAsync(Caller caller, string networkId, CancellationToken ct)
@@ -220,6 +221,7 @@ public sealed class MemberDirectory(
             await audit.RecordAsync(networkId, caller.UserId, AuditAction.DeviceRevoked, deviceId, new Dictionary<string, string> { ["reason"] = "owner removed" }, ct);
         }
 
+        await updates.PublishRevokedAsync(networkId, revoked, ct);
         foreach (var key in await store.ListApiKeysAsync(networkId, userId, ct))
         {
             await store.RevokeApiKeyAsync(key.ApiKeyId, now, ct);

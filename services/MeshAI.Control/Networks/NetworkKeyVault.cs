@@ -9,6 +9,9 @@ namespace MeshAI.Control.Networks;
 /// <summary>Per-network CA and control signing keys: generated here, private halves sealed with the master key.</summary>
 public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey masterKey, TimeProvider clock, SecurityRepository security)
 {
+    private const int MaxOpenedKeys = 4096;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SigningKeyPair> _opened = new(StringComparer.Ordinal);
+
     /// <summary>The network's current key set.</summary>
     public sealed record KeySet(SigningKeyPair Ca, string CaKeyId, SigningKeyPair Control, string ControlKeyId, IReadOnlyList<NetworkKeyRow> Rows);
 
@@ -76,6 +79,26 @@ public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey master
         };
     }
 
-    /// <summary>The key pair of a stored row (private half unsealed with the master key).</summary>
-    public SigningKeyPair Open(NetworkKeyRow row) => new(masterKey.Decrypt(row.PrivateKeyEnc, row.KeyId), row.PublicKey);
+    /// <summary>
+    /// The key pair of a stored row (private half unsealed with the master key). A key id names one immutable key pair (it is
+    /// the hash of the public half), so the unsealed pair is kept per key id (bounded): placing a job no longer decrypts two
+    /// keys (#11). Which keys are valid is still read from the store every time.
+    /// </summary>
+    public SigningKeyPair Open(NetworkKeyRow row)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        if (_opened.TryGetValue(row.KeyId, out var cached) && cached.PublicKey.AsSpan().SequenceEqual(row.PublicKey))
+        {
+            return cached;
+        }
+
+        var pair = new SigningKeyPair(masterKey.Decrypt(row.PrivateKeyEnc, row.KeyId), row.PublicKey);
+        if (_opened.Count >= MaxOpenedKeys)
+        {
+            _opened.Clear();
+        }
+
+        _opened[row.KeyId] = pair;
+        return pair;
+    }
 }

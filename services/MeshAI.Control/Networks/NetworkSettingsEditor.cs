@@ -7,8 +7,9 @@ namespace MeshAI.Control.Networks;
 
 /// <summary>
 /// UpdateNetworkSettings with a FieldMask (AIP-134): admins only; the paths listed in <see cref="UpdatablePaths"/>
-/// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate, the gateway's sensitivity ceiling) are
-/// copied from the request, everything else is kept. The result passes <see cref="NetworkSettingsRules"/>, like every other settings write.
+/// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate, member approval mode and
+/// allowlist, key rotation period, the gateway's sensitivity ceiling) are copied from the request, everything else is kept.
+/// The result passes <see cref="NetworkSettingsRules"/>, like every other settings write.
 /// </summary>
 public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAccess access, NetworkRegistry registry, NetworkSettingsRules rules)
 {
@@ -17,7 +18,8 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
     [
         "scoring_weights", "scoring_weights.rtt_ms", "scoring_weights.is_plugged_in", "scoring_weights.thermal_headroom", "scoring_weights.idle_score",
         "scoring_weights.credit_rate_efficiency", "retry_policy", "retry_policy.max_attempts", "retry_policy.backoff_ms", "min_device_trust_level",
-        "mobile_safety", "credits.spot_check_sample_bps", "gateway.max_sensitivity",
+        "mobile_safety", "credits.spot_check_sample_bps", "member_approval_mode", "auto_approve_allowlist", "key_rotation_days",
+        "gateway.max_sensitivity",
     ];
 
     /// <summary>Applies the masked fields and returns the updated network.</summary>
@@ -78,6 +80,12 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
                     s.Credits ??= new CreditSettings();
                     s.Credits.SpotCheckSampleBps = patch.Credits?.SpotCheckSampleBps ?? 0;
                     break;
+                case "member_approval_mode": s.MemberApprovalMode = patch.MemberApprovalMode; break;
+                case "auto_approve_allowlist":
+                    s.AutoApproveAllowlist.Clear();
+                    s.AutoApproveAllowlist.AddRange(patch.AutoApproveAllowlist.Select(e => e.Trim().ToLowerInvariant()).Where(e => e.Length > 0).Distinct());
+                    break;
+                case "key_rotation_days": s.KeyRotationDays = patch.KeyRotationDays; break;
                 case "gateway.max_sensitivity":
                     s.Gateway ??= new GatewaySettings();
                     s.Gateway.MaxSensitivity = patch.Gateway?.MaxSensitivity ?? Contracts.Common.V1.DataSensitivityTag.Unspecified;

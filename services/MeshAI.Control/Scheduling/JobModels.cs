@@ -20,7 +20,7 @@ public static class JobModels
     public static bool IsSelectable(WorkloadClass workload) => workload is WorkloadClass.Embeddings or WorkloadClass.SmallChat;
 
     /// <summary>
-    /// The model the job names: <c>resource_request.model</c>, else (plaintext payloads) <c>EmbeddingsInput.model</c>;
+    /// The model the job names: <c>resource_request.model</c>, else (plaintext payloads) <c>EmbeddingsInput.model</c> or <c>ChatInput.model</c>;
     /// empty = each device's default. An encrypted payload is opaque here, so clients copy the name into the resource request.
     /// </summary>
     public static string Required(JobEnvelope envelope)
@@ -31,7 +31,22 @@ public static class JobModels
             return resources.Model;
         }
 
-        return envelope.WorkloadId == WorkloadClass.Embeddings && PlaintextInput(envelope) is { Embeddings: { } embeddings } ? embeddings.Model : "";
+        return PayloadModel(envelope);
+    }
+
+    /// <summary>
+    /// The model a plaintext payload names: <c>EmbeddingsInput.model</c> of an embeddings job, <c>ChatInput.model</c> of a
+    /// small_chat job; empty for other workloads, encrypted payloads and payloads that name none.
+    /// </summary>
+    public static string PayloadModel(JobEnvelope envelope)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        return envelope.WorkloadId switch
+        {
+            WorkloadClass.Embeddings => PlaintextInput(envelope)?.Embeddings?.Model ?? "",
+            WorkloadClass.SmallChat => PlaintextInput(envelope)?.Chat?.Model ?? "",
+            _ => "",
+        };
     }
 
     /// <summary>The device's model of <paramref name="name"/> for <paramref name="workload"/> (empty name = its default), or null.</summary>
@@ -93,10 +108,11 @@ public sealed class ModelAvailability(IPresenceDirectory presence, DeviceReposit
             throw RpcErrors.InvalidArgument(field, $"at most {JobModels.MaxNameLength} characters");
         }
 
-        var payloadModel = envelope.WorkloadId == WorkloadClass.Embeddings && JobModels.PlaintextInput(envelope) is { Embeddings: { } embeddings } ? embeddings.Model : "";
+        var payloadModel = JobModels.PayloadModel(envelope);
         if (named.Length > 0 && payloadModel.Length > 0 && !string.Equals(named, payloadModel, StringComparison.Ordinal))
         {
-            throw RpcErrors.InvalidArgument(field, $"names model '{named}' but the payload's EmbeddingsInput.model is '{payloadModel}'; leave one empty or make them equal");
+            var input = envelope.WorkloadId == WorkloadClass.SmallChat ? "ChatInput" : "EmbeddingsInput";
+            throw RpcErrors.InvalidArgument(field, $"names model '{named}' but the payload's {input}.model is '{payloadModel}'; leave one empty or make them equal");
         }
 
         var model = JobModels.Required(envelope);

@@ -56,6 +56,7 @@ public static class RpcRules
     private const string Model = "/meshai.model.v1.ModelService/";
     private const string Audit = "/meshai.audit.v1.AuditService/";
     private const string Relay = "/meshai.relay.v1.RelayService/";
+    private const string WebRelay = "/meshai.relay.v1.WebRelayService/";
 
     /// <summary>Full method name → rule.</summary>
     public static readonly IReadOnlyDictionary<string, RpcRule> Table = new Dictionary<string, RpcRule>(StringComparer.Ordinal)
@@ -77,6 +78,8 @@ public static class RpcRules
         [Identity + "FinishPasskeyLogin"] = new(RpcAccess.Public),
         [Identity + "StartOidcLogin"] = new(RpcAccess.Public),
         [Identity + "CompleteOidcLogin"] = new(RpcAccess.Public),
+        [Identity + "GetSignInOptions"] = new(RpcAccess.Public),
+        [Identity + "CreateSignInLink"] = new(RpcAccess.Session),
 
         [Network + "CreateNetwork"] = new(RpcAccess.Session),
         [Network + "GetNetwork"] = new(RpcAccess.Guest, ApiKeyScope: "*"),
@@ -90,6 +93,7 @@ public static class RpcRules
         [Network + "UpdateMemberRole"] = new(RpcAccess.Admin),
         [Network + "RemoveMember"] = new(RpcAccess.Admin),
         [Network + "RotateNetworkKeys"] = new(RpcAccess.Admin),
+        [Network + "WatchNetwork"] = new(RpcAccess.Member),
 
         [Policy + "GetPolicy"] = new(RpcAccess.Member),
         [Policy + "UpdatePolicy"] = new(RpcAccess.Admin, "policy.network_id"),
@@ -130,6 +134,18 @@ public static class RpcRules
         [Audit + "ExportAuditEvents"] = new(RpcAccess.Admin),
 
         [Relay + "Connect"] = new(RpcAccess.Device),
+
+        // Browser devices: the stream authenticates like Connect (certificate + signed challenge); the unary calls carry
+        // the id of a live, authenticated stream (WebRelaySessions), a 256-bit secret only its holder knows.
+        [WebRelay + "OpenSession"] = new(RpcAccess.Device),
+        [WebRelay + "AnswerChallenge"] = new(RpcAccess.Device),
+        [WebRelay + "SendHeartbeat"] = new(RpcAccess.Device),
+        [WebRelay + "AcceptJob"] = new(RpcAccess.Device),
+        [WebRelay + "DeclineJob"] = new(RpcAccess.Device),
+        [WebRelay + "ReportProgress"] = new(RpcAccess.Device),
+        [WebRelay + "ReportResult"] = new(RpcAccess.Device),
+        [WebRelay + "ReportFailure"] = new(RpcAccess.Device),
+        [WebRelay + "GetDeviceStatus"] = new(RpcAccess.Device),
 
         ["/grpc.health.v1.Health/Check"] = new(RpcAccess.Open),
         ["/grpc.health.v1.Health/Watch"] = new(RpcAccess.Open),

@@ -65,6 +65,12 @@ public sealed class IdentityRepository(Database database)
             "INSERT INTO magic_links (token_hash, email, device_login_id, create_time_ms, expire_time_ms, used_time_ms) " +
             "VALUES (@TokenHash, @Email, @DeviceLoginId, @CreateTimeMs, @ExpireTimeMs, @UsedTimeMs)", link, ct)), ct);
 
+    /// <summary>An unused, unexpired magic link without consuming it; null when there is none.</summary>
+    public Task<MagicLinkRow?> FindUsableMagicLinkAsync(string tokenHash, long nowMs, CancellationToken ct) =>
+        database.RunAsync(c => c.QuerySingleOrDefaultAsync<MagicLinkRow>(Database.Command(
+            "SELECT token_hash, email, device_login_id, create_time_ms, expire_time_ms, used_time_ms FROM magic_links " +
+            "WHERE token_hash = @tokenHash AND used_time_ms IS NULL AND expire_time_ms > @nowMs", new { tokenHash, nowMs }, ct)), ct);
+
     /// <summary>Marks an unused, unexpired magic link used and returns it; null when there is none.</summary>
     public static async Task<MagicLinkRow?> ConsumeMagicLinkAsync(DbConnection c, DbTransaction tx, string tokenHash, long nowMs, CancellationToken ct)
     {

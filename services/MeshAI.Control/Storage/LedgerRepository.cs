@@ -120,6 +120,19 @@ public sealed class LedgerRepository(Database database)
             "SELECT COUNT(*) FROM job_meterings WHERE device_id = @deviceId AND create_time_ms >= @sinceMs AND mint_withheld_reason = ''",
             new { deviceId, sinceMs }, ct)), ct);
 
+    /// <summary>Settlements (completed jobs and chunks) of a device since a time, and the micro-credits minted to it since then.</summary>
+    public Task<(long Settlements, long MintedMicro)> DeviceActivitySinceAsync(string networkId, string deviceId, long sinceMs, int mintedType, CancellationToken ct) =>
+        database.RunAsync(async c =>
+        {
+            var settlements = await c.ExecuteScalarAsync<long>(Database.Command(
+                "SELECT COUNT(*) FROM job_meterings WHERE network_id = @networkId AND device_id = @deviceId AND create_time_ms >= @sinceMs",
+                new { networkId, deviceId, sinceMs }, ct));
+            var minted = await c.ExecuteScalarAsync<long>(Database.Command(
+                "SELECT CAST(COALESCE(SUM(amount_micro), 0) AS BIGINT) FROM ledger_events WHERE network_id = @networkId AND device_id = @deviceId " +
+                "AND event_type = @mintedType AND create_time_ms >= @sinceMs", new { networkId, deviceId, sinceMs, mintedType }, ct));
+            return (settlements, minted);
+        }, ct);
+
     /// <summary>Runtimes of the most recent runs of a workload on a tier in a network, newest first.</summary>
     public Task<IEnumerable<long>> RecentRuntimesAsync(string networkId, int workloadId, int tier, int limit, CancellationToken ct) =>
         database.RunAsync(c => c.QueryAsync<long>(Database.Command(

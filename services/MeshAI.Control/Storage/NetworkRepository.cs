@@ -54,10 +54,14 @@ public sealed class NetworkRepository(Database database)
 
     /// <summary>The network's keys that are still valid at <paramref name="nowMs"/>, newest first.</summary>
     public Task<IEnumerable<NetworkKeyRow>> ListKeysAsync(string networkId, long nowMs, CancellationToken ct) =>
-        database.RunAsync(c => c.QueryAsync<NetworkKeyRow>(Database.Command(
+        database.RunAsync(c => ListKeysAsync(c, null, networkId, nowMs, ct), ct);
+
+    /// <summary>The network's keys valid at <paramref name="nowMs"/>, newest first, on the caller's connection (and transaction).</summary>
+    public static Task<IEnumerable<NetworkKeyRow>> ListKeysAsync(DbConnection c, DbTransaction? tx, string networkId, long nowMs, CancellationToken ct) =>
+        c.QueryAsync<NetworkKeyRow>(Database.Command(
             "SELECT key_id, network_id, purpose, public_key, private_key_enc, create_time_ms, not_after_ms FROM network_keys " +
             "WHERE network_id = @networkId AND (not_after_ms IS NULL OR not_after_ms > @nowMs) ORDER BY create_time_ms DESC, key_id",
-            new { networkId, nowMs }, ct)), ct);
+            new { networkId, nowMs }, ct, tx));
 
     /// <summary>Replaces the network's settings JSON when it still equals <paramref name="expectedJson"/>; false on a concurrent change.</summary>
     public Task<bool> UpdateSettingsAsync(string networkId, string expectedJson, string settingsJson, CancellationToken ct) =>

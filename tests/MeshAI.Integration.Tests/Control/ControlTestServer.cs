@@ -71,14 +71,20 @@ public sealed partial class ControlTestServer : IAsyncDisposable
     public static Task<ControlTestServer> StartAsync(string store, params string[] extraArgs) => StartAsync(store, null, extraArgs);
 
     /// <summary>Starts a server whose whole control plane runs on <paramref name="clock"/> (a fake clock in the retry/timeout/cost-cap tests).</summary>
-    public static async Task<ControlTestServer> StartAsync(string store, TimeProvider? clock, params string[] extraArgs)
+    public static async Task<ControlTestServer> StartAsync(string store, TimeProvider? clock, params string[] extraArgs) =>
+        await StartAsync(store, store == "postgres" ? await SharedInfrastructure.CreatePostgresDatabaseAsync("control") : null, clock, extraArgs);
+
+    /// <summary>Starts a server on the PostgreSQL database <paramref name="postgres"/> (a cluster the test stops and starts).</summary>
+    public static Task<ControlTestServer> StartOnPostgresAsync(string postgres) => StartAsync("postgres", postgres, null, []);
+
+    private static async Task<ControlTestServer> StartAsync(string store, string? postgres, TimeProvider? clock, string[] extraArgs, string? existingDataDir = null)
     {
-        var dataDir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "meshai-control-" + Guid.NewGuid().ToString("N")[..10])).FullName;
+        var dataDir = existingDataDir ?? Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "meshai-control-" + Guid.NewGuid().ToString("N")[..10])).FullName;
         var args = new List<string> { "--data-dir", dataDir, "--port", "0", "--store", store };
         args.AddRange(extraArgs);
-        if (store == "postgres")
+        if (postgres is not null)
         {
-            args.AddRange(["--postgres", await SharedInfrastructure.CreatePostgresDatabaseAsync("control")]);
+            args.AddRange(["--postgres", postgres]);
         }
 
         var dispatcher = new RecordingDispatcher();
@@ -120,8 +126,32 @@ public sealed partial class ControlTestServer : IAsyncDisposable
         return Uri.UnescapeDataString(link[(link.IndexOf("token=", StringComparison.Ordinal) + 6)..]);
     }
 
+    /// <summary>
+    /// Stops this embedded (SQLite) server gracefully and starts a new one on the same data directory and clock, as
+    /// `meshai-server` restarted would; this instance is spent (disposing it does nothing), dispose the returned one.
+    /// </summary>
+    public async Task<ControlTestServer> RestartAsync(TimeProvider? clock = null)
+    {
+        _restarted = true;
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+
+        await App.StopAsync();
+        await App.DisposeAsync();
+        return await StartAsync("sqlite", null, clock, [], DataDir);
+    }
+
+    private bool _restarted;
+
     public async ValueTask DisposeAsync()
     {
+        if (_restarted)
+        {
+            return;
+        }
+
         foreach (var channel in _channels)
         {
             channel.Dispose();

@@ -125,6 +125,36 @@ public sealed class JobPlaneClockTests
     }
 
     [Test]
+    public async Task A_running_job_resumed_after_a_restart_is_still_stopped_at_its_cost_cap_and_billed_exactly_the_cap()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(1);
+        var envelope = EchoEnvelope(network);
+        envelope.MaxCostCredits = 150_000; // 1.5 s at tier 2's 6 credits/min
+        envelope.TimeoutMs = 600_000;
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
+        var offer = OffersFor(job.JobId).Single();
+        await Sink.OnAcceptedAsync(Identity(devices, offer.DeviceId), new JobAccept { JobId = job.JobId, Attempt = 1 }, CancellationToken.None);
+        await WaitForAsync(network, job.JobId, j => j.State == JobState.Running);
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(1_000));
+        await Settle();
+
+        // The embedded server restarts 1 s into the attempt; the resumed execution must arm the cap for the 0.5 s left.
+        _server = await _server.RestartAsync(_clock);
+        Refresh(devices);
+        await WaitForAsync(network, job.JobId, j => j.State == JobState.Running);
+        await Settle();
+        _clock.Advance(TimeSpan.FromMilliseconds(1_000));
+        var capped = await WaitForAsync(network, job.JobId, j => j.State == JobState.Cancelled);
+        Assert.Multiple(() =>
+        {
+            Assert.That(capped.Attempts.Single().Cause, Is.EqualTo(AttemptCause.CostCap));
+            Assert.That(capped.CostMicro, Is.EqualTo(150_000), "billed exactly the cap, once, across the restart");
+            Assert.That(_server.Dispatcher.Cancels.Single(c => c.Cancel.JobId == job.JobId).Cancel.Reason, Is.EqualTo("max_cost_micro reached"));
+        });
+    }
+
+    [Test]
     public async Task After_a_key_rotation_chunk_offers_carry_tickets_the_agent_accepts()
     {
         var (network, devices) = await NetworkWithDevicesAsync(1);

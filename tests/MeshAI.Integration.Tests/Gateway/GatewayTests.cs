@@ -192,7 +192,7 @@ public sealed class GatewayTests
 
         // Scopes: a key without "jobs" may not run jobs; a revoked key stops at once.
         var readOnly = await CreateKeyAsync(_networkId, "read-only", "ledger:read");
-        await ExpectErrorAsync(HttpMethod.Post, "/v1/embeddings", readOnly, embed, 403, "permission_denied");
+        await ExpectErrorAsync(HttpMethod.Post, "/v1/embeddings", readOnly, embed, 403, "api_key_scope_missing");
         var revoked = await CreateKeyAsync(_networkId, "soon-revoked");
         var keys = new IdentityService.IdentityServiceClient(_host.Channel(_admin));
         var id = (await keys.ListApiKeysAsync(new ListApiKeysRequest { NetworkId = _networkId })).ApiKeys.Single(k => k.Name == "soon-revoked").ApiKeyId;

@@ -63,7 +63,7 @@ public sealed class RelayGuaranteesTests
         _host.Sink.TokenDelay = TimeSpan.FromMilliseconds(1);
         try
         {
-            await WaitUntil(() => session.Protocol == 2); // Welcome carries the negotiated protocol version
+            await WaitUntil(() => session.Protocol == RelaySession.ProtocolVersion); // Welcome carries the negotiated protocol version
             Assert.That(Dispatcher.TryOffer(deviceId, EchoOffer(deviceId, "job_fast", 1, 0)), Is.True);
             Assert.That((await _host.Sink.NextAsync(deviceId)).Kind, Is.EqualTo("accept"));
             var indices = new List<int>();

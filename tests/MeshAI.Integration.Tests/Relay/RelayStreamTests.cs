@@ -109,6 +109,7 @@ public sealed class RelayStreamTests
         Assert.That(cut.Cut.Reason, Is.EqualTo(CutReason.Revoked));
         var ex = await Assert.ThrowsAsync<RpcException>(() => stream.NextAsync());
         Assert.That(ex!.StatusCode, Is.EqualTo(StatusCode.PermissionDenied));
+        Assert.That(MeshAI.Common.Errors.RpcErrors.ReasonOf(ex), Is.EqualTo(MeshAI.Common.Errors.ErrorReasons.DeviceRevoked));
         Assert.That(_host.Services.GetRequiredService<IPresenceDirectory>().GetOnline(device.DeviceId, DateTimeOffset.UtcNow), Is.Null);
     }
 

@@ -47,7 +47,8 @@ public sealed class RelayTestHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<RelayTestHost> StartAsync()
+    /// <summary>Starts a relay; with <paramref name="clock"/> its timers (heartbeat watchdog, presence) run on that clock.</summary>
+    public static async Task<RelayTestHost> StartAsync(TimeProvider? clock = null)
     {
         var dir = Path.Combine(Path.GetTempPath(), "meshai-relay-test-" + Guid.NewGuid().ToString("N"));
         var certificate = ServerCertificates.LoadOrCreate(Path.Combine(dir, "server.pfx"));
@@ -67,6 +68,11 @@ public sealed class RelayTestHost : IAsyncDisposable
         var sink = new RecordingSink();
         builder.Services.AddSingleton<IDeviceAuthority>(authority);
         builder.Services.AddSingleton<IJobEventSink>(sink);
+        if (clock is not null)
+        {
+            builder.Services.AddSingleton(clock);
+        }
+
         builder.Services.AddRelay(builder.Configuration);
         var app = builder.Build();
         app.MapRelay();

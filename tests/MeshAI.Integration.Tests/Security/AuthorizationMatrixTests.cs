@@ -45,6 +45,8 @@ public sealed class AuthorizationMatrixTests
         ["meshai.identity.v1.IdentityService/FinishPasskeyLogin"] = (Need.Public, null),
         ["meshai.identity.v1.IdentityService/StartOidcLogin"] = (Need.Public, null),
         ["meshai.identity.v1.IdentityService/CompleteOidcLogin"] = (Need.Public, null),
+        ["meshai.identity.v1.IdentityService/GetSignInOptions"] = (Need.Public, null),
+        ["meshai.identity.v1.IdentityService/CreateSignInLink"] = (Need.Session, null),
         ["meshai.network.v1.NetworkService/CreateNetwork"] = (Need.Session, null),
         ["meshai.network.v1.NetworkService/GetNetwork"] = (Need.Guest, Net),
         ["meshai.network.v1.NetworkService/ListNetworks"] = (Need.Session, null),
@@ -57,6 +59,7 @@ public sealed class AuthorizationMatrixTests
         ["meshai.network.v1.NetworkService/UpdateMemberRole"] = (Need.Admin, Net),
         ["meshai.network.v1.NetworkService/RemoveMember"] = (Need.Admin, Net),
         ["meshai.network.v1.NetworkService/RotateNetworkKeys"] = (Need.Admin, Net),
+        ["meshai.network.v1.NetworkService/WatchNetwork"] = (Need.Member, Net),
         ["meshai.network.v1.PolicyService/GetPolicy"] = (Need.Member, Net),
         ["meshai.network.v1.PolicyService/UpdatePolicy"] = (Need.Admin, "policy.network_id"),
         ["meshai.network.v1.PolicyService/EvaluatePolicy"] = (Need.Member, Net),
@@ -90,6 +93,15 @@ public sealed class AuthorizationMatrixTests
         ["meshai.audit.v1.AuditService/ListAuditEvents"] = (Need.Admin, Net),
         ["meshai.audit.v1.AuditService/ExportAuditEvents"] = (Need.Admin, Net),
         ["meshai.relay.v1.RelayService/Connect"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/OpenSession"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/AnswerChallenge"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/SendHeartbeat"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/AcceptJob"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/DeclineJob"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/ReportProgress"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/ReportResult"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/ReportFailure"] = (Need.Device, null),
+        ["meshai.relay.v1.WebRelayService/GetDeviceStatus"] = (Need.Device, null),
         ["grpc.health.v1.Health/Check"] = (Need.Public, null),
         ["grpc.health.v1.Health/Watch"] = (Need.Public, null),
         ["grpc.health.v1.Health/List"] = (Need.Public, null),
@@ -106,6 +118,7 @@ public sealed class AuthorizationMatrixTests
         MeshAI.Contracts.Model.V1.ModelService.Descriptor,
         MeshAI.Contracts.Audit.V1.AuditService.Descriptor,
         RelayService.Descriptor,
+        WebRelayService.Descriptor,
         Grpc.Health.V1.Health.Descriptor,
     ];
 
@@ -246,6 +259,11 @@ public sealed class AuthorizationMatrixTests
             renew.TimestampUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         }
 
+        if (certificate is not null && request is OpenSessionRequest open)
+        {
+            open.Hello = new AgentHello { Certificate = certificate };
+        }
+
         var marshaller = Marshallers.Create<IMessage>(m => m.ToByteArray(), bytes => method.OutputType.Parser.ParseFrom(bytes));
         var requestMarshaller = Marshallers.Create<IMessage>(m => m.ToByteArray(), bytes => method.InputType.Parser.ParseFrom(bytes));
         var type = method.IsClientStreaming ? (method.IsServerStreaming ? MethodType.DuplexStreaming : MethodType.ClientStreaming)
@@ -263,7 +281,11 @@ public sealed class AuthorizationMatrixTests
                 case MethodType.ServerStreaming:
                     using (var call = invoker.AsyncServerStreamingCall(grpcMethod, null, options, request))
                     {
-                        await call.ResponseStream.MoveNext(CancellationToken.None);
+                        // A browser device's session stream refuses with a Cut frame first, like a native agent's Connect.
+                        if (await call.ResponseStream.MoveNext(CancellationToken.None) && call.ResponseStream.Current is OpenSessionResponse { Relay.Cut: { } cut })
+                        {
+                            return (Outcome.Refused, "cut: " + cut.Reason);
+                        }
                     }
 
                     return (Outcome.Allowed, "OK");

@@ -158,7 +158,8 @@ public sealed class MembersAuditAndKeysTests(string store)
             Assert.That(rotated.GraceEndTime.ToDateTimeOffset(), Is.GreaterThan(DateTimeOffset.UtcNow.AddHours(1)));
         });
 
-        // The agent still trusts only the old control key: its next job must still verify (no restart, no reconnect).
+        // No restart, no reconnect: the next job verifies (signed with the old control key until the agent acknowledges the
+        // pushed key set, with the new one after).
         using var client = new MeshAI.Client.MeshClient(_host.Url, _host.Fingerprint, _admin);
         var output = await client.RunAsync(networkId, new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFromUtf8("after rotation") } });
         Assert.That(output.Output.Echo.Data.ToStringUtf8(), Is.EqualTo("after rotation"));
@@ -185,5 +186,56 @@ public sealed class MembersAuditAndKeysTests(string store)
         {
             CurrentCertificate = device.ParsedCertificate(), TimestampUnixMs = now, ProofSignature = ByteString.CopyFrom(new byte[64]),
         }).ResponseAsync);
+    }
+
+    [Test]
+    public async Task Rotation_and_revocation_are_pushed_as_numbered_network_updates_that_online_agents_apply_without_reconnecting()
+    {
+        var networkId = await NewNetworkAsync();
+        var (online, onlineKeys) = await _host.JoinAsync(_admin, networkId, "push-online");
+        var (revoked, _) = await _host.JoinAsync(_admin, networkId, "push-revoked");
+        var (late, lateKeys) = await _host.JoinAsync(_admin, networkId, "push-late");
+        var state = new MeshAI.Agent.State.AgentNetworkState(online);
+        var run = await _host.GoOnlineAsync(online, onlineKeys, network: state);
+        Assert.That(state.Serial, Is.Zero, "a new network has pushed nothing yet");
+
+        // Rotation: serial 1 carries the new key set down the open stream; the agent trusts it and acknowledges, and from then on
+        // control signs its tickets with the new control key (before this push: only after the agent's next reconnect + renewal).
+        var rotated = await Networks(_admin).RotateNetworkKeysAsync(new RotateNetworkKeysRequest { NetworkId = networkId });
+        await WaitUntilAsync(() => Task.FromResult(state.Serial == 1), "the rotation's update reached the agent");
+        Assert.That(state.Enrollment.NetworkKeys.Select(k => k.KeyId), Is.SupersetOf(new[] { rotated.NewCaKeyId, rotated.NewSigningKeyId }));
+        Assert.That(state.ControlKeys(DateTimeOffset.UtcNow).Keys, Does.Contain(rotated.NewSigningKeyId));
+        var vault = _host.Services.GetRequiredService<NetworkKeyVault>();
+        await WaitUntilAsync(async () => SigningKeyPair.KeyId((await vault.TicketKeyAsync(networkId, online.DeviceId, CancellationToken.None)).PublicKey) == rotated.NewSigningKeyId,
+            "the acknowledgement moved the device's tickets to the new control key");
+        using var client = new MeshAI.Client.MeshClient(_host.Url, _host.Fingerprint, _admin);
+        var output = await client.RunAsync(networkId, new WorkloadInput { Echo = new EchoInput { Data = ByteString.CopyFromUtf8("new key") } });
+        Assert.That(output.Output.Echo.Data.ToStringUtf8(), Is.EqualTo("new key"), "a ticket signed with the pushed key verifies");
+
+        // Revocation: serial 2 names the revoked device; the online agent records it.
+        await new DeviceService.DeviceServiceClient(_host.Channel(_admin)).RevokeDeviceAsync(new RevokeDeviceRequest { NetworkId = networkId, DeviceId = revoked.DeviceId, Reason = "lost" });
+        await WaitUntilAsync(() => Task.FromResult(state.Serial == 2), "the revocation's update reached the agent");
+        Assert.That(state.Enrollment.RevokedPeers, Does.Contain(revoked.DeviceId));
+        Assert.That(run.IsCompleted, Is.False, "the agent never reconnected");
+
+        // A device that was offline for both names serial 0 in its hello and is sent the whole state (serial 2) right after Welcome.
+        var lateState = new MeshAI.Agent.State.AgentNetworkState(late);
+        await _host.GoOnlineAsync(late, lateKeys, network: lateState);
+        await WaitUntilAsync(() => Task.FromResult(lateState.Serial == 2), "the late device caught up");
+        Assert.That(lateState.Enrollment.RevokedPeers, Does.Contain(revoked.DeviceId));
+        Assert.That(lateState.ControlKeys(DateTimeOffset.UtcNow).Keys, Does.Contain(rotated.NewSigningKeyId));
+        var updates = _host.Services.GetRequiredService<NetworkUpdateRepository>();
+        await WaitUntilAsync(async () => await updates.AcknowledgedAsync(late.DeviceId, CancellationToken.None) == 2, "the store records what the device acknowledged");
+        Assert.That(await updates.AcknowledgedAsync(online.DeviceId, CancellationToken.None), Is.EqualTo(2));
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!await condition())
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "timed out waiting until " + what);
+            await Task.Delay(25);
+        }
     }
 }

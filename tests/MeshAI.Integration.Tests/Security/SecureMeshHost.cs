@@ -93,9 +93,10 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
 
     public IServiceProvider Services => App.Services;
 
-    public static Task<SecureMeshHost> StartAsync(string store = "sqlite") => StartAsync(store, [], null);
+    /// <summary>Starts the server; <paramref name="configure"/> may replace seams (it runs before the components register).</summary>
+    public static Task<SecureMeshHost> StartAsync(string store = "sqlite", Action<IServiceCollection>? configure = null) => StartAsync(store, [], configure);
 
-    /// <summary>The server with extra command-line options and services (e.g. an in-memory trace exporter).</summary>
+    /// <summary>The server with extra command-line options and services (e.g. an in-memory trace exporter, replaced seams).</summary>
     public static async Task<SecureMeshHost> StartAsync(string store, IReadOnlyList<string> extraArguments, Action<IServiceCollection>? configureServices)
     {
         var dataDir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "meshai-secure-" + Guid.NewGuid().ToString("N")[..10])).FullName;
@@ -135,7 +136,7 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
     }
 
     /// <summary>Registers a device with fresh keys through a join token of <paramref name="ownerToken"/> and returns its state.</summary>
-    public async Task<(AgentEnrollment Enrollment, AgentKeys Keys)> JoinAsync(string ownerToken, string networkId, string name)
+    public async Task<(AgentEnrollment Enrollment, AgentKeys Keys)> JoinAsync(string ownerToken, string networkId, string name, CapabilityReport? capabilities = null)
     {
         var join = await new DeviceService.DeviceServiceClient(Channel(ownerToken)).CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = networkId });
         if (!JoinLink.TryParse(join.JoinLink, out var link))
@@ -154,21 +155,23 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
             EncryptionPublicKey = ByteString.CopyFrom(keys.EncryptionPublicKey),
             TimestampUnixMs = now,
             ProofSignature = ByteString.CopyFrom(keys.Signing.Sign(ProofMessages.Register(link.Token, keys.InstallationId, now, keys.SigningPublicKey, keys.EncryptionPublicKey))),
-            Capabilities = new CapabilityReport { CpuCores = 4, RamMb = 8000, Os = "linux", Platform = Platform.Linux, Workloads = { WorkloadClass.DiagnosticEcho } },
+            Capabilities = capabilities ?? new CapabilityReport { CpuCores = 4, RamMb = 8000, Os = "linux", Platform = Platform.Linux, Workloads = { WorkloadClass.DiagnosticEcho } },
         });
         return (AgentEnrollment.FromRegistration(Url, Fingerprint, name, response), keys);
     }
 
     /// <summary>Runs the real agent session for the device until disposal; returns when the relay has it online.</summary>
     /// <param name="handler">The device's echo handler (default: the real <see cref="EchoHandler"/>; tests pass a tampering one).</param>
-    public Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null, IWorkloadHandler? handler = null) =>
-        GoOnlineAsync(enrollment, keys, new WorkloadRegistry([handler ?? new EchoHandler()]), controlKeys);
+    /// <param name="network">The agent's view of its network (pushed NetworkUpdates land there; offers are verified against its keys).</param>
+    public Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null, IWorkloadHandler? handler = null, AgentNetworkState? network = null) =>
+        GoOnlineAsync(enrollment, keys, new WorkloadRegistry([handler ?? new EchoHandler()]), controlKeys, network);
 
     /// <summary>Runs the real agent session with <paramref name="registry"/>'s handlers (e.g. the agent's real embeddings and chat runtimes).</summary>
-    public async Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, WorkloadRegistry registry, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null)
+    public async Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, WorkloadRegistry registry, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null, AgentNetworkState? network = null)
     {
         var session = new RelaySession(enrollment, keys, new LinuxDeviceStateProvider(), registry,
-            new OfferVerifier(controlKeys ?? enrollment.ControlKeys, enrollment.DeviceId, enrollment.NetworkId), NullLogger.Instance, _ => { });
+            new OfferVerifier(controlKeys ?? (network ??= new AgentNetworkState(enrollment)).ControlKeys, enrollment.DeviceId, enrollment.NetworkId), NullLogger.Instance, _ => { },
+            network: network);
         var stop = new CancellationTokenSource();
         var run = session.RunAsync(new RelayService.RelayServiceClient(Channel()), stop.Token);
         _agents.Add((stop, run, registry));

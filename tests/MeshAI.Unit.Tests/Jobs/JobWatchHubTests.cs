@@ -12,6 +12,20 @@ public sealed class JobWatchHubTests
         new() { Token = new JobTokenFrame { Index = index, Token = ByteString.CopyFromUtf8("t" + index) } };
 
     [Test]
+    public void HasWatchers_is_true_only_while_a_watcher_is_subscribed_to_that_job()
+    {
+        var hub = new JobWatchHub();
+        Assert.That(hub.HasWatchers("job_a"), Is.False, "nobody subscribed: a non-terminal status need not be built");
+        using (hub.Subscribe("job_a"))
+        {
+            Assert.That(hub.HasWatchers("job_a"), Is.True);
+            Assert.That(hub.HasWatchers("job_b"), Is.False);
+        }
+
+        Assert.That(hub.HasWatchers("job_a"), Is.False, "the watcher left");
+    }
+
+    [Test]
     public void A_watcher_that_subscribes_after_the_first_tokens_still_receives_them_in_order()
     {
         var hub = new JobWatchHub();

@@ -58,6 +58,28 @@ public sealed class ModelEligibilityTests
     }
 
     [Test]
+    public void ChatInput_model_routes_a_chat_to_the_device_that_serves_that_chat_model()
+    {
+        static CapabilityReport Chat(string model)
+        {
+            var caps = Laptop();
+            caps.Workloads.Add(WorkloadClass.SmallChat);
+            caps.Models.Add(new InstalledModel { Name = model, WorkloadClass = WorkloadClass.SmallChat, IsDefault = true });
+            return caps;
+        }
+
+        var input = new WorkloadInput { Chat = new ChatInput { Model = "qwen-mini", Messages = { new ChatMessage { Content = "hi" } } } };
+        var envelope = Envelope();
+        envelope.WorkloadId = WorkloadClass.SmallChat;
+        envelope.InputManifest = new InputManifest { Payload = Google.Protobuf.ByteString.CopyFrom(Google.Protobuf.MessageExtensions.ToByteArray(input)) };
+        Assert.That(JobModels.Required(envelope), Is.EqualTo("qwen-mini"));
+
+        var decision = PlaceWith(envelope, [Candidate("dev_llama", Chat("tiny-llama")), Candidate("dev_qwen", Chat("qwen-mini"))]);
+        Assert.That(decision.Selected!.Device.DeviceId, Is.EqualTo("dev_qwen"));
+        Assert.That(decision.Of("dev_llama").Reason, Is.EqualTo("device has no model qwen-mini (it has tiny-llama)"));
+    }
+
+    [Test]
     public void Guests_run_only_models_the_network_publishes_as_public_with_the_same_weights()
     {
         var envelope = Envelope(tag: DataSensitivityTag.Public);

@@ -50,4 +50,34 @@ public sealed class NetworkSettingsEditorTests
         Assert.That(Assert.Throws<RpcException>(() => NetworkSettingsEditor.Apply(current, new NetworkSettings { ScoringWeights = new ScoringWeights { RttMs = double.NaN } }, ["scoring_weights"]))!.StatusCode,
             Is.EqualTo(StatusCode.InvalidArgument));
     }
+
+    [Test]
+    public void Member_approval_allowlist_and_key_rotation_period_are_updatable_and_bounded()
+    {
+        var current = NetworkDefaults.Create(0);
+        var patch = new NetworkSettings
+        {
+            MemberApprovalMode = MemberApprovalMode.AutoApproveDomainOrAllowlist,
+            AutoApproveAllowlist = { " Example.com ", "@team.example", "example.com", "" },
+            KeyRotationDays = 30,
+        };
+        var updated = NetworkSettingsEditor.Apply(current, patch, ["member_approval_mode", "auto_approve_allowlist", "key_rotation_days"]);
+        Assert.That(updated.MemberApprovalMode, Is.EqualTo(MemberApprovalMode.AutoApproveDomainOrAllowlist));
+        Assert.That(updated.AutoApproveAllowlist, Is.EqualTo(new[] { "example.com", "@team.example" }), "trimmed, lower-cased, de-duplicated");
+        Assert.That(updated.KeyRotationDays, Is.EqualTo(30));
+        Assert.That(updated.MobileSafety, Is.EqualTo(current.MobileSafety), "not in the mask");
+
+        foreach (var (bad, path) in new[]
+                 {
+                     (new NetworkSettings { KeyRotationDays = -1 }, "key_rotation_days"),
+                     (new NetworkSettings { KeyRotationDays = NetworkSettingsRules.MaxKeyRotationDays + 1 }, "key_rotation_days"),
+                     (new NetworkSettings { AutoApproveAllowlist = { "has space.example" } }, "auto_approve_allowlist"),
+                     (new NetworkSettings { MemberApprovalMode = (MemberApprovalMode)99 }, "member_approval_mode"),
+                 })
+        {
+            var error = Assert.Throws<RpcException>(() => NetworkSettingsEditor.Apply(current, bad, [path]))!;
+            Assert.That(error.StatusCode, Is.EqualTo(StatusCode.InvalidArgument), path);
+            Assert.That(error.Status.Detail, Does.StartWith("settings." + path), path);
+        }
+    }
 }

@@ -67,6 +67,10 @@ internal sealed class JobExecution
             ChunkEnvelopeBytes = JobChunker.ChunkEnvelope(envelope).ToByteArray();
             Strategy = new ChunkedJobStrategy(context.Chunks);
         }
+        else if (ResumesStream)
+        {
+            Strategy = new ResumableChatStrategy();
+        }
         else
         {
             Strategy = new SingleJobStrategy();
@@ -176,9 +180,14 @@ internal sealed class JobExecution
         return finished;
     }
 
-    /// <summary>Sends the job's current row and attempts to its watchers.</summary>
+    /// <summary>Sends the job's current row and attempts to its watchers (a non-terminal status only when someone watches: two reads saved per state change, #11).</summary>
     public async Task PublishStatusAsync(CancellationToken ct)
     {
+        if (!Finished && !S.Hub.HasWatchers(JobId))
+        {
+            return;
+        }
+
         var row = await S.Jobs.GetJobByIdAsync(JobId, ct);
         if (row is not null)
         {
@@ -200,6 +209,12 @@ internal sealed class JobExecution
     public JobOffer Offer(PlacementTicket ticket, JobChunk? chunk) => chunk is null
         ? new JobOffer { Ticket = ticket, Envelope = ByteString.CopyFrom(EnvelopeBytes) }
         : new JobOffer { Ticket = ticket, Envelope = ByteString.CopyFrom(ChunkEnvelopeBytes), Chunk = chunk.Payload };
+
+    /// <summary>
+    /// True when the job is a small_chat stream that can resume on another device (docs/chat-resume.md);
+    /// <see cref="JobPlaneOptions.ChatResume"/> turns it off.
+    /// </summary>
+    public bool ResumesStream => Envelope.WorkloadId == Contracts.Common.V1.WorkloadClass.SmallChat && S.Options.ChatResume;
 
     /// <summary>Stops every timer without writing anything (lease lost or shutdown: the next owner carries on).</summary>
     public void Abandon()

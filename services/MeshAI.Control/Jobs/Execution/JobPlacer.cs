@@ -70,7 +70,8 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
     /// store refused the attempt (the job ended meanwhile, or the number is taken). A refused offer comes back as an
     /// <see cref="OfferUndeliverable"/> event, handled after this one.
     /// </summary>
-    internal async Task<Placement?> OfferAsync(JobExecution job, int attempt, PlacementCandidate selected, AttemptKind kind, JobChunk? chunk, JobDebugView? debugView, string detail, CancellationToken ct)
+    /// <param name="resume">What earlier attempts of a chat already streamed (chat resume): carried by the offer, bound by the ticket.</param>
+    internal async Task<Placement?> OfferAsync(JobExecution job, int attempt, PlacementCandidate selected, AttemptKind kind, JobChunk? chunk, JobDebugView? debugView, string detail, CancellationToken ct, StreamResume? resume = null)
     {
         var now = clock.GetUtcNow();
         var deviceId = selected.Device.DeviceId;
@@ -107,6 +108,7 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
             ExpireTime = Timestamp.FromDateTimeOffset(now.AddMilliseconds(job.TimeoutMs)),
             ChunkId = chunk?.ChunkId ?? "",
             ChunkSha256 = chunk is null ? "" : Secrets.Sha256Hex(chunk.Payload.ToByteArray()),
+            ResumeSha256 = resume is null ? "" : Secrets.Sha256Hex(resume.ToByteArray()),
         }, await keys.TicketKeyAsync(job.NetworkId, deviceId, ct));
 
         var placement = new Placement(attempt, deviceId, chunk, row.StartTimeMs);
@@ -120,6 +122,7 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
         span?.SetTag(MeshTelemetry.DeviceIdKey, deviceId).SetTag(MeshTelemetry.AttemptKey, attempt).SetTag("meshai.chunk_id", chunk?.ChunkId);
         var offer = job.Offer(ticket, chunk);
         offer.Traceparent = MeshTelemetry.TraceParent(span);
+        offer.Resume = resume;
         if (!dispatcher.TryOffer(deviceId, offer))
         {
             job.Post(new OfferUndeliverable(attempt, "device has no live relay stream"));

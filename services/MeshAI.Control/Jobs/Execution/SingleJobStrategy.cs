@@ -14,9 +14,17 @@ namespace MeshAI.Control.Jobs.Execution;
 /// until max_attempts; an accepted attempt is watched by the max_cost_credits timer; the first result settles the job
 /// (a sampled one hands over to a <see cref="SpotCheckStrategy"/> with its mint held).
 /// </summary>
-internal sealed class SingleJobStrategy : PlacementStrategy
+internal class SingleJobStrategy : PlacementStrategy
 {
     private readonly HashSet<string> _tried = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Settlements of this job not written yet that its result or cap settles with it (a resumed chat's interrupted
+    /// segments); their burn counts against max_cost_credits.
+    /// </summary>
+    protected virtual IReadOnlyList<JobMeteringRow> PendingSegments => [];
+
+    private long PendingBurnMicro => PendingSegments.Sum(m => LedgerPricing.Price(m).BurnMicro);
 
     protected override async Task OnEventAsync(JobExecution job, JobEvent e, CancellationToken ct)
     {
@@ -36,8 +44,7 @@ internal sealed class SingleJobStrategy : PlacementStrategy
                 PublishStream(job, r, () => new WatchJobResponse { Progress = new JobProgressFrame { Fraction = progress.Fraction, Message = progress.Message, ChunkId = progress.ChunkId } });
                 break;
             case AgentReport { Kind: AgentReport.Token } r:
-                var token = (JobToken)r.Frame;
-                PublishStream(job, r, () => new WatchJobResponse { Token = new JobTokenFrame { Token = token.Token, Index = token.Index, Nonce = token.Nonce } });
+                OnToken(job, r, (JobToken)r.Frame);
                 break;
             case AgentReport { Kind: AgentReport.Log } r:
                 var log = (JobLog)r.Frame;
@@ -79,10 +86,36 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         }
     }
 
+    /// <summary>A streamed token of an open attempt: published to the watchers.</summary>
+    protected virtual void OnToken(JobExecution job, AgentReport r, JobToken token) => PublishStream(job, r, () => TokenFrame(token));
+
+    /// <summary>The watch frame of a token.</summary>
+    protected static WatchJobResponse TokenFrame(JobToken token) => new() { Token = new JobTokenFrame { Token = token.Token, Index = token.Index, Nonce = token.Nonce } };
+
+    /// <summary>What the next offer resumes (chat resume) and the attempt detail saying so; nothing for a plain retry.</summary>
+    protected virtual (StreamResume? Resume, string Detail) NextOffer(JobExecution job) => (null, "");
+
+    /// <summary>After an attempt ended without a result: why the job cannot be retried (null: retry as usual).</summary>
+    protected virtual Task<string?> AttemptEndedAsync(JobExecution job, Placement placement, CancellationToken ct) => Task.FromResult<string?>(null);
+
+    /// <summary>Whether a result of <paramref name="attempt"/> may settle the job (any attempt it placed, by default: a late result still counts).</summary>
+    protected virtual bool AcceptsResult(JobExecution job, int attempt) => true;
+
+    /// <summary>The job was claimed from the store (restart, dead owner) with these attempts.</summary>
+    protected virtual void OnClaimed(JobExecution job, ResumeRequested r)
+    {
+    }
+
     protected override async Task AttemptLostAsync(JobExecution job, Placement placement, AttemptCause cause, string detail, CancellationToken ct)
     {
         if (job.Finished || !await job.EndAttemptAsync(placement, cause, detail, ct))
         {
+            return;
+        }
+
+        if (await AttemptEndedAsync(job, placement, ct) is { } cannotRetry)
+        {
+            await job.FinishUnsuccessfullyAsync(JobState.Failed, cannotRetry, AttemptCause.Cancelled, detail, ct);
             return;
         }
 
@@ -117,8 +150,9 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         }
 
         var attempt = job.LastAttempt + 1;
-        var reason = attempt > 1 ? $"attempt {attempt} (retry): {decision.Reason}" : decision.Reason;
-        var placement = await job.S.Placer.OfferAsync(job, attempt, selected, JobPlacer.AttemptKind.Job, null, JobPlacer.DebugView(job.JobId, decision, reason), "", ct);
+        var (resume, detail) = NextOffer(job);
+        var reason = attempt > 1 ? $"attempt {attempt} (retry{(detail.Length > 0 ? "; " + detail : "")}): {decision.Reason}" : decision.Reason;
+        var placement = await job.S.Placer.OfferAsync(job, attempt, selected, JobPlacer.AttemptKind.Job, null, JobPlacer.DebugView(job.JobId, decision, reason), detail, ct, resume);
         if (placement is null)
         {
             job.Finished = true; // ended elsewhere (cancelled meanwhile)
@@ -132,6 +166,7 @@ internal sealed class SingleJobStrategy : PlacementStrategy
 
     private async Task ResumeAsync(JobExecution job, ResumeRequested r, CancellationToken ct)
     {
+        OnClaimed(job, r);
         foreach (var a in r.Attempts)
         {
             _tried.Add(a.DeviceId);
@@ -150,6 +185,8 @@ internal sealed class SingleJobStrategy : PlacementStrategy
             {
                 placement.GraceTimer = job.Schedule(TimeSpan.FromMilliseconds(job.S.Options.ResumeGraceMs), new ReconnectGraceOver(a.Attempt));
             }
+
+            await ArmCostCapAsync(job, placement, ct, resumedStartMs: a.StartTimeMs);
         }
 
         job.Log.LogInformation("Job {JobId} resumed with {Open} open attempt(s) of {Attempts}", job.JobId, open.Count, r.Attempts.Count);
@@ -160,9 +197,9 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         }
     }
 
-    private static async Task OnResultAsync(JobExecution job, AgentReport r, JobResult result, CancellationToken ct)
+    private async Task OnResultAsync(JobExecution job, AgentReport r, JobResult result, CancellationToken ct)
     {
-        if (!job.Placed.TryGetValue(result.Attempt, out var placed) || placed.DeviceId != r.Device.DeviceId || r.Device.NetworkId != job.NetworkId)
+        if (!job.Placed.TryGetValue(result.Attempt, out var placed) || placed.DeviceId != r.Device.DeviceId || r.Device.NetworkId != job.NetworkId || !AcceptsResult(job, result.Attempt))
         {
             job.Log.LogWarning("Ignoring result for job {JobId} attempt {Attempt} from {DeviceId}: not placed there", job.JobId, result.Attempt, r.Device.DeviceId);
             return;
@@ -179,22 +216,23 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
         var now = job.NowMs;
         var spotCheck = SpotCheck.ShouldCheck(row.JobId, (Contracts.Common.V1.WorkloadClass)row.WorkloadId, result.Encrypted, chunked: false, credits.SpotCheckSampleBps);
-        var metering = await job.S.LedgerWriter.MeterAsync(row, result, deviceRow, r.RelayBytes, credits, now, holdMintForSpotCheck: spotCheck, ct);
+        var segments = PendingSegments;
+        var metering = await job.S.LedgerWriter.MeterAsync(row, result, deviceRow, r.RelayBytes, credits, now, spotCheck, PendingBurnMicro, ct);
         var priced = LedgerPricing.Price(metering);
         row.State = (int)JobState.Completed;
         row.DeviceId = r.Device.DeviceId;
         row.Tier = metering.Tier;
         row.EndTimeMs = now;
         row.StartTimeMs ??= row.PlacementTimeMs;
-        row.RuntimeMs = metering.RuntimeMs;
-        row.BilledRuntimeMs = priced.BilledMs;
-        row.CostMicro = priced.BurnMicro;
+        row.RuntimeMs = metering.RuntimeMs + segments.Sum(m => m.RuntimeMs);
+        row.BilledRuntimeMs = priced.BilledMs + segments.Sum(m => LedgerPricing.Price(m).BilledMs);
+        row.CostMicro = priced.BurnMicro + PendingBurnMicro;
         row.RelayBytes = r.RelayBytes;
         row.Output = result.Output.ToByteArray();
         row.OutputNonce = result.Nonce.ToByteArray();
         row.OutputEncrypted = result.Encrypted;
         row.ErrorMessage = "";
-        if (!await job.S.Settler.CompleteAsync(row, result.Attempt, metering, now, ct))
+        if (!await job.S.Settler.CompleteAsync(row, result.Attempt, metering, segments, now, ct))
         {
             return;
         }
@@ -227,7 +265,12 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         }
     }
 
-    private static async Task ArmCostCapAsync(JobExecution job, Placement placement, CancellationToken ct)
+    /// <summary>
+    /// Arms the max_cost_credits timer of an accepted attempt: from now, or — for an attempt resumed after a restart or a
+    /// claim (<paramref name="resumedStartMs"/>: when it was offered) — for what is left of its budget, so a resumed job is
+    /// still stopped at its cap (at once when the cap passed while no instance owned it).
+    /// </summary>
+    private async Task ArmCostCapAsync(JobExecution job, Placement placement, CancellationToken ct, long? resumedStartMs = null)
     {
         if (job.MaxCostCredits <= 0)
         {
@@ -237,24 +280,26 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
         var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
         var deviceRow = await job.S.Devices.GetDeviceByIdAsync(placement.DeviceId, ct);
-        if (row is null || network is null || deviceRow is null)
+        if (row is null || network is null || deviceRow is null || (resumedStartMs is not null && (JobState)row.State != JobState.Running))
         {
-            return;
+            return; // (a resumed attempt that was not accepted yet is armed when its accept arrives)
         }
 
         var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
-        if (JobBudget.CapRuntimeMs(row.MaxCostCredits, LedgerWriter.TierOf(row, deviceRow), credits) is not { } capMs)
+        // What is left of the cap after the interrupted segments this attempt continues (a resumed chat).
+        if (JobBudget.CapRuntimeMs(Math.Max(1, row.MaxCostCredits - PendingBurnMicro), LedgerWriter.TierOf(row, deviceRow), credits) is not { } capMs)
         {
             return; // a free tier never reaches the cap
         }
 
         // One millisecond past the longest runtime whose burn fits the cap: the first moment the job would owe more.
+        var startedMs = resumedStartMs ?? job.NowMs;
         placement.CostCapTimer?.Dispose();
-        placement.CostCapTimer = job.Schedule(TimeSpan.FromMilliseconds(capMs + 1), new CostCapReached(placement.Attempt, job.NowMs, capMs));
+        placement.CostCapTimer = job.Schedule(TimeSpan.FromMilliseconds(Math.Max(0, startedMs + capMs + 1 - job.NowMs)), new CostCapReached(placement.Attempt, startedMs, capMs));
     }
 
     /// <summary>max_cost_credits reached before a result: the agent is told to stop, the job ends CANCELLED, billed exactly up to the cap.</summary>
-    private static async Task StopAtCostCapAsync(JobExecution job, Placement placement, CostCapReached c, CancellationToken ct)
+    private async Task StopAtCostCapAsync(JobExecution job, Placement placement, CostCapReached c, CancellationToken ct)
     {
         var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
         if (job.Finished || row is null || JobViews.IsTerminal((JobState)row.State))
@@ -277,17 +322,18 @@ internal sealed class SingleJobStrategy : PlacementStrategy
         var now = job.NowMs;
         var runtime = Math.Max(c.CapMs + 1, now - c.StartedMs);
         var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
-        var metering = await job.S.LedgerWriter.MeterCappedAsync(row, placement.Attempt, deviceRow, runtime, credits, now, ct);
+        var segments = PendingSegments;
+        var metering = await job.S.LedgerWriter.MeterCappedAsync(row, placement.Attempt, deviceRow, runtime, credits, now, PendingBurnMicro, ct);
         var priced = LedgerPricing.Price(metering);
         row.State = (int)JobState.Cancelled;
         row.EndTimeMs = now;
         row.StartTimeMs ??= row.PlacementTimeMs;
-        row.RuntimeMs = metering.RuntimeMs;
-        row.BilledRuntimeMs = priced.BilledMs;
-        row.CostMicro = priced.BurnMicro;
-        row.ErrorMessage = $"cost cap max_cost_micro {MeshAI.Common.Domain.Money.CreditsWithMicro(row.MaxCostCredits)} reached after {runtime} ms: cancelled, billed {MeshAI.Common.Domain.Money.CreditsWithMicro(priced.BurnMicro)}";
+        row.RuntimeMs = metering.RuntimeMs + segments.Sum(m => m.RuntimeMs);
+        row.BilledRuntimeMs = priced.BilledMs + segments.Sum(m => LedgerPricing.Price(m).BilledMs);
+        row.CostMicro = priced.BurnMicro + PendingBurnMicro;
+        row.ErrorMessage = $"cost cap max_cost_micro {MeshAI.Common.Domain.Money.CreditsWithMicro(row.MaxCostCredits)} reached after {runtime} ms: cancelled, billed {MeshAI.Common.Domain.Money.CreditsWithMicro(row.CostMicro)}";
         job.Finished = true;
-        if (await job.S.Settler.CapAsync(row, placement.Attempt, metering, now, ct))
+        if (await job.S.Settler.CapAsync(row, placement.Attempt, metering, segments, now, ct))
         {
             job.Log.LogInformation("Job {JobId} stopped at its cost cap on {DeviceId}: {RuntimeMs} ms, burned {BurnMicro} µ", row.JobId, placement.DeviceId, runtime, priced.BurnMicro);
             await job.PublishStatusAsync(ct);

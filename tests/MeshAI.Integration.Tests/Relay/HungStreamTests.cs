@@ -1,0 +1,69 @@
+using Grpc.Core;
+using MeshAI.Common.Seams;
+using MeshAI.Contracts.Relay.V1;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using NUnit.Framework;
+
+namespace MeshAI.Integration.Tests.Relay;
+
+/// <summary>
+/// A hung or partitioned agent keeps its TCP connection (and so its stream) open but stops sending heartbeats: the relay's
+/// watchdog cuts the stream once the grace period (20 s here) passes without one, so the device's jobs go elsewhere instead
+/// of waiting for the transport to notice. The relay runs on a fake clock: nothing waits for real seconds.
+/// </summary>
+[TestFixture]
+[Category("Integration")]
+[NonParallelizable]
+public sealed class HungStreamTests
+{
+    private const string RelayId = "relay-test";
+    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
+    private RelayTestHost _host = null!;
+
+    [OneTimeSetUp]
+    public async Task StartRelay() => _host = await RelayTestHost.StartAsync(_clock);
+
+    [OneTimeTearDown]
+    public async Task StopRelay() => await _host.DisposeAsync();
+
+    [Test]
+    public async Task A_stream_that_stops_heartbeating_is_cut_after_the_grace_period_and_every_heartbeat_rearms_the_watchdog()
+    {
+        var device = _host.Authority.Issue("dev_" + Guid.NewGuid().ToString("N")[..20]);
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+        await stream.HandshakeAsync(device, RelayId);
+
+        // Heartbeats every 15 s: 45 s pass in all, more than the 20 s grace, and the stream stays (each one re-arms the watchdog).
+        for (var sequence = 1; sequence <= 3; sequence++)
+        {
+            await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = sequence } });
+            var ack = await stream.NextAsync();
+            Assert.That(ack.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.HeartbeatAck), "heartbeat " + sequence);
+            Assert.That(ack.HeartbeatAck.Sequence, Is.EqualTo(sequence));
+            _clock.Advance(TimeSpan.FromSeconds(15));
+        }
+
+        Assert.That(_host.Services.GetRequiredService<IPresenceDirectory>().GetOnline(device.DeviceId, _clock.GetUtcNow()), Is.Not.Null);
+
+        // Then silence: 6 more seconds make 21 s since the last heartbeat.
+        _clock.Advance(TimeSpan.FromSeconds(6));
+        var cut = await stream.NextAsync();
+        Assert.That(cut.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.Cut));
+        Assert.That(cut.Cut.Reason, Is.EqualTo(CutReason.HeartbeatTimeout));
+        var disconnected = await _host.Sink.NextAsync(device.DeviceId);
+        Assert.That(disconnected.Kind, Is.EqualTo("disconnected"), "control is told, so the device's jobs are offered elsewhere");
+        Exception? ended = null;
+        try
+        {
+            await stream.NextAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Exception e) when (e is RpcException or InvalidOperationException)
+        {
+            ended = e;
+        }
+
+        Assert.That(ended, Is.Not.Null, "the stream ends after the cut");
+    }
+}

@@ -24,7 +24,7 @@ RESULTS="$ART/test-results"
 LOGS="$ART/logs"
 
 # System packages the tests need. Append to this list (space separated) when a test needs another one.
-APT_PACKAGES="postgresql redis-server chromium chromium-driver tesseract-ocr tesseract-ocr-eng espeak-ng pocketsphinx pocketsphinx-en-us nghttp2-client nginx systemd"
+APT_PACKAGES="postgresql redis-server chromium chromium-driver tesseract-ocr tesseract-ocr-eng espeak-ng pocketsphinx pocketsphinx-en-us nghttp2-client nginx systemd prometheus"
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 export NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false NPM_CONFIG_UPDATE_NOTIFIER=false
@@ -190,6 +190,12 @@ install_browser_test_tools() {
   if ! PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_install_in "$ROOT/tests/browser" >"$LOGS/npm-browser.log" 2>&1; then
     fail_note "browser: npm install in tests/browser failed:"; tail -n 30 "$LOGS/npm-browser.log"
     record_ring browser-setup 0 1 "npm install failed"
+  fi
+  # The official `openai` npm client, driven by the gateway's end-to-end test (#17).
+  note "openai-clients: npm install in tests/openai-clients"
+  if ! npm_install_in "$ROOT/tests/openai-clients" >"$LOGS/npm-openai-clients.log" 2>&1; then
+    fail_note "openai-clients: npm install in tests/openai-clients failed:"; tail -n 30 "$LOGS/npm-openai-clients.log"
+    record_ring openai-clients-setup 0 1 "npm install failed"
   fi
 }
 

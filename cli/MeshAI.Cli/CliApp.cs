@@ -57,6 +57,7 @@ public static class CliApp
             LedgerCommands.Build(runtime),
             PolicyCommands.Build(runtime),
             ModelsCommands.Build(runtime),
+            ApiKeysCommands.Build(runtime),
         };
         return root;
     }

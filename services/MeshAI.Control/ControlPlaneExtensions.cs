@@ -1,6 +1,7 @@
 using MeshAI.Common.Seams;
 using MeshAI.Control.Api;
 using MeshAI.Control.Devices;
+using MeshAI.Control.Gateway;
 using MeshAI.Control.Identity;
 using MeshAI.Control.Jobs;
 using MeshAI.Control.Ledger;
@@ -119,13 +120,14 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<ModelRepository>();
         services.TryAddSingleton<Models.ModelCatalog>();
         services.AddSecurity(configuration);
+        services.AddOpenAiGateway(configuration); // the OpenAI-compatible HTTP adapter over the same job plane (#17)
         services.AddRpcLayer(configuration);
 
         services.AddGrpc();
         return services;
     }
 
-    /// <summary>Maps the control plane's gRPC services and the GET /auth/magic endpoint.</summary>
+    /// <summary>Maps the control plane's gRPC services, the GET /auth/magic endpoint and the OpenAI-compatible gateway (/v1/*).</summary>
     public static IEndpointRouteBuilder MapControlPlane(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGrpcService<IdentityApi>();
@@ -138,6 +140,7 @@ public static class ControlPlaneExtensions
         endpoints.MapGrpcService<ModelApi>();
         endpoints.MapGet(MagicLinkEndpoint.Path, MagicLinkEndpoint.HandleAsync);
         endpoints.MapGet(PasskeyPage.Path, PasskeyPage.Handle);
+        endpoints.MapOpenAiGateway();
         return endpoints;
     }
 }

@@ -4,6 +4,7 @@ using Grpc.AspNetCore.Web;
 using MeshAI.Common.Local;
 using MeshAI.Common.Transport;
 using MeshAI.Control;
+using MeshAI.Control.Observability;
 using MeshAI.Control.Rpc;
 using MeshAI.Relay;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -33,6 +34,8 @@ public static class ServerHost
         }
 
         builder.Logging.ClearProviders();
+        // Every log line inside a request or a job span carries its trace id, span id and job id (scopes of the JSON console).
+        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId | ActivityTrackingOptions.Baggage);
         builder.Logging.AddJsonConsole(o =>
         {
             o.IncludeScopes = true;
@@ -60,6 +63,8 @@ public static class ServerHost
         var certificate = settings.TlsCertificate is { } configured
             ? ServerCertificates.LoadConfigured(configured, settings.TlsKey, settings.TlsPassword)
             : ServerCertificates.LoadOrCreate(Path.Combine(settings.DataDir, "tls", "server.pfx"));
+        // The certificate alone, in PEM, for clients that trust it by file (OpenAI SDKs: NODE_EXTRA_CA_CERTS / SSL_CERT_FILE; Prometheus: ca_file).
+        ServerCertificates.WritePublicPem(certificate, Path.Combine(settings.DataDir, "tls", "server.pem"));
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = MaxGrpcMessageBytes + 1024;
@@ -82,6 +87,7 @@ public static class ServerHost
         }
 
         builder.Services.AddMeshBus(builder.Configuration);
+        builder.Services.AddObservability(builder.Configuration, settings.Role == "all" ? "meshai-server" : "meshai-" + settings.Role);
         builder.Services.AddControlPlane(builder.Configuration);
         if (settings.RunsRelay)
         {
@@ -103,7 +109,7 @@ public static class ServerHost
             app.MapRelay();
         }
 
-        app.MapGet("/healthz", () => "ok");
+        app.MapObservability(); // /healthz, /readyz, gRPC health, /metrics, /metrics/networks/{id}
         app.MapModelFiles(settings.ModelsDir);
         if (settings.RunsControl)
         {

@@ -174,6 +174,14 @@ public sealed record ServerSettings(
             yield return new("Control:RelayUrls", RelayUrls);
             yield return new("Relay:PublicUrls", RelayUrls);
         }
+        foreach (var (option, key) in new[] { ("metrics-token", "MetricsToken"), ("otlp-endpoint", "OtlpEndpoint"), ("otlp-protocol", "OtlpProtocol") })
+        {
+            if (Read(configuration, option) is { } value)
+            {
+                yield return new("Control:Observability:" + key, value);
+            }
+        }
+
         foreach (var (option, key) in new[] { ("smtp-host", "Host"), ("smtp-port", "Port"), ("smtp-user", "User"), ("smtp-password", "Password"), ("smtp-from", "From") })
         {
             if (Read(configuration, option) is { } value)

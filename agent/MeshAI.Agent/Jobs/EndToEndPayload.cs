@@ -29,8 +29,8 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
 
     /// <summary>
     /// The token stream of one job on this device (chat resume, docs/chat-resume.md): every token goes to the submitter
-    /// and, for an encrypted job, also sealed under the job's resume key for a device that may have
-    /// to continue the stream; <see cref="JobTokenStream.Open"/> reads what earlier attempts delivered. Throws
+    /// (sealed to the submitter's key when the job came encrypted, like the result) and, for an encrypted job, also sealed
+    /// under the job's resume key for a device that may have to continue the stream; <see cref="JobTokenStream.Open"/> reads what earlier attempts delivered. Throws
     /// <see cref="PayloadCryptoException"/> when the envelope's content key cannot be unwrapped here.
     /// </summary>
     public JobTokenStream TokenStream(JobEnvelope envelope, string jobId)

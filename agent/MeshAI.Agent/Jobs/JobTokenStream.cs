@@ -8,7 +8,7 @@ namespace MeshAI.Agent.Jobs;
 
 /// <summary>
 /// One job's token stream on this device (chat resume, docs/chat-resume.md): builds each <see cref="JobToken"/> — for the
-/// submitter and, for an encrypted job, a copy for a device that may continue the stream (sealed under the job's resume
+/// submitter (sealed to the submitter's key for an encrypted job) and, for an encrypted job, a copy for a device that may continue the stream (sealed under the job's resume
 /// key, which only the envelope's recipients can derive) — and opens a <see cref="StreamResume"/> that an
 /// offer carries into the text to continue after.
 /// </summary>
@@ -35,9 +35,20 @@ public sealed class JobTokenStream
     public JobToken Frame(int attempt, string text, int index)
     {
         ArgumentNullException.ThrowIfNull(text);
-        // The submitter's copy stays UTF-8 text as before (clients print it as it arrives; sealing it to the submitter needs
-        // every client to open tokens first: docs/chat-resume.md "Limits").
-        var frame = new JobToken { JobId = _jobId, Attempt = attempt, Token = ByteString.CopyFromUtf8(text), Index = index };
+        var frame = new JobToken { JobId = _jobId, Attempt = attempt, Index = index };
+        if (!PayloadCrypto.IsEncrypted(_envelope))
+        {
+            frame.Token = ByteString.CopyFromUtf8(text);
+        }
+        else
+        {
+            // The submitter's copy is output like the result: sealed to the submitter (ephemeral key ‖ ciphertext, with its
+            // nonce); clients open it (docs/gateway.md). The resume copy is sealed under the job's resume key.
+            var (sealedToken, nonce) = PayloadCrypto.SealToSubmitter(Encoding.UTF8.GetBytes(text), _envelope.PayloadEncryption.SubmitterPublicKey.Span, _jobId);
+            frame.Token = ByteString.CopyFrom(sealedToken);
+            frame.Nonce = ByteString.CopyFrom(nonce);
+        }
+
         if (_resumeKey is not null)
         {
             var (sealedText, resumeNonce) = PayloadCrypto.SealResumeText(_resumeKey, _jobId, index, Encoding.UTF8.GetBytes(text));

@@ -9,6 +9,7 @@ using MeshAI.Agent.State;
 using MeshAI.Agent.Workloads;
 using MeshAI.Common.Crypto;
 using MeshAI.Common.Domain;
+using MeshAI.Common.Observability;
 using MeshAI.Contracts.Device.V1;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Contracts.Relay.V1;
@@ -302,6 +303,27 @@ public sealed partial class RelaySession
 
         var details = check.Ticket!;
         var envelope = check.Envelope!;
+        // Tracing hook (#17): the agent's span of this attempt, child of the relay's (JobOffer.traceparent); every terminal
+        // frame carries its context, and the sandbox worker's span is its child.
+        var span = MeshTelemetry.StartJobSpan("meshai.agent.job", ActivityKind.Consumer, details.JobId, offer.Traceparent, envelope.TraceId);
+        span?.SetTag(MeshTelemetry.AttemptKey, details.Attempt).SetTag(MeshTelemetry.DeviceIdKey, details.DeviceId).SetTag("meshai.chunk_id", details.ChunkId);
+        var accepted = false;
+        try
+        {
+            accepted = await AcceptAndStartAsync(offer, details, envelope, span, cancellationToken);
+        }
+        finally
+        {
+            if (!accepted)
+            {
+                span?.SetStatus(ActivityStatusCode.Error, "declined");
+                span?.Dispose();
+            }
+        }
+    }
+
+    private async Task<bool> AcceptAndStartAsync(JobOffer offer, PlacementTicketDetails details, JobEnvelope envelope, Activity? span, CancellationToken cancellationToken)
+    {
         if (offer.Chunk is { Blobs.Count: > 0 } chunkWithBlobs)
         {
             (envelope.InputManifest ??= new InputManifest()).Blobs.Add(chunkWithBlobs.Blobs); // the chunk's blobs (bound by the ticket's chunk_sha256)
@@ -322,34 +344,34 @@ public sealed partial class RelaySession
                 }
                 else if (input.Chat.Resume is not null)
                 {
-                    await _jobs.SendTerminalAsync(Decline(details, DeclineReason.UnsupportedWorkload, "chat.resume is set by the mesh when it resumes a stream, not by a submitter"), cancellationToken);
-                    return;
+                    await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.UnsupportedWorkload, "chat.resume is set by the mesh when it resumes a stream, not by a submitter"), span), cancellationToken);
+                    return false;
                 }
             }
         }
         catch (InvalidProtocolBufferException)
         {
-            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.UnsupportedWorkload, "payload is not a WorkloadInput"), cancellationToken);
-            return;
+            await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.UnsupportedWorkload, "payload is not a WorkloadInput"), span), cancellationToken);
+            return false;
         }
         catch (PayloadCryptoException ex)
         {
-            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.BadTicket, "encrypted payload cannot be opened here: " + ex.Message), cancellationToken);
-            return;
+            await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.BadTicket, "encrypted payload cannot be opened here: " + ex.Message), span), cancellationToken);
+            return false;
         }
 
         var decision = Contributing(midJob: false);
         if (!decision.Allowed)
         {
-            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.DeviceState, "not contributing now: " + decision.Reason), cancellationToken);
-            return;
+            await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.DeviceState, "not contributing now: " + decision.Reason), span), cancellationToken);
+            return false;
         }
 
         var handler = _workloads.Find(input);
         if (handler is null)
         {
-            await _jobs.SendTerminalAsync(Decline(details, DeclineReason.UnsupportedWorkload, $"no handler for {input.InputCase} on this device"), cancellationToken);
-            return;
+            await _jobs.SendTerminalAsync(Traced(Decline(details, DeclineReason.UnsupportedWorkload, $"no handler for {input.InputCase} on this device"), span), cancellationToken);
+            return false;
         }
 
         // A shared job set lets the job outlive this stream (its result waits for the next one); otherwise it ends with it.
@@ -361,12 +383,14 @@ public sealed partial class RelaySession
         }
 
         _jobs.Running[Key(details.JobId, details.Attempt)] = new AgentJobs.RunningJob(details.JobId, details.Attempt, details.ChunkId, jobCts);
-        await _jobs.SendTerminalAsync(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } }, cancellationToken);
-        _jobs.Track(Task.Run(() => RunJobAsync(details, envelope, handler, input, tokens, jobCts, lifetime), CancellationToken.None));
+        await _jobs.SendTerminalAsync(Traced(new ConnectRequest { JobAccept = new JobAccept { JobId = details.JobId, Attempt = details.Attempt, ChunkId = details.ChunkId } }, span), cancellationToken);
+        _jobs.Track(Task.Run(() => RunJobAsync(details, envelope, handler, input, tokens, jobCts, span, lifetime), CancellationToken.None));
+        return true;
     }
 
-    private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, JobTokenStream? tokens, CancellationTokenSource jobCts, CancellationToken sessionToken)
+    private async Task RunJobAsync(PlacementTicketDetails details, JobEnvelope envelope, IWorkloadHandler handler, WorkloadInput input, JobTokenStream? tokens, CancellationTokenSource jobCts, Activity? span, CancellationToken sessionToken)
     {
+        using var jobSpan = span;
         var started = Stopwatch.GetTimestamp();
         var heartbeatsAtStart = Volatile.Read(ref _heartbeats);
         var context = new JobContext(this, details, envelope.InputManifest?.Blobs.ToList() ?? [], tokens is null ? new Lazy<JobTokenStream>(() => _payloads.TokenStream(envelope, details.JobId)) : new Lazy<JobTokenStream>(tokens));
@@ -403,10 +427,11 @@ public sealed partial class RelaySession
         if (outcome.FrameCase == ConnectRequest.FrameOneofCase.JobFailure)
         {
             LogFailed(_logger, details.JobId, details.Attempt, outcome.JobFailure.Error);
+            span?.SetStatus(ActivityStatusCode.Error, outcome.JobFailure.Error);
         }
 
         // Never dropped: numbered, kept until the relay acknowledges it, re-sent on the next stream if this one ends first.
-        await _jobs.SendTerminalAsync(outcome, CancellationToken.None);
+        await _jobs.SendTerminalAsync(Traced(outcome, span), CancellationToken.None);
 
         Metering Meter() => new()
         {
@@ -469,6 +494,12 @@ public sealed partial class RelaySession
         {
             return null;
         }
+    }
+
+    private static ConnectRequest Traced(ConnectRequest frame, Activity? span)
+    {
+        frame.Traceparent = MeshTelemetry.TraceParent(span);
+        return frame;
     }
 
     private static ConnectRequest Decline(PlacementTicketDetails details, DeclineReason reason, string detail) => new()

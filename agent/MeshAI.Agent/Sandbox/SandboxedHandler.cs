@@ -55,7 +55,7 @@ public sealed class SandboxedHandler : IWorkloadHandler, IAsyncDisposable, IDisp
             }
 
             worker ??= await WorkerProcess.StartAsync(Workload, _options, cancellationToken);
-            var job = new WorkerJob { JobId = Guid.NewGuid().ToString("N"), Input = input.ToByteString() };
+            var job = new WorkerJob { JobId = Guid.NewGuid().ToString("N"), Input = input.ToByteString(), Traceparent = MeshAI.Common.Observability.MeshTelemetry.CurrentTraceParent() };
             job.Blobs.AddRange(context.Blobs);
             var output = await worker.RunAsync(job, context, cancellationToken);
             _idle.Add(worker);

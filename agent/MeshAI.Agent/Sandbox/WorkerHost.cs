@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using MeshAI.Agent.Sandbox.V1;
 using MeshAI.Agent.Workloads;
+using MeshAI.Common.Observability;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
 
@@ -51,6 +52,9 @@ public sealed class WorkerHost : IDisposable
 
     private async Task RunJobAsync(WorkerJob job, CancellationToken cancellationToken)
     {
+        // Tracing hook (#17): the worker's span, child of the agent's span for the job (WorkerJob.traceparent).
+        using var span = MeshTelemetry.StartJobSpan("meshai.worker.run", System.Diagnostics.ActivityKind.Internal, "", job.Traceparent);
+        span?.SetTag("meshai.workload", _handler.Workload.ToString());
         var context = new WorkerJobContext(this, job);
         WorkerEvent outcome;
         try
@@ -74,6 +78,11 @@ public sealed class WorkerHost : IDisposable
         finally
         {
             ClearWorkDirectory();
+        }
+
+        if (outcome.KindCase == WorkerEvent.KindOneofCase.Failure)
+        {
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, outcome.Failure.Error);
         }
 
         await WriteAsync(outcome, cancellationToken);

@@ -6,7 +6,7 @@ using MeshAI.Contracts.Network.V1;
 
 namespace MeshAI.Cli.Commands;
 
-/// <summary>`meshnet net tune`: the scheduler's per-network knobs (scoring weights, retry policy); no flags shows them.</summary>
+/// <summary>`meshnet net tune`: the per-network knobs (scoring weights, retry policy, the gateway's sensitivity ceiling); no flags shows them.</summary>
 public static class NetTuneCommand
 {
     private static readonly string[] WeightNames = ["rtt_ms", "is_plugged_in", "thermal_headroom", "idle_score", "credit_rate_efficiency"];
@@ -18,7 +18,9 @@ public static class NetTuneCommand
         var weights = new Option<string[]>("--weight", "-w") { Description = "Scoring weight NAME=VALUE (rtt_ms, is_plugged_in, thermal_headroom, idle_score, credit_rate_efficiency); repeatable", AllowMultipleArgumentsPerToken = false };
         var attempts = new Option<int?>("--max-attempts") { Description = "Retry policy: attempts per job (or per chunk), 1-10" };
         var backoff = new Option<string>("--backoff-ms") { Description = "Retry policy: backoff steps in ms, e.g. 250,750,2000" };
-        var command = new Command("tune", "Show or change the scheduler's scoring weights and retry policy (admins)") { network, weights, attempts, backoff };
+        var gateway = new Option<string>("--gateway-max-sensitivity") { Description = "Highest data sensitivity the OpenAI-compatible gateway accepts: public, private (default) or sensitive" };
+        gateway.AcceptOnlyFromAmong("public", "private", "sensitive");
+        var command = new Command("tune", "Show or change the scheduler's scoring weights, retry policy and the gateway's sensitivity ceiling (admins)") { network, weights, attempts, backoff, gateway };
         runtime.Bind(command, async ctx =>
         {
             var networkId = await ctx.NetworkIdAsync(network);
@@ -61,6 +63,20 @@ public static class NetTuneCommand
                 request.UpdateMask.Paths.Add("retry_policy.backoff_ms");
             }
 
+            if (ctx.Get(gateway) is { Length: > 0 } ceiling)
+            {
+                request.Settings.Gateway = new GatewaySettings
+                {
+                    MaxSensitivity = ceiling switch
+                    {
+                        "public" => MeshAI.Contracts.Common.V1.DataSensitivityTag.Public,
+                        "sensitive" => MeshAI.Contracts.Common.V1.DataSensitivityTag.Sensitive,
+                        _ => MeshAI.Contracts.Common.V1.DataSensitivityTag.Private,
+                    },
+                };
+                request.UpdateMask.Paths.Add("gateway.max_sensitivity");
+            }
+
             Network result = request.UpdateMask.Paths.Count == 0
                 ? (await client.Networks.GetNetworkAsync(new GetNetworkRequest { NetworkId = networkId }, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken)).Network
                 : (await client.Networks.UpdateNetworkSettingsAsync(request, deadline: ctx.Deadline, cancellationToken: ctx.CancellationToken)).Network;
@@ -71,6 +87,7 @@ public static class NetTuneCommand
                     ["networkId"] = networkId,
                     ["scoringWeights"] = JsonOutput.Node(result.Settings.ScoringWeights ?? new ScoringWeights()),
                     ["retryPolicy"] = JsonOutput.Node(result.Settings.RetryPolicy ?? new RetryPolicy()),
+                    ["gateway"] = JsonOutput.Node(result.Settings.Gateway ?? new GatewaySettings()),
                 });
                 return ExitCodes.Ok;
             }
@@ -84,6 +101,7 @@ public static class NetTuneCommand
             table.Add("weight credit_rate_efficiency", F(sw.CreditRateEfficiency));
             table.Add("retry max_attempts", Display.Int(result.Settings.RetryPolicy?.MaxAttempts ?? 0));
             table.Add("retry backoff_ms", string.Join(",", result.Settings.RetryPolicy?.BackoffMs ?? []));
+            table.Add("gateway max_sensitivity", result.Settings.Gateway?.MaxSensitivity is { } ceilingNow and not MeshAI.Contracts.Common.V1.DataSensitivityTag.Unspecified ? Display.Name(ceilingNow) : "private (default)");
             if (request.UpdateMask.Paths.Count > 0)
             {
                 ctx.Out.WriteLine($"Updated {string.Join(", ", request.UpdateMask.Paths)} of {networkId}.");

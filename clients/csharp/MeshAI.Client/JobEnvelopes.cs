@@ -63,6 +63,6 @@ public static class JobEnvelopes
         };
     }
 
-    /// <summary>A W3C-style 32-hex-digit trace id.</summary>
-    public static string NewTraceId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+    /// <summary>A W3C trace id (32 hex digits): the current span's when the caller traces, else a new one.</summary>
+    public static string NewTraceId() => MeshAI.Common.Observability.MeshTelemetry.CurrentOrNewTraceId();
 }

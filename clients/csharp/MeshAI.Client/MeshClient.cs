@@ -3,6 +3,7 @@ using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using MeshAI.Common.Crypto;
+using MeshAI.Common.Observability;
 using MeshAI.Common.Transport;
 using MeshAI.Contracts.Audit.V1;
 using MeshAI.Contracts.Common.V1;
@@ -164,7 +165,12 @@ public sealed class MeshClient : IDisposable
             Envelope = envelope,
             IdempotencyKey = string.IsNullOrEmpty(routing?.IdempotencyKey) ? Guid.NewGuid().ToString("N") : routing.IdempotencyKey,
         };
-        var response = await Jobs.SubmitJobAsync(request, deadline: Deadline(), cancellationToken: cancellationToken);
+        // W3C trace context in the call's metadata: the server's spans join the envelope's trace. With a current span
+        // HttpClient propagates that one itself (and the envelope took its trace id).
+        var headers = System.Diagnostics.Activity.Current is null && MeshTelemetry.IsTraceId(envelope.TraceId)
+            ? new Metadata { { "traceparent", $"00-{envelope.TraceId}-{System.Diagnostics.ActivitySpanId.CreateRandom().ToHexString()}-01" } }
+            : null;
+        var response = await Jobs.SubmitJobAsync(request, headers, deadline: Deadline(), cancellationToken: cancellationToken);
         return response.Job ?? throw new InvalidOperationException("SubmitJob returned no job.");
     }
 
@@ -268,6 +274,13 @@ public sealed class MeshClient : IDisposable
         var last = job;
         await foreach (var frame in StreamJobAsync(networkId, job.JobId, cancellationToken))
         {
+            if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Token && !frame.Token.Nonce.IsEmpty)
+            {
+                // Tokens of an encrypted job are sealed to this client; onFrame sees them opened.
+                frame.Token.Token = Google.Protobuf.ByteString.CopyFromUtf8(OpenToken(frame.Token, job.JobId));
+                frame.Token.Nonce = Google.Protobuf.ByteString.Empty;
+            }
+
             onFrame?.Invoke(frame);
             switch (frame.FrameCase)
             {
@@ -349,6 +362,25 @@ public sealed class MeshClient : IDisposable
         }
 
         return DecodeOutput(new JobResultFrame { Output = Google.Protobuf.ByteString.CopyFrom(plaintext) }, job);
+    }
+
+    /// <summary>The text of a streamed token: opened with <see cref="SubmitterKey"/> when the device sealed it (non-empty nonce).</summary>
+    public string OpenToken(JobTokenFrame token, string jobId)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        if (token.Nonce.IsEmpty)
+        {
+            return token.Token.ToStringUtf8();
+        }
+
+        try
+        {
+            return System.Text.Encoding.UTF8.GetString(PayloadCrypto.OpenFromDevice(token.Token.Span, token.Nonce.Span, SubmitterKey, jobId));
+        }
+        catch (PayloadCryptoException ex)
+        {
+            throw new MeshJobException($"A streamed token of job {jobId} cannot be decrypted with this client's submitter key: {ex.Message}", ex);
+        }
     }
 
     /// <summary>Decodes an unencrypted result frame's output (see <see cref="Decode"/> for encrypted ones).</summary>

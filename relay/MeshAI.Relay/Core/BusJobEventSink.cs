@@ -139,6 +139,7 @@ public sealed class BusJobEventSink(IMeshBus bus, BusNames names, IOptions<Relay
     {
         report.ReplyTo = names.Reply(_relayId);
         report.CorrelationId = Guid.NewGuid().ToString("N");
+        report.Traceparent = MeshAI.Common.Observability.MeshTelemetry.CurrentTraceParent(); // the relay's forwarding span (#17)
         var waiting = new TaskCompletionSource<Reply>(TaskCreationOptions.RunContinuationsAsynchronously);
         _pending[report.CorrelationId] = waiting;
         try

@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using MeshAI.Common.Errors;
+using MeshAI.Common.Observability;
 using MeshAI.Common.Seams;
 using MeshAI.Contracts.Relay.V1;
 using Microsoft.Extensions.Logging;
@@ -65,12 +66,22 @@ public sealed partial class RelayHub : IJobDispatcher
             return false;
         }
 
+        // Tracing and metrics hooks (#17): the relay's span is the agent's parent; offer bytes count as relay bandwidth.
+        using var span = MeshTelemetry.StartJobSpan("meshai.relay.offer", System.Diagnostics.ActivityKind.Internal, "", offer.Traceparent);
+        span?.SetTag(MeshTelemetry.DeviceIdKey, deviceId).SetTag("meshai.relay_id", _options.RelayId);
+        if (span is not null)
+        {
+            offer.Traceparent = MeshTelemetry.TraceParent(span);
+        }
+
         if (!connection.TryOffer(offer, out var reason))
         {
             LogOfferRefused(deviceId, reason);
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, reason);
             return false;
         }
 
+        MeshTelemetry.CountRelayBytes(connection.Identity.NetworkId, "to_device", offer.CalculateSize());
         return true;
     }
 
@@ -363,9 +374,12 @@ public sealed partial class RelayHub : IJobDispatcher
         }
     }
 
-    private ValueTask TerminalAsync(DeviceConnection connection, Uplink uplink, string jobId, string kind, long sequence, Func<CancellationToken, Task> forward, CancellationToken ct) =>
+    private ValueTask TerminalAsync(DeviceConnection connection, Uplink uplink, string jobId, string kind, long sequence, string traceParent, Func<CancellationToken, Task> forward, CancellationToken ct) =>
         uplink.EnqueueAsync(jobId, terminal: true, async () =>
         {
+            // Tracing hook (#17): the agent's span is the parent; the bus report to control carries this span's context.
+            using var span = MeshTelemetry.StartJobSpan("meshai.relay.forward", System.Diagnostics.ActivityKind.Internal, jobId, traceParent);
+            span?.SetTag("meshai.frame", kind).SetTag(MeshTelemetry.DeviceIdKey, connection.Identity.DeviceId);
             var delay = TimeSpan.FromMilliseconds(50);
             while (true)
             {
@@ -420,7 +434,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var accept = frame.JobAccept;
                     if (Track(connection, accept.JobId, accept.Attempt, accept.ChunkId, size, close: false, out _))
                     {
-                        await TerminalAsync(connection, uplink, accept.JobId, "accept", sequence, ct => _sink.OnAcceptedAsync(device, accept, ct), cancellationToken);
+                        await TerminalAsync(connection, uplink, accept.JobId, "accept", sequence, frame.Traceparent, ct => _sink.OnAcceptedAsync(device, accept, ct), cancellationToken);
                     }
 
                     break;
@@ -428,7 +442,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var decline = frame.JobDecline;
                     if (Track(connection, decline.JobId, decline.Attempt, decline.ChunkId, size, close: true, out _))
                     {
-                        await TerminalAsync(connection, uplink, decline.JobId, "decline", sequence, ct => _sink.OnDeclinedAsync(device, decline, ct), cancellationToken);
+                        await TerminalAsync(connection, uplink, decline.JobId, "decline", sequence, frame.Traceparent, ct => _sink.OnDeclinedAsync(device, decline, ct), cancellationToken);
                     }
 
                     break;
@@ -460,7 +474,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var result = frame.JobResult;
                     if (Track(connection, result.JobId, result.Attempt, result.ChunkId, size, close: true, out var resultBytes))
                     {
-                        await TerminalAsync(connection, uplink, result.JobId, "result", sequence, ct => _sink.OnResultAsync(device, result, resultBytes, ct), cancellationToken);
+                        await TerminalAsync(connection, uplink, result.JobId, "result", sequence, frame.Traceparent, ct => _sink.OnResultAsync(device, result, resultBytes, ct), cancellationToken);
                     }
 
                     break;
@@ -468,7 +482,7 @@ public sealed partial class RelayHub : IJobDispatcher
                     var failure = frame.JobFailure;
                     if (Track(connection, failure.JobId, failure.Attempt, failure.ChunkId, size, close: true, out var failureBytes))
                     {
-                        await TerminalAsync(connection, uplink, failure.JobId, "failure", sequence, ct => _sink.OnFailureAsync(device, failure, failureBytes, ct), cancellationToken);
+                        await TerminalAsync(connection, uplink, failure.JobId, "failure", sequence, frame.Traceparent, ct => _sink.OnFailureAsync(device, failure, failureBytes, ct), cancellationToken);
                     }
 
                     break;
@@ -632,6 +646,7 @@ public sealed partial class RelayHub : IJobDispatcher
     {
         if (connection.TryCountInbound(jobId, attempt, chunkId, size, close, out totalBytes))
         {
+            MeshTelemetry.CountRelayBytes(connection.Identity.NetworkId, "from_device", size); // metrics hook (#17)
             return true;
         }
 

@@ -65,6 +65,20 @@ public static class ServerCertificates
         }
     }
 
+    /// <summary>Writes the certificate (never its key) as PEM to <paramref name="path"/>, unless the file already holds exactly that.</summary>
+    public static void WritePublicPem(X509Certificate2 certificate, string path)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        var pem = certificate.ExportCertificatePem() + "\n";
+        if (File.Exists(path) && File.ReadAllText(path) == pem)
+        {
+            return;
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        File.WriteAllText(path, pem);
+    }
+
     /// <summary>Lower-case hex SHA-256 of the certificate's DER bytes (what join links and the CLI pin).</summary>
     public static string Fingerprint(X509Certificate2 certificate) =>
         Convert.ToHexStringLower(SHA256.HashData(certificate.RawData));

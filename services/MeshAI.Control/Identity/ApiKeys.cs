@@ -21,8 +21,11 @@ public sealed class ApiKeys(SecurityRepository store, NetworkAccess access, Audi
     /// <summary>Prefix of every API key secret (how the authenticator tells them from session tokens).</summary>
     public const string SecretPrefix = "mak_";
 
-    /// <summary>Scopes a key may carry; "jobs" covers plan/estimate/submit/watch/get/list/cancel/explain.</summary>
-    public static readonly IReadOnlySet<string> KnownScopes = new HashSet<string>(StringComparer.Ordinal) { "jobs", "devices:read", "ledger:read" };
+    /// <summary>
+    /// Scopes a key may carry; "jobs" covers plan/estimate/submit/watch/get/list/cancel/explain and the OpenAI-compatible
+    /// gateway; "metrics:read" lets an admin's key scrape the network's own metrics (not granted by default).
+    /// </summary>
+    public static readonly IReadOnlySet<string> KnownScopes = new HashSet<string>(StringComparer.Ordinal) { "jobs", "devices:read", "ledger:read", "metrics:read" };
 
     /// <summary>Creates a key (sessions only: a key cannot mint keys) for a network the caller is an admin or member of.</summary>
     public async Task<CreateApiKeyResponse> CreateAsync(Caller caller, CreateApiKeyRequest request, CancellationToken ct)

@@ -128,13 +128,16 @@ public sealed partial class ControlBusEndpoint(IMeshBus bus, BusNames names, Con
             return;
         }
 
-        var answering = AnswerAsync(handling, report, device.DeviceId, direct);
+        var answering = AnswerAsync(handling, report, device.DeviceId, direct, MeshAI.Common.Observability.MeshTelemetry.StartJobSpan(
+            "meshai.job.report", System.Diagnostics.ActivityKind.Consumer, JobIdOf(report), report.Traceparent)); // tracing hook (#17)
         _inFlight[answering] = 0;
         _ = answering.ContinueWith(t => _inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    private async Task AnswerAsync(Task handling, JobReport report, string deviceId, bool direct)
+    private async Task AnswerAsync(Task handling, JobReport report, string deviceId, bool direct, System.Diagnostics.Activity? span)
     {
+        using var reportSpan = span;
+        span?.SetTag("meshai.frame", report.FrameCase.ToString()).SetTag(MeshAI.Common.Observability.MeshTelemetry.DeviceIdKey, deviceId);
         try
         {
             await handling;
@@ -155,6 +158,15 @@ public sealed partial class ControlBusEndpoint(IMeshBus bus, BusNames names, Con
             Answer(report, handled: false, ex.Message);
         }
     }
+
+    private static string JobIdOf(JobReport report) => report.FrameCase switch
+    {
+        JobReport.FrameOneofCase.Accept => report.Accept.JobId,
+        JobReport.FrameOneofCase.Decline => report.Decline.JobId,
+        JobReport.FrameOneofCase.Result => report.Result.JobId,
+        JobReport.FrameOneofCase.Failure => report.Failure.JobId,
+        _ => "",
+    };
 
     private void Answer(JobReport report, bool handled, string error)
     {

@@ -2,6 +2,7 @@ using Google.Protobuf;
 using MeshAI.Common;
 using MeshAI.Common.Domain;
 using MeshAI.Common.Errors;
+using MeshAI.Common.Observability;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Control.Identity;
@@ -90,8 +91,12 @@ public sealed class JobSubmission(
         stored.TimeoutMs = p.TimeoutMs;
         if (string.IsNullOrEmpty(stored.TraceId))
         {
-            stored.TraceId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            stored.TraceId = MeshTelemetry.CurrentOrNewTraceId(); // the caller's trace (gRPC metadata / HTTP traceparent) when it sent one
         }
+
+        // Tracing hook (#17): the job's first span; its trace id is the envelope's trace_id (docs/observability.md).
+        using var span = MeshTelemetry.StartJobSpan("meshai.job.submit", System.Diagnostics.ActivityKind.Internal, stored.JobId, traceId: stored.TraceId);
+        span?.SetTag(MeshTelemetry.NetworkIdKey, stored.NetworkId).SetTag("meshai.workload", stored.WorkloadId.ToString());
 
         var row = new JobRow
         {

@@ -105,6 +105,11 @@ public sealed class JobWatchHub
     public void Publish(string jobId, WatchJobResponse frame)
     {
         Deliver(jobId, frame);
+        if (IsTerminal(frame) && (frame.Result?.Job ?? frame.Status?.Job) is { } ended)
+        {
+            Observability.JobOutcomes.Record(ended); // metrics hook (#17): job_latency_ms, counted once, by the job's owner
+        }
+
         _bus?.Post(_names!.Watch(jobId), new WatchFrame { JobId = jobId, OriginInstance = _origin, Frame = frame }.ToByteArray());
     }
 

@@ -8,23 +8,18 @@ namespace MeshAI.Control.Networks;
 /// <summary>
 /// UpdateNetworkSettings with a FieldMask (AIP-134): admins only; the paths listed in <see cref="UpdatablePaths"/>
 /// (scheduler weights, retry policy, trust minimum, mobile safety, spot-check sample rate, member approval mode and
-/// allowlist, key rotation period) are copied from the request, everything else is kept.
+/// allowlist, key rotation period, the gateway's sensitivity ceiling) are copied from the request, everything else is kept.
 /// The result passes <see cref="NetworkSettingsRules"/>, like every other settings write.
 /// </summary>
 public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAccess access, NetworkRegistry registry, NetworkSettingsRules rules)
 {
-    /// <summary>Most entries of the auto-approve allowlist.</summary>
-    public const int MaxAllowlistEntries = 200;
-
-    /// <summary>Longest scheduled key rotation period in days.</summary>
-    public const int MaxKeyRotationDays = 3650;
-
     /// <summary>Mask paths this RPC accepts.</summary>
     public static readonly IReadOnlyList<string> UpdatablePaths =
     [
         "scoring_weights", "scoring_weights.rtt_ms", "scoring_weights.is_plugged_in", "scoring_weights.thermal_headroom", "scoring_weights.idle_score",
         "scoring_weights.credit_rate_efficiency", "retry_policy", "retry_policy.max_attempts", "retry_policy.backoff_ms", "min_device_trust_level",
         "mobile_safety", "credits.spot_check_sample_bps", "member_approval_mode", "auto_approve_allowlist", "key_rotation_days",
+        "gateway.max_sensitivity",
     ];
 
     /// <summary>Applies the masked fields and returns the updated network.</summary>
@@ -91,30 +86,15 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
                     s.AutoApproveAllowlist.AddRange(patch.AutoApproveAllowlist.Select(e => e.Trim().ToLowerInvariant()).Where(e => e.Length > 0).Distinct());
                     break;
                 case "key_rotation_days": s.KeyRotationDays = patch.KeyRotationDays; break;
+                case "gateway.max_sensitivity":
+                    s.Gateway ??= new GatewaySettings();
+                    s.Gateway.MaxSensitivity = patch.Gateway?.MaxSensitivity ?? Contracts.Common.V1.DataSensitivityTag.Unspecified;
+                    break;
                 default:
                     throw RpcErrors.InvalidArgument("update_mask", $"'{path}' cannot be updated here; updatable: {string.Join(", ", UpdatablePaths)}");
             }
         }
 
-        ValidateMembershipAndRotation(s);
         return (rules ?? NetworkSettingsRules.Default).Validate(s);
-    }
-
-    private static void ValidateMembershipAndRotation(NetworkSettings s)
-    {
-        if (s.MemberApprovalMode is not (MemberApprovalMode.Unspecified or MemberApprovalMode.AdminApprovesNewMembers or MemberApprovalMode.AutoApproveDomainOrAllowlist))
-        {
-            throw RpcErrors.InvalidArgument("settings.member_approval_mode", "ADMIN_APPROVES_NEW_MEMBERS or AUTO_APPROVE_DOMAIN_OR_ALLOWLIST");
-        }
-
-        if (s.AutoApproveAllowlist.Count > MaxAllowlistEntries || s.AutoApproveAllowlist.Any(e => e.Length > 254 || e.Any(char.IsWhiteSpace)))
-        {
-            throw RpcErrors.InvalidArgument("settings.auto_approve_allowlist", $"at most {MaxAllowlistEntries} domains or addresses (e.g. example.com, @example.com, alex@example.com), each at most 254 characters without spaces");
-        }
-
-        if (s.KeyRotationDays < 0 || s.KeyRotationDays > MaxKeyRotationDays)
-        {
-            throw RpcErrors.InvalidArgument("settings.key_rotation_days", $"0 (no scheduled rotation) to {MaxKeyRotationDays} days");
-        }
     }
 }

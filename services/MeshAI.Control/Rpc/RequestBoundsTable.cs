@@ -302,6 +302,7 @@ public static class RequestBoundsTable
 
             // ---- relay frames (agent → relay) ----
             ["meshai.relay.v1.ConnectRequest.sequence"] = Range(0, long.MaxValue, "a counter"),
+            ["meshai.relay.v1.ConnectRequest.traceparent"] = Chars(l.IdChars * 2, I + "IdChars ×2 (a W3C traceparent is 55)"),
             ["meshai.relay.v1.AgentHello.agent_version"] = name,
             ["meshai.relay.v1.AgentHello.protocol_version"] = Range(0, 1000, "a protocol version"),
             ["meshai.relay.v1.AgentHello.held_attempts"] = Items(l.HeldAttempts, I + "HeldAttempts"),
@@ -330,6 +331,8 @@ public static class RequestBoundsTable
             ["meshai.relay.v1.JobToken.token"] = Bytes(l.TokenFrameBytes, I + "TokenFrameBytes"),
             ["meshai.relay.v1.JobToken.index"] = Range(0, int.MaxValue, "a counter"),
             ["meshai.relay.v1.JobToken.nonce"] = key,
+            ["meshai.relay.v1.JobToken.resume_text"] = Bytes(l.TokenFrameBytes, I + "TokenFrameBytes"),
+            ["meshai.relay.v1.JobToken.resume_nonce"] = key,
             ["meshai.relay.v1.JobLog.job_id"] = id,
             ["meshai.relay.v1.JobLog.attempt"] = attempt,
             ["meshai.relay.v1.JobLog.message"] = text,
@@ -347,6 +350,24 @@ public static class RequestBoundsTable
             ["meshai.relay.v1.JobFailure.attempt"] = attempt,
             ["meshai.relay.v1.JobFailure.chunk_id"] = id,
             ["meshai.relay.v1.JobFailure.error"] = text,
+
+            // ---- fields the branches merged into integrate added (web relay #13, sign-in links and network watch #12, chat resume #14) ----
+            ["meshai.identity.v1.CreateSignInLinkRequest.next_path"] = url,
+            ["meshai.network.v1.WatchNetworkRequest.network_id"] = id,
+            ["meshai.job.v1.ChatResume.assistant_text"] = Chars(1 << 20, "1 MiB (the agent's JobTokenStream.MaxResumeTextBytes, docs/chat-resume.md)", multiLine: true),
+            ["meshai.job.v1.ChatResume.next_index"] = Range(0, 4096, "the agent's JobTokenStream.MaxResumeTokens (docs/chat-resume.md)"),
+            ["meshai.relay.v1.AnswerChallengeRequest.session_id"] = token,
+            ["meshai.relay.v1.SendHeartbeatRequest.session_id"] = token,
+            ["meshai.relay.v1.AcceptJobRequest.session_id"] = token,
+            ["meshai.relay.v1.DeclineJobRequest.session_id"] = token,
+            ["meshai.relay.v1.ReportProgressRequest.session_id"] = token,
+            ["meshai.relay.v1.ReportResultRequest.session_id"] = token,
+            ["meshai.relay.v1.ReportFailureRequest.session_id"] = token,
+            ["meshai.relay.v1.GetDeviceStatusRequest.session_id"] = token,
+            ["meshai.relay.v1.AcceptJobRequest.sequence"] = Range(0, long.MaxValue, "a counter"),
+            ["meshai.relay.v1.DeclineJobRequest.sequence"] = Range(0, long.MaxValue, "a counter"),
+            ["meshai.relay.v1.ReportResultRequest.sequence"] = Range(0, long.MaxValue, "a counter"),
+            ["meshai.relay.v1.ReportFailureRequest.sequence"] = Range(0, long.MaxValue, "a counter"),
         };
     }
 }

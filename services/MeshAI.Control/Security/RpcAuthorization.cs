@@ -31,6 +31,9 @@ public enum RpcAccess
 
     /// <summary>Active admin of the request's network.</summary>
     Admin,
+
+    /// <summary>Anyone, not rate-limited: read-only and constant-cost (the gRPC health service, polled by load balancers).</summary>
+    Open,
 }
 
 /// <summary>One row of the authorisation table: the access level, the request field holding the network id, and the API-key scope that may call it (null: sessions only).</summary>
@@ -143,6 +146,23 @@ public static class RpcRules
         [WebRelay + "ReportResult"] = new(RpcAccess.Device),
         [WebRelay + "ReportFailure"] = new(RpcAccess.Device),
         [WebRelay + "GetDeviceStatus"] = new(RpcAccess.Device),
+
+        ["/grpc.health.v1.Health/Check"] = new(RpcAccess.Open),
+        ["/grpc.health.v1.Health/Watch"] = new(RpcAccess.Open),
+        ["/grpc.health.v1.Health/List"] = new(RpcAccess.Open),
+    };
+
+    /// <summary>
+    /// The HTTP endpoints that act for a network, under the same rules (docs/gateway.md, docs/observability.md): the
+    /// OpenAI-compatible gateway runs jobs exactly as SubmitJob does (guests included, API keys need "jobs"); a network's
+    /// own metrics are for its admins (API keys need "metrics:read").
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, RpcRule> HttpTable = new Dictionary<string, RpcRule>(StringComparer.Ordinal)
+    {
+        ["POST /v1/embeddings"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
+        ["POST /v1/chat/completions"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
+        ["GET /v1/models"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
+        ["GET /metrics/networks/{network_id}"] = new(RpcAccess.Admin, ApiKeyScope: "metrics:read"),
     };
 
     /// <summary>Reads the network id at a dotted field path of a request ("envelope.network_id"); empty when absent.</summary>
@@ -177,7 +197,7 @@ public static class RpcRules
 /// membership and role (non-members get NOT_FOUND so a network's existence is never revealed), API-key network and scope,
 /// and applies rate limits to the unauthenticated auth and device endpoints.
 /// </summary>
-public sealed class AuthorizationInterceptor(SessionAuthenticator auth, NetworkAccess access, RateLimits limits) : Interceptor
+public sealed class AuthorizationInterceptor(SessionAuthenticator auth, CallAuthorizer authorizer, RateLimits limits) : Interceptor
 {
     /// <inheritdoc />
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
@@ -217,6 +237,8 @@ public sealed class AuthorizationInterceptor(SessionAuthenticator auth, NetworkA
 
         switch (rule.Access)
         {
+            case RpcAccess.Open:
+                return;
             case RpcAccess.Public:
                 await limits.CheckAsync("auth:" + context.Peer, limits.AuthPerMinute, context.CancellationToken);
                 return;
@@ -234,28 +256,46 @@ public sealed class AuthorizationInterceptor(SessionAuthenticator auth, NetworkA
         }
 
         var caller = await auth.RequireAsync(context);
+        await authorizer.AuthorizeAsync(rule, context.Method, caller, RpcRules.NetworkIdOf(request, rule.NetworkField), context.CancellationToken);
+    }
+}
+
+/// <summary>
+/// What a rule demands of an authenticated caller, in one place for the gRPC interceptor and the HTTP endpoints (gateway,
+/// per-network metrics): the API key's scope, membership of the network (NOT_FOUND otherwise, so existence is never
+/// revealed; an API key sees only its own network) and the role.
+/// </summary>
+public sealed class CallAuthorizer(NetworkAccess access)
+{
+    /// <summary>Checks <paramref name="caller"/> against <paramref name="rule"/> for <paramref name="networkId"/>; returns the membership (null for session-level rules).</summary>
+    public async Task<Membership?> AuthorizeAsync(RpcRule rule, string what, Caller caller, string networkId, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        ArgumentNullException.ThrowIfNull(caller);
         if (caller.IsApiKey && rule.ApiKeyScope is not "*" && (rule.ApiKeyScope is null || !(caller.Scopes ?? []).Contains(rule.ApiKeyScope, StringComparer.Ordinal)))
         {
             throw RpcErrors.PermissionDenied(rule.ApiKeyScope is null
-                ? $"API keys cannot call {context.Method}; use a session"
+                ? $"API keys cannot call {what}; use a session"
                 : $"this API key lacks the '{rule.ApiKeyScope}' scope", rule.ApiKeyScope is null ? ErrorReasons.SessionOnly : ErrorReasons.ApiKeyScopeMissing);
         }
 
-        if (rule.Access == RpcAccess.Session)
+        if (rule.Access is RpcAccess.Session or RpcAccess.Open or RpcAccess.Public)
         {
-            return;
+            return null;
         }
 
-        var membership = await access.RequireMemberAsync(caller, RpcRules.NetworkIdOf(request, rule.NetworkField), context.CancellationToken);
+        var membership = await access.RequireMemberAsync(caller, networkId, ct);
         if (rule.Access == RpcAccess.Admin && membership.Role != Role.Admin)
         {
-            throw RpcErrors.PermissionDenied($"only admins can call {context.Method}", ErrorReasons.AdminRequired);
+            throw RpcErrors.PermissionDenied($"only admins can call {what}", ErrorReasons.AdminRequired);
         }
 
         if (rule.Access == RpcAccess.Member && membership.Role is not (Role.Admin or Role.Member))
         {
-            throw RpcErrors.PermissionDenied($"guests cannot call {context.Method}", ErrorReasons.MemberRequired);
+            throw RpcErrors.PermissionDenied($"guests cannot call {what}", ErrorReasons.MemberRequired);
         }
+
+        return membership;
     }
 }
 

@@ -29,6 +29,7 @@ public static class SecurityExtensions
         services.TryAddSingleton<CertificateRenewal>();
         services.TryAddSingleton<RecipientPlanner>();
         services.TryAddSingleton<RateLimits>();
+        services.TryAddSingleton<CallAuthorizer>();
         services.TryAddSingleton<AuthorizationInterceptor>();
         services.AddGrpc(o => o.Interceptors.Add<AuthorizationInterceptor>());
         return services;

@@ -102,6 +102,9 @@ public sealed class AuthorizationMatrixTests
         ["meshai.relay.v1.WebRelayService/ReportResult"] = (Need.Device, null),
         ["meshai.relay.v1.WebRelayService/ReportFailure"] = (Need.Device, null),
         ["meshai.relay.v1.WebRelayService/GetDeviceStatus"] = (Need.Device, null),
+        ["grpc.health.v1.Health/Check"] = (Need.Public, null),
+        ["grpc.health.v1.Health/Watch"] = (Need.Public, null),
+        ["grpc.health.v1.Health/List"] = (Need.Public, null),
     };
 
     private static readonly ServiceDescriptor[] Services =
@@ -116,6 +119,7 @@ public sealed class AuthorizationMatrixTests
         MeshAI.Contracts.Audit.V1.AuditService.Descriptor,
         RelayService.Descriptor,
         WebRelayService.Descriptor,
+        Grpc.Health.V1.Health.Descriptor,
     ];
 
     private static IEnumerable<MethodDescriptor> AllMethods() => Services.SelectMany(s => s.Methods);
@@ -127,6 +131,21 @@ public sealed class AuthorizationMatrixTests
         Assert.That(missing, Is.Empty, "add these RPCs to the authorisation table (RpcRules) and to this matrix");
         var serverMissing = AllMethods().Select(m => "/" + Name(m)).Where(n => !MeshAI.Control.Security.RpcRules.Table.ContainsKey(n)).ToList();
         Assert.That(serverMissing, Is.Empty, "the server would refuse these RPCs (no authorisation rule)");
+    }
+
+    [Test]
+    public void The_http_endpoints_that_act_for_a_network_follow_the_same_roles()
+    {
+        // The OpenAI-compatible gateway runs jobs exactly as SubmitJob does; a network's own metrics are for its admins.
+        var submit = MeshAI.Control.Security.RpcRules.Table["/meshai.job.v1.JobService/SubmitJob"];
+        foreach (var endpoint in new[] { "POST /v1/embeddings", "POST /v1/chat/completions", "GET /v1/models" })
+        {
+            var rule = MeshAI.Control.Security.RpcRules.HttpTable[endpoint];
+            Assert.That((rule.Access, rule.ApiKeyScope), Is.EqualTo((submit.Access, submit.ApiKeyScope)), endpoint);
+        }
+
+        var metrics = MeshAI.Control.Security.RpcRules.HttpTable["GET /metrics/networks/{network_id}"];
+        Assert.That((metrics.Access, metrics.ApiKeyScope), Is.EqualTo((MeshAI.Control.Security.RpcAccess.Admin, "metrics:read")));
     }
 
     [Test]

@@ -69,6 +69,7 @@ public sealed class RelayFrameRecorder : Interceptor
 public sealed partial class SecureMeshHost : IAsyncDisposable
 {
     private readonly List<GrpcChannel> _channels = [];
+    private readonly List<HttpClient> _http = [];
     private readonly List<(CancellationTokenSource Stop, Task Run, WorkloadRegistry Registry)> _agents = [];
 
     private SecureMeshHost(WebApplication app, string dataDir, string url, string fingerprint, RelayFrameRecorder recorder)
@@ -93,10 +94,14 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
     public IServiceProvider Services => App.Services;
 
     /// <summary>Starts the server; <paramref name="configure"/> may replace seams (it runs before the components register).</summary>
-    public static async Task<SecureMeshHost> StartAsync(string store = "sqlite", Action<IServiceCollection>? configure = null)
+    public static Task<SecureMeshHost> StartAsync(string store = "sqlite", Action<IServiceCollection>? configure = null) => StartAsync(store, [], configure);
+
+    /// <summary>The server with extra command-line options and services (e.g. an in-memory trace exporter, replaced seams).</summary>
+    public static async Task<SecureMeshHost> StartAsync(string store, IReadOnlyList<string> extraArguments, Action<IServiceCollection>? configureServices)
     {
         var dataDir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "meshai-secure-" + Guid.NewGuid().ToString("N")[..10])).FullName;
         var args = new List<string> { "--data-dir", dataDir, "--port", "0", "--store", store, "--heartbeat-grace-seconds", "20" };
+        args.AddRange(extraArguments);
         if (store == "postgres")
         {
             args.AddRange(["--postgres", await SharedInfrastructure.CreatePostgresDatabaseAsync("secure")]);
@@ -107,7 +112,7 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
         {
             services.AddSingleton(recorder);
             services.AddGrpc(o => o.Interceptors.Add<RelayFrameRecorder>());
-            configure?.Invoke(services);
+            configureServices?.Invoke(services);
         });
         var (url, fingerprint) = await ServerHost.StartAsync(app, settings, certificate, CancellationToken.None);
         return new SecureMeshHost(app, dataDir, url, fingerprint, recorder);
@@ -158,9 +163,12 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
     /// <summary>Runs the real agent session for the device until disposal; returns when the relay has it online.</summary>
     /// <param name="handler">The device's echo handler (default: the real <see cref="EchoHandler"/>; tests pass a tampering one).</param>
     /// <param name="network">The agent's view of its network (pushed NetworkUpdates land there; offers are verified against its keys).</param>
-    public async Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null, IWorkloadHandler? handler = null, AgentNetworkState? network = null)
+    public Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null, IWorkloadHandler? handler = null, AgentNetworkState? network = null) =>
+        GoOnlineAsync(enrollment, keys, new WorkloadRegistry([handler ?? new EchoHandler()]), controlKeys, network);
+
+    /// <summary>Runs the real agent session with <paramref name="registry"/>'s handlers (e.g. the agent's real embeddings and chat runtimes).</summary>
+    public async Task<Task<SessionEnd>> GoOnlineAsync(AgentEnrollment enrollment, AgentKeys keys, WorkloadRegistry registry, Func<DateTimeOffset, IReadOnlyDictionary<string, byte[]>>? controlKeys = null, AgentNetworkState? network = null)
     {
-        var registry = new WorkloadRegistry([handler ?? new EchoHandler()]);
         var session = new RelaySession(enrollment, keys, new LinuxDeviceStateProvider(), registry,
             new OfferVerifier(controlKeys ?? (network ??= new AgentNetworkState(enrollment)).ControlKeys, enrollment.DeviceId, enrollment.NetworkId), NullLogger.Instance, _ => { },
             network: network);
@@ -181,6 +189,21 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
         }
 
         return run;
+    }
+
+    /// <summary>An HTTP client that trusts exactly this server's certificate (the gateway and the metrics endpoints).</summary>
+    public HttpClient Http()
+    {
+        var handler = new SocketsHttpHandler
+        {
+            SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, cert, _, _) => cert is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.GetRawCertData())) == Fingerprint,
+            },
+        };
+        var client = new HttpClient(handler) { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromSeconds(60) };
+        _http.Add(client);
+        return client;
     }
 
     public async ValueTask DisposeAsync()
@@ -204,6 +227,11 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
         foreach (var channel in _channels)
         {
             channel.Dispose();
+        }
+
+        foreach (var client in _http)
+        {
+            client.Dispose();
         }
 
         await App.StopAsync();

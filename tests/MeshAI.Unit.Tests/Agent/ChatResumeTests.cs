@@ -85,7 +85,8 @@ public sealed class ChatResumeTests
         {
             Assert.That(frames.All(f => !f.ResumeText.IsEmpty && !f.ResumeNonce.IsEmpty), Is.True, "the resume copy is sealed");
             Assert.That(PayloadCryptoTests.Contains(resume.ToByteArray(), "upon"u8), Is.False, "relay and control see ciphertext only in a resume");
-            Assert.That(frames[1].Token.ToStringUtf8(), Is.EqualTo(" upon"), "the submitter's copy is the text, as before");
+            Assert.That(frames.All(f => !f.Nonce.IsEmpty && !PayloadCryptoTests.Contains(f.Token.ToByteArray(), "upon"u8)), Is.True, "the submitter's copy is sealed to the submitter");
+            Assert.That(System.Text.Encoding.UTF8.GetString(PayloadCrypto.OpenFromDevice(frames[1].Token.Span, frames[1].Nonce.Span, submitter, "job_1")), Is.EqualTo(" upon"), "the submitter opens its copy");
             Assert.That(new EndToEndPayload(second, "dev_b").TokenStream(envelope, "job_1").Open(resume), Is.EqualTo(new ChatResume { AssistantText = "Once upon a time", NextIndex = 3 }));
             Assert.Throws<PayloadCryptoException>(() => new EndToEndPayload(outsider, "dev_c").TokenStream(envelope, "job_1"), "a device the key was not wrapped for");
             Assert.Throws<PayloadCryptoException>(() => new EndToEndPayload(second, "dev_b").TokenStream(envelope, "job_2").Open(resume), "bound to the job");

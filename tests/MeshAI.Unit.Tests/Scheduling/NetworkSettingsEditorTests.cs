@@ -70,7 +70,7 @@ public sealed class NetworkSettingsEditorTests
         foreach (var (bad, path) in new[]
                  {
                      (new NetworkSettings { KeyRotationDays = -1 }, "key_rotation_days"),
-                     (new NetworkSettings { KeyRotationDays = NetworkSettingsEditor.MaxKeyRotationDays + 1 }, "key_rotation_days"),
+                     (new NetworkSettings { KeyRotationDays = NetworkSettingsRules.MaxKeyRotationDays + 1 }, "key_rotation_days"),
                      (new NetworkSettings { AutoApproveAllowlist = { "has space.example" } }, "auto_approve_allowlist"),
                      (new NetworkSettings { MemberApprovalMode = (MemberApprovalMode)99 }, "member_approval_mode"),
                  })

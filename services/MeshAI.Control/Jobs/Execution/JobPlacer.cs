@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using MeshAI.Common.Crypto;
+using MeshAI.Common.Observability;
 using MeshAI.Common.Seams;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Contracts.Relay.V1;
@@ -116,7 +117,11 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
         job.LastAttempt = Math.Max(job.LastAttempt, attempt);
         Arm(job, placement, TimeSpan.FromMilliseconds(job.TimeoutMs));
         logger.LogInformation("Job {JobId} attempt {Attempt}{Chunk} offered to {DeviceId}", job.JobId, attempt, chunk is null ? "" : " (chunk " + chunk.ChunkId + ")", deviceId);
+        // Tracing hook (#17): the offer span's context travels in JobOffer.traceparent to the relay and the agent.
+        using var span = MeshTelemetry.StartJobSpan("meshai.job.offer", System.Diagnostics.ActivityKind.Producer, job.JobId, traceId: job.Envelope.TraceId);
+        span?.SetTag(MeshTelemetry.DeviceIdKey, deviceId).SetTag(MeshTelemetry.AttemptKey, attempt).SetTag("meshai.chunk_id", chunk?.ChunkId);
         var offer = job.Offer(ticket, chunk);
+        offer.Traceparent = MeshTelemetry.TraceParent(span);
         offer.Resume = resume;
         if (!dispatcher.TryOffer(deviceId, offer))
         {

@@ -151,6 +151,7 @@ public static class VectorFixtures
             },
         },
         Sequence = 42,
+        Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     };
 
     /// <summary>The placement ticket details carried (serialized) inside fixture 3's ticket.</summary>
@@ -203,6 +204,7 @@ public static class VectorFixtures
             Envelope = JobEnvelope().ToByteString(),
             Chunk = ChunkPayload(),
             Resume = StreamResume(),
+            Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01",
         },
     };
 

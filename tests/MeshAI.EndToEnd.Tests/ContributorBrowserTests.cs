@@ -127,6 +127,13 @@ public sealed class ContributorBrowserTests : IDisposable
         var onAgent = Json(await Cli(["run", "embeddings", .. Texts.SelectMany(t => new[] { "--text", t }), "--routing", "pinned_device", "--device", _agent.DeviceId, "--json"]));
         var jobId = onPhone.GetProperty("jobId").GetString()!;
         var page = await _page.WaitAsync(eventKind: "done", jobId: jobId);
+        // The day's counters come from control once it acknowledged the result (settled); give that a few refreshes.
+        for (var tries = 0; page.JobsToday != "1" && tries < 60; tries++)
+        {
+            await Task.Delay(500);
+            page = await _page.StateAsync();
+        }
+
         await _page.ScreenshotAsync("after-job", fullPage: true);
 
         var phoneVectors = Vectors(onPhone);

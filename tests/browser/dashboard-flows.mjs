@@ -38,6 +38,8 @@ export const flows = {
     const page = onPage(await newPage());
     await page.goto(args.url + "/");
     await page.getByRole("heading", { name: "Networks", exact: true }).waitFor();
+    // The heading renders before the list has loaded: wait for its outcome (the empty state or the list of networks).
+    await page.getByText("No networks yet").or(page.getByRole("list", { name: "Your networks" })).first().waitFor();
     const empty = await page.getByText("No networks yet").isVisible();
     if (empty) await shot(page, "networks-empty");
     await page.getByRole("button", { name: empty ? "Create your first network" : "Create network" }).first().click();

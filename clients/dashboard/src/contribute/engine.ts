@@ -251,7 +251,12 @@ export class Contributor {
             this.onWelcome(welcome.heartbeatIntervalMs);
             void this.resendUnacked(session);
           },
-          frameAck: (ack) => this.unacked.delete(ack.sequence),
+          frameAck: (ack) => {
+            const acked = this.unacked.get(ack.sequence);
+            this.unacked.delete(ack.sequence);
+            // Control has handled (and settled) the job's end: the day's counters are now current.
+            if (acked?.kind === "result" || acked?.kind === "failure") void this.refreshStatus();
+          },
           offer: (offer) => void this.onOffer(session, offer),
           cancel: (cancel) => {
             if (this.running && this.running.ticket.jobId === cancel.jobId && this.running.ticket.attempt === cancel.attempt) this.running.abort.abort("cancelled");

@@ -235,7 +235,7 @@ public sealed partial class DashboardBrowserTests
         var error = result.GetProperty("error").GetString()!;
         Assert.Multiple(() =>
         {
-            Assert.That(result.GetProperty("reason").GetString(), Is.EqualTo("COST_CAP"), "ErrorInfo.reason from the google.rpc details");
+            Assert.That(result.GetProperty("reason").GetString(), Is.EqualTo("JOB_COST_CAP_EXCEEDED"), "ErrorInfo.reason from the google.rpc details");
             Assert.That(error, Does.Contain("exceeds the cap max_cost_micro"), "the server's message");
             Assert.That(error, Does.Not.Contain("FAILED_PRECONDITION").And.Not.Contain("[failed_precondition]"), "no raw status in front of the message");
         });
@@ -288,7 +288,7 @@ public sealed partial class DashboardBrowserTests
         Assert.Multiple(() =>
         {
             Assert.That(result.GetProperty("failing").GetInt32(), Is.GreaterThanOrEqualTo(1), "running the stored tests in the page shows the failing one");
-            Assert.That(result.GetProperty("reason").GetString(), Is.EqualTo("POLICY_TESTS"));
+            Assert.That(result.GetProperty("reason").GetString(), Is.EqualTo("POLICY_TESTS_FAILED"));
             Assert.That(result.GetProperty("refusal").GetString(), Does.Contain("policy test(s) fail").And.Contain("expected"), "the reason names the test and what it expected");
             Assert.That(after.Version, Is.EqualTo(before.Version), "nothing was saved");
         });

@@ -39,7 +39,7 @@ public sealed class ConfiguredCertificateTests
                 handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
                     cert is not null && Convert.ToHexStringLower(SHA256.HashData(cert.GetRawCertData())) == fingerprint;
                 using var http = new HttpClient(handler);
-                Assert.That(await http.GetStringAsync(new Uri(url + "/healthz")), Is.EqualTo("ok"));
+                Assert.That(await http.GetStringAsync(new Uri(url + "/healthz")), Is.EqualTo("Healthy"));
                 await app.StopAsync();
             }
         }

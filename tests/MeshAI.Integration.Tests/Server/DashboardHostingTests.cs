@@ -110,7 +110,7 @@ public sealed class DashboardHostingTests : IDisposable
         }
 
         using var health = await _http.GetAsync(new Uri(_server.Url + "/healthz"));
-        Assert.That(await health.Content.ReadAsStringAsync(), Is.EqualTo("ok"), "API routes win over the pages");
+        Assert.That(await health.Content.ReadAsStringAsync(), Is.EqualTo("Healthy"), "API routes win over the pages");
     }
 
     [Test]

@@ -162,7 +162,8 @@ public sealed class ContributorBrowserTests : IDisposable
     {
         var job = await RunningOnThePhoneAsync();
         await _page.SignalsAsync(new { charging = false });
-        var page = await _page.WaitAsync(eventKind: "handed-back", jobId: job.JobId);
+        // The hand-back is logged before the page settles into its paused phase: wait for both.
+        var page = await _page.WaitAsync(phase: "paused", eventKind: "handed-back", jobId: job.JobId);
         await _page.ScreenshotAsync("paused-unplugged");
         var run = await _sdk.WaitForResultAsync(_network, job);
 

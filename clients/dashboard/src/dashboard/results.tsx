@@ -6,7 +6,7 @@ import { LogLevel } from "@meshai/client";
 import { useState } from "preact/hooks";
 
 import { causeLabel, dateTime, filterLabel, ms } from "../shared/format";
-import { Badge, TableWrap } from "../shared/ui";
+import { Badge, DataTable, TableWrap } from "../shared/ui";
 
 export function ResultView({ output, texts, imageUrl, logs }: { output: WorkloadOutput; texts?: string[]; imageUrl?: string; logs?: JobLogFrame[] }) {
   const o = output.output;
@@ -87,31 +87,16 @@ function EmbeddingsResult({ output, texts }: { output: NonNullable<Extract<Workl
       <p class="muted small">
         {vectors.length} vectors of {output.dimension} dimensions{output.model ? ` · model ${output.model}` : ""} · tokens per text {output.tokenCounts.join(", ")}
       </p>
-      <TableWrap label="Embedding vectors">
-        <table class="responsive" aria-label="Embedding vectors">
-          <thead>
-            <tr>
-              <th>Text</th>
-              <th>First values</th>
-              <th class="num">Norm</th>
-            </tr>
-          </thead>
-          <tbody>
-            {vectors.map((v, i) => (
-              <tr key={i}>
-                <td data-label="Text">{label(i)}</td>
-                <td data-label="First values" class="mono small">
-                  [{v.slice(0, 6).map((x) => x.toFixed(4)).join(", ")}
-                  {v.length > 6 ? ", …" : ""}]
-                </td>
-                <td data-label="Norm" class="num">
-                  {Math.sqrt(v.reduce((s, x) => s + x * x, 0)).toFixed(3)}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </TableWrap>
+      <DataTable
+        label="Embedding vectors"
+        rows={vectors.map((v, i) => ({ v, i }))}
+        rowKey={(r) => r.i}
+        columns={[
+          { label: "Text", cell: (r) => label(r.i) },
+          { label: "First values", cellClass: "mono small", cell: ({ v }) => `[${v.slice(0, 6).map((x) => x.toFixed(4)).join(", ")}${v.length > 6 ? ", …" : ""}]` },
+          { label: "Norm", num: true, cell: ({ v }) => Math.sqrt(v.reduce((s, x) => s + x * x, 0)).toFixed(3) },
+        ]}
+      />
       {vectors.length > 1 && (
         <div>
           <h3>Cosine similarity</h3>
@@ -201,28 +186,17 @@ export function ExplainView({ view, devices }: { view: JobDebugView; devices: Ma
         </div>
       </div>
       <h3>Eligibility per device</h3>
-      <TableWrap label="Eligibility per device">
-        <table class="responsive" aria-label="Eligibility per device">
-          <thead>
-            <tr>
-              <th>Device</th>
-              <th>Result</th>
-              <th>Filter</th>
-              <th>Why</th>
-            </tr>
-          </thead>
-          <tbody>
-            {view.eligibility.map((e) => (
-              <tr key={e.deviceId}>
-                <td data-label="Device">{name(e.deviceId)}</td>
-                <td data-label="Result">{e.eligible ? <Badge tone="good">Eligible</Badge> : <Badge tone="bad">Filtered</Badge>}</td>
-                <td data-label="Filter">{e.eligible ? "—" : filterLabel[e.failingFilter]}</td>
-                <td data-label="Why">{e.reason || "—"}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </TableWrap>
+      <DataTable
+        label="Eligibility per device"
+        rows={view.eligibility}
+        rowKey={(e) => e.deviceId}
+        columns={[
+          { label: "Device", cell: (e) => name(e.deviceId) },
+          { label: "Result", cell: (e) => (e.eligible ? <Badge tone="good">Eligible</Badge> : <Badge tone="bad">Filtered</Badge>) },
+          { label: "Filter", cell: (e) => (e.eligible ? "—" : filterLabel[e.failingFilter]) },
+          { label: "Why", cell: (e) => e.reason || "—" },
+        ]}
+      />
       {view.topCandidates.length > 0 && (
         <>
           <h3>Top candidates</h3>

@@ -145,6 +145,68 @@ export function TableWrap({ label, children }: { label: string; children: Compon
   );
 }
 
+/** One column of a {@link DataTable}: its header, and the cell it renders for a row. */
+export interface Column<T> {
+  /** Header text; also the cell's data-label, which the phone layout shows beside each value. */
+  label: string;
+  /** A numeric column: right-aligned header and cells. */
+  num?: boolean;
+  /** Extra classes on the cells (e.g. "mono small"). */
+  cellClass?: string;
+  /** Leave the column out (e.g. admin-only actions). */
+  hidden?: boolean;
+  cell: (row: T) => ComponentChildren;
+}
+
+/**
+ * The dashboard's one table: a labelled, scrollable region around a responsive table (rows become cards on a
+ * phone, each cell labelled by its column). Every list of records goes through it so headers, labels and
+ * alignment stay consistent.
+ */
+export function DataTable<T>({
+  label,
+  rows,
+  rowKey,
+  columns,
+  rowProps,
+}: {
+  label: string;
+  rows: readonly T[];
+  rowKey: (row: T, index: number) => string | number;
+  columns: Column<T>[];
+  /** Attributes for a row's <tr> (data-* hooks, a click handler and its class). */
+  rowProps?: (row: T) => Record<string, unknown>;
+}) {
+  const cols = columns.filter((c) => !c.hidden);
+  const cellClass = (c: Column<T>) => [c.num ? "num" : "", c.cellClass ?? ""].filter(Boolean).join(" ") || undefined;
+  return (
+    <TableWrap label={label}>
+      <table class="responsive" aria-label={label}>
+        <thead>
+          <tr>
+            {cols.map((c) => (
+              <th key={c.label} class={c.num ? "num" : undefined}>
+                {c.label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r, i) => (
+            <tr key={rowKey(r, i)} {...(rowProps?.(r) ?? {})}>
+              {cols.map((c) => (
+                <td key={c.label} data-label={c.label} class={cellClass(c)}>
+                  {c.cell(r)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableWrap>
+  );
+}
+
 export function Stat({ label, value, sub }: { label: string; value: ComponentChildren; sub?: ComponentChildren }) {
   return (
     <div class="stat">

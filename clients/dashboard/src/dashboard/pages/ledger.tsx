@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 
 import { api } from "../../shared/api";
 import { credits, date, dateTime, ms, tierShort } from "../../shared/format";
-import { Badge, Button, Card, ErrorBanner, Notice, Skeleton, Stat, download, useAsync, TableWrap } from "../../shared/ui";
+import { Badge, Button, Card, ErrorBanner, Notice, Skeleton, Stat, download, useAsync, DataTable } from "../../shared/ui";
 import type { TabProps } from "./network";
 
 const MAX_EVENTS = 5000;
@@ -115,67 +115,33 @@ export function LedgerTab({ networkId, view, isAdmin }: TabProps) {
       </Card>
       <div class="grid-2 align-start">
         <Card title="Per member">
-          <TableWrap label="Credits per member">
-            <table class="responsive" aria-label="Credits per member">
-              <thead>
-                <tr>
-                  <th>Member</th>
-                  <th class="num">Balance</th>
-                  <th class="num">Minted</th>
-                  <th class="num">Burned</th>
-                </tr>
-              </thead>
-              <tbody>
-                {b.members.map((m) => (
-                  <tr key={m.userId}>
-                    <td data-label="Member">{m.email || memberName(m.userId)}</td>
-                    <td data-label="Balance" class="num">
-                      {credits(m.balanceMicro)}
-                    </td>
-                    <td data-label="Minted" class="num">
-                      {credits(m.mintedMicro)}
-                    </td>
-                    <td data-label="Burned" class="num">
-                      {credits(m.burnedMicro)}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
+          <DataTable
+            label="Credits per member"
+            rows={b.members}
+            rowKey={(m) => m.userId}
+            columns={[
+              { label: "Member", cell: (m) => m.email || memberName(m.userId) },
+              { label: "Balance", num: true, cell: (m) => credits(m.balanceMicro) },
+              { label: "Minted", num: true, cell: (m) => credits(m.mintedMicro) },
+              { label: "Burned", num: true, cell: (m) => credits(m.burnedMicro) },
+            ]}
+          />
         </Card>
         <Card title="Per device">
           {b.devices.length === 0 ? (
             <p class="muted">No device has earned credits yet.</p>
           ) : (
-            <TableWrap label="Credits per device">
-              <table class="responsive" aria-label="Credits per device">
-                <thead>
-                  <tr>
-                    <th>Device</th>
-                    <th class="num">Minted</th>
-                    <th class="num">Runtime</th>
-                    <th class="num">Jobs</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {b.devices.map((d) => (
-                    <tr key={d.deviceId}>
-                      <td data-label="Device">{d.deviceName || deviceName(d.deviceId)}</td>
-                      <td data-label="Minted" class="num">
-                        {credits(d.mintedMicro)}
-                      </td>
-                      <td data-label="Runtime" class="num">
-                        {ms(d.runtimeMs)}
-                      </td>
-                      <td data-label="Jobs" class="num">
-                        {d.jobs}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </TableWrap>
+            <DataTable
+              label="Credits per device"
+              rows={b.devices}
+              rowKey={(d) => d.deviceId}
+              columns={[
+                { label: "Device", cell: (d) => d.deviceName || deviceName(d.deviceId) },
+                { label: "Minted", num: true, cell: (d) => credits(d.mintedMicro) },
+                { label: "Runtime", num: true, cell: (d) => ms(d.runtimeMs) },
+                { label: "Jobs", num: true, cell: (d) => d.jobs },
+              ]}
+            />
           )}
         </Card>
       </div>
@@ -183,38 +149,26 @@ export function LedgerTab({ networkId, view, isAdmin }: TabProps) {
         {!events.data ? (
           <Skeleton rows={2} />
         ) : (
-          <TableWrap label="Ledger events">
-            <table class="responsive" aria-label="Ledger events">
-              <thead>
-                <tr>
-                  <th>When</th>
-                  <th>Event</th>
-                  <th>Who</th>
-                  <th class="num">Amount</th>
-                  <th>Job</th>
-                </tr>
-              </thead>
-              <tbody>
-                {[...events.data].reverse().slice(0, 50).map((e) => (
-                  <tr key={e.eventId}>
-                    <td data-label="When">{dateTime(e.createTime)}</td>
-                    <td data-label="Event">
-                      <Badge tone={e.amountMicro > 0n ? "good" : e.amountMicro < 0n ? "warn" : "neutral"}>{eventLabel[e.eventType]}</Badge>
-                      {e.tier ? <span class="muted small"> {tierShort(e.tier)}</span> : null}
-                    </td>
-                    <td data-label="Who">{e.deviceId ? deviceName(e.deviceId) : e.userId ? memberName(e.userId) : "pool"}</td>
-                    <td data-label="Amount" class="num">
-                      {e.amountMicro === 0n ? "—" : credits(e.amountMicro)}
-                    </td>
-                    <td data-label="Job" class="mono small">
-                      {e.jobId || "—"}
-                      {e.chunkId ? `/${e.chunkId}` : ""}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
+          <DataTable
+            label="Ledger events"
+            rows={[...events.data].reverse().slice(0, 50)}
+            rowKey={(e) => e.eventId}
+            columns={[
+              { label: "When", cell: (e) => dateTime(e.createTime) },
+              {
+                label: "Event",
+                cell: (e) => (
+                  <>
+                    <Badge tone={e.amountMicro > 0n ? "good" : e.amountMicro < 0n ? "warn" : "neutral"}>{eventLabel[e.eventType]}</Badge>
+                    {e.tier ? <span class="muted small"> {tierShort(e.tier)}</span> : null}
+                  </>
+                ),
+              },
+              { label: "Who", cell: (e) => (e.deviceId ? deviceName(e.deviceId) : e.userId ? memberName(e.userId) : "pool") },
+              { label: "Amount", num: true, cell: (e) => (e.amountMicro === 0n ? "—" : credits(e.amountMicro)) },
+              { label: "Job", cellClass: "mono small", cell: (e) => `${e.jobId || "—"}${e.chunkId ? `/${e.chunkId}` : ""}` },
+            ]}
+          />
         )}
       </Card>
     </div>

@@ -16,7 +16,7 @@ import { useEffect, useState } from "preact/hooks";
 
 import { api } from "../../shared/api";
 import { credits, dateTime, roleLabel, sensitivityLabel, thermalLabel, tierLabel, toMicro, workloadLabel } from "../../shared/format";
-import { Badge, Button, Card, Confirm, CopyButton, ErrorBanner, Field, Notice, Skeleton, download, useAction, useAsync, TableWrap } from "../../shared/ui";
+import { Badge, Button, Card, Confirm, CopyButton, ErrorBanner, Field, Notice, Skeleton, download, useAction, useAsync, DataTable } from "../../shared/ui";
 import type { TabProps } from "./network";
 
 const SECTIONS = [
@@ -54,9 +54,19 @@ export function SettingsTab(props: TabProps) {
 }
 
 /** A settings section's save: busy, error, and whether the last save went through. */
+type SettingsPatch = NonNullable<Parameters<ReturnType<typeof api>["network"]["updateNetworkSettings"]>[0]["settings"]>;
+
 function useSave() {
   const { busy, error, done, run } = useAction();
-  return { busy: busy !== undefined, error, saved: done !== undefined, run: (work: () => Promise<unknown>) => run("save", work) };
+  const save = (work: () => Promise<unknown>) => run("save", work);
+  return {
+    busy: busy !== undefined,
+    error,
+    saved: done !== undefined,
+    run: save,
+    /** Writes some network settings: only the fields named in paths change (the server checks them with its one rules path). */
+    settings: (networkId: string, settings: SettingsPatch, paths: string[]) => save(() => api().network.updateNetworkSettings({ networkId, settings, updateMask: { paths } })),
+  };
 }
 
 const effectLabel = (e: PolicyEffect) => (e === PolicyEffect.ALLOW ? "Allow" : e === PolicyEffect.DENY ? "Deny" : "—");
@@ -127,45 +137,32 @@ function PolicySection({ networkId, isAdmin }: TabProps) {
           <p class="muted">
             Rules are checked in order; the first that matches decides. No match: <strong>{effectLabel(p.defaultEffect)}</strong>. Version {p.version.toString()}. Every save must pass the stored tests.
           </p>
-          <TableWrap label="Policy rules">
-            <table class="responsive" aria-label="Policy rules">
-              <thead>
-                <tr>
-                  <th>Rule</th>
-                  <th>Effect</th>
-                  <th>Workloads</th>
-                  <th>Data</th>
-                  <th>Roles</th>
-                  <th>Devices</th>
-                </tr>
-              </thead>
-              <tbody>
-                {p.rules.map((r) => (
-                  <tr key={r.name}>
-                    <td data-label="Rule">{r.name}</td>
-                    <td data-label="Effect">
-                      <Badge tone={r.effect === PolicyEffect.ALLOW ? "good" : "bad"}>{effectLabel(r.effect)}</Badge>
-                    </td>
-                    <td data-label="Workloads">{list(r.workloadClasses, (w) => workloadLabel[w])}</td>
-                    <td data-label="Data">{list(r.sensitivityTags, (s) => sensitivityLabel[s])}</td>
-                    <td data-label="Roles">{list(r.memberRoles, (x) => roleLabel[x])}</td>
-                    <td data-label="Devices">
-                      {[
-                        r.deviceTierMin !== Tier.TIER_UNSPECIFIED ? `≥ ${tierLabel[r.deviceTierMin]}` : "",
-                        r.deviceIds.length ? `only ${r.deviceIds.join(", ")}` : "",
-                        r.requirePinned ? "pinned" : "",
-                        r.mobileStateConstraints ? "mobile limits" : "",
-                        r.timeOfDay ? `at ${r.timeOfDay}` : "",
-                        r.publicModelsOnly ? "public models" : "",
-                      ]
-                        .filter(Boolean)
-                        .join(" · ") || "any"}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
+          <DataTable
+            label="Policy rules"
+            rows={p.rules}
+            rowKey={(r) => r.name}
+            columns={[
+              { label: "Rule", cell: (r) => r.name },
+              { label: "Effect", cell: (r) => <Badge tone={r.effect === PolicyEffect.ALLOW ? "good" : "bad"}>{effectLabel(r.effect)}</Badge> },
+              { label: "Workloads", cell: (r) => list(r.workloadClasses, (w) => workloadLabel[w]) },
+              { label: "Data", cell: (r) => list(r.sensitivityTags, (s) => sensitivityLabel[s]) },
+              { label: "Roles", cell: (r) => list(r.memberRoles, (x) => roleLabel[x]) },
+              {
+                label: "Devices",
+                cell: (r) =>
+                  [
+                    r.deviceTierMin !== Tier.TIER_UNSPECIFIED ? `≥ ${tierLabel[r.deviceTierMin]}` : "",
+                    r.deviceIds.length ? `only ${r.deviceIds.join(", ")}` : "",
+                    r.requirePinned ? "pinned" : "",
+                    r.mobileStateConstraints ? "mobile limits" : "",
+                    r.timeOfDay ? `at ${r.timeOfDay}` : "",
+                    r.publicModelsOnly ? "public models" : "",
+                  ]
+                    .filter(Boolean)
+                    .join(" · ") || "any",
+              },
+            ]}
+          />
           <Field label="Policy (JSON)" hint="meshai.network.v1.Policy in proto JSON: rules, tests and the default effect. Tests are assertions every save must pass, like ACL tests.">
             {(id, hint) => <textarea id={id} aria-describedby={hint} class="mono policy-editor" rows={14} spellcheck={false} value={text} readOnly={!isAdmin} onInput={(e) => setText(e.currentTarget.value)} />}
           </Field>
@@ -195,37 +192,37 @@ function PolicySection({ networkId, isAdmin }: TabProps) {
             {save.saved && <Notice tone="good">Saved. Every stored test passed.</Notice>}
           </div>
           {tests && (
-            <TableWrap label="Policy test results">
-              <table class="responsive" aria-label="Policy test results">
-                <thead>
-                  <tr>
-                    <th>Test</th>
-                    <th>Expected</th>
-                    <th>Got</th>
-                    <th>Decided by</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {tests.map((t) => {
+            <DataTable
+              label="Policy test results"
+              rows={tests}
+              rowKey={(t) => t.name}
+              rowProps={(t) => ({ "data-passed": t.result ? String(t.result.effect === t.expect) : "pending" })}
+              columns={[
+                {
+                  label: "Test",
+                  cell: (t) => {
                     const passed = t.result?.effect === t.expect;
                     return (
-                      <tr key={t.name} data-passed={t.result ? String(passed) : "pending"}>
-                        <td data-label="Test">
-                          {t.result ? <Badge tone={passed ? "good" : "bad"}>{passed ? "pass" : "fail"}</Badge> : <Badge>…</Badge>} {t.name}
-                          <div class="muted small">{describeQuery(p.tests.find((x) => x.name === t.name)?.query)}</div>
-                        </td>
-                        <td data-label="Expected">{effectLabel(t.expect)}</td>
-                        <td data-label="Got">{t.result ? effectLabel(t.result.effect) : t.error ? "error" : "…"}</td>
-                        <td data-label="Decided by">
-                          {t.result ? `${t.result.matchedRule}: ${t.result.reason}` : ""}
-                          <ErrorBanner error={t.error} />
-                        </td>
-                      </tr>
+                      <>
+                        {t.result ? <Badge tone={passed ? "good" : "bad"}>{passed ? "pass" : "fail"}</Badge> : <Badge>…</Badge>} {t.name}
+                        <div class="muted small">{describeQuery(p.tests.find((x) => x.name === t.name)?.query)}</div>
+                      </>
                     );
-                  })}
-                </tbody>
-              </table>
-            </TableWrap>
+                  },
+                },
+                { label: "Expected", cell: (t) => effectLabel(t.expect) },
+                { label: "Got", cell: (t) => (t.result ? effectLabel(t.result.effect) : t.error ? "error" : "…") },
+                {
+                  label: "Decided by",
+                  cell: (t) => (
+                    <>
+                      {t.result ? `${t.result.matchedRule}: ${t.result.reason}` : ""}
+                      <ErrorBanner error={t.error} />
+                    </>
+                  ),
+                },
+              ]}
+            />
           )}
         </div>
       )}
@@ -252,13 +249,7 @@ function MobileSection({ networkId, isAdmin, network }: TabProps & { network: Ne
         class="stack"
         onSubmit={(e) => {
           e.preventDefault();
-          void save.run(() =>
-            api().network.updateNetworkSettings({
-              networkId,
-              settings: { mobileSafety: { mobileContributionPolicy: policy, minBatteryPercent: battery, maxThermalLevel: thermal } },
-              updateMask: { paths: ["mobile_safety"] },
-            }),
-          );
+          void save.settings(networkId, { mobileSafety: { mobileContributionPolicy: policy, minBatteryPercent: battery, maxThermalLevel: thermal } }, ["mobile_safety"]);
         }}
       >
         <p class="muted">Phones and tablets in this network contribute only under these conditions; each device enforces them itself.</p>
@@ -332,30 +323,22 @@ function CreditSection({ networkId, isAdmin }: TabProps) {
       ) : (
         <form class="stack" onSubmit={submit}>
           <p class="muted">Credits per minute of work by tier: devices earn, jobs burn. Runtime is rounded up to the billing granularity; the multiplier scales every rate.</p>
-          <TableWrap label="Credit rates per tier">
-            <table class="responsive" aria-label="Credit rates per tier">
-              <thead>
-                <tr>
-                  <th>Tier</th>
-                  <th>Earn / min</th>
-                  <th>Burn / min</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rates.data.tierRates.map((r) => (
-                  <tr key={r.tier}>
-                    <td data-label="Tier">{tierLabel[r.tier]}</td>
-                    <td data-label="Earn / min">
-                      <input aria-label={`Earn per minute, ${tierLabel[r.tier]}`} inputMode="decimal" disabled={!isAdmin} value={edits[r.tier]?.earn ?? ""} onInput={(e) => setEdits({ ...edits, [r.tier]: { ...edits[r.tier]!, earn: e.currentTarget.value } })} />
-                    </td>
-                    <td data-label="Burn / min">
-                      <input aria-label={`Burn per minute, ${tierLabel[r.tier]}`} inputMode="decimal" disabled={!isAdmin} value={edits[r.tier]?.burn ?? ""} onInput={(e) => setEdits({ ...edits, [r.tier]: { ...edits[r.tier]!, burn: e.currentTarget.value } })} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
+          <DataTable
+            label="Credit rates per tier"
+            rows={rates.data.tierRates}
+            rowKey={(r) => r.tier}
+            columns={[
+              { label: "Tier", cell: (r) => tierLabel[r.tier] },
+              {
+                label: "Earn / min",
+                cell: (r) => <input aria-label={`Earn per minute, ${tierLabel[r.tier]}`} inputMode="decimal" disabled={!isAdmin} value={edits[r.tier]?.earn ?? ""} onInput={(e) => setEdits({ ...edits, [r.tier]: { ...edits[r.tier]!, earn: e.currentTarget.value } })} />,
+              },
+              {
+                label: "Burn / min",
+                cell: (r) => <input aria-label={`Burn per minute, ${tierLabel[r.tier]}`} inputMode="decimal" disabled={!isAdmin} value={edits[r.tier]?.burn ?? ""} onInput={(e) => setEdits({ ...edits, [r.tier]: { ...edits[r.tier]!, burn: e.currentTarget.value } })} />,
+              },
+            ]}
+          />
           <div class="grid-2">
             <Field label="Multiplier" hint="1 = the spec's rates.">
               {(id, hint) => <input id={id} aria-describedby={hint} inputMode="decimal" disabled={!isAdmin} value={multiplier} onInput={(e) => setMultiplier(e.currentTarget.value)} />}
@@ -391,13 +374,7 @@ function ApprovalSection({ networkId, isAdmin, network }: TabProps & { network: 
         class="stack"
         onSubmit={(e) => {
           e.preventDefault();
-          void save.run(() =>
-            api().network.updateNetworkSettings({
-              networkId,
-              settings: { memberApprovalMode: mode, autoApproveAllowlist: allow.split(/\s+/).filter(Boolean) },
-              updateMask: { paths: ["member_approval_mode", "auto_approve_allowlist"] },
-            }),
-          );
+          void save.settings(networkId, { memberApprovalMode: mode, autoApproveAllowlist: allow.split(/\s+/).filter(Boolean) }, ["member_approval_mode", "auto_approve_allowlist"]);
         }}
       >
         <p class="muted">
@@ -467,7 +444,7 @@ function SecuritySection({ networkId, isAdmin, network }: TabProps & { network: 
             class="row"
             onSubmit={(e) => {
               e.preventDefault();
-              void save.run(() => api().network.updateNetworkSettings({ networkId, settings: { keyRotationDays: Number(days) }, updateMask: { paths: ["key_rotation_days"] } }));
+              void save.settings(networkId, { keyRotationDays: Number(days) }, ["key_rotation_days"]);
             }}
           >
             <Field label="Rotate automatically every (days, 0 = never)">
@@ -616,36 +593,18 @@ function AuditSection({ networkId, view }: TabProps) {
     >
       <span id="audit" class="anchor-target" />
       <ErrorBanner error={error} />
-      <TableWrap label="Audit events">
-        <table class="responsive" aria-label="Audit events">
-          <thead>
-            <tr>
-              <th>When</th>
-              <th>Action</th>
-              <th>Who</th>
-              <th>Target</th>
-              <th>Details</th>
-            </tr>
-          </thead>
-          <tbody>
-            {events.map((e) => (
-              <tr key={e.eventId}>
-                <td data-label="When">{dateTime(e.time)}</td>
-                <td data-label="Action">
-                  <Badge>{actionLabel(e.action)}</Badge>
-                </td>
-                <td data-label="Who">{who(e.actorUserId)}</td>
-                <td data-label="Target" class="mono small">
-                  {e.target || "—"}
-                </td>
-                <td data-label="Details" class="small">
-                  {Object.entries(e.details).map(([k, v]) => `${k}=${v}`).join(" · ") || "—"}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </TableWrap>
+      <DataTable
+        label="Audit events"
+        rows={events}
+        rowKey={(e) => e.eventId}
+        columns={[
+          { label: "When", cell: (e) => dateTime(e.time) },
+          { label: "Action", cell: (e) => <Badge>{actionLabel(e.action)}</Badge> },
+          { label: "Who", cell: (e) => who(e.actorUserId) },
+          { label: "Target", cellClass: "mono small", cell: (e) => e.target || "—" },
+          { label: "Details", cellClass: "small", cell: (e) => Object.entries(e.details).map(([k, v]) => `${k}=${v}`).join(" · ") || "—" },
+        ]}
+      />
       {next && (
         <Button busy={busy} onClick={() => load(next)}>
           Load older events

@@ -8,7 +8,7 @@ import { useState } from "preact/hooks";
 import { api } from "../../shared/api";
 import { ago, credits, dateTime, jobStateLabel, ms, routingLabel, sensitivityLabel, tierLabel, workloadLabel } from "../../shared/format";
 import { Link, navigate } from "../../shared/router";
-import { Badge, Button, Card, Empty, ErrorBanner, Notice, Skeleton, useAsync, useTick, TableWrap } from "../../shared/ui";
+import { Badge, Button, Card, Empty, ErrorBanner, Notice, Skeleton, useAsync, useTick, DataTable } from "../../shared/ui";
 import { loadResult, localJobs } from "../jobs";
 import { ExplainView, Logs, ResultView } from "../results";
 import type { TabProps } from "./network";
@@ -43,43 +43,35 @@ function RecentRuns({ networkId, view }: TabProps) {
         </Empty>
       ) : (
         <div class="card table-card">
-          <TableWrap label="Recent runs">
-            <table class="responsive" aria-label="Recent runs">
-              <thead>
-                <tr>
-                  <th>Workload</th>
-                  <th>Status</th>
-                  <th>Node</th>
-                  <th class="num">Latency</th>
-                  <th class="num">Cost</th>
-                  <th>Submitted</th>
-                </tr>
-              </thead>
-              <tbody>
-                {jobs.map((j) => (
-                  <tr key={j.jobId} class="clickable" data-job-id={j.jobId} onClick={() => navigate(`/networks/${networkId}/workloads/${j.jobId}`)}>
-                    <td data-label="Workload">
-                      <Link href={`/networks/${networkId}/workloads/${j.jobId}`}>{workloadLabel[j.workloadId]}</Link>
-                      {j.chunkCount > 0 && <span class="muted small"> · {j.chunksCompleted}/{j.chunkCount} chunks</span>}
-                    </td>
-                    <td data-label="Status">
-                      <Badge tone={stateTone(j.state)}>{jobStateLabel[j.state]}</Badge>
-                    </td>
-                    <td data-label="Node">{deviceName(j.deviceId)}</td>
-                    <td data-label="Latency" class="num">
-                      {j.latencyMs ? ms(j.latencyMs) : "—"}
-                    </td>
-                    <td data-label="Cost" class="num">
-                      {credits(j.costMicro)}
-                    </td>
-                    <td data-label="Submitted">
-                      {ago(j.createTime, now)} <span class="muted small">by {who(j.submittedByUserId)}</span>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
+          <DataTable
+            label="Recent runs"
+            rows={jobs}
+            rowKey={(j) => j.jobId}
+            rowProps={(j) => ({ class: "clickable", "data-job-id": j.jobId, onClick: () => navigate(`/networks/${networkId}/workloads/${j.jobId}`) })}
+            columns={[
+              {
+                label: "Workload",
+                cell: (j) => (
+                  <>
+                    <Link href={`/networks/${networkId}/workloads/${j.jobId}`}>{workloadLabel[j.workloadId]}</Link>
+                    {j.chunkCount > 0 && <span class="muted small"> · {j.chunksCompleted}/{j.chunkCount} chunks</span>}
+                  </>
+                ),
+              },
+              { label: "Status", cell: (j) => <Badge tone={stateTone(j.state)}>{jobStateLabel[j.state]}</Badge> },
+              { label: "Node", cell: (j) => deviceName(j.deviceId) },
+              { label: "Latency", num: true, cell: (j) => (j.latencyMs ? ms(j.latencyMs) : "—") },
+              { label: "Cost", num: true, cell: (j) => credits(j.costMicro) },
+              {
+                label: "Submitted",
+                cell: (j) => (
+                  <>
+                    {ago(j.createTime, now)} <span class="muted small">by {who(j.submittedByUserId)}</span>
+                  </>
+                ),
+              },
+            ]}
+          />
         </div>
       )}
     </>

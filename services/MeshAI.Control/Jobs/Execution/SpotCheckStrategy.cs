@@ -84,9 +84,6 @@ internal sealed class SpotCheckStrategy(string originalDeviceId, int originalAtt
             case AgentReport { Kind: AgentReport.Failure } r when job.TryGetOpen(r.Device, r.Attempt, out var p):
                 await AttemptLostAsync(job, p, AttemptCause.WorkloadError, "re-run failed: " + ((JobFailure)r.Frame).Error, ct);
                 break;
-            case CancelRequested c:
-                c.Done?.TrySetResult(false); // the job already completed; its check finishes on its own
-                break;
             case SpotCheckResumeRequested resume:
                 await ResumeAsync(job, resume, ct);
                 break;

@@ -186,6 +186,9 @@ public sealed class BusNames(string prefix)
     /// <summary>A job's watch frames.</summary>
     public string Watch(string jobId) => $"{Prefix}watch:{jobId}";
 
+    /// <summary>Where an instance answers requests for the watch replay of the jobs it runs.</summary>
+    public string WatchReplay(string instanceId) => $"{Prefix}watch-replay:{instanceId}";
+
     /// <summary>A rate-limit counter.</summary>
     public string Rate(string key) => $"{Prefix}rate:{key}";
 }

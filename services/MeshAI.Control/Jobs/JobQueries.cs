@@ -46,7 +46,7 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
     /// <summary>Streams the current status, then live frames, ending after the terminal frame.</summary>
     public async Task WatchAsync(Caller caller, WatchJobRequest request, IServerStreamWriter<WatchJobResponse> stream, CancellationToken ct)
     {
-        await RequireJobAsync(caller, request.NetworkId, request.JobId, ct);
+        var row = await RequireJobAsync(caller, request.NetworkId, request.JobId, ct);
         using var subscription = hub.Subscribe(request.JobId);
         await subscription.Ready.WaitAsync(ct); // frames from the job's owner on another instance reach us from here on
         var current = await GetAsync(caller, request.NetworkId, request.JobId, ct);
@@ -61,15 +61,42 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
             return;
         }
 
-        await foreach (var frame in subscription.Frames.ReadAllAsync(ct))
+        // A late watcher on another instance than the owner: the owner's kept frames first. Live frames that arrived while
+        // the replay was asked for may be in it too; each replayed frame suppresses one equal live frame read before it came.
+        var replayed = runner.Runs(request.JobId) ? null : await hub.RequestReplayAsync(request.JobId, row.OwnerInstance, ct);
+        var overlap = new List<WatchJobResponse>();
+        foreach (var frame in replayed ?? [])
         {
             await stream.WriteAsync(frame, ct);
-            var terminal = frame.FrameCase == WatchJobResponse.FrameOneofCase.Result ||
-                           (frame.FrameCase == WatchJobResponse.FrameOneofCase.Status && JobViews.IsTerminal(frame.Status.Job.State));
-            if (terminal)
+            overlap.Add(frame);
+        }
+
+        while (overlap.Count > 0 && subscription.Frames.TryRead(out var early))
+        {
+            var index = overlap.IndexOf(early);
+            if (index >= 0)
+            {
+                overlap.RemoveAt(index);
+            }
+            else if (await WriteAsync(early))
             {
                 return;
             }
+        }
+
+        await foreach (var frame in subscription.Frames.ReadAllAsync(ct))
+        {
+            if (await WriteAsync(frame))
+            {
+                return;
+            }
+        }
+
+        async Task<bool> WriteAsync(WatchJobResponse frame)
+        {
+            await stream.WriteAsync(frame, ct);
+            return frame.FrameCase == WatchJobResponse.FrameOneofCase.Result ||
+                   (frame.FrameCase == WatchJobResponse.FrameOneofCase.Status && JobViews.IsTerminal(frame.Status.Job.State));
         }
     }
 

@@ -164,7 +164,7 @@ public sealed class JobRunner(
         var held = (await jobs.RenewLeasesAsync(InstanceId, NewLeaseExpiryMs(), JobViews.TerminalStates, ct)).ToHashSet(StringComparer.Ordinal);
         foreach (var (jobId, execution) in before)
         {
-            if (!held.Contains(jobId) && !execution.Finished)
+            if (!held.Contains(jobId) && (!execution.Finished || execution.Strategy is SpotCheckStrategy))
             {
                 logger.LogWarning("Job {JobId}: lease lost to another instance; stopping here", jobId);
                 execution.Abandon();
@@ -192,7 +192,21 @@ public sealed class JobRunner(
             }
         }
 
-        return claimed.Count;
+        // Finished jobs whose spot-check re-run died with its owner: their mint is held until a verdict (docs/job-plane.md).
+        var held = (await jobs.ClaimHeldSpotChecksAsync(InstanceId, now, NewLeaseExpiryMs(), _options.ClaimBatch, all, JobViews.TerminalStates, ct)).ToList();
+        foreach (var row in held.Where(r => !_executions.ContainsKey(r.JobId)))
+        {
+            try
+            {
+                await ResumeSpotCheckAsync(row, ct);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogError(ex, "Job {JobId}: could not resume its spot-check", row.JobId);
+            }
+        }
+
+        return claimed.Count + held.Count;
     }
 
     /// <summary>Stops every execution (nothing is written: the leases run out and the next owner carries on) and awaits them.</summary>
@@ -241,6 +255,25 @@ public sealed class JobRunner(
         var attempts = (await jobs.ListAttemptsAsync(row.JobId, ct)).ToList();
         var chunkResults = row.ChunkCount > 0 ? (await jobs.ListChunkResultsAsync(row.JobId, ct)).ToList() : [];
         execution.Post(new ResumeRequested(attempts, chunkResults));
+    }
+
+    private async Task ResumeSpotCheckAsync(JobRow row, CancellationToken ct)
+    {
+        var network = await networks.GetNetworkAsync(row.NetworkId, ct);
+        var metering = await services.Settler.InTransactionAsync((c, tx) => LedgerRepository.GetMeteringAsync(c, tx, row.NetworkId, row.JobId, "", ct), ct);
+        if (network is null || metering is null || row.Output is null)
+        {
+            return;
+        }
+
+        var member = await networks.GetMemberAsync(row.NetworkId, row.SubmittedByUserId, ct);
+        var context = new JobPlacementContext(member is null ? Contracts.Common.V1.Role.Member : (Contracts.Common.V1.Role)member.Role, SubmitterLocation.Unknown, null);
+        var execution = new JobExecution(row, JobEnvelope.Parser.ParseFrom(row.Envelope), NetworkDefaults.FromJson(network.SettingsJson), context, services)
+        {
+            Finished = true,
+        };
+        execution.Strategy = new SpotCheckStrategy(metering.DeviceId, metering.Attempt, row.Output);
+        Register(execution).Post(new SpotCheckResumeRequested((await jobs.ListAttemptsAsync(row.JobId, ct)).ToList()));
     }
 
     private JobExecution Register(JobExecution execution)

@@ -35,7 +35,11 @@ public sealed class JobWatchHub
         _bus = bus;
         _names = names;
         _origin = instance.Id;
+        _ = bus.SubscribeAsync(names.WatchReplay(instance.Id), OnReplayRequest, CancellationToken.None);
     }
+
+    /// <summary>How long a late watcher waits for the owner's replay before it carries on with live frames only.</summary>
+    public static TimeSpan ReplayTimeout { get; } = TimeSpan.FromSeconds(3);
 
     /// <summary>A subscription; dispose to stop receiving.</summary>
     public sealed class Subscription(JobWatchHub hub, string jobId, Channel<WatchJobResponse> channel, Task ready) : IDisposable
@@ -104,7 +108,7 @@ public sealed class JobWatchHub
     /// <summary>Sends a frame to every watcher of the job on every instance (and keeps stream frames of a running job for late watchers).</summary>
     public void Publish(string jobId, WatchJobResponse frame)
     {
-        Deliver(jobId, frame);
+        Deliver(jobId, frame, owned: true);
         if (IsTerminal(frame) && (frame.Result?.Job ?? frame.Status?.Job) is { } ended)
         {
             Observability.JobOutcomes.Record(ended); // metrics hook (#17): job_latency_ms, counted once, by the job's owner
@@ -113,18 +117,73 @@ public sealed class JobWatchHub
         _bus?.Post(_names!.Watch(jobId), new WatchFrame { JobId = jobId, OriginInstance = _origin, Frame = frame }.ToByteArray());
     }
 
-    private Task OnRemoteFrame(byte[] message)
+    /// <summary>
+    /// The stream frames the owner <paramref name="ownerInstance"/> kept for a running job, asked over the bus (a late
+    /// watcher on this instance). Null when this instance is the owner (its own buffer replays on subscribe), there is no
+    /// bus or owner, the owner does not run the job, or it did not answer within <see cref="ReplayTimeout"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<WatchJobResponse>?> RequestReplayAsync(string jobId, string? ownerInstance, CancellationToken ct)
     {
-        var remote = WatchFrame.Parser.ParseFrom(message);
-        if (remote.OriginInstance != _origin && remote.Frame is not null && _jobs.ContainsKey(remote.JobId))
+        if (_bus is null || string.IsNullOrEmpty(ownerInstance) || ownerInstance == _origin)
         {
-            Deliver(remote.JobId, remote.Frame);
+            return null;
+        }
+
+        var reply = _names!.WatchReplay(_origin) + ":" + Guid.NewGuid().ToString("N");
+        var answered = new TaskCompletionSource<WatchReplay>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var subscription = await _bus.SubscribeAsync(reply, m =>
+        {
+            answered.TrySetResult(WatchReplay.Parser.ParseFrom(m));
+            return Task.CompletedTask;
+        }, ct);
+        await _bus.PublishAsync(_names.WatchReplay(ownerInstance), new WatchReplayRequest { JobId = jobId, ReplyChannel = reply }.ToByteArray(), ct);
+        try
+        {
+            var replay = await answered.Task.WaitAsync(ReplayTimeout, ct);
+            return replay.Owned ? replay.Frames : null;
+        }
+        catch (TimeoutException)
+        {
+            return null; // the owner died or is slow: the watcher gets the stored state and live frames, as without replay
+        }
+    }
+
+    private Task OnReplayRequest(byte[] message)
+    {
+        var request = WatchReplayRequest.Parser.ParseFrom(message);
+        var replay = new WatchReplay { JobId = request.JobId };
+        if (_jobs.TryGetValue(request.JobId, out var frames))
+        {
+            lock (frames)
+            {
+                replay.Owned = frames.Owned;
+                if (frames.Owned)
+                {
+                    replay.Frames.AddRange(frames.History);
+                }
+            }
+        }
+
+        if (request.ReplyChannel.StartsWith(_names!.Prefix, StringComparison.Ordinal))
+        {
+            _bus!.Post(request.ReplyChannel, replay.ToByteArray());
         }
 
         return Task.CompletedTask;
     }
 
-    private void Deliver(string jobId, WatchJobResponse frame)
+    private Task OnRemoteFrame(byte[] message)
+    {
+        var remote = WatchFrame.Parser.ParseFrom(message);
+        if (remote.OriginInstance != _origin && remote.Frame is not null && _jobs.ContainsKey(remote.JobId))
+        {
+            Deliver(remote.JobId, remote.Frame, owned: false);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private void Deliver(string jobId, WatchJobResponse frame, bool owned)
     {
         ArgumentNullException.ThrowIfNull(frame);
         var terminal = IsTerminal(frame);
@@ -136,6 +195,7 @@ public sealed class JobWatchHub
 
         lock (frames)
         {
+            frames.Owned |= owned;
             if (frame.FrameCase is WatchJobResponse.FrameOneofCase.Token or WatchJobResponse.FrameOneofCase.Progress or WatchJobResponse.FrameOneofCase.Log)
             {
                 if (frames.History.Count == ReplayFrames)
@@ -207,6 +267,9 @@ public sealed class JobWatchHub
         public Task<IAsyncDisposable>? Remote { get; set; }
 
         public Queue<WatchJobResponse> History { get; } = new();
+
+        /// <summary>True when this instance published the frames (it runs the job): only then is its history a replay.</summary>
+        public bool Owned { get; set; }
 
         public List<Channel<WatchJobResponse>> Subscribers { get; } = [];
     }

@@ -62,6 +62,41 @@ public sealed partial class NetworkUpdates(
         Push(networkId, update);
     }
 
+    /// <summary>
+    /// When the deployment's relay addresses (<c>--relay-urls</c>) differ from the set last pushed, records a
+    /// <c>NetworkUpdate{relay_urls}</c> for every network and pushes it, so connected agents learn the new set without a
+    /// reconnect (and move to it when their relay dies). The first time (nothing recorded yet) the set is only recorded:
+    /// agents got it at registration. Returns how many networks were told. Called once per start by
+    /// <see cref="RelayAddressPublisher"/> under a control lease.
+    /// </summary>
+    public async Task<int> PublishRelayUrlsIfChangedAsync(CancellationToken ct)
+    {
+        var urls = options.Value.RelayUrlList;
+        var current = string.Join(',', urls);
+        var pushed = await store.GetDeploymentSettingAsync(RelayUrlsSetting, ct);
+        if (urls.Count == 0 || pushed == current)
+        {
+            return 0;
+        }
+
+        var told = 0;
+        if (pushed is not null)
+        {
+            foreach (var networkId in await store.ListNetworkIdsAsync(ct))
+            {
+                var update = await database.InTransactionAsync((c, tx) => RecordAsync(c, tx, networkId, new NetworkUpdate { RelayUrls = { urls } }, null, ct), ct);
+                Push(networkId, update);
+                told++;
+            }
+        }
+
+        await store.SetDeploymentSettingAsync(RelayUrlsSetting, current, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+        return told;
+    }
+
+    /// <summary>The deployment_settings row of the relay addresses last pushed.</summary>
+    public const string RelayUrlsSetting = "relay_urls";
+
     /// <summary>Hands a recorded update to every relay (fire and forget: a relay that misses it re-sends on the device's next heartbeat).</summary>
     public void Push(string networkId, NetworkUpdate update)
     {

@@ -153,8 +153,26 @@ public sealed class JobRepository(Database database)
     /// <summary>Renews the lease of every unfinished job <paramref name="owner"/> holds; returns the ids it still holds (one statement per renewal round, not per job).</summary>
     public Task<IEnumerable<string>> RenewLeasesAsync(string owner, long leaseExpireMs, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
         database.RunAsync(c => c.QueryAsync<string>(Database.Command(
-            $"UPDATE jobs SET lease_expire_ms = @leaseExpireMs WHERE owner_instance = @owner AND state NOT IN ({InList(terminalStates)}) RETURNING job_id",
-            new { owner, leaseExpireMs }, ct)), ct);
+            $"UPDATE jobs SET lease_expire_ms = @leaseExpireMs WHERE owner_instance = @owner AND (state NOT IN ({InList(terminalStates)}) OR {HeldSpotCheck}) RETURNING job_id",
+            new { owner, leaseExpireMs, pending = Ledger.SpotCheck.PendingReason }, ct)), ct);
+
+    /// <summary>
+    /// Claims up to <paramref name="limit"/> finished jobs whose mint is still held for a spot-check and whose lease expired
+    /// (every such job when <paramref name="ignoreLeases"/>): their owner died with the re-run in flight. The claimer re-runs
+    /// the check (docs/job-plane.md "Held mints outlive their owner").
+    /// </summary>
+    public Task<IEnumerable<JobRow>> ClaimHeldSpotChecksAsync(string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, IReadOnlyCollection<int> terminalStates, CancellationToken ct)
+    {
+        var expired = ignoreLeases ? "" : " AND (lease_expire_ms IS NULL OR lease_expire_ms < @nowMs)";
+        return database.RunAsync(c => c.QueryAsync<JobRow>(Database.Command(
+            $"UPDATE jobs SET owner_instance = @owner, lease_expire_ms = @leaseExpireMs WHERE job_id IN (" +
+            $"SELECT job_id FROM jobs WHERE state IN ({InList(terminalStates)}) AND {HeldSpotCheck}{expired} ORDER BY create_time_ms LIMIT @limit{database.Dialect.SkipLockedClause}) " +
+            $"RETURNING {JobColumns}",
+            new { owner, nowMs, leaseExpireMs, limit, pending = Ledger.SpotCheck.PendingReason }, ct)), ct);
+    }
+
+    /// <summary>A job whose (single) settlement's mint is held until its spot-check is compared.</summary>
+    private const string HeldSpotCheck = "job_id IN (SELECT m.job_id FROM job_meterings m WHERE m.mint_withheld_reason = @pending AND m.chunk_id = '')";
 
     /// <summary>
     /// Claims up to <paramref name="limit"/> unfinished jobs whose lease expired (or every unfinished job when

@@ -70,6 +70,22 @@ public sealed class NetworkUpdateRepository(Database database)
         database.RunAsync(c => c.ExecuteScalarAsync<long>(Database.Command(
             "SELECT COALESCE(MAX(network_serial), 0) FROM devices WHERE device_id = @deviceId", new { deviceId }, ct)), ct);
 
+    /// <summary>A deployment setting as last pushed to agents (null: never recorded).</summary>
+    public Task<string?> GetDeploymentSettingAsync(string name, CancellationToken ct) =>
+        database.RunAsync(c => c.QuerySingleOrDefaultAsync<string?>(Database.Command(
+            "SELECT value FROM deployment_settings WHERE name = @name", new { name }, ct)), ct);
+
+    /// <summary>Records a deployment setting as pushed.</summary>
+    public Task SetDeploymentSettingAsync(string name, string value, long nowMs, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteAsync(Database.Command(
+            "INSERT INTO deployment_settings (name, value, update_time_ms) VALUES (@name, @value, @nowMs) " +
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, update_time_ms = excluded.update_time_ms",
+            new { name, value, nowMs }, ct)), ct);
+
+    /// <summary>Every network's id (a deployment-wide update goes to each).</summary>
+    public Task<IEnumerable<string>> ListNetworkIdsAsync(CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<string>(Database.Command("SELECT network_id FROM networks ORDER BY network_id", null, ct)), ct);
+
     /// <summary>The network's revoked devices, most recently revoked first, at most <paramref name="limit"/>.</summary>
     public Task<IEnumerable<string>> ListRevokedAsync(string networkId, int limit, CancellationToken ct) =>
         database.RunAsync(c => c.QueryAsync<string>(Database.Command(

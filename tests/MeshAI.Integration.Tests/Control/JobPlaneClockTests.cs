@@ -50,8 +50,7 @@ public sealed class JobPlaneClockTests
         var first = OffersFor(job.JobId).Single();
         await Sink.OnDeclinedAsync(Identity(devices, first.DeviceId), new JobDecline { JobId = job.JobId, Attempt = 1, Reason = DeclineReason.Busy }, CancellationToken.None);
 
-        Refresh(devices);
-        _clock.Advance(TimeSpan.FromMilliseconds(249));
+        Advance(devices, 249);
         await Settle();
         Assert.That(OffersFor(job.JobId), Has.Count.EqualTo(1), "no retry before the 250 ms backoff");
 
@@ -70,23 +69,18 @@ public sealed class JobPlaneClockTests
         var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
         await AcceptAsync(devices, job.JobId, 1);
 
-        Refresh(devices);
-        _clock.Advance(TimeSpan.FromMilliseconds(29_999));
+        Advance(devices, 29_999);
         await Settle();
         Assert.That((await GetAsync(network, job.JobId)).Attempts.Single().EndTime, Is.Null, "still inside the timeout");
 
-        Refresh(devices);
-        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        Advance(devices, 1);
         await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 1 && j.Attempts[0].Cause == AttemptCause.Timeout);
-        Refresh(devices);
-        _clock.Advance(TimeSpan.FromMilliseconds(250));
+        Advance(devices, 250);
         await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2);
         await AcceptAsync(devices, job.JobId, 2);
-        Refresh(devices);
-        _clock.Advance(TimeSpan.FromMilliseconds(30_000));
+        Advance(devices, 30_000);
         await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2 && j.Attempts[1].Cause == AttemptCause.Timeout);
-        Refresh(devices);
-        _clock.Advance(TimeSpan.FromMilliseconds(750));
+        Advance(devices, 750);
         var failed = await WaitForAsync(network, job.JobId, j => j.State == JobState.Failed);
 
         Assert.That(failed.ErrorMessage, Does.StartWith("no eligible device"), "both devices were tried");
@@ -99,22 +93,10 @@ public sealed class JobPlaneClockTests
     [Test]
     public async Task An_accepted_attempt_is_stopped_at_max_cost_credits_and_billed_exactly_the_cap()
     {
-        var (network, devices) = await NetworkWithDevicesAsync(1);
-        var envelope = EchoEnvelope(network);
-        envelope.MaxCostCredits = 150_000; // 1.5 s at tier 2's 6 credits/min
-        envelope.TimeoutMs = 600_000;
-        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
-        var offer = OffersFor(job.JobId).Single();
-        await Sink.OnAcceptedAsync(Identity(devices, offer.DeviceId), new JobAccept { JobId = job.JobId, Attempt = 1 }, CancellationToken.None);
-        await WaitForAsync(network, job.JobId, j => j.State == JobState.Running);
-
-        Refresh(devices);
-        _clock.Advance(TimeSpan.FromMilliseconds(1_000));
-        await Settle();
+        var (network, devices, job) = await CappedJobOneSecondInAsync();
         Assert.That((await GetAsync(network, job.JobId)).State, Is.EqualTo(JobState.Running), "under the cap");
 
-        Refresh(devices);
-        _clock.Advance(TimeSpan.FromMilliseconds(1_000));
+        Advance(devices, 1_000);
         var capped = await WaitForAsync(network, job.JobId, j => j.State == JobState.Cancelled);
         Assert.Multiple(() =>
         {
@@ -127,17 +109,7 @@ public sealed class JobPlaneClockTests
     [Test]
     public async Task A_running_job_resumed_after_a_restart_is_still_stopped_at_its_cost_cap_and_billed_exactly_the_cap()
     {
-        var (network, devices) = await NetworkWithDevicesAsync(1);
-        var envelope = EchoEnvelope(network);
-        envelope.MaxCostCredits = 150_000; // 1.5 s at tier 2's 6 credits/min
-        envelope.TimeoutMs = 600_000;
-        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
-        var offer = OffersFor(job.JobId).Single();
-        await Sink.OnAcceptedAsync(Identity(devices, offer.DeviceId), new JobAccept { JobId = job.JobId, Attempt = 1 }, CancellationToken.None);
-        await WaitForAsync(network, job.JobId, j => j.State == JobState.Running);
-        Refresh(devices);
-        _clock.Advance(TimeSpan.FromMilliseconds(1_000));
-        await Settle();
+        var (network, devices, job) = await CappedJobOneSecondInAsync();
 
         // The embedded server restarts 1 s into the attempt; the resumed execution must arm the cap for the 0.5 s left.
         _server = await _server.RestartAsync(_clock);
@@ -183,6 +155,31 @@ public sealed class JobPlaneClockTests
 
         var single = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
         Assert.That(verifier.Check(OffersFor(single.JobId).Single().Offer).Accepted, Is.True, "single jobs follow the same key rule");
+    }
+
+    /// <summary>
+    /// An echo capped at 1.5 s of runtime (150 000 µ at tier 2's 6 credits/min) on one device, accepted, running, and the
+    /// fake clock 1 s into its attempt.
+    /// </summary>
+    private async Task<(string NetworkId, IReadOnlyDictionary<string, TestDevice> Devices, Job Job)> CappedJobOneSecondInAsync()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(1);
+        var envelope = EchoEnvelope(network);
+        envelope.MaxCostCredits = 150_000;
+        envelope.TimeoutMs = 600_000;
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
+        await AcceptAsync(devices, job.JobId, 1);
+        await WaitForAsync(network, job.JobId, j => j.State == JobState.Running);
+        Advance(devices, 1_000);
+        await Settle();
+        return (network, devices, job);
+    }
+
+    /// <summary>Keeps the devices present (their heartbeats are fake too) and moves the fake clock.</summary>
+    private void Advance(IReadOnlyDictionary<string, TestDevice> devices, int milliseconds)
+    {
+        Refresh(devices);
+        _clock.Advance(TimeSpan.FromMilliseconds(milliseconds));
     }
 
     private async Task AcceptAsync(IReadOnlyDictionary<string, TestDevice> devices, string jobId, int attempt)

@@ -81,7 +81,13 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
         Recorder = recorder;
     }
 
+    private bool _ownsDataDir = true;
+    private int _disposed;
+
     public WebApplication App { get; }
+
+    /// <summary>The PostgreSQL connection string (null on SQLite).</summary>
+    public string? Postgres { get; private init; }
 
     public string DataDir { get; }
 
@@ -97,14 +103,22 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
     public static Task<SecureMeshHost> StartAsync(string store = "sqlite", Action<IServiceCollection>? configure = null) => StartAsync(store, [], configure);
 
     /// <summary>The server with extra command-line options and services (e.g. an in-memory trace exporter, replaced seams).</summary>
-    public static async Task<SecureMeshHost> StartAsync(string store, IReadOnlyList<string> extraArguments, Action<IServiceCollection>? configureServices)
+    public static Task<SecureMeshHost> StartAsync(string store, IReadOnlyList<string> extraArguments, Action<IServiceCollection>? configureServices) =>
+        StartAsync(store, extraArguments, configureServices, null);
+
+    /// <summary>
+    /// A second instance of <paramref name="sibling"/>'s mesh when given: the same data dir (master key, certificate) and the
+    /// same PostgreSQL database (pass the sibling's --bus in <paramref name="extraArguments"/> to share its bus too).
+    /// </summary>
+    public static async Task<SecureMeshHost> StartAsync(string store, IReadOnlyList<string> extraArguments, Action<IServiceCollection>? configureServices, SecureMeshHost? sibling)
     {
-        var dataDir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "meshai-secure-" + Guid.NewGuid().ToString("N")[..10])).FullName;
+        var dataDir = sibling?.DataDir ?? Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "meshai-secure-" + Guid.NewGuid().ToString("N")[..10])).FullName;
         var args = new List<string> { "--data-dir", dataDir, "--port", "0", "--store", store, "--heartbeat-grace-seconds", "20" };
         args.AddRange(extraArguments);
-        if (store == "postgres")
+        var postgres = store == "postgres" ? sibling?.Postgres ?? await SharedInfrastructure.CreatePostgresDatabaseAsync("secure") : null;
+        if (postgres is not null)
         {
-            args.AddRange(["--postgres", await SharedInfrastructure.CreatePostgresDatabaseAsync("secure")]);
+            args.AddRange(["--postgres", postgres]);
         }
 
         var recorder = new RelayFrameRecorder();
@@ -115,7 +129,12 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
             configureServices?.Invoke(services);
         });
         var (url, fingerprint) = await ServerHost.StartAsync(app, settings, certificate, CancellationToken.None);
-        return new SecureMeshHost(app, dataDir, url, fingerprint, recorder);
+        if (sibling is not null)
+        {
+            sibling._ownsDataDir = false; // the instance started last deletes the shared data dir (tests stop the first one early)
+        }
+
+        return new SecureMeshHost(app, dataDir, url, fingerprint, recorder) { Postgres = postgres };
     }
 
     public GrpcChannel Channel(string? token = null)
@@ -208,6 +227,11 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return; // tests stop an instance mid-test and dispose it again at the end
+        }
+
         foreach (var (stop, run, registry) in _agents)
         {
             await stop.CancelAsync();
@@ -236,6 +260,11 @@ public sealed partial class SecureMeshHost : IAsyncDisposable
 
         await App.StopAsync();
         await App.DisposeAsync();
+        if (!_ownsDataDir)
+        {
+            return;
+        }
+
         try
         {
             Directory.Delete(DataDir, recursive: true);

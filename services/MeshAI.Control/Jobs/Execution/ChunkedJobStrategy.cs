@@ -80,15 +80,6 @@ internal sealed class ChunkedJobStrategy(IReadOnlyList<JobChunk> chunks) : Place
                 }
 
                 break;
-            case CancelRequested c:
-                if (job.Finished)
-                {
-                    c.Done?.TrySetResult(false);
-                    break;
-                }
-
-                c.Done?.TrySetResult(await job.FinishUnsuccessfullyAsync(JobState.Cancelled, c.Reason, AttemptCause.Cancelled, c.Reason, ct));
-                break;
             default:
                 job.Log.LogDebug("Job {JobId}: ignoring {Event} (not about an open chunk attempt)", job.JobId, e.GetType().Name);
                 break;

@@ -21,6 +21,12 @@ internal sealed record StartRequested(PlacementDecision Decision) : JobEvent;
 /// <summary>The job was claimed (restart or a dead owner's lease): rebuild its open placements from the store.</summary>
 internal sealed record ResumeRequested(IReadOnlyList<JobAttemptRow> Attempts, IReadOnlyList<JobChunkRow> ChunkResults) : JobEvent;
 
+/// <summary>
+/// A finished job whose spot-check re-run was in flight on an instance that died (its mint still held) was claimed:
+/// <paramref name="Attempts"/> are its attempts in the store (the dead owner's re-run among the open ones).
+/// </summary>
+internal sealed record SpotCheckResumeRequested(IReadOnlyList<JobAttemptRow> Attempts) : JobEvent;
+
 /// <summary>An agent report forwarded by a relay: accept, decline, progress, token, log, result or failure.</summary>
 internal sealed record AgentReport(DeviceIdentity Device, string Kind, int Attempt, string ChunkId, Google.Protobuf.IMessage Frame, long RelayBytes) : JobEvent
 {

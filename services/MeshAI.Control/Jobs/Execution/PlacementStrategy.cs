@@ -82,11 +82,21 @@ internal abstract class PlacementStrategy : IJobStrategy
                 }
 
                 break;
+            case CancelRequested c:
+                c.Done?.TrySetResult(await CancelAsync(job, c, ct));
+                break;
             default:
                 await OnEventAsync(job, e, ct);
                 break;
         }
     }
+
+    /// <summary>
+    /// The submitter or an admin cancels: a running job ends CANCELLED with every open attempt stopped; a finished one (a
+    /// spot-check may still run: it finishes on its own) is not cancelled. True when this cancelled the job.
+    /// </summary>
+    protected virtual async Task<bool> CancelAsync(JobExecution job, CancelRequested c, CancellationToken ct) =>
+        !job.Finished && await job.FinishUnsuccessfullyAsync(JobState.Cancelled, c.Reason, AttemptCause.Cancelled, c.Reason, ct);
 
     /// <summary>The detail recorded for a decline.</summary>
     protected virtual string DeclineDetail(JobDecline decline) => $"declined: {decline.Reason} {decline.Detail}".Trim();

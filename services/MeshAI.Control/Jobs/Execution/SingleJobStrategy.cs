@@ -71,15 +71,6 @@ internal class SingleJobStrategy : PlacementStrategy
             case CostCapReached c when job.Open.TryGetValue(c.Attempt, out var p):
                 await StopAtCostCapAsync(job, p, c, ct);
                 break;
-            case CancelRequested c:
-                if (job.Finished)
-                {
-                    c.Done?.TrySetResult(false);
-                    break;
-                }
-
-                c.Done?.TrySetResult(await job.FinishUnsuccessfullyAsync(JobState.Cancelled, c.Reason, AttemptCause.Cancelled, c.Reason, ct));
-                break;
             default:
                 job.Log.LogDebug("Job {JobId}: ignoring {Event} (not about a current attempt)", job.JobId, e.GetType().Name);
                 break;

@@ -38,6 +38,27 @@ internal sealed class SpotCheckStrategy(string originalDeviceId, int originalAtt
         job.Log.LogInformation("Job {JobId} spot-check attempt {Attempt} offered to {DeviceId} (original {OriginalDeviceId})", job.JobId, attempt, selected.Device.DeviceId, originalDeviceId);
     }
 
+    /// <summary>
+    /// Carries on a check whose owner died (the job was claimed with its mint held): the dead owner's re-run attempts are
+    /// ended (their results would reach nobody: a finished job's reports are answered "nothing to do") and stopped on their
+    /// devices, then the check is placed again. The verdict is still written once (<see cref="JobSettler.ResolveSpotCheckAsync"/>
+    /// resolves a held mint only while it is held).
+    /// </summary>
+    private async Task ResumeAsync(JobExecution job, SpotCheckResumeRequested r, CancellationToken ct)
+    {
+        job.LastAttempt = r.Attempts.Select(a => a.Attempt).DefaultIfEmpty(0).Max();
+        foreach (var orphan in r.Attempts.Where(a => a.EndTimeMs is null))
+        {
+            var placement = new Placement(orphan.Attempt, orphan.DeviceId, null, orphan.StartTimeMs);
+            job.CancelOnDevice(placement, "spot-check re-run abandoned: its control instance stopped");
+            await job.S.Settler.EndAttemptAsync(job.JobId, orphan.Attempt, AttemptCause.Cancelled,
+                $"{SpotCheck.AttemptDetailPrefix}: re-run abandoned (its control instance stopped); checked again", job.NowMs, ct);
+        }
+
+        job.Log.LogWarning("Job {JobId}: spot-check of attempt {Attempt} ({DeviceId}) claimed with its mint held; re-running it", job.JobId, originalAttempt, originalDeviceId);
+        await StartAsync(job, ct);
+    }
+
     protected override string DeclineDetail(JobDecline decline) => $"re-run declined: {decline.Reason} {decline.Detail}".Trim();
 
     protected override Task AttemptLostAsync(JobExecution job, Placement placement, AttemptCause cause, string detail, CancellationToken ct) =>
@@ -63,8 +84,8 @@ internal sealed class SpotCheckStrategy(string originalDeviceId, int originalAtt
             case AgentReport { Kind: AgentReport.Failure } r when job.TryGetOpen(r.Device, r.Attempt, out var p):
                 await AttemptLostAsync(job, p, AttemptCause.WorkloadError, "re-run failed: " + ((JobFailure)r.Frame).Error, ct);
                 break;
-            case CancelRequested c:
-                c.Done?.TrySetResult(false); // the job already completed; its check finishes on its own
+            case SpotCheckResumeRequested resume:
+                await ResumeAsync(job, resume, ct);
                 break;
             default:
                 break; // duplicates of the original result, stream frames of the re-run: nothing to do

@@ -72,8 +72,7 @@ public sealed class JobSubmission(
 
         await budget.EnsureRelayBandwidthAsync(envelope.NetworkId, ct);
         var credits = p.Membership.Settings.Credits;
-        var balances = await ledger.GetBalancesAsync(envelope.NetworkId, credits.SharedPoolEnabled, ct);
-        var available = credits.SharedPoolEnabled ? balances.PoolBalanceMicro : balances.Members.FirstOrDefault(m => m.UserId == caller.UserId)?.BalanceMicro ?? 0;
+        var available = await ledger.AvailableAsync(envelope.NetworkId, credits.SharedPoolEnabled, caller.UserId, ct);
         if (available < p.EstimatedCostMicro)
         {
             throw RpcErrors.FailedPrecondition("CREDITS", credits.SharedPoolEnabled ? "pool:" + envelope.NetworkId : "member:" + caller.UserId,

@@ -45,9 +45,8 @@ public sealed class JobBudget(LedgerRepository ledger, IOptions<ControlPlaneOpti
             return;
         }
 
-        var now = clock.GetUtcNow().UtcDateTime;
-        var monthStart = new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds();
-        var used = await ledger.RelayBytesSinceAsync(networkId, monthStart, ct);
+        // One row: the running total kept by the settlement transactions (relay_usage), not a sum over the month's records.
+        var used = await ledger.RelayBytesInMonthAsync(networkId, LedgerRepository.MonthStartMs(clock.GetUtcNow().ToUnixTimeMilliseconds()), ct);
         if (used >= limit)
         {
             throw RpcErrors.ResourceExhausted("relay_bandwidth_per_month:" + networkId,

@@ -89,6 +89,13 @@ public sealed class LedgerQueries(LedgerRepository ledger, NetworkRepository net
         return balances;
     }
 
+    /// <summary>
+    /// What a submitter can spend: the pool's balance when the network shares one, else the member's — one running-balance row
+    /// (ledger_balances, kept in the settlement transactions), not an aggregate over the network's history.
+    /// </summary>
+    public Task<long> AvailableAsync(string networkId, bool sharedPoolEnabled, string userId, CancellationToken ct) =>
+        ledger.BalanceAsync(networkId, sharedPoolEnabled, userId, ct);
+
     /// <summary>One page of events after the sequence cursor (before it, newest first, with <paramref name="newestFirst"/>).</summary>
     public async Task<(IReadOnlyList<LedgerEvent> Events, long? NextAfter)> ListEventsAsync(string networkId, string? jobId, long afterSequence, int pageSize, CancellationToken ct, bool newestFirst = false)
     {

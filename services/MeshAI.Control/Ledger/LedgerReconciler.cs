@@ -10,7 +10,8 @@ namespace MeshAI.Control.Ledger;
 /// <see cref="LedgerPricing"/>) plus its grants, and compares them with the ledger events and the jobs table. Balanced means:
 /// each settlement's burn and mint equal the recomputation, no event was applied twice, no money event lacks an execution
 /// record, every completed job has one, jobs.cost_micro equals its burns and stays within max_cost_credits, and the pool,
-/// per-member, per-device and total balances derived from events equal the recomputed ones.
+/// per-member, per-device and total balances derived from events equal the recomputed ones; the running balances
+/// (ledger_balances) equal the sums of the events and the running relay usage (relay_usage) the sums of the execution records.
 /// </summary>
 public sealed class LedgerReconciler(LedgerRepository ledger, LedgerQueries queries)
 {
@@ -144,6 +145,29 @@ public sealed class LedgerReconciler(LedgerRepository ledger, LedgerQueries quer
             Compare("member:" + userId, balances.Members.FirstOrDefault(m => m.UserId == userId)?.BalanceMicro ?? 0, recomputedMembers.GetValueOrDefault(userId));
         }
 
+        // Running balances (ledger_balances, read by every submit) == the sums of the events they stand for.
+        var running = (await ledger.ListRunningBalancesAsync(networkId, ct)).ToList();
+        Running("running pool", running.Where(r => (AccountKind)r.AccountKind == AccountKind.Pool).Sum(r => r.BalanceMicro), balances.PoolBalanceMicro);
+        foreach (var userId in running.Where(r => (AccountKind)r.AccountKind == AccountKind.Member).Select(r => r.UserId).Union(balances.Members.Select(m => m.UserId)).Distinct(StringComparer.Ordinal))
+        {
+            Running("running member:" + userId, running.FirstOrDefault(r => (AccountKind)r.AccountKind == AccountKind.Member && r.UserId == userId)?.BalanceMicro ?? 0,
+                balances.Members.FirstOrDefault(m => m.UserId == userId)?.BalanceMicro ?? 0);
+        }
+
+        // Relay usage per month (relay_usage, read by every submit) == the execution records' relay bytes of that month.
+        var usage = (await ledger.ListRelayUsageAsync(networkId, ct)).ToDictionary(u => u.MonthStartMs, u => u.RelayBytes);
+        var recomputedUsage = meterings.GroupBy(m => LedgerRepository.MonthStartMs(m.CreateTimeMs)).ToDictionary(g => g.Key, g => g.Sum(m => m.RelayBytes));
+        foreach (var month in usage.Keys.Union(recomputedUsage.Keys))
+        {
+            var stored = usage.GetValueOrDefault(month);
+            var summed = recomputedUsage.GetValueOrDefault(month);
+            if (stored != summed)
+            {
+                Mismatch("relay usage " + DateTimeOffset.FromUnixTimeMilliseconds(month).ToString("yyyy-MM", CultureInfo.InvariantCulture), stored, summed,
+                    "running relay bytes of the month differ from the sum of its execution records");
+            }
+        }
+
         foreach (var deviceId in recomputedDevices.Keys.Union(balances.Devices.Select(d => d.DeviceId)).Distinct(StringComparer.Ordinal))
         {
             Compare("device:" + deviceId + " minted", balances.Devices.FirstOrDefault(d => d.DeviceId == deviceId)?.MintedMicro ?? 0, recomputedDevices.GetValueOrDefault(deviceId));
@@ -151,6 +175,14 @@ public sealed class LedgerReconciler(LedgerRepository ledger, LedgerQueries quer
 
         response.Balanced = response.Mismatches.Count == 0;
         return response;
+
+        void Running(string subject, long stored, long fromEvents)
+        {
+            if (stored != fromEvents)
+            {
+                Mismatch(subject, stored, fromEvents, string.Create(CultureInfo.InvariantCulture, $"running balance {stored} µ, sum of events {fromEvents} µ"));
+            }
+        }
 
         void Compare(string subject, long fromLedger, long recomputed)
         {

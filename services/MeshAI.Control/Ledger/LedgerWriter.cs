@@ -212,11 +212,7 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
             return false;
         }
 
-        foreach (var e in Events(m, jobStartMs, terminal))
-        {
-            await LedgerRepository.AppendAsync(c, tx, e, ct);
-        }
-
+        await LedgerRepository.AppendAllAsync(c, tx, Events(m, jobStartMs, terminal), ct);
         return true;
     }
 

@@ -22,8 +22,120 @@ public sealed class LedgerRepository(Database database)
         public long Events { get; set; }
     }
 
-    /// <summary>Appends an event unless one with the same idempotency key exists in the network; true when inserted.</summary>
-    public static async Task<bool> AppendAsync(DbConnection c, DbTransaction tx, LedgerEventRow e, CancellationToken ct) =>
+    /// <summary>
+    /// Appends an event unless one with the same idempotency key exists in the network, and adds its amount to the running
+    /// balance of its account (<see cref="ApplyBalancesAsync"/>) in the same transaction; true when inserted.
+    /// </summary>
+    public static async Task<bool> AppendAsync(DbConnection c, DbTransaction tx, LedgerEventRow e, CancellationToken ct)
+    {
+        if (!await InsertEventAsync(c, tx, e, ct))
+        {
+            return false;
+        }
+
+        await ApplyBalancesAsync(c, tx, [e], ct);
+        return true;
+    }
+
+    /// <summary>
+    /// Appends several events of one settlement (each unless its idempotency key exists) and then their running balances,
+    /// in the caller's transaction; returns the events inserted.
+    /// </summary>
+    public static async Task<IReadOnlyList<LedgerEventRow>> AppendAllAsync(DbConnection c, DbTransaction tx, IReadOnlyList<LedgerEventRow> events, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        var inserted = new List<LedgerEventRow>(events.Count);
+        foreach (var e in events)
+        {
+            if (await InsertEventAsync(c, tx, e, ct))
+            {
+                inserted.Add(e);
+            }
+        }
+
+        await ApplyBalancesAsync(c, tx, inserted, ct);
+        return inserted;
+    }
+
+    /// <summary>The running-balance account an event moves: the pool (user id ""), a member, or none (amount-free job events).</summary>
+    public static (int AccountKind, string UserId)? BalanceAccount(LedgerEventRow e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return e.AccountKind switch
+        {
+            PoolAccount => (PoolAccount, ""),
+            MemberAccount when e.UserId.Length > 0 => (MemberAccount, e.UserId),
+            _ => null,
+        };
+    }
+
+    private const int PoolAccount = 1; // AccountKind.Pool
+    private const int MemberAccount = 2; // AccountKind.Member
+
+    /// <summary>
+    /// Adds the amounts of freshly inserted events to ledger_balances (one upsert per account, in account order so that
+    /// concurrent settlements lock the rows in the same order and cannot deadlock on PostgreSQL).
+    /// </summary>
+    public static async Task ApplyBalancesAsync(DbConnection c, DbTransaction tx, IReadOnlyCollection<LedgerEventRow> inserted, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(inserted);
+        var deltas = new SortedDictionary<(int, string), long>();
+        foreach (var e in inserted)
+        {
+            if (e.AmountMicro != 0 && BalanceAccount(e) is { } account)
+            {
+                deltas[account] = deltas.GetValueOrDefault(account) + e.AmountMicro;
+            }
+        }
+
+        var networkId = inserted.Count > 0 ? inserted.First().NetworkId : "";
+        foreach (var ((kind, userId), amount) in deltas)
+        {
+            await c.ExecuteAsync(Database.Command(
+                "INSERT INTO ledger_balances (network_id, account_kind, user_id, balance_micro) VALUES (@networkId, @kind, @userId, @amount) " +
+                "ON CONFLICT (network_id, account_kind, user_id) DO UPDATE SET balance_micro = ledger_balances.balance_micro + excluded.balance_micro",
+                new { networkId, kind, userId, amount }, ct, tx));
+        }
+    }
+
+    /// <summary>One running balance of a network: the pool (<paramref name="pool"/>) or the member <paramref name="userId"/>; 0 when it never moved.</summary>
+    public Task<long> BalanceAsync(string networkId, bool pool, string userId, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteScalarAsync<long>(Database.Command(
+            "SELECT COALESCE(MAX(balance_micro), 0) FROM ledger_balances WHERE network_id = @networkId AND account_kind = @kind AND user_id = @userId",
+            new { networkId, kind = pool ? PoolAccount : MemberAccount, userId = pool ? "" : userId }, ct)), ct);
+
+    /// <summary>One running balance row.</summary>
+    public sealed class RunningBalance
+    {
+        public int AccountKind { get; set; }
+        public string UserId { get; set; } = "";
+        public long BalanceMicro { get; set; }
+    }
+
+    /// <summary>Every running balance row of a network (reconcile compares them with the sums of the events).</summary>
+    public Task<IEnumerable<RunningBalance>> ListRunningBalancesAsync(string networkId, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<RunningBalance>(Database.Command(
+            "SELECT account_kind, user_id, balance_micro FROM ledger_balances WHERE network_id = @networkId", new { networkId }, ct)), ct);
+
+    /// <summary>Start of the UTC calendar month of <paramref name="unixMs"/>, in Unix milliseconds (the relay_usage key).</summary>
+    public static long MonthStartMs(long unixMs)
+    {
+        var t = DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime;
+        return new DateTimeOffset(t.Year, t.Month, 1, 0, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds();
+    }
+
+    /// <summary>Relay bytes of a network's settlements in the UTC month starting at <paramref name="monthStartMs"/> (the running total).</summary>
+    public Task<long> RelayBytesInMonthAsync(string networkId, long monthStartMs, CancellationToken ct) =>
+        database.RunAsync(c => c.ExecuteScalarAsync<long>(Database.Command(
+            "SELECT COALESCE(MAX(relay_bytes), 0) FROM relay_usage WHERE network_id = @networkId AND month_start_ms = @monthStartMs",
+            new { networkId, monthStartMs }, ct)), ct);
+
+    /// <summary>Every relay_usage row of a network: month start → bytes (reconcile compares them with the execution records).</summary>
+    public Task<IEnumerable<(long MonthStartMs, long RelayBytes)>> ListRelayUsageAsync(string networkId, CancellationToken ct) =>
+        database.RunAsync(c => c.QueryAsync<(long, long)>(Database.Command(
+            "SELECT month_start_ms, relay_bytes FROM relay_usage WHERE network_id = @networkId", new { networkId }, ct)), ct);
+
+    private static async Task<bool> InsertEventAsync(DbConnection c, DbTransaction tx, LedgerEventRow e, CancellationToken ct) =>
         await c.ExecuteAsync(Database.Command(
             "INSERT INTO ledger_events (event_id, network_id, event_type, job_id, chunk_id, user_id, device_id, account_kind, amount_micro, runtime_ms, " +
             "billed_runtime_ms, tier, idempotency_key, create_time_ms, relay_bytes) VALUES (@EventId, @NetworkId, @EventType, @JobId, @ChunkId, @UserId, " +
@@ -75,8 +187,26 @@ public sealed class LedgerRepository(Database database)
         public long MaxCostCredits { get; set; }
     }
 
-    /// <summary>Records an execution record unless the job/chunk already has one; true when inserted (first settlement wins).</summary>
-    public static async Task<bool> InsertMeteringAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, CancellationToken ct) =>
+    /// <summary>
+    /// Records an execution record unless the job/chunk already has one, adding its relay bytes to the network's month in
+    /// relay_usage in the same transaction; true when inserted (first settlement wins).
+    /// </summary>
+    public static async Task<bool> InsertMeteringAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        if (!await InsertMeteringRowAsync(c, tx, m, ct))
+        {
+            return false;
+        }
+
+        await c.ExecuteAsync(Database.Command(
+            "INSERT INTO relay_usage (network_id, month_start_ms, relay_bytes) VALUES (@NetworkId, @Month, @RelayBytes) " +
+            "ON CONFLICT (network_id, month_start_ms) DO UPDATE SET relay_bytes = relay_usage.relay_bytes + excluded.relay_bytes",
+            new { m.NetworkId, Month = MonthStartMs(m.CreateTimeMs), m.RelayBytes }, ct, tx));
+        return true;
+    }
+
+    private static async Task<bool> InsertMeteringRowAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, CancellationToken ct) =>
         await c.ExecuteAsync(Database.Command(
             $"INSERT INTO job_meterings ({MeteringColumns}) VALUES (@NetworkId, @JobId, @ChunkId, @Attempt, @DeviceId, @DeviceOwnerUserId, @SubmittedByUserId, " +
             "@BurnAccountKind, @Tier, @WorkloadId, @RuntimeMs, @RelayBytes, @HeartbeatsDuringRun, @BurnMicroPerMin, @EarnMicroPerMin, @MultiplierBps, " +
@@ -138,12 +268,6 @@ public sealed class LedgerRepository(Database database)
         database.RunAsync(c => c.QueryAsync<long>(Database.Command(
             "SELECT runtime_ms FROM job_meterings WHERE network_id = @networkId AND workload_id = @workloadId AND tier = @tier " +
             "ORDER BY create_time_ms DESC LIMIT @limit", new { networkId, workloadId, tier, limit }, ct)), ct);
-
-    /// <summary>Relay bytes of a network's settlements since a time.</summary>
-    public Task<long> RelayBytesSinceAsync(string networkId, long sinceMs, CancellationToken ct) =>
-        database.RunAsync(c => c.ExecuteScalarAsync<long>(Database.Command(
-            "SELECT CAST(COALESCE(SUM(relay_bytes), 0) AS BIGINT) FROM job_meterings WHERE network_id = @networkId AND create_time_ms >= @sinceMs",
-            new { networkId, sinceMs }, ct)), ct);
 
     /// <summary>Events of a network created at or after a time, in sequence order after the cursor (export).</summary>
     public Task<IEnumerable<LedgerEventRow>> ListSinceAsync(string networkId, long sinceMs, long afterSequence, int limit, CancellationToken ct) =>

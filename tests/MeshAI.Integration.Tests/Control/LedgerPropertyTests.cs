@@ -160,6 +160,52 @@ public sealed class LedgerPropertyTests(string store)
     }
 
     [Test]
+    public async Task Running_balances_are_backfilled_by_the_migration_and_checked_by_reconcile()
+    {
+        var credits = NetworkDefaults.Create(1000 * 1_000_000L).Credits;
+        credits.SharedPoolEnabled = false;
+        var mesh = await SeedNetworkAsync(credits, devices: 2);
+        for (var j = 0; j < 3; j++)
+        {
+            var sim = new SimJob(await InsertJobAsync(mesh, 2, 0), [""]);
+            Assert.That(await CompleteAsync(mesh, credits, new Report(sim, "", 1, mesh.Devices[j % 2], 1500 + j, 2, 4096 * (j + 1), false)), Is.True);
+        }
+
+        var reconciler = new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)));
+        var ct = CancellationToken.None;
+        var balances = await new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)).GetBalancesAsync(mesh.NetworkId, false, ct);
+        var submitter = balances.Members.Single(m => m.UserId == mesh.UserId).BalanceMicro;
+        var month = LedgerRepository.MonthStartMs(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Assert.That(await _ledger.BalanceAsync(mesh.NetworkId, false, mesh.UserId, ct), Is.EqualTo(submitter), "running member balance == sum of its events");
+        Assert.That(await _ledger.BalanceAsync(mesh.NetworkId, true, "", ct), Is.Zero, "no pool events, no pool balance");
+        Assert.That(await _ledger.RelayBytesInMonthAsync(mesh.NetworkId, month, ct), Is.EqualTo(4096 * 6), "running relay bytes of the month");
+        Assert.That((await reconciler.ReconcileAsync(mesh.NetworkId, false, ct)).Balanced, Is.True);
+
+        // The backfill: forget the running rows and migration 21, migrate again, and the rows come back from the events.
+        var before = (await _ledger.ListRunningBalancesAsync(mesh.NetworkId, ct)).OrderBy(r => (r.AccountKind, r.UserId)).Select(r => (r.AccountKind, r.UserId, r.BalanceMicro)).ToList();
+        await _database.InTransactionAsync(async (c, tx) =>
+        {
+            await c.ExecuteAsync(new CommandDefinition("DROP TABLE ledger_balances", transaction: tx, cancellationToken: ct));
+            await c.ExecuteAsync(new CommandDefinition("DROP TABLE relay_usage", transaction: tx, cancellationToken: ct));
+            return await c.ExecuteAsync(new CommandDefinition("DELETE FROM schema_migrations WHERE version = 21", transaction: tx, cancellationToken: ct));
+        }, ct);
+        Assert.That(await new Migrator(_database, NullLogger<Migrator>.Instance).MigrateAsync(ct), Is.EqualTo(1));
+        var after = (await _ledger.ListRunningBalancesAsync(mesh.NetworkId, ct)).OrderBy(r => (r.AccountKind, r.UserId)).Select(r => (r.AccountKind, r.UserId, r.BalanceMicro)).ToList();
+        Assert.That(after, Is.EqualTo(before));
+        Assert.That(await _ledger.RelayBytesInMonthAsync(mesh.NetworkId, month, ct), Is.EqualTo(4096 * 6));
+        Assert.That((await reconciler.ReconcileAsync(mesh.NetworkId, false, ct)).Balanced, Is.True);
+
+        // A running balance that drifted from its events is a mismatch.
+        await _database.RunAsync(c => c.ExecuteAsync(new CommandDefinition(
+            "UPDATE ledger_balances SET balance_micro = balance_micro + 1 WHERE network_id = @n AND user_id = @u", new { n = mesh.NetworkId, u = mesh.UserId }, cancellationToken: ct)), ct);
+        await _database.RunAsync(c => c.ExecuteAsync(new CommandDefinition(
+            "UPDATE relay_usage SET relay_bytes = relay_bytes - 1 WHERE network_id = @n", new { n = mesh.NetworkId }, cancellationToken: ct)), ct);
+        var drifted = await reconciler.ReconcileAsync(mesh.NetworkId, false, ct);
+        Assert.That(drifted.Balanced, Is.False);
+        Assert.That(drifted.Mismatches.Select(m => m.Subject), Has.Some.EqualTo("running member:" + mesh.UserId).And.Some.StartsWith("relay usage "));
+    }
+
+    [Test]
     public async Task Many_parallel_completions_lose_and_duplicate_no_ledger_rows()
     {
         // PostgreSQL is the scale-out store where this matters most; the embedded SQLite store must hold too.

@@ -104,6 +104,7 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<JobWatchHub>();
         services.TryAddSingleton<JobSettler>();
         services.TryAddSingleton<Jobs.Execution.JobPlacer>();
+        services.TryAddSingleton<Jobs.Canaries.CanaryKnownAnswers>();
         services.TryAddSingleton<Jobs.Execution.JobPlaneServices>();
         services.TryAddSingleton<ControlInstance>();
         services.TryAddSingleton<JobRunner>();

@@ -45,6 +45,9 @@ public sealed class ControlPlaneOptions
 
     /// <summary>The job plane: this instance's id, leases, reconnect grace.</summary>
     public JobPlaneOptions Jobs { get; set; } = new();
+
+    /// <summary>Canary jobs: the known-answer table and the canary timeout (docs/anti-abuse.md).</summary>
+    public Jobs.Canaries.CanaryOptions Canary { get; set; } = new();
 }
 
 /// <summary>Job plane settings (section <c>Control:Jobs</c>); docs/scale-out.md explains how they set the detection times.</summary>

@@ -40,6 +40,8 @@ public sealed partial class AgentCommands
           meshai-agent models generate-tiny-chat --out DIR [--seed N]
           meshai-agent models fetch --name NAME [--state-dir DIR] [--out DIR] [--model-origin PREFIX[,PREFIX…]]
           meshai-agent models verify [--model-dir DIR] [--state-dir DIR]
+          meshai-agent models known-answers --out FILE [--state-dir DIR] [--model-cache DIR[,DIR]]
+                           (the canary known-answer table control reads: docs/anti-abuse.md)
 
         The state dir defaults to $MESHAI_HOME/agent (~/.meshai/agent).
         Exit codes: 0 ok, 1 error, 2 usage / malformed link / not joined, 3 revoked,
@@ -93,6 +95,8 @@ public sealed partial class AgentCommands
                 return await InstallPackagedAsync(line, cancellationToken);
             case "models" when line.Positional.ElementAtOrDefault(1) == "list":
                 return ListLocalModels(line);
+            case "models" when line.Positional.ElementAtOrDefault(1) == "known-answers":
+                return WriteKnownAnswers(line);
             case "models" when line.Positional.ElementAtOrDefault(1) == "sync":
                 return await SyncModelsAsync(line, cancellationToken);
             case null or "help" when line.Has("help") || verb is "help" or null:
@@ -100,7 +104,7 @@ public sealed partial class AgentCommands
                 return verb is null && !line.Has("help") ? ExitCodes.Usage : ExitCodes.Ok;
             default:
                 var closest = verb == "models"
-                    ? MeshAI.Common.Text.Suggestions.Closest(line.Positional.ElementAtOrDefault(1) ?? "", ["install", "list", "sync", "generate-tiny", "generate-tiny-chat", "fetch", "verify"]) is { } sub ? "models " + sub : null
+                    ? MeshAI.Common.Text.Suggestions.Closest(line.Positional.ElementAtOrDefault(1) ?? "", ["install", "list", "sync", "generate-tiny", "generate-tiny-chat", "fetch", "verify", "known-answers"]) is { } sub ? "models " + sub : null
                     : MeshAI.Common.Text.Suggestions.Closest(verb, ["join", "pair", "run", "status", "service", "models", "help"]);
                 await _err.WriteLineAsync($"error: unknown command '{string.Join(' ', line.Positional)}'." +
                     (closest is null ? "" : $" Did you mean 'meshai-agent {closest}'?") + " Run 'meshai-agent help' for usage.");

@@ -24,6 +24,17 @@ public sealed partial class WorkloadRegistry : IDisposable
         }
     }
 
+    /// <summary>
+    /// Creates a registry of <paramref name="handlers"/> that advertises <paramref name="models"/> as its embeddings models
+    /// (a host composing its own embeddings handler over a verified model set).
+    /// </summary>
+    public WorkloadRegistry(IEnumerable<IWorkloadHandler> handlers, LocalModelSet models)
+        : this(handlers)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        _models = models;
+    }
+
     /// <summary>Workload classes with a handler (advertised in capability reports).</summary>
     public IReadOnlyList<WorkloadClass> Workloads => [.. _handlers.Values.Select(h => h.Workload).Distinct().Order()];
 

@@ -173,6 +173,9 @@ public static class ErrorReasons
     /// <summary>FAILED_PRECONDITION: the pool (or the member's balance) cannot cover the job's estimate.</summary>
     public const string InsufficientCredits = "INSUFFICIENT_CREDITS";
 
+    /// <summary>Anti-abuse (audit and device flags, not an RPC error): a device answered a canary job wrong (docs/anti-abuse.md).</summary>
+    public const string CanaryFailed = "CANARY_FAILED";
+
     /// <summary>INVALID_ARGUMENT: the job names a model no device of the network reports and no manifest publishes.</summary>
     public const string ModelNotAvailable = "MODEL_NOT_AVAILABLE";
 

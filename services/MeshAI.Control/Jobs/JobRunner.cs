@@ -279,7 +279,14 @@ public sealed class JobRunner(
     private JobExecution Register(JobExecution execution)
     {
         _executions[execution.JobId] = execution;
-        execution.Run(ended => _executions.TryRemove(new KeyValuePair<string, JobExecution>(ended.JobId, ended)), _stopping.Token);
+        execution.Run(ended =>
+        {
+            _executions.TryRemove(new KeyValuePair<string, JobExecution>(ended.JobId, ended));
+            if (ended.FollowUp is { } next && !_stopping.IsCancellationRequested)
+            {
+                Register(next).Post(new StartRequested(new PlacementDecision([], [], null, "follow-up")));
+            }
+        }, _stopping.Token);
         return execution;
     }
 

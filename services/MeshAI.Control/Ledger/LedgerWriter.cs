@@ -68,12 +68,15 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
     }
 
     /// <summary>Holds a settlement's mint for a spot-check when the mint rules allow it (a mint already withheld stays withheld for its reason).</summary>
-    public static JobMeteringRow HoldMint(JobMeteringRow metering)
+    public static JobMeteringRow HoldMint(JobMeteringRow metering) => HoldMint(metering, SpotCheck.PendingReason);
+
+    /// <summary>Holds a settlement's mint with <paramref name="pendingReason"/> (spot-check or canary) when the mint rules allow it.</summary>
+    public static JobMeteringRow HoldMint(JobMeteringRow metering, string pendingReason)
     {
         ArgumentNullException.ThrowIfNull(metering);
         if (metering.MintWithheldReason.Length == 0)
         {
-            metering.MintWithheldReason = SpotCheck.PendingReason;
+            metering.MintWithheldReason = pendingReason;
         }
 
         return metering;
@@ -86,10 +89,18 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
     /// minted. Either way the ledger stays equal to the execution record. Returns the micro-credits minted (0 when withheld,
     /// nothing was held, or it was already resolved).
     /// </summary>
-    public static async Task<long> ResolveHeldMintAsync(DbConnection c, DbTransaction tx, string networkId, string jobId, string chunkId, bool release, string detail, long nowMs, CancellationToken ct)
+    public static Task<long> ResolveHeldMintAsync(DbConnection c, DbTransaction tx, string networkId, string jobId, string chunkId, bool release, string detail, long nowMs, CancellationToken ct) =>
+        ResolveHeldMintAsync(c, tx, networkId, jobId, chunkId, SpotCheck.PendingReason, release ? "" : SpotCheck.MismatchReasonPrefix + detail, nowMs, ct);
+
+    /// <summary>
+    /// Ends a mint held with <paramref name="pendingReason"/> (a spot-check's or a canary's) in the caller's transaction:
+    /// <paramref name="withheldReason"/> empty releases it (the credits_minted event priced from the record is appended),
+    /// otherwise it becomes the record's reason and nothing is minted. Applies once; returns the micro-credits minted.
+    /// </summary>
+    public static async Task<long> ResolveHeldMintAsync(DbConnection c, DbTransaction tx, string networkId, string jobId, string chunkId, string pendingReason, string withheldReason, long nowMs, CancellationToken ct)
     {
-        var newReason = release ? "" : SpotCheck.MismatchReasonPrefix + detail;
-        if (!await LedgerRepository.ReplaceMintWithheldReasonAsync(c, tx, networkId, jobId, chunkId, SpotCheck.PendingReason, newReason, ct) || !release)
+        var release = withheldReason.Length == 0;
+        if (!await LedgerRepository.ReplaceMintWithheldReasonAsync(c, tx, networkId, jobId, chunkId, pendingReason, withheldReason, ct) || !release)
         {
             return 0;
         }

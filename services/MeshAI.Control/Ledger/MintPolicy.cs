@@ -58,7 +58,7 @@ public static class MintPolicy
 
         if (deviceFlagged)
         {
-            return new MintDecision("device flagged by a spot-check mismatch", 0);
+            return new MintDecision("device flagged by an anti-abuse check (spot-check mismatch or failed canary)", 0);
         }
 
         if (mintingSettlementsLastHour >= options.MaxMintingSettlementsPerDevicePerHour)

@@ -28,6 +28,7 @@ public static class NetworkDefaults
             RelaySurchargeEnabled = false,
             StartingGrantMicro = startingGrantMicro,
             SpotCheckSampleBps = 0,
+            CanaryRateBps = Ledger.Canary.DefaultRateBps,
         },
         ScoringWeights = new ScoringWeights { RttMs = -0.30, IsPluggedIn = 0.20, ThermalHeadroom = 0.20, IdleScore = 0.15, CreditRateEfficiency = 0.15 },
         MobileSafety = new MobileSafetyDefaults

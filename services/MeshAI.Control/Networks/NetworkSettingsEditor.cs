@@ -18,7 +18,7 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
     [
         "scoring_weights", "scoring_weights.rtt_ms", "scoring_weights.is_plugged_in", "scoring_weights.thermal_headroom", "scoring_weights.idle_score",
         "scoring_weights.credit_rate_efficiency", "retry_policy", "retry_policy.max_attempts", "retry_policy.backoff_ms", "min_device_trust_level",
-        "mobile_safety", "credits.spot_check_sample_bps", "member_approval_mode", "auto_approve_allowlist", "key_rotation_days",
+        "mobile_safety", "credits.spot_check_sample_bps", "credits.canary_rate_bps", "member_approval_mode", "auto_approve_allowlist", "key_rotation_days",
         "gateway.max_sensitivity",
     ];
 
@@ -79,6 +79,10 @@ public sealed class NetworkSettingsEditor(NetworkRepository networks, NetworkAcc
                 case "credits.spot_check_sample_bps":
                     s.Credits ??= new CreditSettings();
                     s.Credits.SpotCheckSampleBps = patch.Credits?.SpotCheckSampleBps ?? 0;
+                    break;
+                case "credits.canary_rate_bps":
+                    s.Credits ??= new CreditSettings();
+                    s.Credits.CanaryRateBps = patch.Credits?.CanaryRateBps ?? 0;
                     break;
                 case "member_approval_mode": s.MemberApprovalMode = patch.MemberApprovalMode; break;
                 case "auto_approve_allowlist":

@@ -119,6 +119,7 @@ public static class RequestBoundsTable
             ["meshai.network.v1.CreditSettings.starting_grant_micro"] = Range(0, c.StartingGrantCredits > long.MaxValue / Common.Domain.Tiers.MicroPerCredit ? long.MaxValue : c.StartingGrantCredits * Common.Domain.Tiers.MicroPerCredit,
                 C + "StartingGrantCredits (a creator may ask for less, never more)"),
             ["meshai.network.v1.CreditSettings.spot_check_sample_bps"] = Range(0, 10_000, "basis points (10000 = every eligible job)"),
+            ["meshai.network.v1.CreditSettings.canary_rate_bps"] = Range(0, Ledger.Canary.MaxRateBps, "basis points of settled jobs followed by a canary (0 = off)"),
             ["meshai.network.v1.ScoringWeights.rtt_ms"] = Real(-l.MaxScoringWeight, l.MaxScoringWeight, I + "MaxScoringWeight"),
             ["meshai.network.v1.ScoringWeights.is_plugged_in"] = Real(-l.MaxScoringWeight, l.MaxScoringWeight, I + "MaxScoringWeight"),
             ["meshai.network.v1.ScoringWeights.thermal_headroom"] = Real(-l.MaxScoringWeight, l.MaxScoringWeight, I + "MaxScoringWeight"),

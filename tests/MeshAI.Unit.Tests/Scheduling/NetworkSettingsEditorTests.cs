@@ -41,6 +41,25 @@ public sealed class NetworkSettingsEditorTests
     }
 
     [Test]
+    public void Canary_rate_defaults_to_100_bps_and_is_updatable_within_0_and_10000_bps()
+    {
+        var current = NetworkDefaults.Create(0);
+        Assert.That(current.Credits.CanaryRateBps, Is.EqualTo(MeshAI.Control.Ledger.Canary.DefaultRateBps).And.EqualTo(100));
+        foreach (var ok in new[] { 0, 2_500, 10_000 })
+        {
+            var updated = NetworkSettingsEditor.Apply(current, new NetworkSettings { Credits = new CreditSettings { CanaryRateBps = ok } }, ["credits.canary_rate_bps"]);
+            Assert.That(updated.Credits.CanaryRateBps, Is.EqualTo(ok));
+            Assert.That(updated.Credits.SpotCheckSampleBps, Is.EqualTo(current.Credits.SpotCheckSampleBps), "the rest of credits is kept");
+        }
+
+        foreach (var bad in new[] { -1, 10_001 })
+        {
+            Assert.That(Assert.Throws<RpcException>(() => NetworkSettingsEditor.Apply(current, new NetworkSettings { Credits = new CreditSettings { CanaryRateBps = bad } }, ["credits.canary_rate_bps"]))!.StatusCode,
+                Is.EqualTo(StatusCode.InvalidArgument));
+        }
+    }
+
+    [Test]
     public void Bad_values_and_unknown_paths_are_invalid_arguments()
     {
         var current = NetworkDefaults.Create(0);

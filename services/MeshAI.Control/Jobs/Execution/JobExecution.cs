@@ -100,6 +100,9 @@ internal sealed class JobExecution
     /// <summary>The highest attempt number used.</summary>
     public int LastAttempt { get; set; }
 
+    /// <summary>An execution the runner starts when this one ends (a canary that follows the settlement, docs/anti-abuse.md).</summary>
+    public JobExecution? FollowUp { get; set; }
+
     /// <summary>True once the job row is terminal (a spot-check may still run).</summary>
     public bool Finished { get; set; }
 

@@ -26,6 +26,8 @@ public sealed class JobPlaneServices(
     IJobDispatcher dispatcher,
     IPresenceDirectory presence,
     JobWatchHub hub,
+    Canaries.CanaryKnownAnswers canaryAnswers,
+    Security.AuditLog audit,
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
     ILogger<JobRunner> logger)
@@ -39,6 +41,9 @@ public sealed class JobPlaneServices(
     public IJobDispatcher Dispatcher => dispatcher;
     public IPresenceDirectory Presence => presence;
     public JobWatchHub Hub => hub;
+    public Canaries.CanaryKnownAnswers CanaryAnswers => canaryAnswers;
+    public Security.AuditLog Audit => audit;
+    public ControlPlaneOptions ControlOptions => options.Value;
     public JobPlaneOptions Options => options.Value.Jobs;
     public TimeProvider Clock => clock;
     public ILogger Logger => logger;
@@ -60,6 +65,9 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
         Job,
         Chunk,
         SpotCheck,
+
+        /// <summary>A canary (docs/anti-abuse.md): never stored (it has no job row); the offer and ticket look like any other.</summary>
+        Canary,
     }
 
     internal Task<PlacementDecision> PlanAsync(JobExecution job, IReadOnlySet<string> excluded, CancellationToken ct) =>
@@ -89,6 +97,7 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
         var recorded = kind switch
         {
             AttemptKind.SpotCheck => await jobs.InsertSpotCheckAttemptAsync(row, ct),
+            AttemptKind.Canary => true,
             AttemptKind.Chunk => await jobs.RecordChunkPlacementAsync(row, (int)JobState.Queued, (int)JobState.Placed, (int)selected.Tier, debug, JobViews.TerminalStates, ct),
             _ => await jobs.RecordPlacementAsync(row, (int)JobState.Placed, (int)selected.Tier, debug, JobViews.TerminalStates, ct),
         };

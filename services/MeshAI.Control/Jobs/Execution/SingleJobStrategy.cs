@@ -209,6 +209,13 @@ internal class SingleJobStrategy : PlacementStrategy
         var spotCheck = SpotCheck.ShouldCheck(row.JobId, (Contracts.Common.V1.WorkloadClass)row.WorkloadId, result.Encrypted, chunked: false, credits.SpotCheckSampleBps);
         var segments = PendingSegments;
         var metering = await job.S.LedgerWriter.MeterAsync(row, result, deviceRow, r.RelayBytes, credits, now, spotCheck, PendingBurnMicro, ct);
+        // Anti-abuse canary (docs/anti-abuse.md): a sampled settlement not spot-checked holds its mint until the device answers a known-answer job.
+        var canary = spotCheck ? null : await CanaryStrategy.PrepareAsync(job, r.Device.DeviceId, credits, ct);
+        if (canary is not null)
+        {
+            metering = LedgerWriter.HoldMint(metering, Canary.PendingReason);
+        }
+
         var priced = LedgerPricing.Price(metering);
         row.State = (int)JobState.Completed;
         row.DeviceId = r.Device.DeviceId;
@@ -252,6 +259,7 @@ internal class SingleJobStrategy : PlacementStrategy
         }
         else
         {
+            job.FollowUp = canary;
             job.End();
         }
     }

@@ -8,6 +8,8 @@ using MeshAI.Bench;
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
 // dotnet run -c Release --project bench/MeshAI.Bench -- dead-agent [trials]
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
+// dotnet run -c Release --project bench/MeshAI.Bench -- agent-streams [agents] [swarms] [windowSeconds] [connectInFlight]
+// dotnet run -c Release --project bench/MeshAI.Bench -- agent-swarm <credentials> <from> <count> <connectInFlight>   (started by agent-streams)
 // dotnet run -c Release --project bench/MeshAI.Bench -- contributor [rounds]   (embeddings/s: web contributor page vs native agent)
 var mode = args.Length > 0 ? args[0] : "load";
 if (mode == "micro")
@@ -65,6 +67,17 @@ if (mode == "embeddings")
     return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
 }
 
+if (mode == "agent-streams")
+{
+    int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
+    return await AgentStreamsHarness.RunAsync(agents: Arg(1, 1000), swarms: Arg(2, 0), windowSeconds: Arg(3, 30), connectInFlight: Arg(4, 64));
+}
+
+if (mode == "agent-swarm" && args.Length == 5)
+{
+    return await AgentSwarm.RunAsync(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
+}
+
 if (mode == "contributor")
 {
     return await ContributorBenchmark.RunAsync(rounds: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
@@ -75,5 +88,5 @@ if (mode == "dead-agent")
     return await DeadAgentHarness.RunAsync(trials: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | contributor [rounds] | dead-agent [trials]");
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | contributor [rounds] | dead-agent [trials] | agent-streams [agents] [swarms] [windowSeconds] [connectInFlight]");
 return 2;

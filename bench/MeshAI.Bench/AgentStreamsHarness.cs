@@ -1,0 +1,283 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Text.RegularExpressions;
+using MeshAI.Common.Transport;
+using MeshAI.Contracts.Device.V1;
+using MeshAI.Contracts.Network.V1;
+using MeshAI.Testing;
+
+namespace MeshAI.Bench;
+
+/// <summary>
+/// Issue #11's relay scale goal: N concurrent agent streams on one relay with 5 s heartbeats. A real meshai-server (SQLite,
+/// control + relay) registers N devices through <c>RegisterDevice</c> (the network CA issues each certificate); then
+/// <c>swarms</c> separate <c>bench agent-swarm</c> processes open one TLS connection and one relay stream per device
+/// (<see cref="AgentSwarm"/>). Measured on the server process only (/proc and its own <c>/metrics</c>): resident memory
+/// and GC heap before and with the N streams (delta ÷ N), CPU over an idle window and over a steady window with every
+/// stream heartbeating (net ÷ one core), presence through <c>ListDevices</c> for all N (before and after a window longer
+/// than the grace, so only heartbeats can keep them online), and after SIGKILL of every swarm, how long until all N
+/// are offline.
+/// </summary>
+public static partial class AgentStreamsHarness
+{
+    private const int DevicesPerSwarmDefault = 2_500;
+
+    public static async Task<int> RunAsync(int agents, int swarms, int windowSeconds, int connectInFlight)
+    {
+        swarms = swarms > 0 ? swarms : Math.Max(1, (agents + DevicesPerSwarmDefault - 1) / DevicesPerSwarmDefault);
+        var c = CultureInfo.InvariantCulture;
+        Console.WriteLine($"open files before: {OpenFilesLimit()}; raising to 1048576 for this process and its children (prlimit)");
+        RaiseOpenFilesLimit(1_048_576);
+        Console.WriteLine($"open files now: {OpenFilesLimit()}; ephemeral ports {File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Trim().Replace('\t', '-')}");
+
+        var scratch = Directory.CreateTempSubdirectory("meshai-swarm").FullName;
+        var swarmProcesses = new List<ProcessRunner>();
+        try
+        {
+            // Bench-only configuration, all of it product options: the free tier's 50 devices per network and the per-peer
+            // rate limits (every simulated device dials from 127.0.0.1) would refuse a 10,000-device swarm on purpose.
+            await using var mesh = await LocalMesh.StartAsync(new LocalMeshOptions
+            {
+                ExtraServerArguments =
+                [
+                    "--Control:Ledger:FreeTier:MaxDevicesPerNetwork", "0",
+                    "--Control:Security:DeviceCallsPerMinute", "100000",
+                    "--Control:Security:AuthCallsPerMinutePerPeer", "100000",
+                ],
+            });
+            var server = new ProcessProbe(mesh.Server.Id);
+            var token = await mesh.SignInAsync("swarm@example.com");
+            using var channel = mesh.Channel(token);
+            var network = (await new NetworkService.NetworkServiceClient(channel).CreateNetworkAsync(new CreateNetworkRequest { Name = "swarm" })).Network;
+            var devices = new DeviceService.DeviceServiceClient(channel);
+            const int usesPerToken = 1000; // Control:Input:MaxJoinTokenUses
+            var tokens = new List<string>();
+            for (var i = 0; i < (agents + usesPerToken - 1) / usesPerToken; i++)
+            {
+                var link = (await devices.CreateJoinTokenAsync(new CreateJoinTokenRequest { NetworkId = network.NetworkId, MaxUses = usesPerToken, TtlSeconds = 3600 })).JoinLink;
+                tokens.Add(Uri.UnescapeDataString(Regex.Match(link, "token=([^&]+)").Groups[1].Value));
+            }
+
+            var credentials = Path.Combine(scratch, "devices.txt");
+            var clock = Stopwatch.StartNew();
+            using (var register = GrpcChannels.Create(mesh.Url, mesh.Fingerprint))
+            {
+                await SwarmDevices.RegisterAsync(register, tokens, usesPerToken, agents, credentials, mesh.Url, mesh.Fingerprint, inFlight: 8);
+            }
+
+            Console.WriteLine(string.Create(c, $"registered {agents} devices through RegisterDevice (proof of possession, CA-issued certificates) in {clock.Elapsed.TotalSeconds:F1} s ({agents / clock.Elapsed.TotalSeconds:F0}/s) [load {Load()}]"));
+
+            using var metrics = new MetricsScraper(mesh.Url, mesh.Fingerprint);
+            await Task.Delay(3_000);
+            var idleCpu = await server.CpuCoresOverAsync(TimeSpan.FromSeconds(10));
+            var before = await MemorySample.TakeAsync(server, metrics);
+            Console.WriteLine(string.Create(c, $"server before the streams: {before}, CPU {idleCpu * 100:F2} % of one core over 10 s idle [load {Load()}]"));
+
+            var benchDll = Assembly.GetEntryAssembly()!.Location;
+            clock.Restart();
+            for (var s = 0; s < swarms; s++)
+            {
+                var from = agents * s / swarms;
+                var count = (agents * (s + 1) / swarms) - from;
+                var name = "swarm-" + s.ToString(c);
+                swarmProcesses.Add(ProcessRunner.Start(new ProcessRunnerOptions
+                {
+                    FileName = ProcessRunner.DotnetHostPath,
+                    Arguments = [benchDll, "agent-swarm", credentials, from.ToString(c), count.ToString(c), connectInFlight.ToString(c)],
+                    Name = name,
+                    OnLine = line =>
+                    {
+                        if (!line.Text.StartsWith("SWARM_STATS", StringComparison.Ordinal))
+                        {
+                            Console.WriteLine($"  {name}: {line.Text}");
+                        }
+                    },
+                }));
+            }
+
+            foreach (var swarm in swarmProcesses)
+            {
+                await swarm.WaitForLineAsync("SWARM_CONNECTED", TimeSpan.FromMinutes(15));
+            }
+
+            var connectSeconds = clock.Elapsed.TotalSeconds;
+            Console.WriteLine(string.Create(c, $"{agents} streams online (first heartbeat acknowledged) from {swarms} swarm process(es) in {connectSeconds:F1} s [load {Load()}]"));
+            await Task.Delay(10_000); // two heartbeat intervals: every stream in its steady rhythm
+            var presenceBefore = await OnlineAsync(devices, network.NetworkId);
+            var acksBefore = SwarmCounter(swarmProcesses, "acks");
+            var steadyCpu = await server.CpuCoresOverAsync(TimeSpan.FromSeconds(windowSeconds));
+            var acks = SwarmCounter(swarmProcesses, "acks") - acksBefore;
+            var ended = SwarmCounter(swarmProcesses, "ended");
+            var with = await MemorySample.TakeAsync(server, metrics);
+            var presenceAfter = await OnlineAsync(devices, network.NetworkId);
+            var load = Load();
+            Console.WriteLine(string.Create(c, $"server with {agents} streams: {with} [load {load}]"));
+            Console.WriteLine(string.Create(c, $"steady window {windowSeconds} s: server CPU {steadyCpu * 100:F2} % of one core (idle {idleCpu * 100:F2} %), heartbeats acknowledged ≈ {acks} ({acks / (double)windowSeconds:F0}/s; expected {agents / 5.0:F0}/s at 5 s), streams ended so far {ended}"));
+            foreach (var swarm in swarmProcesses)
+            {
+                Console.WriteLine($"  {swarm.Name}: {swarm.Lines.LastOrDefault(l => l.Text.StartsWith("SWARM_STATS", StringComparison.Ordinal))?.Text}");
+            }
+
+            Console.WriteLine($"presence (ListDevices): {presenceBefore.Online}/{agents} online after connect, {presenceAfter.Online}/{agents} online after the {windowSeconds} s window (grace 20 s); not online: {string.Join(", ", presenceAfter.NotOnline.Take(5))}");
+
+            var killed = Stopwatch.StartNew();
+            foreach (var swarm in swarmProcesses)
+            {
+                swarm.Kill();
+            }
+
+            var offline = await OnlineAsync(devices, network.NetworkId);
+            while (offline.Online > 0 && killed.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                await Task.Delay(250);
+                offline = await OnlineAsync(devices, network.NetworkId);
+            }
+
+            var offlineMs = killed.ElapsedMilliseconds;
+            await Task.Delay(2_000);
+            var after = await MemorySample.TakeAsync(server, metrics);
+            Console.WriteLine(string.Create(c, $"swarms killed (SIGKILL): {offline.Online}/{agents} still online after {offlineMs} ms; server after: {after}"));
+
+            var rssPerStream = (with.RssBytes - before.RssBytes) / (double)agents / 1024;
+            var heapPerStream = (with.GcHeapBytes - before.GcHeapBytes) / (double)agents / 1024;
+            var heartbeatCore = Math.Max(0, steadyCpu - idleCpu);
+            var presenceOk = presenceBefore.Online == agents && presenceAfter.Online == agents && offline.Online == 0;
+            Console.WriteLine(string.Create(c,
+                $"bench: {agents} agent streams on one relay: RSS {rssPerStream:F1} KiB/stream, GC heap {heapPerStream:F1} KiB/stream (goal < 100 KiB: x{rssPerStream / 100:F2}), heartbeats {heartbeatCore * 100:F2} % of one core (goal < 10 %: x{heartbeatCore * 100 / 10:F2}), presence {presenceAfter.Online}/{agents} online, all offline {offlineMs} ms after SIGKILL (grace 20 s) {(presenceOk ? "ok" : "WRONG")} [load {load}]"));
+            return presenceOk ? 0 : 1;
+        }
+        finally
+        {
+            foreach (var swarm in swarmProcesses)
+            {
+                await swarm.DisposeAsync();
+            }
+
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    /// <summary>The 1/5/15-minute load averages (the machine is shared: every figure carries the load it was measured under).</summary>
+    internal static string Load() => string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+
+    private static long SwarmCounter(List<ProcessRunner> swarms, string name) => swarms.Sum(s =>
+    {
+        var line = s.Lines.LastOrDefault(l => l.Text.StartsWith("SWARM_STATS", StringComparison.Ordinal))?.Text ?? "";
+        var match = Regex.Match(line, $@"\b{name}=(\d+)");
+        return match.Success ? long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+    });
+
+    private static async Task<(int Online, List<string> NotOnline)> OnlineAsync(DeviceService.DeviceServiceClient devices, string networkId)
+    {
+        var online = 0;
+        var notOnline = new List<string>();
+        var page = "";
+        do
+        {
+            var response = await devices.ListDevicesAsync(new ListDevicesRequest { NetworkId = networkId, PageSize = 500, PageToken = page });
+            foreach (var d in response.Devices)
+            {
+                if (d.OnlineStatus == OnlineStatus.Online)
+                {
+                    online++;
+                }
+                else
+                {
+                    notOnline.Add($"{d.Name}:{d.OnlineStatus}");
+                }
+            }
+
+            page = response.NextPageToken;
+        }
+        while (page.Length > 0);
+        return (online, notOnline);
+    }
+
+    private static string OpenFilesLimit() =>
+        File.ReadAllLines("/proc/self/limits").FirstOrDefault(l => l.StartsWith("Max open files", StringComparison.Ordinal))?["Max open files".Length..].Trim() ?? "?";
+
+    private static void RaiseOpenFilesLimit(int limit)
+    {
+        using var prlimit = Process.Start(new ProcessStartInfo("prlimit", $"--pid {Environment.ProcessId} --nofile={limit}:{limit}") { RedirectStandardError = true })!;
+        prlimit.WaitForExit();
+        if (prlimit.ExitCode != 0)
+        {
+            // A container without CAP_SYS_RESOURCE cannot raise its hard limit even as root: the run goes on under the
+            // current one (the server needs about N + 400 descriptors, each swarm process its share of N).
+            Console.WriteLine("prlimit could not raise the limit (no CAP_SYS_RESOURCE here): " + prlimit.StandardError.ReadToEnd().Trim());
+        }
+    }
+}
+
+/// <summary>Resident memory, GC heap, threads and open descriptors of the server at one moment.</summary>
+internal sealed record MemorySample(long RssBytes, long GcHeapBytes, int Threads, int Descriptors)
+{
+    /// <summary>RSS from /proc; the GC heap is the smallest of 5 scrapes of the server's own <c>dotnet_total_memory_bytes</c> one second apart (closest to the live heap between collections).</summary>
+    public static async Task<MemorySample> TakeAsync(ProcessProbe server, MetricsScraper metrics)
+    {
+        var heap = long.MaxValue;
+        for (var i = 0; i < 5; i++)
+        {
+            heap = Math.Min(heap, await metrics.GcHeapBytesAsync());
+            await Task.Delay(1_000);
+        }
+
+        return new MemorySample(server.RssBytes(), heap, server.Threads(), server.Descriptors());
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"RSS {RssBytes / 1048576.0:F1} MiB, GC heap {GcHeapBytes / 1048576.0:F1} MiB, {Threads} threads, {Descriptors} open descriptors");
+}
+
+/// <summary>CPU and memory of one process from /proc (Linux).</summary>
+internal sealed class ProcessProbe(int pid)
+{
+    public int Pid => pid;
+
+    /// <summary>User + system CPU milliseconds so far.</summary>
+    public double CpuMs()
+    {
+        var text = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 10.0; // USER_HZ 100
+    }
+
+    /// <summary>CPU used over <paramref name="window"/>, in cores (1.0 = one core busy the whole window).</summary>
+    public async Task<double> CpuCoresOverAsync(TimeSpan window)
+    {
+        var cpu = CpuMs();
+        var clock = Stopwatch.StartNew();
+        await Task.Delay(window);
+        return (CpuMs() - cpu) / clock.Elapsed.TotalMilliseconds;
+    }
+
+    public long RssBytes() => StatusValue("VmRSS:") * 1024;
+
+    public int Threads() => (int)StatusValue("Threads:");
+
+    public int Descriptors() => Directory.GetFiles($"/proc/{pid}/fd").Length;
+
+    private long StatusValue(string key)
+    {
+        var line = File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith(key, StringComparison.Ordinal));
+        return long.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+    }
+}
+
+/// <summary>Reads the server's open <c>/metrics</c> (prometheus-net's runtime series).</summary>
+internal sealed partial class MetricsScraper(string url, string fingerprint) : IDisposable
+{
+    private readonly HttpClient _http = new(GrpcChannels.PinnedHandler(fingerprint)) { BaseAddress = new Uri(url) };
+
+    public async Task<long> GcHeapBytesAsync()
+    {
+        var text = await _http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        return (long)double.Parse(TotalMemory().Match(text).Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    [GeneratedRegex(@"^dotnet_total_memory_bytes (\S+)$", RegexOptions.Multiline)]
+    private static partial Regex TotalMemory();
+}

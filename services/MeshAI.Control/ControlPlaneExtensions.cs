@@ -115,7 +115,7 @@ public static class ControlPlaneExtensions
         {
             services.AddHostedService(sp => sp.GetRequiredService<ControlBusEndpoint>());
             services.AddHostedService<JobLeaseService>();
-            services.AddHostedService<RelayAddressPublisher>();
+            services.AddHostedService<AgentSettingsPublisher>();
         }
         services.TryAddSingleton<JobSubmission>();
         services.TryAddSingleton<JobQueries>();

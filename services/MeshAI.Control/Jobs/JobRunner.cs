@@ -180,33 +180,27 @@ public sealed class JobRunner(
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         var claimed = (await jobs.ClaimExpiredAsync(InstanceId, now, NewLeaseExpiryMs(), _options.ClaimBatch, all, JobViews.TerminalStates, ct)).ToList();
-        foreach (var row in claimed.Where(r => !_executions.ContainsKey(r.JobId)))
+        await ResumeEachAsync(claimed, ResumeAsync, ct);
+
+        // Finished jobs whose spot-check re-run died with its owner: their mint is held until a verdict (docs/job-plane.md).
+        var held = (await jobs.ClaimHeldSpotChecksAsync(InstanceId, now, NewLeaseExpiryMs(), _options.ClaimBatch, all, JobViews.TerminalStates, ct)).ToList();
+        await ResumeEachAsync(held, ResumeSpotCheckAsync, ct);
+        return claimed.Count + held.Count;
+    }
+
+    private async Task ResumeEachAsync(IEnumerable<JobRow> rows, Func<JobRow, CancellationToken, Task> resume, CancellationToken ct)
+    {
+        foreach (var row in rows.Where(r => !_executions.ContainsKey(r.JobId)))
         {
             try
             {
-                await ResumeAsync(row, ct);
+                await resume(row, ct);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 logger.LogError(ex, "Job {JobId}: could not resume", row.JobId);
             }
         }
-
-        // Finished jobs whose spot-check re-run died with its owner: their mint is held until a verdict (docs/job-plane.md).
-        var held = (await jobs.ClaimHeldSpotChecksAsync(InstanceId, now, NewLeaseExpiryMs(), _options.ClaimBatch, all, JobViews.TerminalStates, ct)).ToList();
-        foreach (var row in held.Where(r => !_executions.ContainsKey(r.JobId)))
-        {
-            try
-            {
-                await ResumeSpotCheckAsync(row, ct);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                logger.LogError(ex, "Job {JobId}: could not resume its spot-check", row.JobId);
-            }
-        }
-
-        return claimed.Count + held.Count;
     }
 
     /// <summary>Stops every execution (nothing is written: the leases run out and the next owner carries on) and awaits them.</summary>

@@ -63,39 +63,66 @@ public sealed partial class NetworkUpdates(
     }
 
     /// <summary>
-    /// When the deployment's relay addresses (<c>--relay-urls</c>) differ from the set last pushed, records a
-    /// <c>NetworkUpdate{relay_urls}</c> for every network and pushes it, so connected agents learn the new set without a
-    /// reconnect (and move to it when their relay dies). The first time (nothing recorded yet) the set is only recorded:
-    /// agents got it at registration. Returns how many networks were told. Called once per start by
-    /// <see cref="RelayAddressPublisher"/> under a control lease.
+    /// When the deployment's agent settings differ from the ones last pushed — the relay addresses (<c>--relay-urls</c>) and
+    /// the heartbeat interval (<c>Control:Ledger:HeartbeatIntervalMs</c>, the interval minting counts heartbeats against) —
+    /// records a <c>NetworkUpdate</c> carrying what changed for every network and pushes it, so connected agents apply it
+    /// without a reconnect. A setting seen for the first time (nothing recorded yet) is only recorded: agents got it at
+    /// registration or in Welcome. Returns how many networks were told. Called once per start by
+    /// <see cref="AgentSettingsPublisher"/> under a control lease.
     /// </summary>
-    public async Task<int> PublishRelayUrlsIfChangedAsync(CancellationToken ct)
+    public async Task<int> PublishAgentSettingsIfChangedAsync(CancellationToken ct)
     {
         var urls = options.Value.RelayUrlList;
-        var current = string.Join(',', urls);
-        var pushed = await store.GetDeploymentSettingAsync(RelayUrlsSetting, ct);
-        if (urls.Count == 0 || pushed == current)
+        var heartbeat = options.Value.Ledger.HeartbeatIntervalMs;
+        var delta = new NetworkUpdate();
+        var changed = new List<(string Name, string Value)>();
+        if (urls.Count > 0 && await ChangedAsync(RelayUrlsSetting, string.Join(',', urls)) is { } pushUrls)
         {
-            return 0;
+            changed.Add((RelayUrlsSetting, string.Join(',', urls)));
+            if (pushUrls)
+            {
+                delta.RelayUrls.Add(urls);
+            }
+        }
+
+        var interval = heartbeat.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (heartbeat > 0 && await ChangedAsync(HeartbeatSetting, interval) is { } pushHeartbeat)
+        {
+            changed.Add((HeartbeatSetting, interval));
+            if (pushHeartbeat)
+            {
+                delta.HeartbeatIntervalMs = heartbeat;
+            }
         }
 
         var told = 0;
-        if (pushed is not null)
+        if (delta.RelayUrls.Count > 0 || delta.HeartbeatIntervalMs > 0)
         {
             foreach (var networkId in await store.ListNetworkIdsAsync(ct))
             {
-                var update = await database.InTransactionAsync((c, tx) => RecordAsync(c, tx, networkId, new NetworkUpdate { RelayUrls = { urls } }, null, ct), ct);
+                var update = await database.InTransactionAsync((c, tx) => RecordAsync(c, tx, networkId, delta.Clone(), null, ct), ct);
                 Push(networkId, update);
                 told++;
             }
         }
 
-        await store.SetDeploymentSettingAsync(RelayUrlsSetting, current, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+        foreach (var (name, value) in changed)
+        {
+            await store.SetDeploymentSettingAsync(name, value, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+        }
+
         return told;
+
+        // null: unchanged; false: seen for the first time (record only); true: changed (push).
+        async Task<bool?> ChangedAsync(string name, string value) =>
+            await store.GetDeploymentSettingAsync(name, ct) is var pushed && pushed == value ? null : pushed is not null;
     }
 
     /// <summary>The deployment_settings row of the relay addresses last pushed.</summary>
     public const string RelayUrlsSetting = "relay_urls";
+
+    /// <summary>The deployment_settings row of the heartbeat interval last pushed.</summary>
+    public const string HeartbeatSetting = "heartbeat_interval_ms";
 
     /// <summary>Hands a recorded update to every relay (fire and forget: a relay that misses it re-sends on the device's next heartbeat).</summary>
     public void Push(string networkId, NetworkUpdate update)

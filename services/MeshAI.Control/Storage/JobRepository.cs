@@ -161,15 +161,8 @@ public sealed class JobRepository(Database database)
     /// (every such job when <paramref name="ignoreLeases"/>): their owner died with the re-run in flight. The claimer re-runs
     /// the check (docs/job-plane.md "Held mints outlive their owner").
     /// </summary>
-    public Task<IEnumerable<JobRow>> ClaimHeldSpotChecksAsync(string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, IReadOnlyCollection<int> terminalStates, CancellationToken ct)
-    {
-        var expired = ignoreLeases ? "" : " AND (lease_expire_ms IS NULL OR lease_expire_ms < @nowMs)";
-        return database.RunAsync(c => c.QueryAsync<JobRow>(Database.Command(
-            $"UPDATE jobs SET owner_instance = @owner, lease_expire_ms = @leaseExpireMs WHERE job_id IN (" +
-            $"SELECT job_id FROM jobs WHERE state IN ({InList(terminalStates)}) AND {HeldSpotCheck}{expired} ORDER BY create_time_ms LIMIT @limit{database.Dialect.SkipLockedClause}) " +
-            $"RETURNING {JobColumns}",
-            new { owner, nowMs, leaseExpireMs, limit, pending = Ledger.SpotCheck.PendingReason }, ct)), ct);
-    }
+    public Task<IEnumerable<JobRow>> ClaimHeldSpotChecksAsync(string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
+        ClaimWhereAsync($"state IN ({InList(terminalStates)}) AND {HeldSpotCheck}", "", owner, nowMs, leaseExpireMs, limit, ignoreLeases, ct);
 
     /// <summary>A job whose (single) settlement's mint is held until its spot-check is compared.</summary>
     private const string HeldSpotCheck = "job_id IN (SELECT m.job_id FROM job_meterings m WHERE m.mint_withheld_reason = @pending AND m.chunk_id = '')";
@@ -179,14 +172,18 @@ public sealed class JobRepository(Database database)
     /// <paramref name="ignoreLeases"/>: the embedded store has one owner) for <paramref name="owner"/>; PostgreSQL skips rows
     /// another instance is claiming at the same moment (FOR UPDATE SKIP LOCKED). Returns the claimed rows.
     /// </summary>
-    public Task<IEnumerable<JobRow>> ClaimExpiredAsync(string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, IReadOnlyCollection<int> terminalStates, CancellationToken ct)
+    public Task<IEnumerable<JobRow>> ClaimExpiredAsync(string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
+        ClaimWhereAsync($"state NOT IN ({InList(terminalStates)})", $"AND state NOT IN ({InList(terminalStates)}) ", owner, nowMs, leaseExpireMs, limit, ignoreLeases, ct);
+
+    /// <summary>Takes the lease of up to <paramref name="limit"/> jobs matching <paramref name="which"/> whose lease expired (any lease when <paramref name="ignoreLeases"/>).</summary>
+    private Task<IEnumerable<JobRow>> ClaimWhereAsync(string which, string recheck, string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, CancellationToken ct)
     {
         var expired = ignoreLeases ? "" : " AND (lease_expire_ms IS NULL OR lease_expire_ms < @nowMs)";
         return database.RunAsync(c => c.QueryAsync<JobRow>(Database.Command(
             $"UPDATE jobs SET owner_instance = @owner, lease_expire_ms = @leaseExpireMs WHERE job_id IN (" +
-            $"SELECT job_id FROM jobs WHERE state NOT IN ({InList(terminalStates)}){expired} ORDER BY create_time_ms LIMIT @limit{database.Dialect.SkipLockedClause}) " +
-            $"AND state NOT IN ({InList(terminalStates)}) RETURNING {JobColumns}",
-            new { owner, nowMs, leaseExpireMs, limit }, ct)), ct);
+            $"SELECT job_id FROM jobs WHERE {which}{expired} ORDER BY create_time_ms LIMIT @limit{database.Dialect.SkipLockedClause}) " +
+            $"{recheck}RETURNING {JobColumns}",
+            new { owner, nowMs, leaseExpireMs, limit, pending = Ledger.SpotCheck.PendingReason }, ct)), ct);
     }
 
     /// <summary>The stored chunk results of a job in chunk order.</summary>

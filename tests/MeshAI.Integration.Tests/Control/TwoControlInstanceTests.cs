@@ -299,23 +299,25 @@ public sealed class TwoControlInstanceTests
     }
 
     [Test]
-    public async Task A_control_instance_started_with_new_relay_addresses_pushes_them_to_connected_agents_without_a_reconnect()
+    public async Task A_control_instance_started_with_new_agent_settings_pushes_them_to_connected_agents_without_a_reconnect()
     {
         await using var pair = await Pair.StartAsync("relays@example.com", new NetworkSettings());
         var (enrollment, network, session) = await pair.DeviceOnBAsync("roamer");
         Assert.That(network.Enrollment.RelayAddresses(), Is.EqualTo(new[] { Pair.RelayOne }), "registration gave the configured relay address");
+        Assert.That(network.HeartbeatIntervalMs, Is.Zero, "no heartbeat interval pushed yet (the relay's Welcome set it)");
         var serial = network.Serial;
 
-        // A restarts with a second relay address; B (the agent's relay) keeps running with the old configuration.
+        // A restarts with a second relay address and a faster heartbeat; B (the agent's relay) keeps its old configuration.
         const string relayTwo = "https://relay-two.example:7443";
-        var restarted = await pair.RestartAAsync("--relay-urls", Pair.RelayOne + "," + relayTwo);
+        var restarted = await pair.RestartAAsync("--relay-urls", Pair.RelayOne + "," + relayTwo, "--Control:Ledger:HeartbeatIntervalMs", "2000");
         pair.Restarted = restarted.A;
-        await WaitUntilAsync(() => Task.FromResult(network.Enrollment.RelayAddresses().Count == 2), "the agent applied the pushed relay addresses",
-            () => string.Join(",", network.Enrollment.RelayAddresses()));
+        await WaitUntilAsync(() => Task.FromResult(network.Enrollment.RelayAddresses().Count == 2 && network.HeartbeatIntervalMs == 2000), "the agent applied the pushed settings",
+            () => string.Join(",", network.Enrollment.RelayAddresses()) + " heartbeat " + network.HeartbeatIntervalMs);
         Assert.Multiple(() =>
         {
             Assert.That(network.Enrollment.RelayAddresses(), Is.EqualTo(new[] { Pair.RelayOne, relayTwo }));
-            Assert.That(network.Serial, Is.GreaterThan(serial), "delivered as a NetworkUpdate with a newer serial");
+            Assert.That(network.HeartbeatIntervalMs, Is.EqualTo(2000));
+            Assert.That(network.Serial, Is.EqualTo(serial + 1), "both in one NetworkUpdate with the next serial");
             Assert.That(session.IsCompleted, Is.False, "the agent's stream stayed up: no reconnect was needed");
             Assert.That(enrollment.DeviceId, Is.EqualTo(network.Enrollment.DeviceId));
         });

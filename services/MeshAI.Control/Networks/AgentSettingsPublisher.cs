@@ -6,14 +6,14 @@ using Microsoft.Extensions.Logging;
 namespace MeshAI.Control.Networks;
 
 /// <summary>
-/// At the start of a control instance: pushes a changed set of relay addresses to every network's agents
-/// (<see cref="NetworkUpdates.PublishRelayUrlsIfChangedAsync"/>), on the one instance that takes the
+/// At the start of a control instance: pushes changed agent settings (relay addresses, heartbeat interval) to every
+/// network's agents (<see cref="NetworkUpdates.PublishAgentSettingsIfChangedAsync"/>), on the one instance that takes the
 /// <see cref="LeaseName"/> lease; retried while the store is unavailable.
 /// </summary>
-public sealed partial class RelayAddressPublisher(NetworkUpdates updates, ControlLeases leases, ControlInstance instance, TimeProvider clock, ILogger<RelayAddressPublisher> logger) : BackgroundService
+public sealed partial class AgentSettingsPublisher(NetworkUpdates updates, ControlLeases leases, ControlInstance instance, TimeProvider clock, ILogger<AgentSettingsPublisher> logger) : BackgroundService
 {
     /// <summary>The control lease that makes one instance publish.</summary>
-    public const string LeaseName = "relay-addresses";
+    public const string LeaseName = "agent-settings";
 
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -24,7 +24,7 @@ public sealed partial class RelayAddressPublisher(NetworkUpdates updates, Contro
             {
                 if (await leases.TryAcquireAsync(LeaseName, instance.Id, TimeSpan.FromMinutes(1), stoppingToken))
                 {
-                    var told = await updates.PublishRelayUrlsIfChangedAsync(stoppingToken);
+                    var told = await updates.PublishAgentSettingsIfChangedAsync(stoppingToken);
                     await leases.ReleaseAsync(LeaseName, instance.Id, stoppingToken);
                     if (told > 0)
                     {
@@ -50,9 +50,9 @@ public sealed partial class RelayAddressPublisher(NetworkUpdates updates, Contro
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Relay addresses changed: pushed the new set to {Count} network(s)")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Agent settings changed: pushed them to {Count} network(s)")]
     private partial void LogPublished(int count);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing the relay addresses failed; retrying")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing the agent settings failed; retrying")]
     private partial void LogFailed(Exception exception);
 }

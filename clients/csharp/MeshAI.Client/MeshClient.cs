@@ -149,6 +149,14 @@ public sealed class MeshClient : IDisposable
     /// <summary>Submits <paramref name="input"/> (end-to-end encrypted unless <see cref="EncryptPayloads"/> is off) and returns the job as accepted.</summary>
     public async Task<Job> SubmitJobAsync(string networkId, WorkloadInput input, JobRouting? routing = null, CancellationToken cancellationToken = default)
     {
+        var (request, headers) = await PrepareSubmitAsync(networkId, input, routing, cancellationToken);
+        var response = await Jobs.SubmitJobAsync(request, headers, deadline: Deadline(), cancellationToken: cancellationToken);
+        return response.Job ?? throw new InvalidOperationException("SubmitJob returned no job.");
+    }
+
+    // The envelope (encrypted, signed), its idempotency key and the call's trace metadata: SubmitJob and RunJob send the same.
+    private async Task<(SubmitJobRequest Request, Metadata? Headers)> PrepareSubmitAsync(string networkId, WorkloadInput input, JobRouting? routing, CancellationToken cancellationToken)
+    {
         var envelope = JobEnvelopes.Build(networkId, input, routing);
         if (EncryptPayloads)
         {
@@ -170,8 +178,7 @@ public sealed class MeshClient : IDisposable
         var headers = System.Diagnostics.Activity.Current is null && MeshTelemetry.IsTraceId(envelope.TraceId)
             ? new Metadata { { "traceparent", $"00-{envelope.TraceId}-{System.Diagnostics.ActivitySpanId.CreateRandom().ToHexString()}-01" } }
             : null;
-        var response = await Jobs.SubmitJobAsync(request, headers, deadline: Deadline(), cancellationToken: cancellationToken);
-        return response.Job ?? throw new InvalidOperationException("SubmitJob returned no job.");
+        return (request, headers);
     }
 
     /// <summary>
@@ -259,20 +266,50 @@ public sealed class MeshClient : IDisposable
     /// Submits <paramref name="input"/> and watches it until its result; <paramref name="onFrame"/> sees every frame.
     /// Throws <see cref="MeshJobException"/> when the job fails, is cancelled, or ends without a result.
     /// </summary>
+    /// <remarks>One call (RunJob): the server subscribes to the job's frames before it starts it and streams the submitted
+    /// job first, so there is no window between submit and watch and no second RPC.</remarks>
     public async Task<JobRun> RunAsync(
         string networkId, WorkloadInput input, JobRouting? routing = null, Action<WatchJobResponse>? onFrame = null, CancellationToken cancellationToken = default)
     {
-        var submitted = await SubmitJobAsync(networkId, input, routing, cancellationToken);
-        onFrame?.Invoke(new WatchJobResponse { Status = new JobStatusFrame { Job = submitted } });
-        return await WaitForResultAsync(networkId, submitted, onFrame, cancellationToken);
+        var (request, headers) = await PrepareSubmitAsync(networkId, input, routing, cancellationToken);
+        using var call = Jobs.RunJob(new RunJobRequest { Envelope = request.Envelope, IdempotencyKey = request.IdempotencyKey }, headers, cancellationToken: cancellationToken);
+        if (!await call.ResponseStream.MoveNext(cancellationToken) || call.ResponseStream.Current.Frame?.Status?.Job is not { } submitted)
+        {
+            throw new InvalidOperationException("RunJob did not start with the submitted job.");
+        }
+
+        onFrame?.Invoke(call.ResponseStream.Current.Frame);
+        if (submitted.State is JobState.Failed or JobState.Cancelled)
+        {
+            throw MeshJobException.ForTerminal(submitted);
+        }
+
+        return await FollowAsync(networkId, submitted, Frames(call, cancellationToken), onFrame, cancellationToken);
+
+        static async IAsyncEnumerable<WatchJobResponse> Frames(AsyncServerStreamingCall<RunJobResponse> call, [EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                if (call.ResponseStream.Current.Frame is { } frame)
+                {
+                    yield return frame;
+                }
+            }
+        }
     }
 
     /// <summary>Watches an already submitted job until its result (see <see cref="RunAsync"/>).</summary>
-    public async Task<JobRun> WaitForResultAsync(string networkId, Job job, Action<WatchJobResponse>? onFrame = null, CancellationToken cancellationToken = default)
+    public Task<JobRun> WaitForResultAsync(string networkId, Job job, Action<WatchJobResponse>? onFrame = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(job);
+        return FollowAsync(networkId, job, StreamJobAsync(networkId, job.JobId, cancellationToken), onFrame, cancellationToken);
+    }
+
+    // The frames of one job (WatchJob's, or RunJob's after the first) until its result; RunAsync and WaitForResultAsync share it.
+    private async Task<JobRun> FollowAsync(string networkId, Job job, IAsyncEnumerable<WatchJobResponse> frames, Action<WatchJobResponse>? onFrame, CancellationToken cancellationToken)
+    {
         var last = job;
-        await foreach (var frame in StreamJobAsync(networkId, job.JobId, cancellationToken))
+        await foreach (var frame in frames.WithCancellation(cancellationToken))
         {
             if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Token && !frame.Token.Nonce.IsEmpty)
             {

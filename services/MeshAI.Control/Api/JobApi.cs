@@ -6,7 +6,7 @@ using MeshAI.Control.Security;
 
 namespace MeshAI.Control.Api;
 
-/// <summary>meshai.job.v1.JobService: plan (recipient keys for end-to-end encryption), estimate, submit, watch, get, list, cancel, explain.</summary>
+/// <summary>meshai.job.v1.JobService: plan (recipient keys for end-to-end encryption), estimate, submit, run (submit + watch in one call), watch, get, list, cancel, explain.</summary>
 public sealed class JobApi(JobSubmission submission, JobQueries queries, SessionAuthenticator auth, RecipientPlanner recipients) : JobService.JobServiceBase
 {
     /// <inheritdoc />
@@ -30,6 +30,19 @@ public sealed class JobApi(JobSubmission submission, JobQueries queries, Session
     }
 
     /// <inheritdoc />
+    public override async Task RunJob(RunJobRequest request, IServerStreamWriter<RunJobResponse> responseStream, ServerCallContext context)
+    {
+        var caller = await auth.RequireAsync(context);
+        if (request.Envelope is { } envelope)
+        {
+            await recipients.ValidateEncryptedAsync(envelope, context.CancellationToken);
+        }
+
+        var submit = new SubmitJobRequest { Envelope = request.Envelope, IdempotencyKey = request.IdempotencyKey };
+        await submission.RunAsync(caller, submit, context.Peer, new RunFrames(responseStream), context.CancellationToken);
+    }
+
+    /// <inheritdoc />
     public override async Task WatchJob(WatchJobRequest request, IServerStreamWriter<WatchJobResponse> responseStream, ServerCallContext context) =>
         await queries.WatchAsync(await auth.RequireAsync(context), request, responseStream, context.CancellationToken);
 
@@ -48,4 +61,17 @@ public sealed class JobApi(JobSubmission submission, JobQueries queries, Session
     /// <inheritdoc />
     public override async Task<ExplainJobResponse> ExplainJob(ExplainJobRequest request, ServerCallContext context) =>
         await queries.ExplainAsync(await auth.RequireAsync(context), request.NetworkId, request.JobId, context.CancellationToken);
+
+    /// <summary>Writes WatchJob frames as RunJob frames.</summary>
+    private sealed class RunFrames(IServerStreamWriter<RunJobResponse> stream) : IServerStreamWriter<WatchJobResponse>
+    {
+        /// <inheritdoc />
+        public WriteOptions? WriteOptions { get => stream.WriteOptions; set => stream.WriteOptions = value; }
+
+        /// <inheritdoc />
+        public Task WriteAsync(WatchJobResponse message) => stream.WriteAsync(new RunJobResponse { Frame = message });
+
+        /// <inheritdoc />
+        public Task WriteAsync(WatchJobResponse message, CancellationToken cancellationToken) => stream.WriteAsync(new RunJobResponse { Frame = message }, cancellationToken);
+    }
 }

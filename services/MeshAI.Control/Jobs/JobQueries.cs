@@ -50,6 +50,19 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
         using var subscription = hub.Subscribe(request.JobId);
         await subscription.Ready.WaitAsync(ct); // frames from the job's owner on another instance reach us from here on
         var current = await GetAsync(caller, request.NetworkId, request.JobId, ct);
+        await FollowAsync(subscription, current, stream, ct);
+    }
+
+    /// <summary>
+    /// The rest of a watch once <paramref name="subscription"/> is ready: the job's status <paramref name="current"/> as the
+    /// first frame (and its result when it already ended), then the live frames until the terminal one. WatchJob and RunJob
+    /// (which subscribes before the job exists, so its first frame is the job SubmitJob returns) both end here.
+    /// </summary>
+    public static async Task FollowAsync(JobWatchHub.Subscription subscription, GetJobResponse current, IServerStreamWriter<WatchJobResponse> stream, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(subscription);
+        ArgumentNullException.ThrowIfNull(current);
+        ArgumentNullException.ThrowIfNull(stream);
         await stream.WriteAsync(new WatchJobResponse { Status = new JobStatusFrame { Job = current.Job } }, ct);
         if (JobViews.IsTerminal(current.Job.State))
         {

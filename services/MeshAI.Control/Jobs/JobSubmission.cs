@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Grpc.Core;
 using MeshAI.Common;
 using MeshAI.Common.Domain;
 using MeshAI.Common.Errors;
@@ -26,7 +27,9 @@ public sealed class JobSubmission(
     TimeProvider clock,
     JobBudget budget,
     Rpc.RequestBounds bounds,
-    ModelAvailability models)
+    ModelAvailability models,
+    JobWatchHub hub,
+    JobQueries queries)
 {
     private static readonly IReadOnlySet<string> NoExclusions = new HashSet<string>();
 
@@ -52,7 +55,46 @@ public sealed class JobSubmission(
     public Task<Job> SubmitAsync(Caller caller, SubmitJobRequest request, CancellationToken ct) => SubmitAsync(caller, request, null, ct);
 
     /// <summary>Submits a job from the gRPC peer <paramref name="peer"/> (its address feeds local_prefer routing).</summary>
-    public async Task<Job> SubmitAsync(Caller caller, SubmitJobRequest request, string? peer, CancellationToken ct)
+    public Task<Job> SubmitAsync(Caller caller, SubmitJobRequest request, string? peer, CancellationToken ct) => SubmitAsync(caller, request, peer, null, readBack: true, ct);
+
+    /// <summary>
+    /// RunJob: submits the job and streams it to its end on <paramref name="stream"/> — the submitted job as the first
+    /// status frame, then the watch frames. The watch subscription is taken under the job's id before the job exists, so no
+    /// frame can be missed (no subscribe race) and no store read is needed to start watching. With an idempotency key
+    /// that already made a job, that job is watched as WatchJob would.
+    /// </summary>
+    public async Task RunAsync(Caller caller, SubmitJobRequest request, string? peer, IServerStreamWriter<WatchJobResponse> stream, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var jobId = Ids.New("job");
+        Job job;
+        using (var subscription = hub.Subscribe(jobId))
+        {
+            await subscription.Ready.WaitAsync(ct);
+            job = await SubmitAsync(caller, request, peer, jobId, readBack: false, ct);
+            if (job.JobId == jobId)
+            {
+                // The runner published the job's status after its first placement to this subscription (it has a watcher
+                // now): that frame, already read from the store once, is the submitted job — no second read (#11).
+                if (subscription.Frames.TryPeek(out var first) && first.Status?.Job is { } placed && placed.JobId == jobId)
+                {
+                    subscription.Frames.TryRead(out _);
+                    job = placed;
+                }
+
+                // Ended during the submit (e.g. placement failed at once): the stored view carries its result, if any.
+                var current = JobViews.IsTerminal(job.State) ? await queries.GetAsync(caller, job.NetworkId, job.JobId, ct) : new GetJobResponse { Job = job };
+                await JobQueries.FollowAsync(subscription, current, stream, ct);
+                return;
+            }
+        }
+
+        // The idempotency key's earlier job: watched like WatchJob does (replay, then live frames).
+        await queries.WatchAsync(caller, new WatchJobRequest { NetworkId = job.NetworkId, JobId = job.JobId }, stream, ct);
+    }
+
+    // readBack: read the placed job and its attempts back for the answer (SubmitJob); RunJob takes them from the status frame.
+    private async Task<Job> SubmitAsync(Caller caller, SubmitJobRequest request, string? peer, string? jobId, bool readBack, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(request);
         var envelope = request.Envelope;
@@ -85,7 +127,7 @@ public sealed class JobSubmission(
         }
 
         var stored = envelope.Clone();
-        stored.JobId = Ids.New("job");
+        stored.JobId = jobId ?? Ids.New("job");
         stored.SubmittedByUserId = caller.UserId;
         stored.TimeoutMs = p.TimeoutMs;
         if (string.IsNullOrEmpty(stored.TraceId))
@@ -125,6 +167,11 @@ public sealed class JobSubmission(
         }
 
         await runner.StartAsync(row, stored, p.Membership.Settings, p.Decision, p.Context, ct);
+        if (!readBack)
+        {
+            return JobViews.ToProto(row, []);
+        }
+
         var current = await jobs.GetJobByIdAsync(row.JobId, ct) ?? row;
         return JobViews.ToProto(current, await jobs.ListAttemptsAsync(row.JobId, ct));
     }

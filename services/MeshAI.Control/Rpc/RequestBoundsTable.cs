@@ -208,6 +208,7 @@ public static class RequestBoundsTable
             // ---- jobs ----
             ["meshai.job.v1.PlanJobRequest.max_candidates"] = Range(0, RecipientPlanner.MaxCandidates, "RecipientPlanner.MaxCandidates (0 = default)"),
             ["meshai.job.v1.SubmitJobRequest.idempotency_key"] = token,
+            ["meshai.job.v1.RunJobRequest.idempotency_key"] = token,
             ["meshai.job.v1.JobEnvelope.job_id"] = id,
             ["meshai.job.v1.JobEnvelope.network_id"] = id,
             ["meshai.job.v1.JobEnvelope.submitted_by_user_id"] = id,

@@ -118,6 +118,7 @@ public static class RpcRules
         [Job + "ListJobs"] = new(RpcAccess.Member, ApiKeyScope: "jobs"),
         [Job + "CancelJob"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
         [Job + "ExplainJob"] = new(RpcAccess.Member, ApiKeyScope: "jobs"),
+        [Job + "RunJob"] = new(RpcAccess.Guest, "envelope.network_id", "jobs"),
 
         [Ledger + "ListLedgerEvents"] = new(RpcAccess.Member, ApiKeyScope: "ledger:read"),
         [Ledger + "GetBalances"] = new(RpcAccess.Member, ApiKeyScope: "ledger:read"),

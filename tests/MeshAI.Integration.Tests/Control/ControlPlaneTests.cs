@@ -374,6 +374,58 @@ public sealed class ControlPlaneTests(string store)
     }
 
     [Test]
+    public async Task RunJob_streams_the_submitted_job_first_then_the_frames_to_the_result()
+    {
+        var network = await CreateNetworkAsync();
+        var (registered, _) = await RegisterInAsync(network.NetworkId);
+        GoOnline(registered.Device);
+
+        // One call: the first frame is the job as SubmitJob returns it; no WatchJob, so no window to miss frames in.
+        using var run = Jobs().RunJob(new RunJobRequest { Envelope = EmbeddingsEnvelope(network.NetworkId), IdempotencyKey = "run-once" });
+        Assert.That(await run.ResponseStream.MoveNext(CancellationToken.None), Is.True);
+        var job = run.ResponseStream.Current.Frame.Status.Job;
+        Assert.That(job.State, Is.EqualTo(JobState.Placed));
+        Assert.That(job.Attempts.Single().DeviceId, Is.EqualTo(registered.Device.DeviceId));
+
+        // The job's frames published right away (before anyone could have called WatchJob) still reach the stream.
+        var sink = _server.Services.GetRequiredService<IJobEventSink>();
+        var device = Identity(registered);
+        await sink.OnAcceptedAsync(device, new JobAccept { JobId = job.JobId, Attempt = 1 }, CancellationToken.None);
+        await sink.OnProgressAsync(device, new JobProgress { JobId = job.JobId, Attempt = 1, Fraction = 0.5 }, CancellationToken.None);
+        var output = new WorkloadOutput { Embeddings = new EmbeddingsOutput { Dimension = 2, Embeddings = { new Embedding { Values = { 0.5f, 0.25f } } } } };
+        await sink.OnResultAsync(device, new JobResult { JobId = job.JobId, Attempt = 1, Output = output.ToByteString(), Metering = new Metering { RuntimeMs = 1500, Tier = Tier._2 } }, 1234, CancellationToken.None);
+        var frames = new List<WatchJobResponse>();
+        while (await run.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            frames.Add(run.ResponseStream.Current.Frame);
+        }
+
+        Assert.That(frames.Select(f => f.FrameCase), Does.Contain(WatchJobResponse.FrameOneofCase.Progress));
+        Assert.That(frames[^1].FrameCase, Is.EqualTo(WatchJobResponse.FrameOneofCase.Result));
+        Assert.That(frames[^1].Result.Job.State, Is.EqualTo(JobState.Completed));
+        Assert.That(WorkloadOutput.Parser.ParseFrom(frames[^1].Result.Output).Embeddings.Dimension, Is.EqualTo(2));
+
+        // The same idempotency key again: the same job, streamed as WatchJob does (its current state, then its result).
+        using var again = Jobs().RunJob(new RunJobRequest { Envelope = EmbeddingsEnvelope(network.NetworkId), IdempotencyKey = "run-once" });
+        var replay = new List<WatchJobResponse>();
+        while (await again.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            replay.Add(again.ResponseStream.Current.Frame);
+        }
+
+        Assert.That(replay[0].Status.Job.JobId, Is.EqualTo(job.JobId));
+        Assert.That(replay[^1].Result.Job.JobId, Is.EqualTo(job.JobId));
+        var events = (await Ledger().ListLedgerEventsAsync(new ListLedgerEventsRequest { NetworkId = network.NetworkId, JobId = job.JobId })).Events;
+        Assert.That(events.Count(e => e.EventType == LedgerEventType.CreditsBurned), Is.EqualTo(1), "billed once");
+
+        // Errors come as SubmitJob's, before any frame: no eligible device in a network without one.
+        var empty = await CreateNetworkAsync();
+        using var refused = Jobs().RunJob(new RunJobRequest { Envelope = EmbeddingsEnvelope(empty.NetworkId) });
+        var e = await Rpc.ThrowsAsync(StatusCode.FailedPrecondition, () => refused.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.That(MeshAI.Common.Errors.RpcErrors.ReasonOf(e), Is.EqualTo("NO_ELIGIBLE_DEVICE"));
+    }
+
+    [Test]
     public async Task Declined_job_retries_on_the_next_device_then_fails_without_burning()
     {
         var network = await CreateNetworkAsync();

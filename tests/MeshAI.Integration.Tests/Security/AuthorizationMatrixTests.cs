@@ -77,6 +77,7 @@ public sealed class AuthorizationMatrixTests
         ["meshai.job.v1.JobService/EstimateJob"] = (Need.Guest, "envelope.network_id"),
         ["meshai.job.v1.JobService/SubmitJob"] = (Need.Guest, "envelope.network_id"),
         ["meshai.job.v1.JobService/WatchJob"] = (Need.Guest, Net),
+        ["meshai.job.v1.JobService/RunJob"] = (Need.Guest, "envelope.network_id"),
         ["meshai.job.v1.JobService/GetJob"] = (Need.Guest, Net),
         ["meshai.job.v1.JobService/ListJobs"] = (Need.Member, Net),
         ["meshai.job.v1.JobService/CancelJob"] = (Need.Guest, Net),

@@ -49,7 +49,7 @@ public sealed class ChatResumeEndToEndTests
     [Test]
     public async Task Killing_the_agent_streaming_from_an_openai_upstream_continues_the_stream_on_another_device_billed_per_device()
     {
-        using var upstream = SseChatUpstream.Start(Answer, TimeSpan.FromMilliseconds(150));
+        using var upstream = OpenAiUpstream.Start(Answer, TimeSpan.FromMilliseconds(150));
         var (networkId, agents) = await MeshJobs.NetworkWithAgentsAsync(_mesh, _channel, "resume-openai", 2, ["--chat-openai-url", upstream.Url, "--chat-openai-model", "resume-upstream"]);
         var run = await RunAndKillAsync(networkId, agents, maxTokens: 64);
 

@@ -39,13 +39,13 @@ public sealed partial class WorkloadsEndToEndTests
     private MeshAgent _desktop = null!;
     private MeshAgent _phone = null!;
     private string _phoneProfile = null!;
-    private SseChatUpstream _chatServer = null!;
+    private OpenAiUpstream _chatServer = null!;
 
     /// <summary>Server, sign-in, network, a desktop agent (all workloads, chat via the fake OpenAI server) and a phone.</summary>
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        _chatServer = SseChatUpstream.Start(["Hello", ",", " this", " is", " a", " streamed", " answer", " from", " the", " mesh", "."], TimeSpan.FromMilliseconds(200));
+        _chatServer = OpenAiUpstream.Start(["Hello", ",", " this", " is", " a", " streamed", " answer", " from", " the", " mesh", "."], TimeSpan.FromMilliseconds(200));
         _mesh = await LocalMesh.StartAsync(new LocalMeshOptions { HeartbeatGraceSeconds = 10 });
         _cliConfig = Path.Combine(_mesh.DataDirectory, "cli.json");
         var token = await _mesh.SignInWithCliAsync(_cliConfig, AdminEmail);

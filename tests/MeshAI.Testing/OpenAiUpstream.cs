@@ -4,14 +4,18 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace MeshAI.Testing;
 
 /// <summary>
-/// A tiny OpenAI-compatible upstream for an agent's <c>--chat-openai-url</c>: answers every POST /v1/chat/completions with
-/// server-sent events, one fixed token per interval. With <c>holdAfter</c> it sends that many tokens and then waits until
-/// someone calls <see cref="Release"/> (or GET /release on it): a client that must see tokens before the answer ends can
-/// prove it without any timing — the rest of the answer does not exist until it has.
+/// The one fake OpenAI-compatible chat server of the tests (an agent's <c>--chat-openai-url</c>): answers every POST
+/// /v1/chat/completions with server-sent events, one fixed token per interval. A request whose last message is an
+/// assistant message is continued the way llama.cpp's llama-server and Ollama do: the rest of the answer after that
+/// prefix (400 when the prefix is not a start of the answer; chat resume, docs/chat-resume.md); <see cref="Prefixes"/>
+/// records each request's prefix. With <c>holdAfter</c> it sends that many tokens and then waits until someone calls
+/// <see cref="Release"/> (or GET /release on it): a client that must see tokens before the answer ends can prove it without
+/// any timing — the rest of the answer does not exist until it has.
 /// </summary>
 public sealed class OpenAiUpstream : IDisposable
 {
@@ -20,6 +24,7 @@ public sealed class OpenAiUpstream : IDisposable
     private readonly IReadOnlyList<string> _tokens;
     private readonly TimeSpan _interval;
     private readonly object _gate = new();
+    private readonly List<string> _prefixes = [];
     private TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private OpenAiUpstream(TcpListener listener, IReadOnlyList<string> tokens, TimeSpan interval, int? holdAfter)
@@ -38,6 +43,18 @@ public sealed class OpenAiUpstream : IDisposable
 
     /// <summary>The request bodies received, in order.</summary>
     public ConcurrentQueue<string> Requests { get; } = new();
+
+    /// <summary>The assistant prefix of every chat request, in order ("" for a fresh answer).</summary>
+    public IReadOnlyList<string> Prefixes
+    {
+        get
+        {
+            lock (_prefixes)
+            {
+                return [.. _prefixes];
+            }
+        }
+    }
 
     /// <summary>The tokens each answer streams.</summary>
     public IReadOnlyList<string> Tokens => _tokens;
@@ -89,6 +106,33 @@ public sealed class OpenAiUpstream : IDisposable
         }
     }
 
+    /// <summary>
+    /// Where the answer continues: 0 for a fresh request, the number of tokens an assistant-message prefix covers, -1 when
+    /// the prefix is not a start of the answer. Records the prefix.
+    /// </summary>
+    private int ContinueFrom(string body)
+    {
+        var prefix = "";
+        try
+        {
+            if (JsonNode.Parse(body)?["messages"] is JsonArray { Count: > 0 } messages && messages[^1] is { } last && (string?)last["role"] == "assistant")
+            {
+                prefix = (string?)last["content"] ?? "";
+            }
+        }
+        catch (JsonException)
+        {
+            // Not JSON: answered like a fresh request (the agent under test decides what it sends).
+        }
+
+        lock (_prefixes)
+        {
+            _prefixes.Add(prefix);
+        }
+
+        return Enumerable.Range(0, _tokens.Count + 1).FirstOrDefault(k => string.Concat(_tokens.Take(k)) == prefix, -1);
+    }
+
     private async Task ServeAsync(TcpClient client)
     {
         using (client)
@@ -122,7 +166,15 @@ public sealed class OpenAiUpstream : IDisposable
                     read += n;
                 }
 
-                Requests.Enqueue(new string(body, 0, read));
+                var text = new string(body, 0, read);
+                Requests.Enqueue(text);
+                var from = ContinueFrom(text);
+                if (from < 0)
+                {
+                    await stream.WriteAsync("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), _stop.Token);
+                    return;
+                }
+
                 Task released;
                 var holdAfter = HoldAfter;
                 lock (_gate)
@@ -131,7 +183,7 @@ public sealed class OpenAiUpstream : IDisposable
                 }
 
                 await stream.WriteAsync("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"u8.ToArray(), _stop.Token);
-                for (var i = 0; i < _tokens.Count; i++)
+                for (var i = from; i < _tokens.Count; i++)
                 {
                     if (i == holdAfter)
                     {

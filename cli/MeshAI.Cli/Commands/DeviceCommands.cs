@@ -38,7 +38,7 @@ public static class DeviceCommands
                 device.Name,
                 device.DeviceId,
                 Display.Name(device.Platform),
-                Display.Name(device.OnlineStatus),
+                Display.Name(device.OnlineStatus) + (device.AntiAbuseFlag.Length > 0 ? " (flagged)" : ""),
                 Display.Name(device.CapabilityTier),
                 Battery(device.BatteryStateIfMobile),
                 Display.Name(device.ThermalStateIfAvailable),

@@ -24,7 +24,10 @@ public static class DeviceCards
         string.Join(",", workloads.Distinct().Select(w => ((int)w).ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
     /// <summary>The card: presence wins over stored capabilities while the device is online.</summary>
-    public static Device ToProto(DeviceRow row, PresenceRecord? presence)
+    public static Device ToProto(DeviceRow row, PresenceRecord? presence) => ToProto(row, presence, "");
+
+    /// <summary>The card with the device's newest anti-abuse flag reason (empty: not flagged).</summary>
+    public static Device ToProto(DeviceRow row, PresenceRecord? presence, string antiAbuseFlag)
     {
         var capabilities = presence?.Capabilities ?? Capabilities(row);
         var device = new Device
@@ -46,6 +49,7 @@ public static class DeviceCards
             Revoked = row.Revoked,
             TrustLevel = row.TrustLevel,
             PinnedWorkloads = { PinnedWorkloads(row) },
+            AntiAbuseFlag = antiAbuseFlag ?? "",
         };
         if (capabilities.IsMobile && capabilities.BatteryStateOptional is not null)
         {

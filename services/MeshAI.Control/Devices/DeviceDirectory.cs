@@ -20,13 +20,15 @@ public sealed class DeviceDirectory(
     TimeProvider clock,
     ILogger<DeviceDirectory> logger,
     MeshAI.Control.Security.AuditLog audit,
-    NetworkUpdates updates)
+    NetworkUpdates updates,
+    LedgerRepository ledger)
 {
     /// <summary>One device of a network the caller belongs to.</summary>
     public async Task<Device> GetAsync(Caller caller, string networkId, string deviceId, CancellationToken ct)
     {
         await access.RequireMemberAsync(caller, networkId, ct);
-        return Card(await RequireDeviceAsync(networkId, deviceId, ct));
+        var row = await RequireDeviceAsync(networkId, deviceId, ct);
+        return Card(row, await ledger.NewestFlagReasonsAsync(networkId, ct));
     }
 
     /// <summary>A page of the network's devices ordered by id.</summary>
@@ -35,7 +37,8 @@ public sealed class DeviceDirectory(
         await access.RequireMemberAsync(caller, request.NetworkId, ct);
         var size = PageTokens.Size(request.PageSize, options.Value.Limits);
         var rows = (await devices.ListDevicesAsync(request.NetworkId, PageTokens.DecodeId(request.PageToken), size + 1, ct)).ToList();
-        var page = rows.Take(size).Select(Card).ToList();
+        var flags = await ledger.NewestFlagReasonsAsync(request.NetworkId, ct);
+        var page = rows.Take(size).Select(r => Card(r, flags)).ToList();
         return (page, rows.Count > size ? PageTokens.EncodeId(rows[size - 1].DeviceId) : "");
     }
 
@@ -100,7 +103,10 @@ public sealed class DeviceDirectory(
         return Card(row);
     }
 
-    private Device Card(DeviceRow row) => DeviceCards.ToProto(row, row.Revoked ? null : presence.GetOnline(row.DeviceId, clock.GetUtcNow()));
+    private Device Card(DeviceRow row) => Card(row, null);
+
+    private Device Card(DeviceRow row, IReadOnlyDictionary<string, string>? flags) =>
+        DeviceCards.ToProto(row, row.Revoked ? null : presence.GetOnline(row.DeviceId, clock.GetUtcNow()), flags?.GetValueOrDefault(row.DeviceId) ?? "");
 
     private async Task<DeviceRow> RequireDeviceAsync(string networkId, string deviceId, CancellationToken ct)
     {

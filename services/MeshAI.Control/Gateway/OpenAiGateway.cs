@@ -370,11 +370,28 @@ public sealed partial class OpenAiGateway(
         await recipients.ValidateEncryptedAsync(envelope, ct);
 
         var job = await submission.SubmitAsync(call.Caller, new SubmitJobRequest { Envelope = envelope, IdempotencyKey = idempotency }, Peer(http), ct);
+        if (idempotency.Length > 0 && !await SealedToAsync(job.JobId, submitter, ct))
+        {
+            // A concurrent request with the same key won the insert (both passed the check above): the job is the winner's,
+            // sealed to the winner's key, so this request is a replay like any later one.
+            http.Response.Headers[JobIdHeader] = job.JobId;
+            throw new GatewayException(409, "invalid_request_error", "idempotency_key_reused",
+                $"Idempotency-Key is running as job {job.JobId} for a concurrent request (billed once); its answer goes to that request: use a new key to run it again");
+        }
+
         http.Response.Headers[JobIdHeader] = job.JobId;
         http.Response.Headers["x-request-id"] = job.JobId;
         http.Response.Headers[TraceIdHeader] = job.TraceId;
         Activity.Current?.SetTag(MeshTelemetry.JobIdKey, job.JobId);
         return new GatewayRun(this, call, job.JobId, submitter);
+    }
+
+    /// <summary>True when the stored job's result is sealed to <paramref name="submitter"/> (this request created it).</summary>
+    private async Task<bool> SealedToAsync(string jobId, EncryptionKeyPair submitter, CancellationToken ct)
+    {
+        var row = await jobs.GetJobByIdAsync(jobId, ct);
+        var stored = row is null ? null : JobEnvelope.Parser.ParseFrom(row.Envelope);
+        return stored?.PayloadEncryption?.SubmitterPublicKey.Span.SequenceEqual(submitter.PublicKey) == true;
     }
 
     /// <summary>A submitted job as the gateway follows it: tokens and the result opened with the request's own key.</summary>

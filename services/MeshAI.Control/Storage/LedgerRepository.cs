@@ -302,6 +302,21 @@ public sealed class LedgerRepository(Database database)
             $"SELECT {MeteringColumns} FROM job_meterings WHERE network_id = @networkId AND job_id = @jobId AND chunk_id = @chunkId",
             new { networkId, jobId, chunkId }, ct, tx));
 
+    /// <summary>The newest flag reason of every flagged device of a network (device id → reason), for the device list.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> NewestFlagReasonsAsync(string networkId, CancellationToken ct)
+    {
+        var rows = await database.RunAsync(c => c.QueryAsync<DeviceFlagRow>(Database.Command(
+            "SELECT flag_id, network_id, device_id, job_id, reason, create_time_ms FROM device_flags WHERE network_id = @networkId ORDER BY create_time_ms, flag_id",
+            new { networkId }, ct)), ct);
+        var newest = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            newest[row.DeviceId] = row.Reason;
+        }
+
+        return newest;
+    }
+
     /// <summary>Flags written for a device (newest first).</summary>
     public Task<IEnumerable<DeviceFlagRow>> ListDeviceFlagsAsync(string deviceId, CancellationToken ct) =>
         database.RunAsync(c => c.QueryAsync<DeviceFlagRow>(Database.Command(

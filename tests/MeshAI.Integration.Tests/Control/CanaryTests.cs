@@ -4,6 +4,7 @@ using MeshAI.Client;
 using MeshAI.Common.Errors;
 using MeshAI.Contracts.Audit.V1;
 using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Device.V1;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Contracts.Ledger.V1;
 using MeshAI.Contracts.Network.V1;
@@ -98,7 +99,7 @@ public sealed class CanaryTests
     private sealed record Outcome(
         SecureMeshHost Host, MeshClient Client, string NetworkId, string DeviceId, IReadOnlyList<JobRun> Runs, IReadOnlyList<JobMeteringRow> Meterings,
         IReadOnlyList<LedgerEventRow> Events, GetBalancesResponse Balances, ReconcileLedgerResponse Reconciled, IReadOnlyList<DeviceFlagRow> Flags,
-        IReadOnlyList<AuditEvent> Audit, int JobRows);
+        IReadOnlyList<AuditEvent> Audit, int JobRows, Device Card);
 
     /// <summary>Runs two echo jobs on one device (each followed by a canary) and collects the books once every canary is judged.</summary>
     private async Task<Outcome> RunTwoJobsAsync(SecureMeshHost host, Func<LocalModelSet, IWorkloadHandler> embeddings)
@@ -138,7 +139,8 @@ public sealed class CanaryTests
         var flags = (await ledger.ListDeviceFlagsAsync(device.DeviceId, CancellationToken.None)).ToList();
         var (audit, _) = await host.Services.GetRequiredService<AuditLog>().ListAsync(network.NetworkId, 500, "", CancellationToken.None);
         var jobRows = (await host.Services.GetRequiredService<JobRepository>().ListJobsAsync(network.NetworkId, [], long.MaxValue, "", 100, CancellationToken.None)).Count();
-        return new Outcome(host, client, network.NetworkId, device.DeviceId, runs, meterings, events, balances, reconciled, flags, audit, jobRows);
+        var card = (await client.Devices.ListDevicesAsync(new ListDevicesRequest { NetworkId = network.NetworkId })).Devices.Single();
+        return new Outcome(host, client, network.NetworkId, device.DeviceId, runs, meterings, events, balances, reconciled, flags, audit, jobRows, card);
     }
 
     private static long DeviceMinted(GetBalancesResponse balances, string deviceId) =>
@@ -172,6 +174,7 @@ public sealed class CanaryTests
             Assert.That(honest!.Texts, Has.Count.EqualTo(2), "two canaries reached the device's embeddings worker");
             Assert.That(honest.Texts, Is.SubsetOf(MeshAI.Agent.Commands.AgentCommands.CanaryTexts));
             Assert.That(o.Flags, Is.Empty);
+            Assert.That(o.Card.AntiAbuseFlag, Is.Empty, "the device list shows no flag");
             Assert.That(o.Audit.Where(a => a.Action == AuditAction.DeviceFlagged), Is.Empty);
             Assert.That(o.Meterings.Select(m => m.MintWithheldReason), Is.All.Empty, "both held mints were released");
             Assert.That(minted, Has.Count.EqualTo(2));
@@ -199,6 +202,7 @@ public sealed class CanaryTests
             Assert.That(o.Flags, Is.Not.Empty);
             Assert.That(o.Flags[^1].JobId, Is.EqualTo(o.Runs[0].Job.JobId));
             Assert.That(o.Flags[^1].Reason, Does.StartWith(ErrorReasons.CanaryFailed));
+            Assert.That(o.Card.AntiAbuseFlag, Does.StartWith(ErrorReasons.CanaryFailed), "the device list shows the flag");
             Assert.That(flagged, Is.Not.Empty, "an audit event records the flag");
             Assert.That(flagged[0].Target, Is.EqualTo(o.DeviceId));
             Assert.That(flagged[0].Details["reason"], Is.EqualTo(ErrorReasons.CanaryFailed));

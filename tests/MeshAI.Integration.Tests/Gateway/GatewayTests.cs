@@ -160,6 +160,24 @@ public sealed class GatewayTests
     }
 
     [Test]
+    public async Task Concurrent_requests_with_one_Idempotency_Key_run_one_job_and_the_others_get_409()
+    {
+        // Whether the later requests see the job at the check or lose the insert, the outcome is the same: one answer,
+        // every other request 409 idempotency_key_reused naming that job, one bill.
+        var headers = new Dictionary<string, string> { ["Idempotency-Key"] = "race-" + Marker };
+        var results = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ =>
+            SendAsync(HttpMethod.Post, "/v1/embeddings", _key, new JsonObject { ["model"] = "all-minilm-l6-v2", ["input"] = "one key, four requests" }, headers)));
+        var statuses = results.Select(r => r.Status).ToList();
+        Assert.That(statuses.Count(s => s == 200), Is.EqualTo(1), string.Join(", ", statuses));
+        Assert.That(statuses.Count(s => s == 409), Is.EqualTo(3), string.Join(", ", statuses));
+        Assert.That(results.Where(r => r.Status == 409).Select(r => r.Body["error"]!["code"]!.GetValue<string>()), Is.All.EqualTo("idempotency_key_reused"));
+        var jobIds = results.Select(r => r.Headers.GetValues("x-meshai-job-id").Single()).Distinct().ToList();
+        Assert.That(jobIds, Has.Count.EqualTo(1), "every answer names the one job");
+        var events = (await new LedgerService.LedgerServiceClient(_host.Channel(_admin)).ListLedgerEventsAsync(new ListLedgerEventsRequest { NetworkId = _networkId, JobId = jobIds[0], PageSize = 100 })).Events;
+        Assert.That(events.Count(e => e.EventType == LedgerEventType.CreditsBurned), Is.EqualTo(1), "billed once");
+    }
+
+    [Test]
     public async Task Errors_use_openai_shapes_and_the_status_codes_clients_understand()
     {
         var embed = new JsonObject { ["model"] = "all-minilm-l6-v2", ["input"] = "x" };

@@ -24,7 +24,7 @@ RESULTS="$ART/test-results"
 LOGS="$ART/logs"
 
 # System packages the tests need. Append to this list (space separated) when a test needs another one.
-APT_PACKAGES="postgresql redis-server chromium chromium-driver tesseract-ocr tesseract-ocr-eng espeak-ng pocketsphinx pocketsphinx-en-us nghttp2-client nginx systemd prometheus"
+APT_PACKAGES="postgresql redis-server chromium chromium-driver tesseract-ocr tesseract-ocr-eng espeak-ng pocketsphinx pocketsphinx-en-us nghttp2-client nginx systemd prometheus iperf3"
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 export NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false NPM_CONFIG_UPDATE_NOTIFIER=false

@@ -112,18 +112,17 @@ internal static class AgentSwarm
             await agent.RunAsync(stop.Token);
         }).ToList();
 
-        var online = Task.WhenAll(agents.Select(a => a.FirstAck.Task));
-        while (await Task.WhenAny(online, Task.Delay(5_000, stop.Token)) != online)
+        var report = Task.Run(async () =>
         {
-            Console.WriteLine(stats.Line("SWARM_PROGRESS"));
-        }
-
+            while (!stop.IsCancellationRequested)
+            {
+                await Task.Delay(5_000, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+                Console.WriteLine(stats.Line("SWARM_STATS"));
+            }
+        });
+        await Task.WhenAll(agents.Select(a => a.FirstAck.Task));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"SWARM_CONNECTED count={agents.Count} ms={clock.ElapsedMilliseconds}"));
-        while (!stop.IsCancellationRequested)
-        {
-            await Task.Delay(5_000, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
-            Console.WriteLine(stats.Line("SWARM_STATS"));
-        }
+        await report;
 
         await Task.WhenAll(runs).ContinueWith(_ => { }, TaskScheduler.Default);
         return 0;
@@ -141,6 +140,8 @@ internal sealed class SwarmStats
     private long _ended;
     private long _updates;
     private long _offers;
+    private long _errors;
+    private volatile string _lastError = "";
 
     public void Session() => Interlocked.Increment(ref _sessions);
 
@@ -155,6 +156,12 @@ internal sealed class SwarmStats
     }
 
     public void Ended() => Interlocked.Increment(ref _ended);
+
+    public void Error(Exception ex)
+    {
+        Interlocked.Increment(ref _errors);
+        _lastError = ex is RpcException rpc ? $"{rpc.StatusCode}:{rpc.Status.Detail}" : $"{ex.GetType().Name}:{ex.Message}";
+    }
 
     public void Update() => Interlocked.Increment(ref _updates);
 
@@ -172,7 +179,7 @@ internal sealed class SwarmStats
         rtts.Sort();
         double P(double p) => rtts.Count == 0 ? 0 : rtts[Math.Clamp((int)Math.Ceiling(p * rtts.Count) - 1, 0, rtts.Count - 1)];
         return string.Create(CultureInfo.InvariantCulture,
-            $"{tag} online={Interlocked.Read(ref _online)} sessions={Interlocked.Read(ref _sessions)} ended={Interlocked.Read(ref _ended)} heartbeats={Interlocked.Read(ref _heartbeats)} acks={Interlocked.Read(ref _acks)} rtt_p50_ms={P(0.5):F1} rtt_p99_ms={P(0.99):F1} updates={Interlocked.Read(ref _updates)} offers={Interlocked.Read(ref _offers)}");
+            $"{tag} online={Interlocked.Read(ref _online)} sessions={Interlocked.Read(ref _sessions)} ended={Interlocked.Read(ref _ended)} heartbeats={Interlocked.Read(ref _heartbeats)} acks={Interlocked.Read(ref _acks)} rtt_p50_ms={P(0.5):F1} rtt_p99_ms={P(0.99):F1} updates={Interlocked.Read(ref _updates)} offers={Interlocked.Read(ref _offers)} errors={Interlocked.Read(ref _errors)} last_error={_lastError.Replace(' ', '_')}");
     }
 }
 
@@ -197,13 +204,14 @@ internal sealed class SimulatedAgent(SwarmDevice device, string url, string fing
                 await SessionAsync(client, cancellationToken);
                 backoff = TimeSpan.FromMilliseconds(250);
             }
-            catch (RpcException) when (!cancellationToken.IsCancellationRequested)
-            {
-                // refused or dropped: back off and dial again, as meshai-agent does
-            }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 return;
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                // refused, dropped or timed out: back off and dial again, as meshai-agent does
+                stats.Error(ex);
             }
 
             stats.Ended();

@@ -33,7 +33,12 @@ public sealed class BaselineEchoServer : IAsyncDisposable
         var port = MeshAI.Testing.FreePort.Next();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Services.AddGrpc();
+        // The server's own message limit (ServerHost.MaxGrpcMessageBytes), so the payload harness can echo what a job can carry.
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = 16 * 1024 * 1024;
+            o.MaxSendMessageSize = 16 * 1024 * 1024;
+        });
         builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l =>
         {
             l.Protocols = HttpProtocols.Http1AndHttp2;

@@ -169,15 +169,16 @@ public sealed class CanaryTests
         var o = await RunTwoJobsAsync(host, models => honest = new RecordingEmbeddings(new EmbeddingsHandler(models)));
         using var client = o.Client;
         var minted = o.Events.Where(e => e.EventType == (int)LedgerEventType.CreditsMinted).ToList();
+        var why = "records: " + string.Join(" | ", o.Meterings.Select(m => $"{m.JobId} '{m.MintWithheldReason}'")) + "; flags: " + string.Join(" | ", o.Flags.Select(f => f.Reason));
         Assert.Multiple(() =>
         {
-            Assert.That(honest!.Texts, Has.Count.EqualTo(2), "two canaries reached the device's embeddings worker");
+            Assert.That(honest!.Texts, Has.Count.EqualTo(2), "two canaries reached the device's embeddings worker; " + why);
             Assert.That(honest.Texts, Is.SubsetOf(MeshAI.Agent.Commands.AgentCommands.CanaryTexts));
-            Assert.That(o.Flags, Is.Empty);
+            Assert.That(o.Flags, Is.Empty, why);
             Assert.That(o.Card.AntiAbuseFlag, Is.Empty, "the device list shows no flag");
             Assert.That(o.Audit.Where(a => a.Action == AuditAction.DeviceFlagged), Is.Empty);
-            Assert.That(o.Meterings.Select(m => m.MintWithheldReason), Is.All.Empty, "both held mints were released");
-            Assert.That(minted, Has.Count.EqualTo(2));
+            Assert.That(o.Meterings.Select(m => m.MintWithheldReason), Is.All.Empty, "both held mints were released; " + why);
+            Assert.That(minted, Has.Count.EqualTo(2), why);
             Assert.That(minted.All(e => e.DeviceId == o.DeviceId && e.AmountMicro > 0), Is.True);
             Assert.That(minted.Sum(e => e.AmountMicro), Is.EqualTo(o.Meterings.Sum(m => LedgerPricing.Price(m).MintMicro)));
             Assert.That(DeviceMinted(o.Balances, o.DeviceId), Is.EqualTo(minted.Sum(e => e.AmountMicro)));

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using MeshAI.Contracts.Job.V1;
 
 namespace MeshAI.Unit.Tests.Cli;
 
@@ -47,6 +48,12 @@ internal sealed class FakeMesh : CallInvoker
         Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
     {
         Record(method, options, request!);
+        if (method.Name == "RunJob" && !streaming.ContainsKey("RunJob") && request is RunJobRequest run)
+        {
+            var composed = new ListReader<TResponse>(SubmitThenWatch(run, options).Cast<TResponse>());
+            return new AsyncServerStreamingCall<TResponse>(composed, Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], () => { });
+        }
+
         if (!streaming.TryGetValue(method.Name, out var handler))
         {
             throw new RpcException(new Status(StatusCode.Unimplemented, "fake: no handler for " + method.Name));
@@ -72,6 +79,30 @@ internal sealed class FakeMesh : CallInvoker
 
     private void Record(IMethod method, CallOptions options, object request) =>
         Calls.Add((method.Name, request, options.Headers?.GetValue("authorization")));
+
+    // RunJob without its own handler is what the server composes it from: the SubmitJob handler's job as the first frame,
+    // then the WatchJob handler's frames (both recorded as calls, so tests can read the submitted envelope). An error of the
+    // SubmitJob handler surfaces at the first MoveNext, as a server-streaming call's would.
+    private IEnumerable<object> SubmitThenWatch(RunJobRequest run, CallOptions options)
+    {
+        var submit = new SubmitJobRequest { Envelope = run.Envelope, IdempotencyKey = run.IdempotencyKey };
+        Calls.Add(("SubmitJob", submit, options.Headers?.GetValue("authorization")));
+        var job = unary.TryGetValue("SubmitJob", out var submitHandler)
+            ? ((SubmitJobResponse)submitHandler(submit)).Job
+            : throw new RpcException(new Status(StatusCode.Unimplemented, "fake: no handler for SubmitJob"));
+        yield return new RunJobResponse { Frame = new WatchJobResponse { Status = new JobStatusFrame { Job = job } } };
+        var watch = new WatchJobRequest { NetworkId = run.Envelope.NetworkId, JobId = job.JobId };
+        Calls.Add(("WatchJob", watch, options.Headers?.GetValue("authorization")));
+        if (!streaming.TryGetValue("WatchJob", out var watchHandler))
+        {
+            throw new RpcException(new Status(StatusCode.Unimplemented, "fake: no handler for WatchJob"));
+        }
+
+        foreach (var frame in watchHandler(watch))
+        {
+            yield return new RunJobResponse { Frame = (WatchJobResponse)frame };
+        }
+    }
 
     private sealed class ListReader<T>(IEnumerable<T> items) : IAsyncStreamReader<T>
     {

@@ -50,15 +50,22 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
         using var subscription = hub.Subscribe(request.JobId);
         await subscription.Ready.WaitAsync(ct); // frames from the job's owner on another instance reach us from here on
         var current = await GetAsync(caller, request.NetworkId, request.JobId, ct);
-        await FollowAsync(subscription, current, stream, ct);
+
+        // A late watcher on another instance than the owner: the owner's kept frames come first (see FollowAsync).
+        var replayed = JobViews.IsTerminal(current.Job.State) || runner.Runs(request.JobId)
+            ? null
+            : await hub.RequestReplayAsync(request.JobId, row.OwnerInstance, ct);
+        await FollowAsync(subscription, current, stream, ct, replayed);
     }
 
     /// <summary>
     /// The rest of a watch once <paramref name="subscription"/> is ready: the job's status <paramref name="current"/> as the
     /// first frame (and its result when it already ended), then the live frames until the terminal one. WatchJob and RunJob
     /// (which subscribes before the job exists, so its first frame is the job SubmitJob returns) both end here.
+    /// <paramref name="replayed"/> is the owner's kept frames for a watcher on another instance (WatchJob only): they are
+    /// written after the status frame, before the live ones.
     /// </summary>
-    public static async Task FollowAsync(JobWatchHub.Subscription subscription, GetJobResponse current, IServerStreamWriter<WatchJobResponse> stream, CancellationToken ct)
+    public static async Task FollowAsync(JobWatchHub.Subscription subscription, GetJobResponse current, IServerStreamWriter<WatchJobResponse> stream, CancellationToken ct, IReadOnlyList<WatchJobResponse>? replayed = null)
     {
         ArgumentNullException.ThrowIfNull(subscription);
         ArgumentNullException.ThrowIfNull(current);
@@ -74,9 +81,8 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
             return;
         }
 
-        // A late watcher on another instance than the owner: the owner's kept frames first. Live frames that arrived while
-        // the replay was asked for may be in it too; each replayed frame suppresses one equal live frame read before it came.
-        var replayed = runner.Runs(request.JobId) ? null : await hub.RequestReplayAsync(request.JobId, row.OwnerInstance, ct);
+        // The owner's kept frames first. Live frames that arrived while the replay was asked for may be in it too; each
+        // replayed frame suppresses one equal live frame read before it came.
         var overlap = new List<WatchJobResponse>();
         foreach (var frame in replayed ?? [])
         {

@@ -260,6 +260,15 @@ public sealed class JobRunner(
             return;
         }
 
+        if (metering.MintWithheldReason == Ledger.Canary.PendingReason)
+        {
+            // A canary runs only in its owner's memory: it died with it. Inconclusive, which releases the mint (docs/anti-abuse.md).
+            var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+            var released = await services.Settler.InTransactionAsync((c, tx) => Ledger.LedgerWriter.ResolveHeldMintAsync(c, tx, row.NetworkId, row.JobId, "", Ledger.Canary.PendingReason, "", now, ct), ct);
+            logger.LogInformation("Job {JobId}: its canary was lost with its control instance; inconclusive, released {MintMicro} µ", row.JobId, released);
+            return;
+        }
+
         var member = await networks.GetMemberAsync(row.NetworkId, row.SubmittedByUserId, ct);
         var context = new JobPlacementContext(member is null ? Contracts.Common.V1.Role.Member : (Contracts.Common.V1.Role)member.Role, SubmitterLocation.Unknown, null);
         var execution = new JobExecution(row, JobEnvelope.Parser.ParseFrom(row.Envelope), NetworkDefaults.FromJson(network.SettingsJson), context, services)

@@ -154,7 +154,7 @@ public sealed class JobRepository(Database database)
     public Task<IEnumerable<string>> RenewLeasesAsync(string owner, long leaseExpireMs, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
         database.RunAsync(c => c.QueryAsync<string>(Database.Command(
             $"UPDATE jobs SET lease_expire_ms = @leaseExpireMs WHERE owner_instance = @owner AND (state NOT IN ({InList(terminalStates)}) OR {HeldSpotCheck}) RETURNING job_id",
-            new { owner, leaseExpireMs, pending = Ledger.SpotCheck.PendingReason }, ct)), ct);
+            new { owner, leaseExpireMs, pending = Ledger.SpotCheck.PendingReason, canaryPending = Ledger.Canary.PendingReason }, ct)), ct);
 
     /// <summary>
     /// Claims up to <paramref name="limit"/> finished jobs whose mint is still held for a spot-check and whose lease expired
@@ -164,8 +164,11 @@ public sealed class JobRepository(Database database)
     public Task<IEnumerable<JobRow>> ClaimHeldSpotChecksAsync(string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
         ClaimWhereAsync($"state IN ({InList(terminalStates)}) AND {HeldSpotCheck}", "", owner, nowMs, leaseExpireMs, limit, ignoreLeases, ct);
 
-    /// <summary>A job whose (single) settlement's mint is held until its spot-check is compared.</summary>
-    private const string HeldSpotCheck = "job_id IN (SELECT m.job_id FROM job_meterings m WHERE m.mint_withheld_reason = @pending AND m.chunk_id = '')";
+    /// <summary>
+    /// A job whose (single) settlement's mint is held until its spot-check is compared or its canary answered
+    /// (docs/anti-abuse.md): the owner renews its lease, and a claimer settles the mint when the owner died.
+    /// </summary>
+    private const string HeldSpotCheck = "job_id IN (SELECT m.job_id FROM job_meterings m WHERE m.mint_withheld_reason IN (@pending, @canaryPending) AND m.chunk_id = '')";
 
     /// <summary>
     /// Claims up to <paramref name="limit"/> unfinished jobs whose lease expired (or every unfinished job when
@@ -183,7 +186,7 @@ public sealed class JobRepository(Database database)
             $"UPDATE jobs SET owner_instance = @owner, lease_expire_ms = @leaseExpireMs WHERE job_id IN (" +
             $"SELECT job_id FROM jobs WHERE {which}{expired} ORDER BY create_time_ms LIMIT @limit{database.Dialect.SkipLockedClause}) " +
             $"{recheck}RETURNING {JobColumns}",
-            new { owner, nowMs, leaseExpireMs, limit, pending = Ledger.SpotCheck.PendingReason }, ct)), ct);
+            new { owner, nowMs, leaseExpireMs, limit, pending = Ledger.SpotCheck.PendingReason, canaryPending = Ledger.Canary.PendingReason }, ct)), ct);
     }
 
     /// <summary>The stored chunk results of a job in chunk order.</summary>

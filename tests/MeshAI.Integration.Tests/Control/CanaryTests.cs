@@ -80,6 +80,20 @@ public sealed class CanaryTests
         }
     }
 
+    /// <summary>A worker whose embeddings never come back: the canary stays in flight until its control instance stops.</summary>
+    private sealed class SilentEmbeddings : IWorkloadHandler
+    {
+        public WorkloadClass Workload => WorkloadClass.Embeddings;
+
+        public WorkloadInput.InputOneofCase InputCase => WorkloadInput.InputOneofCase.Embeddings;
+
+        public async Task<WorkloadOutput> RunAsync(WorkloadInput input, IJobContext context, CancellationToken cancellationToken)
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return new WorkloadOutput();
+        }
+    }
+
     [OneTimeSetUp]
     public async Task WriteKnownAnswersAsync()
     {
@@ -213,5 +227,73 @@ public sealed class CanaryTests
             Assert.That(DeviceMinted(o.Balances, o.DeviceId), Is.Zero);
             AssertCanariesCostNothing(o);
         });
+    }
+
+    [Test]
+    public async Task A_canary_lost_with_its_control_instance_is_inconclusive_and_the_next_owner_releases_the_held_mint()
+    {
+        string[] shared =
+        [
+            "--Control:Canary:KnownAnswersFile", _answers,
+            "--Control:Jobs:LeaseMs", "2000", "--Control:Jobs:LeaseRenewIntervalMs", "500", "--Control:Jobs:ClaimIntervalMs", "500",
+        ];
+        var a = await SecureMeshHost.StartAsync("postgres", [.. shared, "--instance-id", "ctl-a", "--relay-id", "relay-a"], null, null);
+        SecureMeshHost? b = null;
+        try
+        {
+            var token = await a.SignInAsync("lost-canary@example.com");
+            using var client = new MeshClient(a.Url, a.Fingerprint, token);
+            var network = await client.CreateNetworkAsync("lost-canary", new NetworkSettings { Credits = new CreditSettings { CanaryRateBps = 10_000 } });
+            var (device, keys) = await a.JoinAsync(token, network.NetworkId, "worker");
+            var models = LocalModelSet.Discover(null, [_modelsRoot], ProvisionedModels.MiniLm, (_, _) => { });
+            await a.GoOnlineAsync(device, keys, new WorkloadRegistry([new EchoHandler(), new SilentEmbeddings()], models));
+
+            var data = "lost-canary " + Guid.NewGuid().ToString("N");
+            var job = await client.SubmitJobAsync(network.NetworkId, new WorkloadInput { Echo = new EchoInput { Data = Google.Protobuf.ByteString.CopyFromUtf8(data) } });
+            var run = await client.WaitForResultAsync(network.NetworkId, job);
+            Assert.That(run.Output.Echo.Data.ToStringUtf8(), Is.EqualTo(data));
+            var ledgerA = a.Services.GetRequiredService<LedgerRepository>();
+            var held = (await ledgerA.ListMeteringsAsync(network.NetworkId, CancellationToken.None)).Single();
+            Assert.That(held.MintWithheldReason, Is.EqualTo(Canary.PendingReason), "the mint is held while the canary is unanswered");
+
+            // A second instance over the same database; then A stops with the canary in flight (nothing written, its lease runs out).
+            b = await SecureMeshHost.StartAsync("postgres", [.. shared, "--instance-id", "ctl-b", "--relay-id", "relay-b"], null, sibling: a);
+            await Task.Delay(1_500); // A renews the held job's lease meanwhile: B must not take it from a live owner
+            Assert.That((await ledgerA.ListMeteringsAsync(network.NetworkId, CancellationToken.None)).Single().MintWithheldReason, Is.EqualTo(Canary.PendingReason),
+                "the owner is alive: its held mint is not claimed");
+            await a.DisposeAsync();
+
+            var ledger = b.Services.GetRequiredService<LedgerRepository>();
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            JobMeteringRow metering;
+            while ((metering = (await ledger.ListMeteringsAsync(network.NetworkId, CancellationToken.None)).Single()).MintWithheldReason == Canary.PendingReason)
+            {
+                Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "instance B did not settle the held mint");
+                await Task.Delay(100);
+            }
+
+            using var viaB = new MeshClient(b.Url, b.Fingerprint, token);
+            var events = (await ledger.ListAsync(network.NetworkId, job.JobId, 0, 100, CancellationToken.None)).ToList();
+            var minted = events.Where(e => e.EventType == (int)LedgerEventType.CreditsMinted).ToList();
+            var reconciled = await viaB.Ledger.ReconcileLedgerAsync(new ReconcileLedgerRequest { NetworkId = network.NetworkId });
+            var flags = (await ledger.ListDeviceFlagsAsync(device.DeviceId, CancellationToken.None)).ToList();
+            Assert.Multiple(() =>
+            {
+                Assert.That(metering.MintWithheldReason, Is.Empty, "a lost canary is inconclusive: the mint is released");
+                Assert.That(minted, Has.Count.EqualTo(1), "minted exactly once");
+                Assert.That(minted.Single().DeviceId, Is.EqualTo(device.DeviceId));
+                Assert.That(minted.Single().AmountMicro, Is.EqualTo(LedgerPricing.Price(metering).MintMicro));
+                Assert.That(flags, Is.Empty, "an unanswered canary flags nobody");
+                Assert.That(reconciled.Balanced, Is.True, Why(reconciled));
+            });
+        }
+        finally
+        {
+            await a.DisposeAsync();
+            if (b is not null)
+            {
+                await b.DisposeAsync();
+            }
+        }
     }
 }

@@ -205,7 +205,21 @@ public static partial class AgentStreamsHarness
         var page = "";
         do
         {
-            var response = await devices.ListDevicesAsync(new ListDevicesRequest { NetworkId = networkId, PageSize = 500, PageToken = page });
+            ListDevicesResponse response;
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    response = await devices.ListDevicesAsync(new ListDevicesRequest { NetworkId = networkId, PageSize = 500, PageToken = page });
+                    break;
+                }
+                catch (Grpc.Core.RpcException ex) when (ex.StatusCode is Grpc.Core.StatusCode.Unavailable or Grpc.Core.StatusCode.DeadlineExceeded && attempt < 5)
+                {
+                    // an overloaded server (the plateau case) may not take a new connection at once
+                    await Task.Delay(2_000 * attempt);
+                }
+            }
+
             foreach (var d in response.Devices)
             {
                 if (d.OnlineStatus == OnlineStatus.Online)

@@ -170,7 +170,8 @@ install_launchers
 # 4. Control plane + relay, embedded store (a second run restarts it on the same data).
 stop_all
 say "Starting control plane + relay on https://127.0.0.1:$PORT (SQLite in $SERVER_DIR)"
-nohup dotnet "$BIN_SERVER" --data-dir "$SERVER_DIR" --port "$PORT" > "$RUN_DIR/server.log" 2>&1 &
+# Canaries (docs/anti-abuse.md) judge devices by the known answers written in step 8; the table is read at the first canary.
+nohup dotnet "$BIN_SERVER" --data-dir "$SERVER_DIR" --port "$PORT" --Control:Canary:KnownAnswersFile "$SERVER_DIR/known-answers.json" > "$RUN_DIR/server.log" 2>&1 &
 echo $! > "$RUN_DIR/server.pid"
 wait_for "$RUN_DIR/server.log" MESHAI_SERVER_READY 60 "$(cat "$RUN_DIR/server.pid")"
 READY=$(grep -m1 MESHAI_SERVER_READY "$RUN_DIR/server.log")
@@ -226,6 +227,10 @@ fi
 # gibberish; add real weights per docs/models.md).
 say "Installing the embedding models into the agent's model cache"
 agent models install --out "$AGENT_DIR/models" | sed 's/^/    /'
+if [[ ! -f $SERVER_DIR/known-answers.json ]]; then
+  say "Writing the canary known answers (fixed sentences embedded by each verified model) for the control plane"
+  agent models known-answers --state-dir "$AGENT_DIR" --model-cache "$AGENT_DIR/models" --out "$SERVER_DIR/known-answers.json" | sed 's/^/    /'
+fi
 if [[ -n ${MESHAI_CHAT_OPENAI_URL:-} ]]; then
   CHAT_ARGS=(--chat-openai-url "$MESHAI_CHAT_OPENAI_URL")
 else

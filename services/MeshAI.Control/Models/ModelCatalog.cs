@@ -18,13 +18,15 @@ namespace MeshAI.Control.Models;
 /// <summary>
 /// Model manifests per network: admins publish (validated, then signed here with the network's control key), members
 /// and the network's own devices read. Devices verify the signature against the control keys from their enrollment,
-/// so the store and the transport need not be trusted for integrity.
+/// so the store and the transport need not be trusted for integrity. Every publish is pushed to the network's connected
+/// agents as a NetworkUpdate (<see cref="NetworkUpdates.PublishModelsChangedAsync"/>).
 /// </summary>
 public sealed partial class ModelCatalog(
     ModelRepository models,
     NetworkAccess access,
     NetworkKeyVault keys,
     IDeviceAuthority devices,
+    NetworkUpdates updates,
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock)
 {
@@ -63,6 +65,8 @@ public sealed partial class ModelCatalog(
             throw RpcErrors.AlreadyExists("model manifest", $"{details.Name} version {details.Version}");
         }
 
+        // Connected agents learn of it now (NetworkUpdate.models_changed_unix_ms) rather than at their next start.
+        await updates.PublishModelsChangedAsync(details.NetworkId, row.PublishTimeMs, ct);
         return manifest;
     }
 

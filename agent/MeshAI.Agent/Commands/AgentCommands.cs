@@ -253,6 +253,11 @@ public sealed partial class AgentCommands
             ct => SyncNetworkModelsAsync(network.Enrollment, keys, settings, Origins(line), store.ModelsDirectory, ct), cancellationToken)
         {
             Installed = () => current?.Reannounce(),
+            Failed = ex =>
+            {
+                _err.WriteLine($"MESHAI_MODEL_SYNC_FAILED: {ex.Message} (the agent keeps serving what it has)");
+                _err.Flush();
+            },
         };
         IDeviceStateProvider deviceState = line.Get("mobile-profile") is { } profile ? new Contribution.MobileProfileProvider(profile) : new LinuxDeviceStateProvider();
         var contribution = Contribution.ContributionPolicy.Load(line.Get("contribution-policy"), mobile: line.Has("mobile-profile"));
@@ -295,6 +300,10 @@ public sealed partial class AgentCommands
                     ModelsChanged = modelSync is null ? null : modelSync.Request,
                 };
                 current = session;
+                if (modelSync?.ChangePending == true)
+                {
+                    session.Reannounce(); // a fetch ended between the check above and now: this stream re-announces at once
+                }
                 SessionEnd end;
                 try
                 {

@@ -18,6 +18,12 @@ public sealed class PushedModelSync(Func<CancellationToken, Task<bool>> sync, Ca
     /// <summary>Called after a fetch installed at least one model.</summary>
     public Action? Installed { get; set; }
 
+    /// <summary>Called with what stopped one fetch (it never stops the agent; the next change or start fetches again).</summary>
+    public Action<Exception>? Failed { get; set; }
+
+    /// <summary>True while a fetch installed a model that <see cref="TakeChanged"/> has not taken yet.</summary>
+    public bool ChangePending => Volatile.Read(ref _changed) == 1;
+
     /// <summary>Asks for a fetch (coalesced with one already running: that one runs again when it ends).</summary>
     public void Request()
     {
@@ -65,19 +71,24 @@ public sealed class PushedModelSync(Func<CancellationToken, Task<bool>> sync, Ca
                 _pending = false;
             }
 
-            bool installed;
+            var installed = false;
             try
             {
                 installed = await sync(stopping);
             }
-            catch
+            catch (Exception ex)
             {
-                lock (_gate)
+                if (stopping.IsCancellationRequested)
                 {
-                    _active = false;
+                    lock (_gate)
+                    {
+                        _active = false;
+                    }
+
+                    return;
                 }
 
-                throw;
+                Failed?.Invoke(ex);
             }
 
             if (installed)

@@ -42,7 +42,8 @@ public sealed partial class ModelCatalog(
         Validate(proposed);
 
         var details = proposed.Clone();
-        details.PublishTime = Timestamp.FromDateTimeOffset(clock.GetUtcNow());
+        var now = clock.GetUtcNow(); // one instant: the signed publish_time and the row's (pushed as models_changed_unix_ms)
+        details.PublishTime = Timestamp.FromDateTimeOffset(now);
         foreach (var file in details.Files)
         {
             file.Sha256 = file.Sha256.ToLowerInvariant();
@@ -57,7 +58,7 @@ public sealed partial class ModelCatalog(
             Name = details.Name,
             Version = details.Version,
             Manifest = manifest.ToByteArray(),
-            PublishTimeMs = clock.GetUtcNow().ToUnixTimeMilliseconds(),
+            PublishTimeMs = now.ToUnixTimeMilliseconds(),
             PublishedBy = caller.UserId,
         };
         if (!await models.InsertAsync(row, ct))

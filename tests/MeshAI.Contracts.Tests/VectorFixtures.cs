@@ -19,6 +19,7 @@ public static class VectorFixtures
     public const string JobEnvelopeFile = "job_envelope.bin";
     public const string ConnectRequestJobResultFile = "relay_connect_request_job_result.bin";
     public const string ConnectResponseJobOfferFile = "relay_connect_response_job_offer.bin";
+    public const string ConnectResponseNetworkUpdateFile = "relay_connect_response_network_update.bin";
     public const string ExpectedJsonFile = "expected.json";
 
     /// <summary>2^53 + 1: not representable as a double, so a client that reads int64 as a JS number fails.</summary>
@@ -208,11 +209,36 @@ public static class VectorFixtures
         },
     };
 
+    /// <summary>A fully populated relay → agent frame carrying a pushed network update (fixture 4).</summary>
+    public static ConnectResponse ConnectResponseNetworkUpdate() => new()
+    {
+        NetworkUpdate = new NetworkUpdate
+        {
+            Serial = MaxCostCredits + 2,
+            NetworkKeys =
+            {
+                new MeshAI.Contracts.Device.V1.NetworkPublicKey
+                {
+                    KeyId = "key_ctl_vectors_2",
+                    PublicKey = Seq(0xA0, 32),
+                    Purpose = MeshAI.Contracts.Device.V1.NetworkKeyPurpose.ControlSigning,
+                    NotAfter = new Timestamp { Seconds = 1_900_000_000, Nanos = 250_000_000 },
+                },
+            },
+            RevokedDeviceIds = { "dev_vectors_revoked_1", "dev_vectors_revoked_2" },
+            RelayUrls = { "https://relay-a.example.net:7443", "https://relay-b.example.net:7443" },
+            HeartbeatIntervalMs = 4_750,
+            FullState = true,
+            ModelsChangedUnixMs = MaxCostCredits + 4,
+        },
+    };
+
     /// <summary>Every vector file with the message it must hold, in a stable order.</summary>
     public static IReadOnlyList<(string File, IMessage Message)> All() =>
     [
         (JobEnvelopeFile, JobEnvelope()),
         (ConnectRequestJobResultFile, ConnectRequestJobResult()),
         (ConnectResponseJobOfferFile, ConnectResponseJobOffer()),
+        (ConnectResponseNetworkUpdateFile, ConnectResponseNetworkUpdate()),
     ];
 }

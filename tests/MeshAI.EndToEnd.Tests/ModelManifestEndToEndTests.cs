@@ -13,7 +13,8 @@ namespace MeshAI.EndToEnd.Tests;
 /// <summary>
 /// Signed model manifests per network: an admin publishes (control signs with the network's control key), a real agent
 /// fetches as its device (`meshai-agent models fetch`), verifies the signature and every file from a file:// origin,
-/// and serves embeddings from the fetched directory; a hash mismatch installs nothing.
+/// and serves embeddings from the fetched directory; a hash mismatch installs nothing. A manifest published while an agent
+/// runs reaches it as a NetworkUpdate: it fetches, verifies and re-announces without a restart.
 /// </summary>
 [TestFixture]
 [Category("EndToEnd")]
@@ -161,6 +162,72 @@ public sealed class ModelManifestEndToEndTests
         var output = await RunAsync(envelope);
         Assert.That(output.Model, Is.EqualTo("auto-embed"));
         Assert.That(output.Dimension, Is.EqualTo(32));
+    }
+
+    [Test]
+    public async Task A_model_published_while_an_agent_runs_is_fetched_verified_and_served_without_a_restart()
+    {
+        // A network of its own: the fixture's other agents are not told about these manifests.
+        var networkId = (await CliJsonAsync("net", "create", "Pushed Models")).GetProperty("networkId").GetString()!;
+        var link = (await CliJsonAsync("device", "join", "--network", networkId)).GetProperty("joinLink").GetString()!;
+        var agent = await _mesh.StartAgentAsync(link, "pushed", ["--model-origin", new Uri(_origin).AbsoluteUri], null);
+        var pid = agent.Process.Id;
+        var devices = new Contracts.Device.V1.DeviceService.DeviceServiceClient(_channel);
+        async Task<IReadOnlyList<string>> AdvertisedAsync() =>
+            [.. (await devices.ListDevicesAsync(new Contracts.Device.V1.ListDevicesRequest { NetworkId = networkId, PageSize = 100 }))
+                .Devices.Single(d => d.DeviceId == agent.DeviceId).Capabilities.Models.Select(m => m.Name)];
+        Assert.That(await AdvertisedAsync(), Does.Not.Contain("pushed-embed").And.Contain(ProvisionedModels.MiniLm));
+        var models = new ModelService.ModelServiceClient(_channel);
+
+        // A file whose hash does not match the signed manifest: refused with one clean line, nothing installed or advertised.
+        var tampered = Details("pushed-tampered");
+        tampered.NetworkId = networkId;
+        tampered.AutoInstall = true;
+        tampered.Files[0].Sha256 = new string('0', 64);
+        await models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = tampered });
+        var refused = await agent.Process.WaitForLineAsync("MESHAI_MODEL_REFUSED name=pushed-tampered", TimeSpan.FromSeconds(60));
+        Assert.That(refused.IsStandardError, Is.True);
+        Assert.That(refused.Text, Does.Contain("SHA-256").And.Contain("does not match").And.Contain("nothing was installed"));
+        Assert.That(agent.Process.StandardErrorText, Does.Not.Contain("   at "), "no stack trace");
+        Assert.That(Directory.Exists(Path.Combine(agent.StateDirectory, "models", "pushed-tampered")), Is.False);
+
+        // The model the agent lacks: pushed as a NetworkUpdate, fetched, verified, re-announced by the same process.
+        var details = Details("pushed-embed");
+        details.NetworkId = networkId;
+        details.AutoInstall = true;
+        await models.PublishModelManifestAsync(new PublishModelManifestRequest { Details = details });
+        await agent.Process.WaitForLineAsync("MESHAI_MODEL_FETCHED name=pushed-embed version=1", TimeSpan.FromSeconds(60));
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(60);
+        while (!(await AdvertisedAsync()).Contains("pushed-embed"))
+        {
+            Assert.That(DateTimeOffset.UtcNow, Is.LessThan(deadline), "the running agent advertises the fetched model");
+            await Task.Delay(250);
+        }
+
+        TestContext.Out.WriteLine(agent.Process.OutputTail(20));
+        Assert.That(agent.Process.HasExited, Is.False);
+        Assert.That(agent.Process.Id, Is.EqualTo(pid), "the same agent process, never restarted");
+        Assert.That(Directory.Exists(Path.Combine(agent.StateDirectory, "models", "pushed-tampered")), Is.False, "the tampered model is still refused");
+        Assert.That(await AdvertisedAsync(), Does.Not.Contain("pushed-tampered"));
+
+        var list = await CliJsonAsync("models", "list", "--network", networkId);
+        var listed = list.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "pushed-embed");
+        var server = listed.GetProperty("devices").EnumerateArray().Single();
+        Assert.That(server.GetProperty("deviceId").GetString(), Is.EqualTo(agent.DeviceId));
+        Assert.That(server.GetProperty("sha256").GetString(), Is.EqualTo(details.Files.Single(f => f.Path == "model.onnx").Sha256));
+
+        // Not pinned: the scheduler places it on the device that now serves the model.
+        var envelope = Envelope(new WorkloadInput { Embeddings = new EmbeddingsInput { Model = "pushed-embed", Texts = { "hello world", "a pushed model" } } }, agent.DeviceId);
+        envelope.NetworkId = networkId;
+        envelope.RoutingMode = RoutingMode.Auto;
+        envelope.ResourceRequest = new ResourceRequest();
+        var estimate = await new JobService.JobServiceClient(_channel).EstimateJobAsync(new EstimateJobRequest { Envelope = envelope });
+        Assert.That(estimate.Eligibility.Single(e => e.DeviceId == agent.DeviceId).Eligible, Is.True, estimate.Eligibility.Single(e => e.DeviceId == agent.DeviceId).Reason);
+        var output = await RunAsync(envelope);
+        Assert.That(output.Model, Is.EqualTo("pushed-embed"));
+        Assert.That(output.Embeddings, Has.Count.EqualTo(2));
+        Assert.That(output.Dimension, Is.EqualTo(32));
+        Assert.That(agent.Process.Id, Is.EqualTo(pid));
     }
 
     [Test]
@@ -337,7 +404,7 @@ public sealed class ModelManifestEndToEndTests
     {
         var jobs = new JobService.JobServiceClient(_channel);
         var job = (await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
-        using var watch = jobs.WatchJob(new WatchJobRequest { NetworkId = _networkId, JobId = job.JobId });
+        using var watch = jobs.WatchJob(new WatchJobRequest { NetworkId = envelope.NetworkId, JobId = job.JobId });
         await foreach (var frame in watch.ResponseStream.ReadAllAsync())
         {
             if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Result)

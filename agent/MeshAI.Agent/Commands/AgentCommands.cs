@@ -228,13 +228,14 @@ public sealed partial class AgentCommands
         }
 
         var settings = WorkloadSettings.FromCommandLine(line, store.ModelsDirectory, Path.Combine(store.ModelsDirectory, "chat"));
+        // One view of the network for every stream: renewals and pushed network updates change it, the verifier reads it.
+        var network = new AgentNetworkState(enrollment, store);
         if (!line.Has("no-model-sync"))
         {
             await SyncNetworkModelsAsync(enrollment, keys, settings, Origins(line), store.ModelsDirectory, cancellationToken);
         }
 
-        using var discovered = WorkloadRegistry.CreateDefault(settings, _logger);
-        using var sandboxed = line.Has("no-sandbox") ? null : discovered.Sandboxed(new Sandbox.SandboxOptions
+        var sandbox = line.Has("no-sandbox") ? null : new Sandbox.SandboxOptions
         {
             Root = Path.Combine(store.Directory, "sandbox"),
             MemoryLimitMb = long.TryParse(line.Get("worker-memory-mb"), out var capMb) ? capMb : Sandbox.SandboxOptions.DefaultMemoryLimitMb,
@@ -244,12 +245,26 @@ public sealed partial class AgentCommands
                 _out.WriteLine(text);
                 _out.Flush();
             },
+        };
+        // Rebuilt when a pushed NetworkUpdate made this device fetch a model: the next stream's AgentHello advertises it.
+        using var registries = new AgentRegistries(() =>
+        {
+            var discovered = WorkloadRegistry.CreateDefault(settings, _logger);
+            return sandbox is null ? [discovered] : [discovered, discovered.Sandboxed(sandbox)];
         });
-        var registry = sandboxed ?? discovered;
+        RelaySession? current = null;
+        var modelSync = line.Has("no-model-sync") ? null : new Models.PushedModelSync(
+            ct => SyncNetworkModelsAsync(network.Enrollment, keys, settings, Origins(line), store.ModelsDirectory, ct), cancellationToken)
+        {
+            Installed = () => current?.Reannounce(),
+            Failed = ex =>
+            {
+                _err.WriteLine($"MESHAI_MODEL_SYNC_FAILED: {ex.Message} (the agent keeps serving what it has)");
+                _err.Flush();
+            },
+        };
         IDeviceStateProvider deviceState = line.Get("mobile-profile") is { } profile ? new Contribution.MobileProfileProvider(profile) : new LinuxDeviceStateProvider();
         var contribution = Contribution.ContributionPolicy.Load(line.Get("contribution-policy"), mobile: line.Has("mobile-profile"));
-        // One view of the network for every stream: renewals and pushed network updates change it, the verifier reads it.
-        var network = new AgentNetworkState(enrollment, store);
         var offers = new OfferVerifier(network.ControlKeys, enrollment.DeviceId, enrollment.NetworkId);
         var backoff = TimeSpan.FromSeconds(1);
         // Jobs and unacknowledged results outlive streams: a result finished while the relay was away is re-sent on the next one.
@@ -270,11 +285,29 @@ public sealed partial class AgentCommands
                     channels[relayUrl] = channel = GrpcChannels.Create(relayUrl, enrollment.Fingerprint);
                 }
 
-                var session = new RelaySession(enrollment, keys, deviceState, registry, offers, _loggers.CreateLogger<RelaySession>(), announce: text =>
+                if (modelSync?.TakeChanged() == true)
+                {
+                    registries.Rebuild();
+                }
+
+                if (jobs.Running.IsEmpty)
+                {
+                    registries.DisposeRetired();
+                }
+
+                var session = new RelaySession(enrollment, keys, deviceState, registries.Current, offers, _loggers.CreateLogger<RelaySession>(), announce: text =>
                 {
                     _out.WriteLine(text);
                     _out.Flush();
-                }, contribution, jobs, network);
+                }, contribution, jobs, network)
+                {
+                    ModelsChanged = modelSync is null ? null : modelSync.Request,
+                };
+                current = session;
+                if (modelSync?.ChangePending == true)
+                {
+                    session.Reannounce(); // a fetch ended between the check above and now: this stream re-announces at once
+                }
                 SessionEnd end;
                 try
                 {
@@ -324,7 +357,7 @@ public sealed partial class AgentCommands
                     failuresThisRound++;
                 }
 
-                var wait = relayCount > 1 && failuresThisRound < relayCount ? TimeSpan.Zero : backoff;
+                var wait = (relayCount > 1 && failuresThisRound < relayCount) || end.Detail == RelaySession.ReannounceDetail ? TimeSpan.Zero : backoff;
                 LogReconnecting(_logger, end.Cut?.ToString() ?? "disconnected", end.Detail, wait.TotalSeconds);
                 try
                 {
@@ -347,6 +380,11 @@ public sealed partial class AgentCommands
             foreach (var channel in channels.Values)
             {
                 channel.Dispose();
+            }
+
+            if (modelSync is not null)
+            {
+                await modelSync.StopAsync();
             }
         }
 

@@ -88,12 +88,14 @@ public sealed partial class AgentCommands
     }
 
     /// <summary>
-    /// The automatic fetch (<c>run</c> does it before it advertises anything; <c>models sync</c> does it alone): every
-    /// network manifest marked auto_install that this device lacks is fetched and verified. Never fatal: the agent serves
-    /// what it has when control is unreachable or a model is refused.
+    /// The automatic fetch (<c>run</c> does it before it advertises anything and again when a pushed NetworkUpdate says the
+    /// network's manifests changed; <c>models sync</c> does it alone): every network manifest marked auto_install that this
+    /// device lacks is fetched and verified. Never fatal: the agent serves what it has when control is unreachable or a model
+    /// is refused. True when a model was installed.
     /// </summary>
-    private async Task SyncNetworkModelsAsync(AgentEnrollment enrollment, AgentKeys keys, WorkloadSettings settings, IReadOnlyList<string> origins, string root, CancellationToken cancellationToken)
+    private async Task<bool> SyncNetworkModelsAsync(AgentEnrollment enrollment, AgentKeys keys, WorkloadSettings settings, IReadOnlyList<string> origins, string root, CancellationToken cancellationToken)
     {
+        var fetched = false;
         var installed = LocalModelSet.Discover(settings.EmbeddingsModelDir, settings.ModelRoots, settings.DefaultModel, (_, _) => { });
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(30) };
         try
@@ -104,6 +106,8 @@ public sealed partial class AgentCommands
                 {
                     case "fetched":
                         await _out.WriteLineAsync($"MESHAI_MODEL_FETCHED name={outcome.Name} version={outcome.Version} dir={outcome.Detail} (auto_install)");
+                        await _out.FlushAsync(cancellationToken);
+                        fetched = true;
                         break;
                     case "refused":
                         await _err.WriteLineAsync($"MESHAI_MODEL_REFUSED name={outcome.Name}: {outcome.Detail} (nothing was installed)");
@@ -115,6 +119,8 @@ public sealed partial class AgentCommands
         {
             LogModelSyncSkipped(_logger, RpcErrors.Describe(ex));
         }
+
+        return fetched;
     }
 
     /// <summary>models sync: the automatic fetch of <c>run</c>, on its own.</summary>

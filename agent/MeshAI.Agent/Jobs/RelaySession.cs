@@ -69,6 +69,35 @@ public sealed partial class RelaySession
         _announce = announce;
     }
 
+    /// <summary>
+    /// Called when an applied update says the network's model manifests changed (<c>NetworkUpdate.models_changed_unix_ms</c>);
+    /// the agent fetches what it lacks off this stream's read loop and, when its models changed, calls <see cref="Reannounce"/>.
+    /// </summary>
+    public Action? ModelsChanged { get; init; }
+
+    /// <summary>
+    /// Ends the stream so the agent reconnects at once with a fresh AgentHello (new capabilities, e.g. a model installed
+    /// mid-session); running jobs and unacknowledged results carry over to the next stream like on any reconnect.
+    /// </summary>
+    public void Reannounce()
+    {
+        _reannounce = true;
+        try
+        {
+            _sessionCts?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The stream already ended; the agent rebuilds what it advertises before the next one.
+        }
+    }
+
+    /// <summary>SessionEnd.Detail of a stream ended by <see cref="Reannounce"/> (the agent reconnects without waiting).</summary>
+    public const string ReannounceDetail = "this device's models changed: re-announcing them on a fresh stream";
+
+    private volatile bool _reannounce;
+    private CancellationTokenSource? _sessionCts;
+
     /// <summary>The relay id learned from Welcome (signed into the next challenge answer).</summary>
     public string? LearnedRelayId { get; private set; }
 
@@ -123,6 +152,12 @@ public sealed partial class RelaySession
         Protocol = Math.Max(1, welcome.ProtocolVersion);
 
         using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _sessionCts = sessionCts;
+        if (_reannounce)
+        {
+            await sessionCts.CancelAsync();
+        }
+
         var writer = WriteLoopAsync(call.RequestStream, sessionCts.Token);
         // What the previous stream could not deliver goes first, in order; then this stream carries the jobs' frames.
         foreach (var unacked in _jobs.Unacked())
@@ -138,7 +173,7 @@ public sealed partial class RelaySession
         var watch = ContributionWatchAsync(sessionCts.Token);
         try
         {
-            while (await responses.MoveNext(cancellationToken))
+            while (await responses.MoveNext(sessionCts.Token))
             {
                 var frame = responses.Current;
                 switch (frame.FrameCase)
@@ -185,8 +220,13 @@ public sealed partial class RelaySession
 
             return new SessionEnd(true, null, "relay ended the stream");
         }
+        catch (Exception ex) when (_reannounce && !cancellationToken.IsCancellationRequested && ex is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
+        {
+            return new SessionEnd(true, null, ReannounceDetail);
+        }
         finally
         {
+            _sessionCts = null;
             _jobs.Detach(_send);
             if (_ownsJobs)
             {
@@ -238,6 +278,7 @@ public sealed partial class RelaySession
     /// </summary>
     private async Task<SessionEnd?> OnNetworkUpdateAsync(NetworkUpdate update, CancellationToken cancellationToken)
     {
+        var heldBefore = _network.Serial;
         var outcome = _network.Apply(update);
         if (outcome == NetworkUpdateOutcome.SelfRevoked)
         {
@@ -251,6 +292,12 @@ public sealed partial class RelaySession
             if (_network.HeartbeatIntervalMs > 0 && _heartbeatTimer is { } timer)
             {
                 timer.Period = TimeSpan.FromMilliseconds(Math.Max(100, _network.HeartbeatIntervalMs));
+            }
+
+            // A whole state sent to an agent that held nothing is its first catch-up: it fetched at start, just before.
+            if (update.ModelsChangedUnixMs > 0 && !(update.FullState && heldBefore == 0))
+            {
+                ModelsChanged?.Invoke();
             }
         }
 

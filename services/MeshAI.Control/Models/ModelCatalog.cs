@@ -18,13 +18,15 @@ namespace MeshAI.Control.Models;
 /// <summary>
 /// Model manifests per network: admins publish (validated, then signed here with the network's control key), members
 /// and the network's own devices read. Devices verify the signature against the control keys from their enrollment,
-/// so the store and the transport need not be trusted for integrity.
+/// so the store and the transport need not be trusted for integrity. Every publish is pushed to the network's connected
+/// agents as a NetworkUpdate (<see cref="NetworkUpdates.PublishModelsChangedAsync"/>).
 /// </summary>
 public sealed partial class ModelCatalog(
     ModelRepository models,
     NetworkAccess access,
     NetworkKeyVault keys,
     IDeviceAuthority devices,
+    NetworkUpdates updates,
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock)
 {
@@ -40,7 +42,8 @@ public sealed partial class ModelCatalog(
         Validate(proposed);
 
         var details = proposed.Clone();
-        details.PublishTime = Timestamp.FromDateTimeOffset(clock.GetUtcNow());
+        var now = clock.GetUtcNow(); // one instant: the signed publish_time and the row's (pushed as models_changed_unix_ms)
+        details.PublishTime = Timestamp.FromDateTimeOffset(now);
         foreach (var file in details.Files)
         {
             file.Sha256 = file.Sha256.ToLowerInvariant();
@@ -55,7 +58,7 @@ public sealed partial class ModelCatalog(
             Name = details.Name,
             Version = details.Version,
             Manifest = manifest.ToByteArray(),
-            PublishTimeMs = clock.GetUtcNow().ToUnixTimeMilliseconds(),
+            PublishTimeMs = now.ToUnixTimeMilliseconds(),
             PublishedBy = caller.UserId,
         };
         if (!await models.InsertAsync(row, ct))
@@ -63,6 +66,8 @@ public sealed partial class ModelCatalog(
             throw RpcErrors.AlreadyExists("model manifest", $"{details.Name} version {details.Version}");
         }
 
+        // Connected agents learn of it now (NetworkUpdate.models_changed_unix_ms) rather than at their next start.
+        await updates.PublishModelsChangedAsync(details.NetworkId, row.PublishTimeMs, ct);
         return manifest;
     }
 

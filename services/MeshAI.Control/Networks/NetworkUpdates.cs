@@ -24,6 +24,7 @@ public sealed partial class NetworkUpdates(
     NetworkUpdateRepository store,
     NetworkKeyVault keys,
     SecurityRepository security,
+    ModelRepository models,
     IMeshBus bus,
     BusNames names,
     ControlInstance instance,
@@ -59,6 +60,16 @@ public sealed partial class NetworkUpdates(
         }
 
         var update = await database.InTransactionAsync((c, tx) => RecordAsync(c, tx, networkId, new NetworkUpdate { RevokedDeviceIds = { deviceIds } }, null, ct), ct);
+        Push(networkId, update);
+    }
+
+    /// <summary>
+    /// Records that the network's model manifests changed (a manifest published at <paramref name="publishTimeMs"/>) as the
+    /// next delta and pushes it: running agents fetch the auto_install models they lack and re-announce (docs/models.md).
+    /// </summary>
+    public async Task PublishModelsChangedAsync(string networkId, long publishTimeMs, CancellationToken ct)
+    {
+        var update = await database.InTransactionAsync((c, tx) => RecordAsync(c, tx, networkId, new NetworkUpdate { ModelsChangedUnixMs = Math.Max(1, publishTimeMs) }, null, ct), ct);
         Push(networkId, update);
     }
 
@@ -159,6 +170,7 @@ public sealed partial class NetworkUpdates(
             NetworkKeys = { NetworkKeyVault.PublicKeys(set.Rows) },
             RevokedDeviceIds = { await store.ListRevokedAsync(networkId, MaxRevokedInFullState, cancellationToken) },
             RelayUrls = { options.Value.RelayUrlList },
+            ModelsChangedUnixMs = (await models.ListLatestAsync(networkId, cancellationToken)).Select(r => r.PublishTimeMs).DefaultIfEmpty(0).Max(),
         };
     }
 
@@ -184,7 +196,7 @@ public sealed partial class NetworkUpdates(
         LogAcknowledged(device.DeviceId, serial);
     }
 
-    /// <summary>Missed deltas as one update: the newest key set and relay addresses, every revocation, the newest serial.</summary>
+    /// <summary>Missed deltas as one update: the newest key set and relay addresses, every revocation, the newest model change, the newest serial.</summary>
     public static NetworkUpdate Merge(IEnumerable<NetworkUpdate> deltas)
     {
         ArgumentNullException.ThrowIfNull(deltas);
@@ -209,6 +221,7 @@ public sealed partial class NetworkUpdates(
                 merged.HeartbeatIntervalMs = delta.HeartbeatIntervalMs;
             }
 
+            merged.ModelsChangedUnixMs = Math.Max(merged.ModelsChangedUnixMs, delta.ModelsChangedUnixMs);
             merged.RevokedDeviceIds.Add(delta.RevokedDeviceIds.Where(id => !merged.RevokedDeviceIds.Contains(id)));
         }
 

@@ -229,6 +229,35 @@ public sealed class MembersAuditAndKeysTests(string store)
         Assert.That(await updates.AcknowledgedAsync(online.DeviceId, CancellationToken.None), Is.EqualTo(2));
     }
 
+    [Test]
+    public async Task A_published_model_manifest_is_pushed_to_online_agents_and_named_in_a_whole_state_catch_up()
+    {
+        var networkId = await NewNetworkAsync();
+        var (online, onlineKeys) = await _host.JoinAsync(_admin, networkId, "models-online");
+        var state = new MeshAI.Agent.State.AgentNetworkState(online);
+        var run = await _host.GoOnlineAsync(online, onlineKeys, network: state);
+        var models = new MeshAI.Contracts.Model.V1.ModelService.ModelServiceClient(_host.Channel(_admin));
+        var published = (await models.PublishModelManifestAsync(new MeshAI.Contracts.Model.V1.PublishModelManifestRequest
+        {
+            Details = new MeshAI.Contracts.Model.V1.ModelManifestDetails
+            {
+                NetworkId = networkId, Name = "pushed", Version = "1", WorkloadClass = WorkloadClass.Embeddings, AutoInstall = true,
+                Files = { new MeshAI.Contracts.Model.V1.ModelFile { Path = "model.onnx", Sha256 = new string('a', 64), SizeBytes = 1, Source = "https://models.example.com/model.onnx" } },
+            },
+        })).Manifest;
+        var publishMs = MeshAI.Contracts.Model.V1.ModelManifestDetails.Parser.ParseFrom(published.Details).PublishTime.ToDateTimeOffset().ToUnixTimeMilliseconds();
+
+        await WaitUntilAsync(() => Task.FromResult(state.Serial == 1), "the publish's update reached the online agent");
+        Assert.That(run.IsCompleted, Is.False, "pushed down the open stream");
+        var updates = _host.Services.GetRequiredService<NetworkUpdates>();
+        var delta = await updates.CatchUpAsync(networkId, 0, CancellationToken.None);
+        Assert.That(delta, Is.Not.Null);
+        Assert.That(delta!.FullState, Is.True);
+        Assert.That(delta.ModelsChangedUnixMs, Is.EqualTo(publishMs), "the whole state names the newest manifest publish");
+        var none = await updates.CatchUpAsync(networkId, 1, CancellationToken.None);
+        Assert.That(none, Is.Null, "nothing missed");
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);

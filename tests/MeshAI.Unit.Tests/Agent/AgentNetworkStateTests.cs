@@ -82,7 +82,7 @@ public sealed class AgentNetworkStateTests
     {
         var merged = NetworkUpdates.Merge([
             new NetworkUpdate { Serial = 3, NetworkKeys = { Key("k1", NetworkKeyPurpose.ControlSigning) }, RevokedDeviceIds = { "dev_a" } },
-            new NetworkUpdate { Serial = 4, RevokedDeviceIds = { "dev_b", "dev_a" } },
+            new NetworkUpdate { Serial = 4, RevokedDeviceIds = { "dev_b", "dev_a" }, ModelsChangedUnixMs = 1_700_000_000_500 },
             new NetworkUpdate { Serial = 5, NetworkKeys = { Key("k2", NetworkKeyPurpose.ControlSigning) }, RelayUrls = { "https://r2" } },
         ]);
         Assert.Multiple(() =>
@@ -92,6 +92,7 @@ public sealed class AgentNetworkStateTests
             Assert.That(merged.RevokedDeviceIds, Is.EqualTo(DevAB));
             Assert.That(merged.RelayUrls, Is.EqualTo(R2));
             Assert.That(merged.FullState, Is.False);
+            Assert.That(merged.ModelsChangedUnixMs, Is.EqualTo(1_700_000_000_500), "a model change in any missed delta survives the merge");
         });
     }
 }

@@ -264,6 +264,18 @@ function assertJsonLeaves(path: string, actual: JsonValue | undefined, wanted: J
   assert.deepStrictEqual(actual, wanted, path);
 }
 
+test("relay_connect_response_network_update.bin: the pushed update's int64 fields survive beyond 2^53", () => {
+  const v = vector("relay_connect_response_network_update");
+  const d = fromBinary(ConnectResponseSchema, readVector(v.file));
+  assert.ok(d.frame.case === "networkUpdate");
+  const u = d.frame.value;
+  const m = v.message.networkUpdate as J;
+  eq("networkUpdate.serial", u.serial, i64(m.serial, "networkUpdate.serial"));
+  eq("networkUpdate.modelsChangedUnixMs", u.modelsChangedUnixMs, i64(m.modelsChangedUnixMs, "networkUpdate.modelsChangedUnixMs"));
+  assert.ok(u.modelsChangedUnixMs > BigInt(Number.MAX_SAFE_INTEGER));
+  eq("networkUpdate.fullState", u.fullState, true);
+});
+
 test("decoded vectors equal expected.json in canonical proto3 JSON, leaf by leaf", () => {
   for (const [name, v] of Object.entries(expected.vectors)) {
     const schema = schemaOf(v.type);
@@ -339,7 +351,12 @@ test("the TypeScript encoder reproduces the C#-encoded bytes exactly", () => {
 
 test("each vector file's SHA-256 matches expected.json", () => {
   const names = Object.keys(expected.vectors).sort();
-  assert.deepStrictEqual(names, ["job_envelope", "relay_connect_request_job_result", "relay_connect_response_job_offer"]);
+  assert.deepStrictEqual(names, [
+    "job_envelope",
+    "relay_connect_request_job_result",
+    "relay_connect_response_job_offer",
+    "relay_connect_response_network_update",
+  ]);
   for (const [name, v] of Object.entries(expected.vectors)) {
     eq(`${name}: sha256(${v.file})`, sha256Hex(readVector(v.file)), v.sha256);
   }

@@ -17,27 +17,8 @@ public sealed record Membership(NetworkRow Network, NetworkSettings Settings, Ro
 /// <summary>Network-scoped authorisation: non-members get NOT_FOUND, so a network's existence is never revealed.</summary>
 public sealed class NetworkAccess(NetworkRepository networks)
 {
-    // Per call, not across calls: a Caller is built once per call (SessionAuthenticator keeps it in the call's UserState), so
-    // the membership the authorisation interceptor read is reused by the service behind it (2 store reads and a settings
-    // parse fewer per network-scoped call, #11). Keyed by the Caller object's identity; it goes with the call. A revoke or
-    // role change is seen by the next call exactly as before.
-    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Caller, Tuple<string, Membership>> _thisCall = new();
-
     /// <summary>The caller's active membership, or NOT_FOUND.</summary>
     public async Task<Membership> RequireMemberAsync(Caller caller, string? networkId, CancellationToken ct)
-    {
-        ArgumentNullException.ThrowIfNull(caller);
-        if (networkId is not null && _thisCall.TryGetValue(caller, out var known) && string.Equals(known.Item1, networkId, StringComparison.Ordinal))
-        {
-            return known.Item2;
-        }
-
-        var membership = await ReadMembershipAsync(caller, networkId, ct);
-        _thisCall.AddOrUpdate(caller, Tuple.Create(networkId!, membership));
-        return membership;
-    }
-
-    private async Task<Membership> ReadMembershipAsync(Caller caller, string? networkId, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(networkId))
         {

@@ -182,9 +182,9 @@ public sealed class JobRunner(
         var claimed = (await jobs.ClaimExpiredAsync(InstanceId, now, NewLeaseExpiryMs(), _options.ClaimBatch, all, JobViews.TerminalStates, ct)).ToList();
         await ResumeEachAsync(claimed, ResumeAsync, ct);
 
-        // Finished jobs whose spot-check re-run died with its owner: their mint is held until a verdict (docs/job-plane.md).
-        var held = (await jobs.ClaimHeldSpotChecksAsync(InstanceId, now, NewLeaseExpiryMs(), _options.ClaimBatch, all, JobViews.TerminalStates, ct)).ToList();
-        await ResumeEachAsync(held, ResumeSpotCheckAsync, ct);
+        // Finished jobs whose spot-check re-run or canary died with its owner: their mint is held until a verdict (docs/job-plane.md).
+        var held = (await jobs.ClaimHeldMintsAsync(InstanceId, now, NewLeaseExpiryMs(), _options.ClaimBatch, all, JobViews.TerminalStates, ct)).ToList();
+        await ResumeEachAsync(held, ResumeHeldMintAsync, ct);
         return claimed.Count + held.Count;
     }
 
@@ -251,21 +251,22 @@ public sealed class JobRunner(
         execution.Post(new ResumeRequested(attempts, chunkResults));
     }
 
-    private async Task ResumeSpotCheckAsync(JobRow row, CancellationToken ct)
+    /// <summary>A claimed finished job whose mint is held: a lost canary ends inconclusive, a spot-check is checked again.</summary>
+    private async Task ResumeHeldMintAsync(JobRow row, CancellationToken ct)
     {
-        var network = await networks.GetNetworkAsync(row.NetworkId, ct);
         var metering = await services.Settler.InTransactionAsync((c, tx) => LedgerRepository.GetMeteringAsync(c, tx, row.NetworkId, row.JobId, "", ct), ct);
-        if (network is null || metering is null || row.Output is null)
-        {
-            return;
-        }
-
-        if (metering.MintWithheldReason == Ledger.Canary.PendingReason)
+        if (metering?.MintWithheldReason == Ledger.Canary.PendingReason)
         {
             // A canary runs only in its owner's memory: it died with it. Inconclusive, which releases the mint (docs/anti-abuse.md).
             var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
             var released = await services.Settler.InTransactionAsync((c, tx) => Ledger.LedgerWriter.ResolveHeldMintAsync(c, tx, row.NetworkId, row.JobId, "", Ledger.Canary.PendingReason, "", now, ct), ct);
             logger.LogInformation("Job {JobId}: its canary was lost with its control instance; inconclusive, released {MintMicro} µ", row.JobId, released);
+            return;
+        }
+
+        var network = await networks.GetNetworkAsync(row.NetworkId, ct);
+        if (network is null || metering is null || row.Output is null)
+        {
             return;
         }
 

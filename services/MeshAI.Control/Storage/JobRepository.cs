@@ -153,22 +153,22 @@ public sealed class JobRepository(Database database)
     /// <summary>Renews the lease of every unfinished job <paramref name="owner"/> holds; returns the ids it still holds (one statement per renewal round, not per job).</summary>
     public Task<IEnumerable<string>> RenewLeasesAsync(string owner, long leaseExpireMs, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
         database.RunAsync(c => c.QueryAsync<string>(Database.Command(
-            $"UPDATE jobs SET lease_expire_ms = @leaseExpireMs WHERE owner_instance = @owner AND (state NOT IN ({InList(terminalStates)}) OR {HeldSpotCheck}) RETURNING job_id",
+            $"UPDATE jobs SET lease_expire_ms = @leaseExpireMs WHERE owner_instance = @owner AND (state NOT IN ({InList(terminalStates)}) OR {HeldMint}) RETURNING job_id",
             new { owner, leaseExpireMs, pending = Ledger.SpotCheck.PendingReason, canaryPending = Ledger.Canary.PendingReason }, ct)), ct);
 
     /// <summary>
-    /// Claims up to <paramref name="limit"/> finished jobs whose mint is still held for a spot-check and whose lease expired
-    /// (every such job when <paramref name="ignoreLeases"/>): their owner died with the re-run in flight. The claimer re-runs
-    /// the check (docs/job-plane.md "Held mints outlive their owner").
+    /// Claims up to <paramref name="limit"/> finished jobs whose mint is still held for a spot-check or a canary and whose
+    /// lease expired (every such job when <paramref name="ignoreLeases"/>): their owner died with the check in flight. The
+    /// claimer re-runs a spot-check and ends a canary inconclusive (docs/job-plane.md "Held mints outlive their owner").
     /// </summary>
-    public Task<IEnumerable<JobRow>> ClaimHeldSpotChecksAsync(string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
-        ClaimWhereAsync($"state IN ({InList(terminalStates)}) AND {HeldSpotCheck}", "", owner, nowMs, leaseExpireMs, limit, ignoreLeases, ct);
+    public Task<IEnumerable<JobRow>> ClaimHeldMintsAsync(string owner, long nowMs, long leaseExpireMs, int limit, bool ignoreLeases, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
+        ClaimWhereAsync($"state IN ({InList(terminalStates)}) AND {HeldMint}", "", owner, nowMs, leaseExpireMs, limit, ignoreLeases, ct);
 
     /// <summary>
     /// A job whose (single) settlement's mint is held until its spot-check is compared or its canary answered
     /// (docs/anti-abuse.md): the owner renews its lease, and a claimer settles the mint when the owner died.
     /// </summary>
-    private const string HeldSpotCheck = "job_id IN (SELECT m.job_id FROM job_meterings m WHERE m.mint_withheld_reason IN (@pending, @canaryPending) AND m.chunk_id = '')";
+    private const string HeldMint = "job_id IN (SELECT m.job_id FROM job_meterings m WHERE m.mint_withheld_reason IN (@pending, @canaryPending) AND m.chunk_id = '')";
 
     /// <summary>
     /// Claims up to <paramref name="limit"/> unfinished jobs whose lease expired (or every unfinished job when

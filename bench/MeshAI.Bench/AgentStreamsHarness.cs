@@ -311,12 +311,7 @@ internal sealed class ProcessProbe(int pid)
     public int Pid => pid;
 
     /// <summary>User + system CPU milliseconds so far.</summary>
-    public double CpuMs()
-    {
-        var text = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
-        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 10.0; // USER_HZ 100
-    }
+    public double CpuMs() => CpuMeter.TicksToMs(CpuMeter.ReadStat(pid).Ticks);
 
     /// <summary>CPU used over <paramref name="window"/>, in cores (1.0 = one core busy the whole window).</summary>
     public async Task<double> CpuCoresOverAsync(TimeSpan window)

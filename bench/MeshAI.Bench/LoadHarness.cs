@@ -333,10 +333,7 @@ internal static class CpuMeter
 
             try
             {
-                var text = File.ReadAllText(Path.Combine(dir, "stat"));
-                var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
-                // fields[0] = state, [1] = ppid, [11] = utime, [12] = stime (clock ticks)
-                stats[pid] = (int.Parse(fields[1], CultureInfo.InvariantCulture), long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture));
+                stats[pid] = ReadStat(pid);
             }
             catch (IOException)
             {
@@ -356,7 +353,7 @@ internal static class CpuMeter
                 if (p == self)
                 {
                     var kind = Kind(pid, self);
-                    result[kind] = result.GetValueOrDefault(kind) + (t * 1000.0 / 100); // USER_HZ is 100 on Linux
+                    result[kind] = result.GetValueOrDefault(kind) + TicksToMs(t);
                     break;
                 }
             }
@@ -364,6 +361,18 @@ internal static class CpuMeter
 
         return result;
     }
+
+    /// <summary>A process's parent and its user + system CPU in clock ticks, from <c>/proc/PID/stat</c>.</summary>
+    public static (int Parent, long Ticks) ReadStat(int pid)
+    {
+        var text = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+        // fields[0] = state, [1] = ppid, [11] = utime, [12] = stime (clock ticks)
+        return (int.Parse(fields[1], CultureInfo.InvariantCulture), long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Clock ticks to milliseconds (USER_HZ is 100 on Linux).</summary>
+    public static double TicksToMs(long ticks) => ticks * 1000.0 / 100;
 
     private static string Kind(int pid, int self)
     {

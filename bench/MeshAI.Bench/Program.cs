@@ -6,7 +6,7 @@ using MeshAI.Bench;
 // dotnet run -c Release --project bench/MeshAI.Bench -- micro [BenchmarkDotNet args]
 // dotnet run -c Release --project bench/MeshAI.Bench -- chaos [jobs] [agents] [killEverySeconds] [sqlite|postgres] [report.json]
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
-// dotnet run -c Release --project bench/MeshAI.Bench -- dead-agent [trials]
+// dotnet run -c Release --project bench/MeshAI.Bench -- dead-agent [trials] [silentTrials] [graceSeconds]
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
 // dotnet run -c Release --project bench/MeshAI.Bench -- agent-streams [agents] [swarms] [windowSeconds] [connectInFlight]
 // dotnet run -c Release --project bench/MeshAI.Bench -- agent-swarm <credentials> <from> <count> <connectInFlight>   (started by agent-streams)
@@ -95,8 +95,11 @@ if (mode == "contributor")
 
 if (mode == "dead-agent")
 {
-    return await DeadAgentHarness.RunAsync(trials: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
+    return await DeadAgentHarness.RunAsync(
+        trials: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3,
+        silentTrials: args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 1,
+        graceSeconds: args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 20);
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | contributor [rounds] | dead-agent [trials] | agent-streams [agents] [swarms] [windowSeconds] [connectInFlight] | payload [calls] [sizes]");
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | contributor [rounds] | dead-agent [trials] [silentTrials] [graceSeconds] | agent-streams [agents] [swarms] [windowSeconds] [connectInFlight] | payload [calls] [sizes]");
 return 2;

@@ -80,6 +80,12 @@ public sealed class JobPlaneOptions
     public int ReconnectGraceMs { get; set; } = 3_000;
 
     /// <summary>
+    /// A single job whose device's stream ends is re-offered to another eligible device at once (its first attempt may still
+    /// deliver: first result wins) instead of waiting <see cref="ReconnectGraceMs"/>; off: always wait (docs/job-plane.md).
+    /// </summary>
+    public bool HedgeOnDisconnect { get; set; } = true;
+
+    /// <summary>
     /// For a resumed job (restart, claimed lease) whose device is not connected yet: how long to wait for it — every agent
     /// reconnects after a restart, with backoff — before retrying elsewhere.
     /// </summary>

@@ -39,7 +39,7 @@ public sealed class JobSettler(Database database)
                 return false;
             }
 
-            await JobRepository.EndAttemptAsync(c, tx, final.JobId, attempt, (int)AttemptCause.Succeeded, "", nowMs, ct);
+            await JobRepository.EndWinningAttemptAsync(c, tx, final.JobId, attempt, nowMs, ct);
             foreach (var segment in earlierSegments)
             {
                 await LedgerWriter.AppendCompletedAsync(c, tx, segment, final.StartTimeMs ?? nowMs, ct);

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Dapper;
+using MeshAI.Contracts.Job.V1;
 
 namespace MeshAI.Control.Storage;
 
@@ -102,6 +103,15 @@ public sealed class JobRepository(Database database)
         await c.ExecuteAsync(Database.Command(
             "UPDATE job_attempts SET cause = @cause, detail = @detail, end_time_ms = @nowMs WHERE job_id = @jobId AND attempt = @attempt AND end_time_ms IS NULL",
             new { jobId, attempt, cause, detail, nowMs }, ct, tx)) > 0;
+
+    /// <summary>
+    /// Ends the attempt whose result settled the job SUCCEEDED: an open one, or one ended DISCONNECT by a hedge (its device
+    /// dropped, the job was re-offered at once, and the first device's result still arrived first; docs/job-plane.md).
+    /// </summary>
+    public static async Task<bool> EndWinningAttemptAsync(DbConnection c, DbTransaction? tx, string jobId, int attempt, long nowMs, CancellationToken ct) =>
+        await c.ExecuteAsync(Database.Command(
+            "UPDATE job_attempts SET cause = @succeeded, detail = '', end_time_ms = @nowMs WHERE job_id = @jobId AND attempt = @attempt AND (end_time_ms IS NULL OR cause = @disconnect)",
+            new { jobId, attempt, succeeded = (int)AttemptCause.Succeeded, disconnect = (int)AttemptCause.Disconnect, nowMs }, ct, tx)) > 0;
 
     /// <summary>Ends an open attempt outside any transaction.</summary>
     public Task<bool> EndAttemptAsync(string jobId, int attempt, int cause, string detail, long nowMs, CancellationToken ct) =>

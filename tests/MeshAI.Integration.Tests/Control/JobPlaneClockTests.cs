@@ -157,6 +157,128 @@ public sealed class JobPlaneClockTests
         Assert.That(verifier.Check(OffersFor(single.JobId).Single().Offer).Accepted, Is.True, "single jobs follow the same key rule");
     }
 
+    [Test]
+    public async Task A_dropped_stream_is_re_offered_to_another_device_at_once_without_waiting_the_reconnect_grace()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(2);
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+        await AcceptAsync(devices, job.JobId, 1);
+        var dropped = OffersFor(job.JobId).Single().DeviceId;
+
+        await DropAsync(devices, dropped);
+        // The fake clock does not move: neither the 3 s reconnect grace nor the 250 ms backoff can have passed.
+        var hedged = await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2);
+        Assert.Multiple(() =>
+        {
+            Assert.That(hedged.Attempts[0].Cause, Is.EqualTo(AttemptCause.Disconnect));
+            Assert.That(hedged.Attempts[0].Detail, Does.Contain("re-offered at once"));
+            Assert.That(hedged.Attempts[1].EndTime, Is.Null, "attempt 2 is open");
+            Assert.That(OffersFor(job.JobId).Select(o => o.DeviceId), Is.EqualTo(new[] { dropped, devices.Keys.Single(d => d != dropped) }));
+        });
+    }
+
+    [Test]
+    public async Task A_late_result_of_the_dropped_attempt_completes_the_job_and_cancels_the_hedge_unbilled()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(2);
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+        await AcceptAsync(devices, job.JobId, 1);
+        var dropped = OffersFor(job.JobId).Single().DeviceId;
+        var other = devices.Keys.Single(d => d != dropped);
+        await DropAsync(devices, dropped);
+        await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2);
+        await AcceptAsync(devices, job.JobId, 2);
+
+        // It was only a blip: the first device comes back and delivers the result it held, before attempt 2 finished.
+        await Sink.OnConnectedAsync(Identity(devices, dropped), [new HeldAttempt { JobId = job.JobId, Attempt = 1 }], CancellationToken.None);
+        await Sink.OnResultAsync(Identity(devices, dropped), EchoResult(job.JobId, 1), 100, CancellationToken.None);
+        var done = await WaitForAsync(network, job.JobId, j => j.State == JobState.Completed);
+        // Attempt 2's result arrives after the job ended: ignored.
+        await Sink.OnResultAsync(Identity(devices, other), EchoResult(job.JobId, 2), 100, CancellationToken.None);
+
+        var events = await LedgerEventsAsync(network, job.JobId);
+        Assert.Multiple(() =>
+        {
+            Assert.That(done.DeviceId, Is.EqualTo(dropped), "the first result settles");
+            Assert.That(done.Attempts.Select(a => a.Cause), Is.EqualTo(new[] { AttemptCause.Succeeded, AttemptCause.Cancelled }));
+            Assert.That(_server.Dispatcher.Cancels.Where(c => c.Cancel.JobId == job.JobId).Select(c => (c.DeviceId, c.Cancel.Attempt, c.Cancel.Reason)),
+                Is.EqualTo(new[] { (other, 2, "completed by another attempt") }), "the hedge is stopped on its device");
+            Assert.That(events.Count(e => e.EventType == LedgerEventType.CreditsBurned), Is.EqualTo(1), "billed once");
+            Assert.That(events.Where(e => e.EventType == LedgerEventType.CreditsMinted).Select(e => e.DeviceId).Distinct(), Is.EqualTo(new[] { dropped }),
+                "only the device whose result settled earns; the cancelled hedge has no execution record");
+        });
+    }
+
+    [Test]
+    public async Task A_result_of_the_dropped_attempt_after_the_hedge_completed_is_ignored_and_billed_once()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(2);
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+        await AcceptAsync(devices, job.JobId, 1);
+        var dropped = OffersFor(job.JobId).Single().DeviceId;
+        var other = devices.Keys.Single(d => d != dropped);
+        await DropAsync(devices, dropped);
+        await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2);
+        await AcceptAsync(devices, job.JobId, 2);
+        await Sink.OnResultAsync(Identity(devices, other), EchoResult(job.JobId, 2), 100, CancellationToken.None);
+        var done = await WaitForAsync(network, job.JobId, j => j.State == JobState.Completed);
+
+        // The first device comes back late with its result: the job has ended, so it changes nothing.
+        await Sink.OnConnectedAsync(Identity(devices, dropped), [new HeldAttempt { JobId = job.JobId, Attempt = 1 }], CancellationToken.None);
+        await Sink.OnResultAsync(Identity(devices, dropped), EchoResult(job.JobId, 1), 100, CancellationToken.None);
+        await Settle();
+
+        var after = await GetAsync(network, job.JobId);
+        var events = await LedgerEventsAsync(network, job.JobId);
+        Assert.Multiple(() =>
+        {
+            Assert.That(after.DeviceId, Is.EqualTo(other));
+            Assert.That(after.Attempts.Select(a => a.Cause), Is.EqualTo(new[] { AttemptCause.Disconnect, AttemptCause.Succeeded }));
+            Assert.That(after.CostMicro, Is.EqualTo(done.CostMicro));
+            Assert.That(events.Count(e => e.EventType == LedgerEventType.CreditsBurned), Is.EqualTo(1), "billed once");
+            Assert.That(events.Where(e => e.EventType == LedgerEventType.CreditsMinted).Select(e => e.DeviceId).Distinct(), Is.EqualTo(new[] { other }));
+        });
+    }
+
+    [Test]
+    public async Task A_dropped_stream_with_nobody_else_to_take_the_job_keeps_the_reconnect_grace()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(1);
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+        await AcceptAsync(devices, job.JobId, 1);
+        var only = devices.Keys.Single();
+        await DropAsync(devices, only);
+        _clock.Advance(TimeSpan.FromMilliseconds(2_999));
+        await Settle();
+        Assert.That((await GetAsync(network, job.JobId)).Attempts.Single().EndTime, Is.Null, "waits the 3 s grace: a blip must not fail the job");
+
+        // Its device comes back with the attempt inside the grace and delivers: completed on the first attempt.
+        Refresh(devices);
+        await Sink.OnConnectedAsync(Identity(devices, only), [new HeldAttempt { JobId = job.JobId, Attempt = 1 }], CancellationToken.None);
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        await Sink.OnResultAsync(Identity(devices, only), EchoResult(job.JobId, 1), 100, CancellationToken.None);
+        var done = await WaitForAsync(network, job.JobId, j => j.State == JobState.Completed);
+        Assert.That(done.Attempts.Select(a => a.Cause), Is.EqualTo(new[] { AttemptCause.Succeeded }));
+    }
+
+    /// <summary>What the relay does when a device's stream ends: its presence goes, control hears the disconnect.</summary>
+    private async Task DropAsync(IReadOnlyDictionary<string, TestDevice> devices, string deviceId)
+    {
+        _server.Services.GetRequiredService<IPresenceDirectory>().Remove(deviceId);
+        await Sink.OnDisconnectedAsync(Identity(devices, deviceId), CancellationToken.None);
+    }
+
+    private static JobResult EchoResult(string jobId, int attempt) => new()
+    {
+        JobId = jobId,
+        Attempt = attempt,
+        Output = new WorkloadOutput { Echo = new EchoOutput { Data = ByteString.CopyFromUtf8("tick") } }.ToByteString(),
+        Metering = new Metering { RuntimeMs = 1_000, Tier = Tier._2 },
+    };
+
+    private async Task<IReadOnlyList<LedgerEvent>> LedgerEventsAsync(string networkId, string jobId) =>
+        (await new LedgerService.LedgerServiceClient(_server.Channel(_token)).ListLedgerEventsAsync(new ListLedgerEventsRequest { NetworkId = networkId, JobId = jobId })).Events;
+
     /// <summary>
     /// An echo capped at 1.5 s of runtime (150 000 µ at tier 2's 6 credits/min) on one device, accepted, running, and the
     /// fake clock 1 s into its attempt.

@@ -6,7 +6,8 @@ namespace MeshAI.Control.Jobs.Execution;
 /// <summary>
 /// What single, chunked and spot-check jobs share: an attempt that times out, goes unanswered, cannot be delivered or
 /// loses its device ends with a cause and is handed to the strategy's <see cref="AttemptLostAsync"/>; a device that drops
-/// gets <see cref="Options.ReconnectGraceMs"/> to come back (on any relay) before its attempts count as lost.
+/// gets <see cref="Options.ReconnectGraceMs"/> to come back (on any relay) before its attempts count as lost, unless the
+/// strategy hedges (<see cref="HedgeAsync"/>: re-offers elsewhere at once).
 /// </summary>
 internal abstract class PlacementStrategy : IJobStrategy
 {
@@ -31,6 +32,10 @@ internal abstract class PlacementStrategy : IJobStrategy
                     if (job.S.Options.ReconnectGraceMs == 0)
                     {
                         await AttemptLostAsync(job, p, AttemptCause.Disconnect, "device disconnected", ct);
+                    }
+                    else if (await HedgeAsync(job, p, ct))
+                    {
+                        // re-offered at once elsewhere; a late result of this attempt still counts (first result wins)
                     }
                     else
                     {
@@ -103,6 +108,13 @@ internal abstract class PlacementStrategy : IJobStrategy
 
     /// <summary>The attempt is over without a result (already stopped on the device where that applies).</summary>
     protected abstract Task AttemptLostAsync(JobExecution job, Placement placement, AttemptCause cause, string detail, CancellationToken ct);
+
+    /// <summary>
+    /// The device of <paramref name="placement"/> dropped its stream: true when the strategy re-offered the job elsewhere at
+    /// once instead of waiting <see cref="Options.ReconnectGraceMs"/> (docs/job-plane.md, "A killed agent"). By default it
+    /// waits (chunks and spot-checks keep the grace).
+    /// </summary>
+    protected virtual Task<bool> HedgeAsync(JobExecution job, Placement placement, CancellationToken ct) => Task.FromResult(false);
 
     /// <summary>The device accepted the offer.</summary>
     protected abstract Task AcceptedAsync(JobExecution job, Placement placement, CancellationToken ct);

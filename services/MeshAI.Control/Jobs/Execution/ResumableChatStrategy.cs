@@ -98,6 +98,9 @@ internal sealed class ResumableChatStrategy : SingleJobStrategy
         return null;
     }
 
+    // A stream that could not resume elsewhere waits for its device instead (a hedge would end the job).
+    protected override bool CanHedge(JobExecution job, Placement placement) => _cannotResume is null && !_claimed.Contains(placement.Attempt);
+
     // Once a later attempt continued the stream, only the newest attempt's answer matches what the watchers saw.
     protected override bool AcceptsResult(JobExecution job, int attempt) => _delivered.Count == 0 || attempt == job.LastAttempt;
 

@@ -122,6 +122,47 @@ internal class SingleJobStrategy : PlacementStrategy
         job.Schedule(delay, new RetryDue(job.LastAttempt, ""));
     }
 
+    /// <summary>
+    /// Hedge instead of wait (docs/job-plane.md, "A killed agent"): when the job has an attempt left and the plan without the
+    /// devices already tried selects someone, the dropped attempt ends at once (DISCONNECT) and the job is offered there now.
+    /// The dropped device may still deliver: a result of any attempt placed on it is accepted while the job runs (the first
+    /// result settles, billed once; the other open attempt is cancelled unbilled), and one after the job ended is ignored.
+    /// Otherwise (no attempt left, nobody else eligible, <see cref="JobPlaneOptions.HedgeOnDisconnect"/> off) the grace stays,
+    /// so a blip never fails a job that waiting could have saved.
+    /// </summary>
+    protected override async Task<bool> HedgeAsync(JobExecution job, Placement placement, CancellationToken ct)
+    {
+        if (!job.S.Options.HedgeOnDisconnect || job.Finished || job.Placed.Count >= Math.Max(1, job.Retry.MaxAttempts) || !CanHedge(job, placement))
+        {
+            return false;
+        }
+
+        var decision = await job.S.Placer.PlanAsync(job, _tried, ct);
+        if (decision.Selected is null)
+        {
+            return false;
+        }
+
+        const string Detail = "device disconnected; re-offered at once";
+        if (!await job.EndAttemptAsync(placement, AttemptCause.Disconnect, Detail, ct))
+        {
+            return true; // already ended in the store (a result or a cancel raced this): nothing to re-offer
+        }
+
+        if (await AttemptEndedAsync(job, placement, ct) is { } cannotRetry)
+        {
+            await job.FinishUnsuccessfullyAsync(JobState.Failed, cannotRetry, AttemptCause.Cancelled, Detail, ct);
+            return true;
+        }
+
+        job.Log.LogInformation("Job {JobId} attempt {Attempt}: device {DeviceId} disconnected; re-offered at once", job.JobId, placement.Attempt, placement.DeviceId);
+        await PlaceAsync(job, decision, ct);
+        return true;
+    }
+
+    /// <summary>Whether a dropped attempt may be hedged (a resumable chat that could not resume keeps the grace).</summary>
+    protected virtual bool CanHedge(JobExecution job, Placement placement) => true;
+
     protected override async Task AcceptedAsync(JobExecution job, Placement placement, CancellationToken ct)
     {
         if (await job.S.Jobs.MarkRunningAsync(job.JobId, (int)JobState.Placed, (int)JobState.Running, job.NowMs, ct) > 0)

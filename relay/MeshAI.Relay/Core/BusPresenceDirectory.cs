@@ -20,6 +20,7 @@ public sealed class BusPresenceDirectory : IPresenceDirectory, IHostedService, I
     private readonly InMemoryPresenceDirectory _mirror;
     private readonly TimeProvider _clock;
     private readonly TimeSpan _grace;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _published = new(StringComparer.Ordinal);
     private IAsyncDisposable? _subscription;
 
     /// <summary>Creates the directory with the relay options' grace period.</summary>
@@ -33,19 +34,46 @@ public sealed class BusPresenceDirectory : IPresenceDirectory, IHostedService, I
         _mirror = new InMemoryPresenceDirectory(_grace);
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Records a heartbeat. The local mirror (what this instance's scheduler reads) is updated every time; the bus message and
+    /// the TTL key — what other instances see — only when the record is new or its relay, contribution flag, workloads or
+    /// models changed, and otherwise at most once per <see cref="PublishInterval"/> (a third of the grace; issue #11: one
+    /// serialized message and one key write per heartbeat were most of a heartbeat's cost). So another instance sees a device's
+    /// last-seen time and its volatile capabilities (RTT, battery, thermal) at most a third of the grace plus one heartbeat
+    /// interval late, well inside the grace, and a change that decides placement at once.
+    /// </summary>
     public void Upsert(PresenceRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
+        var before = _mirror.Get(record.DeviceId);
         _mirror.Upsert(record);
+        var nowMs = record.LastSeen.ToUnixTimeMilliseconds();
+        if (before is not null && SameAnnouncement(before, record) &&
+            _published.TryGetValue(record.DeviceId, out var publishedMs) && nowMs - publishedMs < (long)PublishInterval.TotalMilliseconds)
+        {
+            return;
+        }
+
+        _published[record.DeviceId] = nowMs;
         var update = ToUpdate(record).ToByteArray();
         _bus.Post(_names.Presence, update);
         _bus.SetWithTtl(_names.PresenceKey(record.DeviceId), update, _grace);
     }
 
+    /// <summary>How often an unchanged device's presence is re-published to the other instances (a third of the grace).</summary>
+    public TimeSpan PublishInterval => _grace / 3;
+
+    private static bool SameAnnouncement(PresenceRecord a, PresenceRecord b) =>
+        a.ContributionEnabled == b.ContributionEnabled &&
+        string.Equals(a.RelayId, b.RelayId, StringComparison.Ordinal) &&
+        string.Equals(a.NetworkId, b.NetworkId, StringComparison.Ordinal) &&
+        a.Capabilities.Workloads.Equals(b.Capabilities.Workloads) &&
+        a.Capabilities.Models.Equals(b.Capabilities.Models);
+
     /// <inheritdoc />
     public void Remove(string deviceId)
     {
+        _published.TryRemove(deviceId, out _);
         // Only the relay that held the stream forgets it: the device may already be on another relay.
         var relayId = _mirror.GetOnline(deviceId, _clock.GetUtcNow())?.RelayId ?? "";
         _mirror.Remove(deviceId);

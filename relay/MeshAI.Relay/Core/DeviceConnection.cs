@@ -19,10 +19,13 @@ public sealed class DeviceConnection
     private long _networkSerial;
     private long _updateSentMs = long.MinValue;
     private int _checking;
+    private long _revocationCheckedSerial;
+    private long _revocationCheckedMs;
 
     /// <summary>Creates a connection for an authenticated device speaking relay <paramref name="protocol"/>.</summary>
-    public DeviceConnection(DeviceIdentity identity, int maxOutboundQueue, int maxOpenJobs, int protocol = 1, long networkSerial = 0)
+    public DeviceConnection(DeviceIdentity identity, int maxOutboundQueue, int maxOpenJobs, int protocol = 1, long networkSerial = 0, long authenticatedMs = 0)
     {
+        _revocationCheckedMs = authenticatedMs;
         Identity = identity;
         Protocol = protocol;
         _networkSerial = networkSerial;
@@ -80,6 +83,19 @@ public sealed class DeviceConnection
 
     /// <summary>When the relay last sent this device an update (ms since the epoch), so heartbeats do not re-send one on its way.</summary>
     public long UpdateSentMs => Interlocked.Read(ref _updateSentMs);
+
+    /// <summary>The network serial at this stream's last revocation read (0: none since it connected; authentication read it then).</summary>
+    public long RevocationCheckedSerial => Interlocked.Read(ref _revocationCheckedSerial);
+
+    /// <summary>When this stream's revocation was last read (ms since the epoch; authentication counts).</summary>
+    public long RevocationCheckedMs => Interlocked.Read(ref _revocationCheckedMs);
+
+    /// <summary>Records a revocation read made while the network's serial was <paramref name="serial"/>.</summary>
+    public void RevocationChecked(long serial, long nowMs)
+    {
+        Interlocked.Exchange(ref _revocationCheckedSerial, Math.Max(serial, RevocationCheckedSerial));
+        Interlocked.Exchange(ref _revocationCheckedMs, nowMs);
+    }
 
     /// <summary>Claims the stream's one slot for a heartbeat's store checks (revocation, network serial); false while one runs.</summary>
     public bool TryBeginChecks() => Interlocked.CompareExchange(ref _checking, 1, 0) == 0;

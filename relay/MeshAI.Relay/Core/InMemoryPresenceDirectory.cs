@@ -30,8 +30,11 @@ public sealed class InMemoryPresenceDirectory : IPresenceDirectory
     public void Upsert(PresenceRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
-        _records.AddOrUpdate(record.DeviceId, record, (_, existing) => existing.LastSeen > record.LastSeen ? existing : record);
+        _records.AddOrUpdate(record.DeviceId, static (_, r) => r, static (_, existing, r) => existing.LastSeen > r.LastSeen ? existing : r, record);
     }
+
+    /// <summary>The latest record of a device, fresh or not (null when none).</summary>
+    public PresenceRecord? Get(string deviceId) => _records.TryGetValue(deviceId, out var record) ? record : null;
 
     /// <inheritdoc />
     public void Remove(string deviceId) => _records.TryRemove(deviceId, out _);

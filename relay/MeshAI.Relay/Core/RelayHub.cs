@@ -28,7 +28,7 @@ public sealed partial class RelayHub : IJobDispatcher
     private readonly TimeProvider _time;
     private readonly ILogger<RelayHub> _logger;
     // The newest NetworkUpdate serial this relay knows per network, and when it last asked the store (heartbeat checks).
-    private readonly ConcurrentDictionary<string, (long Serial, long CheckedMs)> _networkSerials = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, NetworkSerial> _networkSerials = new(StringComparer.Ordinal);
 
     /// <summary>Creates the hub.</summary>
     public RelayHub(
@@ -113,11 +113,24 @@ public sealed partial class RelayHub : IJobDispatcher
     {
         ArgumentNullException.ThrowIfNull(update);
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        _networkSerials.AddOrUpdate(networkId, (update.Serial, now), (_, known) => (Math.Max(known.Serial, update.Serial), known.CheckedMs));
+        NetworkOf(networkId).Raise(update.Serial);
+        var revoked = update.RevokedDeviceIds.Count > 0 ? new HashSet<string>(update.RevokedDeviceIds, StringComparer.Ordinal) : null;
         var sent = 0;
         foreach (var connection in _connections.Values)
         {
-            if (string.Equals(connection.Identity.NetworkId, networkId, StringComparison.Ordinal) && connection.TrySendUpdate(update, now))
+            if (!string.Equals(connection.Identity.NetworkId, networkId, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            // A revocation carried by the update ends the device's stream here at once (control also sends a cut; either suffices).
+            if (revoked?.Contains(connection.Identity.DeviceId) == true)
+            {
+                RevokedCut(connection, "revoked (network update)");
+                continue;
+            }
+
+            if (connection.TrySendUpdate(update, now))
             {
                 sent++;
             }
@@ -136,7 +149,7 @@ public sealed partial class RelayHub : IJobDispatcher
         var (identity, hello) = await AuthenticateAsync(requests, responses, cancellationToken);
         var capabilities = hello.Capabilities ?? new Contracts.Device.V1.CapabilityReport();
         var protocol = Math.Clamp(hello.ProtocolVersion, 1, RelayOptions.ProtocolVersion);
-        var connection = new DeviceConnection(identity, _options.MaxOutboundQueue, _options.MaxOpenJobsPerDevice, protocol, hello.NetworkSerial);
+        var connection = new DeviceConnection(identity, _options.MaxOutboundQueue, _options.MaxOpenJobsPerDevice, protocol, hello.NetworkSerial, _time.GetUtcNow().ToUnixTimeMilliseconds());
         IReadOnlyCollection<HeldAttempt>? held = protocol >= 2 ? hello.HeldAttempts : null;
         foreach (var attempt in held ?? [])
         {
@@ -152,7 +165,7 @@ public sealed partial class RelayHub : IJobDispatcher
         previous?.Cut(CutReason.Replaced, "a newer stream for this device connected");
 
         LogConnected(identity.DeviceId, identity.NetworkId);
-        UpsertPresence(identity, capabilities, contributionEnabled: false);
+        UpsertPresence(identity, capabilities, contributionEnabled: false, _time.GetUtcNow());
         connection.TryEnqueue(new ConnectResponse
         {
             Welcome = new Welcome
@@ -535,37 +548,75 @@ public sealed partial class RelayHub : IJobDispatcher
     }
 
     /// <summary>
-    /// Presence and the acknowledgement at once (no store on the read path: a store outage must not stop heartbeats); the
-    /// store checks — revocation, a network update the device is missing — run in the stream's network lane, one at a time.
+    /// Presence and the acknowledgement at once (no store on the read path: a store outage must not stop heartbeats). The
+    /// store checks run in the stream's network lane, one at a time, and only when there is something to check (issue #11:
+    /// a read per heartbeat cost more than the heartbeat itself): the network's serial is asked at most once per heartbeat
+    /// interval per network (not per device); a stream re-reads its device's revocation when that serial moved since its last
+    /// check (every revocation records a network update) and at least every <see cref="RelayOptions.RevocationRecheckSeconds"/>;
+    /// a protocol-3 device behind the serial is caught up.
     /// </summary>
     private async Task OnHeartbeatAsync(DeviceConnection connection, Heartbeat heartbeat, Uplink uplink, CancellationToken cancellationToken)
     {
         var device = connection.Identity;
-        UpsertPresence(device, heartbeat.Capabilities ?? new Contracts.Device.V1.CapabilityReport(), heartbeat.ContributionEnabled);
+        var now = _time.GetUtcNow();
+        UpsertPresence(device, heartbeat.Capabilities ?? EmptyCapabilities, heartbeat.ContributionEnabled, now);
         connection.TryEnqueue(new ConnectResponse
         {
-            HeartbeatAck = new HeartbeatAck { Sequence = heartbeat.Sequence, ServerTime = Timestamp.FromDateTimeOffset(_time.GetUtcNow()) },
+            HeartbeatAck = new HeartbeatAck { Sequence = heartbeat.Sequence, ServerTime = Timestamp.FromDateTimeOffset(now) },
         });
-        if (connection.TryBeginChecks())
+        var network = NetworkOf(device.NetworkId);
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var poll = network.TryBeginPoll(nowMs, _options.HeartbeatIntervalMs);
+        if (!poll && !ChecksDue(connection, network, nowMs))
         {
-            await uplink.EnqueueAsync(Uplink.NetworkLane, terminal: false, () => HeartbeatChecksAsync(connection, cancellationToken), cancellationToken);
+            return;
         }
+
+        if (!connection.TryBeginChecks())
+        {
+            network.EndPoll(polled: false, nowMs);
+            return;
+        }
+
+        await uplink.EnqueueAsync(Uplink.NetworkLane, terminal: false, () => HeartbeatChecksAsync(connection, network, poll, cancellationToken), cancellationToken);
     }
 
-    private async Task HeartbeatChecksAsync(DeviceConnection connection, CancellationToken cancellationToken)
+    private static readonly Contracts.Device.V1.CapabilityReport EmptyCapabilities = new();
+
+    /// <summary>True when the stream has a store check to make: its revocation (the serial moved, or the recheck period passed) or a catch-up.</summary>
+    private bool ChecksDue(DeviceConnection connection, NetworkSerial network, long nowMs) =>
+        connection.RevocationCheckedSerial < network.Serial ||
+        nowMs - connection.RevocationCheckedMs >= _options.RevocationRecheckSeconds * 1000L ||
+        Behind(connection, network, nowMs);
+
+    private async Task HeartbeatChecksAsync(DeviceConnection connection, NetworkSerial network, bool poll, CancellationToken cancellationToken)
     {
         var device = connection.Identity;
+        var polled = false;
         try
         {
-            if (await _authority.IsRevokedAsync(device.DeviceId, device.CertificateSerial, cancellationToken))
+            if (poll)
             {
-                _presence.Remove(device.DeviceId);
-                LogCut(device.DeviceId, CutReason.Revoked, "revoked (seen on heartbeat)");
-                connection.Cut(CutReason.Revoked, "device revoked");
-                return;
+                network.Raise(await _updates.LatestSerialAsync(device.NetworkId, cancellationToken));
+                polled = true;
+                network.EndPoll(polled: true, _time.GetUtcNow().ToUnixTimeMilliseconds());
+                poll = false;
             }
 
-            if (connection.Protocol >= 3 && await BehindAsync(connection, cancellationToken))
+            var serial = network.Serial;
+            var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            if (connection.RevocationCheckedSerial < serial || nowMs - connection.RevocationCheckedMs >= _options.RevocationRecheckSeconds * 1000L)
+            {
+                if (await _authority.IsRevokedAsync(device.DeviceId, device.CertificateSerial, cancellationToken))
+                {
+                    RevokedCut(connection, "revoked (seen on heartbeat)");
+                    return;
+                }
+
+                connection.RevocationChecked(serial, nowMs);
+            }
+
+            if (connection.Protocol >= 3 && Behind(connection, network, nowMs))
             {
                 await CatchUpAsync(connection, connection.NetworkSerial, cancellationToken);
             }
@@ -577,23 +628,67 @@ public sealed partial class RelayHub : IJobDispatcher
         }
         finally
         {
+            if (poll && !polled)
+            {
+                network.EndPoll(polled: false, 0);
+            }
+
             connection.EndChecks();
         }
     }
 
-    /// <summary>True when the device holds an older serial than its network's and no update is on its way to it.</summary>
-    private async Task<bool> BehindAsync(DeviceConnection connection, CancellationToken cancellationToken)
+    private void RevokedCut(DeviceConnection connection, string detail)
     {
-        var networkId = connection.Identity.NetworkId;
-        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var known = _networkSerials.GetValueOrDefault(networkId, (0, long.MinValue));
-        if (now - known.CheckedMs >= _options.HeartbeatIntervalMs)
+        _presence.Remove(connection.Identity.DeviceId);
+        LogCut(connection.Identity.DeviceId, CutReason.Revoked, detail);
+        connection.Cut(CutReason.Revoked, "device revoked");
+    }
+
+    /// <summary>True when the device holds an older serial than its network's and no update is on its way to it.</summary>
+    private bool Behind(DeviceConnection connection, NetworkSerial network, long nowMs) =>
+        connection.Protocol >= 3 && connection.NetworkSerial < network.Serial && nowMs - connection.UpdateSentMs >= 2L * _options.HeartbeatIntervalMs;
+
+    private NetworkSerial NetworkOf(string networkId) =>
+        _networkSerials.TryGetValue(networkId, out var known) ? known : _networkSerials.GetOrAdd(networkId, static _ => new NetworkSerial());
+
+    /// <summary>What this relay knows of one network's NetworkUpdate serial, and the one poll of the store at a time.</summary>
+    private sealed class NetworkSerial
+    {
+        private long _serial;
+        private long _checkedMs; // 0: never asked (long.MinValue would overflow the subtraction)
+        private int _polling;
+
+        public long Serial => Interlocked.Read(ref _serial);
+
+        /// <summary>Raises the known serial (never lowers it).</summary>
+        public void Raise(long serial)
         {
-            var latest = await _updates.LatestSerialAsync(networkId, cancellationToken);
-            known = _networkSerials.AddOrUpdate(networkId, (latest, now), (_, k) => (Math.Max(k.Serial, latest), now));
+            var current = Interlocked.Read(ref _serial);
+            while (serial > current)
+            {
+                var seen = Interlocked.CompareExchange(ref _serial, serial, current);
+                if (seen == current)
+                {
+                    return;
+                }
+
+                current = seen;
+            }
         }
 
-        return connection.NetworkSerial < known.Serial && now - connection.UpdateSentMs >= 2L * _options.HeartbeatIntervalMs;
+        /// <summary>True (and the caller polls) when the store was last asked an interval ago or more and nobody is asking now.</summary>
+        public bool TryBeginPoll(long nowMs, int intervalMs) =>
+            nowMs - Interlocked.Read(ref _checkedMs) >= intervalMs && Interlocked.CompareExchange(ref _polling, 1, 0) == 0;
+
+        public void EndPoll(bool polled, long nowMs)
+        {
+            if (polled)
+            {
+                Interlocked.Exchange(ref _checkedMs, nowMs);
+            }
+
+            Volatile.Write(ref _polling, 0);
+        }
     }
 
     private async Task CatchUpAsync(DeviceConnection connection, long appliedSerial, CancellationToken cancellationToken)
@@ -638,9 +733,9 @@ public sealed partial class RelayHub : IJobDispatcher
         }
     }
 
-    private void UpsertPresence(DeviceIdentity device, Contracts.Device.V1.CapabilityReport capabilities, bool contributionEnabled) =>
+    private void UpsertPresence(DeviceIdentity device, Contracts.Device.V1.CapabilityReport capabilities, bool contributionEnabled, DateTimeOffset now) =>
         _presence.Upsert(new PresenceRecord(
-            device.DeviceId, device.NetworkId, _options.RelayId, capabilities, contributionEnabled, _time.GetUtcNow(), capabilities.NetworkRttMs));
+            device.DeviceId, device.NetworkId, _options.RelayId, capabilities, contributionEnabled, now, capabilities.NetworkRttMs));
 
     private bool Track(DeviceConnection connection, string jobId, int attempt, string? chunkId, int size, bool close, out long totalBytes)
     {

@@ -52,6 +52,14 @@ public sealed class RelayOptions
     [Range(1, 100_000)]
     public int MaxPendingTerminalFrames { get; set; } = 256;
 
+    /// <summary>
+    /// Longest time a stream goes without re-reading its device's revocation from the store. Revocations end streams at once
+    /// (control's cut, the network update naming the device) and a moved network serial triggers a re-read at the next
+    /// heartbeat; this period bounds the staleness when all of those were lost (docs/relay.md).
+    /// </summary>
+    [Range(1, 86_400)]
+    public int RevocationRecheckSeconds { get; set; } = 60;
+
     /// <summary>The relay protocol this build speaks (see relay_service.proto): 2 = numbered, acknowledged terminal frames; 3 = pushed NetworkUpdates.</summary>
     public const int ProtocolVersion = 3;
 

@@ -94,23 +94,99 @@ public sealed class RelayStreamTests
     }
 
     [Test]
-    public async Task Revoked_device_stream_is_cut_within_one_heartbeat()
+    public async Task A_revoked_device_stream_is_cut_at_a_heartbeat_once_the_network_serial_moved()
     {
         var device = _host.Authority.Issue(NewDeviceId());
         using var channel = _host.CreateChannel();
         using var stream = new TestAgentStream(channel);
         await stream.HandshakeAsync(device, RelayId);
 
+        // No cut command and no pushed update reach the relay (both lost): the revocation's serial is found by the relay's
+        // per-network poll (at most one heartbeat interval old) and the next heartbeat re-reads the revocation.
         _host.Authority.Revoke(device.DeviceId);
-        await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = 1 } });
-        var cut = await stream.NextAsync();
+        var cut = await HeartbeatUntilCutAsync(stream);
 
-        Assert.That(cut.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.Cut));
-        Assert.That(cut.Cut.Reason, Is.EqualTo(CutReason.Revoked));
+        Assert.That(cut.Reason, Is.EqualTo(CutReason.Revoked));
         var ex = await Assert.ThrowsAsync<RpcException>(() => stream.NextAsync());
         Assert.That(ex!.StatusCode, Is.EqualTo(StatusCode.PermissionDenied));
         Assert.That(MeshAI.Common.Errors.RpcErrors.ReasonOf(ex), Is.EqualTo(MeshAI.Common.Errors.ErrorReasons.DeviceRevoked));
         Assert.That(_host.Services.GetRequiredService<IPresenceDirectory>().GetOnline(device.DeviceId, DateTimeOffset.UtcNow), Is.Null);
+    }
+
+    [Test]
+    public async Task A_network_update_naming_a_device_as_revoked_cuts_its_stream_at_once()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        var bystander = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+        using var other = new TestAgentStream(channel);
+        await stream.HandshakeAsync(device, RelayId);
+        await other.HandshakeAsync(bystander, RelayId);
+
+        var hub = _host.Services.GetRequiredService<MeshAI.Relay.Core.RelayHub>();
+        hub.PushNetworkUpdate(_host.Authority.NetworkId, new NetworkUpdate { Serial = 1_000, RevokedDeviceIds = { device.DeviceId } });
+
+        var cut = await stream.NextAsync();
+        Assert.That(cut.Cut?.Reason, Is.EqualTo(CutReason.Revoked), "cut without waiting for a heartbeat");
+        await other.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = 1 } });
+        Assert.That((await NextNotUpdateAsync(other)).HeartbeatAck?.Sequence, Is.EqualTo(1), "the other device of the network keeps its stream");
+    }
+
+    [Test]
+    public async Task Heartbeats_do_not_read_the_revocation_while_the_network_serial_stays()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+        await stream.HandshakeAsync(device, RelayId);
+        // Let a first check (the serial this stream was authenticated under) happen, then count.
+        await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = 1 } });
+        await NextNotUpdateAsync(stream);
+        await Task.Delay(200);
+        var before = _host.Authority.RevocationReads;
+
+        for (var i = 2; i <= 6; i++)
+        {
+            await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = i } });
+            Assert.That((await NextNotUpdateAsync(stream)).HeartbeatAck?.Sequence, Is.EqualTo(i));
+        }
+
+        await Task.Delay(200);
+        Assert.That(_host.Authority.RevocationReads - before, Is.LessThanOrEqualTo(1),
+            "five heartbeats with the network serial unchanged: no revocation read each (at most one from a moved serial of another test)");
+    }
+
+    /// <summary>Sends a heartbeat every 200 ms until a Cut arrives (at most 30 s).</summary>
+    private static async Task<Cut> HeartbeatUntilCutAsync(TestAgentStream stream)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var sequence = 1L;
+        while (DateTime.UtcNow < deadline)
+        {
+            await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = sequence++ } });
+            var frame = await stream.NextAsync();
+            if (frame.FrameCase == ConnectResponse.FrameOneofCase.Cut)
+            {
+                return frame.Cut;
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new AssertionException("no cut within 30 s of heartbeats");
+    }
+
+    private static async Task<ConnectResponse> NextNotUpdateAsync(TestAgentStream stream)
+    {
+        while (true)
+        {
+            var frame = await stream.NextAsync();
+            if (frame.FrameCase != ConnectResponse.FrameOneofCase.NetworkUpdate)
+            {
+                return frame;
+            }
+        }
     }
 
     [Test]

@@ -67,6 +67,7 @@ public sealed class RelayTestHost : IAsyncDisposable
         var authority = new TestAuthority();
         var sink = new RecordingSink();
         builder.Services.AddSingleton<IDeviceAuthority>(authority);
+        builder.Services.AddSingleton<INetworkUpdateSource>(authority);
         builder.Services.AddSingleton<IJobEventSink>(sink);
         if (clock is not null)
         {
@@ -95,10 +96,24 @@ public sealed class RelayTestHost : IAsyncDisposable
 /// <summary>A device as the test sees it: keys plus a certificate from some CA.</summary>
 public sealed record TestDevice(string DeviceId, SigningKeyPair Keys, DeviceCertificate Certificate, string Serial);
 
-/// <summary>Stands in for control's IDeviceAuthority: one network CA, a revocation set.</summary>
-public sealed class TestAuthority : IDeviceAuthority
+/// <summary>
+/// Stands in for control's IDeviceAuthority: one network CA, a revocation set. Like the product, a revocation moves the
+/// network's NetworkUpdate serial (<see cref="INetworkUpdateSource"/>: nothing to catch up on beyond the serial itself).
+/// </summary>
+public sealed class TestAuthority : IDeviceAuthority, INetworkUpdateSource
 {
     private readonly ConcurrentDictionary<string, byte> _revoked = new();
+    private long _serial;
+    private int _revocationReads;
+
+    /// <summary>How many times the relay read a revocation from this "store" (heartbeats must not read it every time).</summary>
+    public int RevocationReads => Volatile.Read(ref _revocationReads);
+
+    public Task<long> LatestSerialAsync(string networkId, CancellationToken cancellationToken) => Task.FromResult(Interlocked.Read(ref _serial));
+
+    public Task<NetworkUpdate?> CatchUpAsync(string networkId, long appliedSerial, CancellationToken cancellationToken) => Task.FromResult<NetworkUpdate?>(null);
+
+    public Task AcknowledgeAsync(DeviceIdentity device, long serial, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public SigningKeyPair Ca { get; } = SigningKeyPair.Generate();
 
@@ -126,7 +141,12 @@ public sealed class TestAuthority : IDeviceAuthority
 
     public TestDevice Issue(string deviceId) => Issue(Ca, NetworkId, deviceId);
 
-    public void Revoke(string deviceId) => _revoked[deviceId] = 0;
+    /// <summary>Revokes the device and records it as the product does (the network's serial moves).</summary>
+    public void Revoke(string deviceId)
+    {
+        _revoked[deviceId] = 0;
+        Interlocked.Increment(ref _serial);
+    }
 
     public Task<(DeviceIdentity? Identity, string Reason)> AuthenticateAsync(DeviceCertificate certificate, CancellationToken cancellationToken)
     {
@@ -146,8 +166,11 @@ public sealed class TestAuthority : IDeviceAuthority
         return Task.FromResult<(DeviceIdentity?, string)>((identity, ""));
     }
 
-    public Task<bool> IsRevokedAsync(string deviceId, string certificateSerial, CancellationToken cancellationToken) =>
-        Task.FromResult(_revoked.ContainsKey(deviceId));
+    public Task<bool> IsRevokedAsync(string deviceId, string certificateSerial, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _revocationReads);
+        return Task.FromResult(_revoked.ContainsKey(deviceId));
+    }
 }
 
 /// <summary>Stands in for control's IJobEventSink: records every event in arrival order.</summary>

@@ -55,7 +55,7 @@ public sealed class RelayOptions
     /// <summary>
     /// Longest time a stream goes without re-reading its device's revocation from the store. Revocations end streams at once
     /// (control's cut, the network update naming the device) and a moved network serial triggers a re-read at the next
-    /// heartbeat; this period bounds the staleness when all of those were lost (docs/relay.md).
+    /// heartbeat; this period bounds the staleness when all of those were lost (docs/job-plane.md, "The relay stream").
     /// </summary>
     [Range(1, 86_400)]
     public int RevocationRecheckSeconds { get; set; } = 60;

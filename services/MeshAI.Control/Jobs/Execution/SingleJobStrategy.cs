@@ -132,7 +132,9 @@ internal class SingleJobStrategy : PlacementStrategy
     /// </summary>
     protected override async Task<bool> HedgeAsync(JobExecution job, Placement placement, CancellationToken ct)
     {
-        if (!job.S.Options.HedgeOnDisconnect || job.Finished || job.Placed.Count >= Math.Max(1, job.Retry.MaxAttempts) || !CanHedge(job, placement))
+        // Online again (a newer stream of the device, here or on another relay, came before this end was reported): wait.
+        if (!job.S.Options.HedgeOnDisconnect || job.Finished || job.Placed.Count >= Math.Max(1, job.Retry.MaxAttempts) ||
+            !CanHedge(job, placement) || job.S.IsOnline(placement.DeviceId))
         {
             return false;
         }

@@ -509,42 +509,56 @@ public sealed partial class RelayHub : IJobDispatcher
     }
 
     /// <summary>
-    /// Cuts a stream whose agent stopped sending (a hung or partitioned agent): every frame read re-arms it. While the read
-    /// loop is handling a frame — possibly waiting for room to forward it (back-pressure from a slow control plane) — the
-    /// relay is not reading, so silence proves nothing about the agent: the watchdog re-arms instead of cutting.
+    /// Cuts a stream whose agent stopped sending (a hung or partitioned agent): every frame read counts as a sign of life.
+    /// While the read loop is handling a frame — possibly waiting for room to forward it (back-pressure from a slow control
+    /// plane) — the relay is not reading, so silence proves nothing about the agent: the watchdog waits instead of cutting.
+    /// A frame only records its time (issue #11: re-arming a timer per frame contended the runtime's timer lock across
+    /// thousands of streams); the timer fires once per grace and re-arms itself for what is left since the last frame, so the
+    /// cut still comes exactly one grace after the last frame.
     /// </summary>
     private sealed class StreamWatchdog : IDisposable
     {
         private readonly ITimer _timer;
+        private readonly TimeProvider _time;
         private readonly TimeSpan _grace;
+        private readonly Action _expired;
+        private long _lastFrame;
         private int _handling;
 
         public StreamWatchdog(TimeProvider time, TimeSpan grace, Action expired)
         {
+            _time = time;
             _grace = grace;
-            _timer = time.CreateTimer(_ =>
-            {
-                if (Volatile.Read(ref _handling) == 1)
-                {
-                    Rearm();
-                }
-                else
-                {
-                    expired();
-                }
-            }, null, grace, Timeout.InfiniteTimeSpan);
+            _expired = expired;
+            _lastFrame = time.GetTimestamp();
+            _timer = time.CreateTimer(static state => ((StreamWatchdog)state!).Fire(), this, grace, Timeout.InfiniteTimeSpan);
         }
 
         /// <summary>A frame arrived and is being handled (true), or was handled (false: the grace starts again).</summary>
         public void Handling(bool handling)
         {
             Volatile.Write(ref _handling, handling ? 1 : 0);
-            Rearm();
+            Volatile.Write(ref _lastFrame, _time.GetTimestamp());
         }
 
         public void Dispose() => _timer.Dispose();
 
-        private void Rearm() => _timer.Change(_grace, Timeout.InfiniteTimeSpan);
+        private void Fire()
+        {
+            var silent = _time.GetElapsedTime(Volatile.Read(ref _lastFrame));
+            if (Volatile.Read(ref _handling) == 1)
+            {
+                _timer.Change(_grace, Timeout.InfiniteTimeSpan);
+            }
+            else if (silent >= _grace)
+            {
+                _expired();
+            }
+            else
+            {
+                _timer.Change(_grace - silent, Timeout.InfiniteTimeSpan);
+            }
+        }
     }
 
     /// <summary>

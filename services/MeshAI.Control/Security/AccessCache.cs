@@ -25,6 +25,8 @@ public sealed class AccessCache(IMeshBus bus, BusNames names, ControlInstance in
 {
     private readonly Table<string, Caller> _callers = new(options.Value.AccessCacheEntries);
     private readonly Table<(string NetworkId, string UserId), Membership> _memberships = new(options.Value.AccessCacheEntries);
+    private readonly Table<string, IReadOnlyList<Storage.NetworkKeyRow>> _networkKeys = new(options.Value.AccessCacheEntries);
+    private readonly Table<string, string> _deviceKeys = new(options.Value.AccessCacheEntries);
     private IAsyncDisposable? _subscription;
 
     private long Ttl => options.Value.AccessCacheTtlMs;
@@ -70,6 +72,52 @@ public sealed class AccessCache(IMeshBus bus, BusNames names, ControlInstance in
 
         return found;
     }
+
+    /// <summary>
+    /// The network's valid key rows for signing placement tickets (<see cref="NetworkKeyVault.TicketKeyAsync"/>): cached, or
+    /// read by <paramref name="read"/>; an empty list is not kept. The caller still drops rows whose not_after has passed.
+    /// </summary>
+    public async Task<IReadOnlyList<Storage.NetworkKeyRow>> NetworkKeysAsync(string networkId, Func<Task<IReadOnlyList<Storage.NetworkKeyRow>>> read)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        var now = NowMs;
+        if (Ttl > 0 && _networkKeys.TryGet(networkId, now, out var known))
+        {
+            return known;
+        }
+
+        var epoch = _networkKeys.Epoch;
+        var rows = await read();
+        if (rows.Count > 0 && Ttl > 0)
+        {
+            _networkKeys.Add(networkId, rows, now + Ttl, epoch);
+        }
+
+        return rows;
+    }
+
+    /// <summary>The control key id a device was last given (null: none recorded): cached, or read by <paramref name="read"/>.</summary>
+    public async Task<string?> DeviceControlKeyAsync(string deviceId, Func<Task<string?>> read)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        var now = NowMs;
+        if (Ttl > 0 && _deviceKeys.TryGet(deviceId, now, out var known))
+        {
+            return known.Length == 0 ? null : known;
+        }
+
+        var epoch = _deviceKeys.Epoch;
+        var keyId = await read();
+        if (Ttl > 0)
+        {
+            _deviceKeys.Add(deviceId, keyId ?? "", now + Ttl, epoch);
+        }
+
+        return keyId;
+    }
+
+    /// <summary>A network's keys rotated or a device was given another control key (committed): forget the cached key rows, here and on every other instance.</summary>
+    public void KeysChanged() => Changed(AccessInvalidation.Types.Kind.Keys);
 
     /// <summary>A session or API key was revoked (committed): forget every cached caller, here and on every other instance.</summary>
     public void CallersChanged() => Changed(AccessInvalidation.Types.Kind.Callers);
@@ -120,9 +168,15 @@ public sealed class AccessCache(IMeshBus bus, BusNames names, ControlInstance in
             case AccessInvalidation.Types.Kind.Memberships:
                 _memberships.Clear();
                 break;
+            case AccessInvalidation.Types.Kind.Keys:
+                _networkKeys.Clear();
+                _deviceKeys.Clear();
+                break;
             default:
                 _callers.Clear();
                 _memberships.Clear();
+                _networkKeys.Clear();
+                _deviceKeys.Clear();
                 break;
         }
     }

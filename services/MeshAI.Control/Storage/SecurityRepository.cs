@@ -163,9 +163,12 @@ public sealed class SecurityRepository(Database database, Security.AccessCache? 
         }, ct);
 
     /// <summary>Records which control key a device was last given (tickets to it are signed with that key while it is valid).</summary>
-    public Task SetDeviceControlKeyAsync(string deviceId, string controlKeyId, CancellationToken ct) =>
-        database.RunAsync(c => c.ExecuteAsync(Database.Command(
+    public async Task SetDeviceControlKeyAsync(string deviceId, string controlKeyId, CancellationToken ct)
+    {
+        await database.RunAsync(c => c.ExecuteAsync(Database.Command(
             "UPDATE devices SET control_key_id = @controlKeyId WHERE device_id = @deviceId", new { deviceId, controlKeyId }, ct)), ct);
+        access?.KeysChanged(); // committed: tickets to this device are signed with the key it now holds, on every instance
+    }
 
     /// <summary>The control key id a device was last given, or null (original registration).</summary>
     public Task<string?> GetDeviceControlKeyAsync(string deviceId, CancellationToken ct) =>

@@ -147,4 +147,39 @@ public sealed class AccessCacheTests
         await cache.MembershipAsync("net_a", "usr_1", () => { reads++; return Task.FromResult<Membership?>(Member); });
         Assert.That(reads, Is.EqualTo(2), "a read with no invalidation in between is kept");
     }
+
+    [Test]
+    public async Task Ticket_key_rows_and_a_devices_given_key_are_kept_until_keys_change()
+    {
+        var clock = new Clock();
+        await using var bus = new InProcessMeshBus(clock);
+        var cache = Cache(bus, clock, "a", ttlMs: 60_000);
+        var reads = 0;
+        IReadOnlyList<NetworkKeyRow> rows = [new NetworkKeyRow { KeyId = "k1", NetworkId = "net_a" }];
+        Task<IReadOnlyList<NetworkKeyRow>> ReadRows()
+        {
+            reads++;
+            return Task.FromResult(rows);
+        }
+
+        Task<string?> ReadGiven()
+        {
+            reads++;
+            return Task.FromResult<string?>(null); // registered before keys were recorded per device
+        }
+
+        await cache.NetworkKeysAsync("net_a", ReadRows);
+        await cache.NetworkKeysAsync("net_a", ReadRows);
+        Assert.That(await cache.DeviceControlKeyAsync("dev_a", ReadGiven), Is.Null);
+        Assert.That(await cache.DeviceControlKeyAsync("dev_a", ReadGiven), Is.Null, "a device with no recorded key is kept as such");
+        Assert.That(reads, Is.EqualTo(2));
+
+        cache.MembershipsChanged();
+        await cache.NetworkKeysAsync("net_a", ReadRows);
+        Assert.That(reads, Is.EqualTo(2), "a membership change leaves the keys");
+        cache.KeysChanged();
+        await cache.NetworkKeysAsync("net_a", ReadRows);
+        await cache.DeviceControlKeyAsync("dev_a", ReadGiven);
+        Assert.That(reads, Is.EqualTo(4), "a rotation or a device given another key reads both again");
+    }
 }

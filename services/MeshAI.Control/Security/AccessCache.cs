@@ -37,40 +37,14 @@ public sealed class AccessCache(IMeshBus bus, BusNames names, ControlInstance in
     public async Task<Caller?> CallerAsync(string tokenHash, Func<Task<(Caller Caller, long ExpireMs)?>> read)
     {
         ArgumentNullException.ThrowIfNull(read);
-        var now = NowMs;
-        if (Ttl > 0 && _callers.TryGet(tokenHash, now, out var known))
-        {
-            return known;
-        }
-
-        var epoch = _callers.Epoch;
-        var found = await read();
-        if (found is { } f && Ttl > 0)
-        {
-            _callers.Add(tokenHash, f.Caller, Math.Min(now + Ttl, f.ExpireMs), epoch);
-        }
-
-        return found?.Caller;
+        return await ReadThroughAsync(_callers, tokenHash, async () => await read() is { } f ? (f.Caller, f.ExpireMs) : (null, null));
     }
 
     /// <summary>The active membership of <paramref name="userId"/> in <paramref name="networkId"/>: cached, or read by <paramref name="read"/> (null: not an active member, kept nowhere).</summary>
     public async Task<Membership?> MembershipAsync(string networkId, string userId, Func<Task<Membership?>> read)
     {
         ArgumentNullException.ThrowIfNull(read);
-        var now = NowMs;
-        if (Ttl > 0 && _memberships.TryGet((networkId, userId), now, out var known))
-        {
-            return known;
-        }
-
-        var epoch = _memberships.Epoch;
-        var found = await read();
-        if (found is not null && Ttl > 0)
-        {
-            _memberships.Add((networkId, userId), found, now + Ttl, epoch);
-        }
-
-        return found;
+        return await ReadThroughAsync(_memberships, (networkId, userId), async () => await read() is { } m ? (m, long.MaxValue) : (null, null));
     }
 
     /// <summary>
@@ -80,40 +54,15 @@ public sealed class AccessCache(IMeshBus bus, BusNames names, ControlInstance in
     public async Task<IReadOnlyList<Storage.NetworkKeyRow>> NetworkKeysAsync(string networkId, Func<Task<IReadOnlyList<Storage.NetworkKeyRow>>> read)
     {
         ArgumentNullException.ThrowIfNull(read);
-        var now = NowMs;
-        if (Ttl > 0 && _networkKeys.TryGet(networkId, now, out var known))
-        {
-            return known;
-        }
-
-        var epoch = _networkKeys.Epoch;
-        var rows = await read();
-        if (rows.Count > 0 && Ttl > 0)
-        {
-            _networkKeys.Add(networkId, rows, now + Ttl, epoch);
-        }
-
-        return rows;
+        return await ReadThroughAsync(_networkKeys, networkId, async () => await read() is { Count: > 0 } rows ? (rows, long.MaxValue) : ([], null)) ?? [];
     }
 
-    /// <summary>The control key id a device was last given (null: none recorded): cached, or read by <paramref name="read"/>.</summary>
+    /// <summary>The control key id a device was last given (null: none recorded, kept as such): cached, or read by <paramref name="read"/>.</summary>
     public async Task<string?> DeviceControlKeyAsync(string deviceId, Func<Task<string?>> read)
     {
         ArgumentNullException.ThrowIfNull(read);
-        var now = NowMs;
-        if (Ttl > 0 && _deviceKeys.TryGet(deviceId, now, out var known))
-        {
-            return known.Length == 0 ? null : known;
-        }
-
-        var epoch = _deviceKeys.Epoch;
-        var keyId = await read();
-        if (Ttl > 0)
-        {
-            _deviceKeys.Add(deviceId, keyId ?? "", now + Ttl, epoch);
-        }
-
-        return keyId;
+        var keyId = await ReadThroughAsync(_deviceKeys, deviceId, async () => (await read() ?? "", long.MaxValue));
+        return string.IsNullOrEmpty(keyId) ? null : keyId;
     }
 
     /// <summary>A network's keys rotated or a device was given another control key (committed): forget the cached key rows, here and on every other instance.</summary>
@@ -139,6 +88,28 @@ public sealed class AccessCache(IMeshBus bus, BusNames names, ControlInstance in
         {
             await _subscription.DisposeAsync();
         }
+    }
+
+    // The one read-through path of every table: the cached value, or what `read` returns — kept (when it names a time, and the
+    // cache is on) until then or the TTL, whichever comes first, unless an invalidation ran while it was read.
+    private async Task<TValue?> ReadThroughAsync<TKey, TValue>(Table<TKey, TValue> table, TKey key, Func<Task<(TValue? Value, long? KeepUntilMs)>> read)
+        where TKey : notnull
+        where TValue : class
+    {
+        var now = NowMs;
+        if (Ttl > 0 && table.TryGet(key, now, out var known))
+        {
+            return known;
+        }
+
+        var epoch = table.Epoch;
+        var (value, keepUntil) = await read();
+        if (Ttl > 0 && value is not null && keepUntil is { } until)
+        {
+            table.Add(key, value, Math.Min(now + Ttl, until), epoch);
+        }
+
+        return value;
     }
 
     private void Changed(AccessInvalidation.Types.Kind kind)

@@ -66,10 +66,18 @@ public static class LoadHarness
                     await warmTwo(CancellationToken.None);
                 }
 
+                // The two relayed paths are measured in alternating rounds (A B, B A, A B, ...), each round a slice of the
+                // sequential and of the concurrent calls, so neither path is always the one that runs first (the agent still
+                // warming up, a falling machine load): a path measured first paid ~5 ms more agent CPU per job (2026-12-02).
                 var runSpans = new SpanRecorder(Math.Min(20, jobs), jobs, "RunJob call -> first frame (the submitted job)", "first frame -> result frame");
-                var relayed = await MeasureAsync($"echo job via control+relay+agent, RunJob ({store})", jobs, concurrency, RelayedRun(channel, network.NetworkId, payload, runSpans));
                 var spans = new SpanRecorder(Math.Min(20, jobs), jobs, "SubmitJob RPC (validate, plan, insert, place, sign, offer)", "WatchJob open -> result frame");
-                var twoCalls = await MeasureAsync($"echo job via control+relay+agent, SubmitJob + WatchJob ({store})", jobs, concurrency, RelayedEcho(channel, network.NetworkId, payload, spans));
+                var measured = await MeasureAlternatingAsync(jobs, concurrency, Rounds,
+                [
+                    ($"echo job via control+relay+agent, RunJob ({store})", RelayedRun(channel, network.NetworkId, payload, runSpans)),
+                    ($"echo job via control+relay+agent, SubmitJob + WatchJob ({store})", RelayedEcho(channel, network.NetworkId, payload, spans)),
+                ]);
+                var relayed = measured[0];
+                var twoCalls = measured[1];
                 Console.WriteLine($"store {store}");
                 Print([direct, relayed, twoCalls], payloadBytes, concurrency);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -93,6 +101,9 @@ public static class LoadHarness
             Directory.Delete(scratch, recursive: true);
         }
     }
+
+    /// <summary>Rounds the relayed paths alternate in (<see cref="MeasureAlternatingAsync"/>).</summary>
+    internal const int Rounds = 6;
 
     /// <summary>The one line a run is compared by (issue #11).</summary>
     internal static string SummaryLine(LatencyReport direct, LatencyReport relayed, int concurrency) => string.Create(
@@ -203,39 +214,89 @@ public static class LoadHarness
     };
 
     /// <summary>Warm-up, then <paramref name="count"/> sequential calls (latency percentiles) and <paramref name="count"/> calls with <paramref name="concurrency"/> in flight.</summary>
-    internal static async Task<LatencyReport> MeasureAsync(string name, int count, int concurrency, Func<CancellationToken, Task> call)
+    internal static async Task<LatencyReport> MeasureAsync(string name, int count, int concurrency, Func<CancellationToken, Task> call) =>
+        (await MeasureAlternatingAsync(count, concurrency, 1, [(name, call)]))[0];
+
+    /// <summary>
+    /// Several paths measured in <paramref name="rounds"/> alternating rounds: each path warms up, then every round runs a slice
+    /// of the <paramref name="count"/> sequential calls and of the <paramref name="count"/> concurrent calls of each path, the
+    /// order of the paths reversed every other round, so that what changes during a run (warm-up, the machine's load) is
+    /// shared between the paths instead of charged to whichever runs first. CPU is summed over each path's own slices.
+    /// </summary>
+    internal static async Task<LatencyReport[]> MeasureAlternatingAsync(int count, int concurrency, int rounds, IReadOnlyList<(string Name, Func<CancellationToken, Task> Call)> paths)
     {
-        for (var i = 0; i < Math.Min(20, count); i++)
+        foreach (var (_, call) in paths)
         {
-            await call(CancellationToken.None); // warm-up: JIT, connections, agent handler
-        }
-
-        var latencies = new double[count];
-        var cpuBefore = CpuMeter.TreeCpuMs();
-        var byProcessBefore = CpuMeter.TreeCpuMsByKind();
-        var total = Stopwatch.StartNew();
-        for (var i = 0; i < count; i++)
-        {
-            var sw = Stopwatch.StartNew();
-            await call(CancellationToken.None);
-            latencies[i] = sw.Elapsed.TotalMilliseconds;
-        }
-
-        var sequentialRate = count / total.Elapsed.TotalSeconds;
-        var cpuPerCall = (CpuMeter.TreeCpuMs() - cpuBefore) / count;
-        var byProcess = CpuMeter.TreeCpuMsByKind().ToDictionary(kv => kv.Key, kv => (kv.Value - byProcessBefore.GetValueOrDefault(kv.Key)) / count);
-        var next = -1;
-        var concurrent = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
-        {
-            while (Interlocked.Increment(ref next) < count)
+            for (var i = 0; i < Math.Min(20, count); i++)
             {
-                await call(CancellationToken.None);
+                await call(CancellationToken.None); // warm-up: JIT, connections, agent handler
             }
-        }));
-        var concurrentRate = count / concurrent.Elapsed.TotalSeconds;
-        Array.Sort(latencies);
-        return new LatencyReport(name, count, Percentile(latencies, 0.50), Percentile(latencies, 0.99), latencies.Average(), sequentialRate, concurrentRate) { CpuMsPerCall = cpuPerCall, CpuMsPerCallByProcess = byProcess };
+        }
+
+        rounds = Math.Clamp(rounds, 1, Math.Max(1, count));
+        var latencies = paths.Select(_ => new List<double>(count)).ToArray();
+        var sequentialSeconds = new double[paths.Count];
+        var concurrentSeconds = new double[paths.Count];
+        var cpu = new double[paths.Count];
+        var byProcess = paths.Select(_ => new Dictionary<string, double>(StringComparer.Ordinal)).ToArray();
+        await InRoundsAsync(rounds, async (p, slice) =>
+        {
+            var cpuBefore = CpuMeter.TreeCpuMsByKind();
+            var total = Stopwatch.StartNew();
+            for (var i = 0; i < slice; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                await paths[p].Call(CancellationToken.None);
+                latencies[p].Add(sw.Elapsed.TotalMilliseconds);
+            }
+
+            sequentialSeconds[p] += total.Elapsed.TotalSeconds;
+            foreach (var (kind, ms) in CpuMeter.TreeCpuMsByKind())
+            {
+                var delta = ms - cpuBefore.GetValueOrDefault(kind);
+                byProcess[p][kind] = byProcess[p].GetValueOrDefault(kind) + delta;
+                cpu[p] += delta;
+            }
+        });
+
+        // The concurrent calls alternate too, in slices of at least two windows of `concurrency` calls, so every slice
+        // really has `concurrency` calls in flight.
+        await InRoundsAsync(Math.Clamp(count / Math.Max(1, 2 * concurrency), 1, rounds), async (p, slice) =>
+        {
+            var next = -1;
+            var concurrent = Stopwatch.StartNew();
+            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+            {
+                while (Interlocked.Increment(ref next) < slice)
+                {
+                    await paths[p].Call(CancellationToken.None);
+                }
+            }));
+            concurrentSeconds[p] += concurrent.Elapsed.TotalSeconds;
+        });
+
+        async Task InRoundsAsync(int n, Func<int, int, Task> run)
+        {
+            for (var round = 0; round < n; round++)
+            {
+                var slice = count / n + (round < count % n ? 1 : 0);
+                var order = Enumerable.Range(0, paths.Count);
+                foreach (var p in round % 2 == 0 ? order : order.Reverse())
+                {
+                    await run(p, slice);
+                }
+            }
+        }
+
+        return paths.Select((path, p) =>
+        {
+            var sorted = latencies[p].Order().ToArray();
+            return new LatencyReport(path.Name, count, Percentile(sorted, 0.50), Percentile(sorted, 0.99), sorted.Average(), count / sequentialSeconds[p], count / concurrentSeconds[p])
+            {
+                CpuMsPerCall = cpu[p] / count,
+                CpuMsPerCallByProcess = byProcess[p].ToDictionary(kv => kv.Key, kv => kv.Value / count),
+            };
+        }).ToArray();
     }
 
     internal static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
@@ -311,9 +372,6 @@ internal sealed class SpanRecorder(int warmUp, int sequential, string firstSpan,
 /// <summary>CPU time of this process and its descendants (Linux /proc; 0 elsewhere), so a shared machine's load does not hide a change.</summary>
 internal static class CpuMeter
 {
-    /// <summary>User + system milliseconds of this process and every live descendant.</summary>
-    public static double TreeCpuMs() => TreeCpuMsByKind().Values.Sum();
-
     /// <summary>The same, summed per kind of process (bench, meshai-server, meshai-agent, worker, other).</summary>
     public static Dictionary<string, double> TreeCpuMsByKind()
     {

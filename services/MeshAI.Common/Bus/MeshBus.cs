@@ -191,4 +191,7 @@ public sealed class BusNames(string prefix)
 
     /// <summary>A rate-limit counter.</summary>
     public string Rate(string key) => $"{Prefix}rate:{key}";
+
+    /// <summary>Every control instance: clear your authorisation cache (AccessInvalidation).</summary>
+    public string AccessInvalidations => $"{Prefix}access";
 }

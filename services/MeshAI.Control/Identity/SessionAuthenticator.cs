@@ -16,7 +16,7 @@ public sealed record Caller(string UserId, string Email, string SessionId, strin
 }
 
 /// <summary>Resolves "authorization: Bearer &lt;session token or API key&gt;" to a user; anything else is UNAUTHENTICATED. The result is cached on the call.</summary>
-public sealed class SessionAuthenticator(IdentityRepository identity, SecurityRepository security, TimeProvider clock)
+public sealed class SessionAuthenticator(IdentityRepository identity, SecurityRepository security, TimeProvider clock, MeshAI.Control.Security.AccessCache cache)
 {
     private const string Scheme = "Bearer ";
 
@@ -45,20 +45,25 @@ public sealed class SessionAuthenticator(IdentityRepository identity, SecurityRe
         }
 
         var token = authorizationHeader[Scheme.Length..].Trim();
+        var tokenHash = Secrets.Hash(token);
         if (token.StartsWith(ApiKeys.SecretPrefix, StringComparison.Ordinal))
         {
-            var key = await security.FindLiveApiKeyAsync(Secrets.Hash(token), cancellationToken)
-                      ?? throw RpcErrors.Unauthenticated("API key is unknown or revoked", ErrorReasons.ApiKeyInvalid);
-            var owner = await identity.GetUserAsync(key.UserId, cancellationToken) ?? throw RpcErrors.Unauthenticated("API key owner no longer exists", ErrorReasons.ApiKeyInvalid);
-            return new Caller(owner.UserId, owner.Email, "", key.ApiKeyId, key.NetworkId, key.Scopes.Split(',', StringSplitOptions.RemoveEmptyEntries));
+            return await cache.CallerAsync(tokenHash, async () =>
+                   {
+                       var key = await security.FindLiveApiKeyAsync(tokenHash, cancellationToken)
+                                 ?? throw RpcErrors.Unauthenticated("API key is unknown or revoked", ErrorReasons.ApiKeyInvalid);
+                       var owner = await identity.GetUserAsync(key.UserId, cancellationToken) ?? throw RpcErrors.Unauthenticated("API key owner no longer exists", ErrorReasons.ApiKeyInvalid);
+                       return (new Caller(owner.UserId, owner.Email, "", key.ApiKeyId, key.NetworkId, key.Scopes.Split(',', StringSplitOptions.RemoveEmptyEntries)), long.MaxValue);
+                   })
+                   ?? throw RpcErrors.Unauthenticated("API key is unknown or revoked", ErrorReasons.ApiKeyInvalid);
         }
 
-        var found = await identity.FindLiveSessionAsync(Secrets.Hash(token), clock.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
-        if (found is null)
-        {
-            throw RpcErrors.Unauthenticated("session is unknown, expired or revoked; sign in again", ErrorReasons.SessionInvalid);
-        }
-
-        return new Caller(found.Value.User.UserId, found.Value.User.Email, found.Value.Session.SessionId);
+        // A cached session is kept no longer than it lives; a revoked one is forgotten at once (AccessCache.CallersChanged).
+        return await cache.CallerAsync(tokenHash, async () =>
+               {
+                   var found = await identity.FindLiveSessionAsync(tokenHash, clock.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+                   return found is { } f ? (new Caller(f.User.UserId, f.User.Email, f.Session.SessionId), f.Session.ExpireTimeMs) : null;
+               })
+               ?? throw RpcErrors.Unauthenticated("session is unknown, expired or revoked; sign in again", ErrorReasons.SessionInvalid);
     }
 }

@@ -151,7 +151,7 @@ public sealed class JobQueries(JobRepository jobs, NetworkAccess access, JobWatc
 
     private async Task<JobRow> RequireJobAsync(Caller caller, string networkId, string jobId, CancellationToken ct)
     {
-        var membership = await access.RequireMemberAsync(caller, networkId, ct);
+        var membership = await access.RequireMemberCachedAsync(caller, networkId, ct);
         if (string.IsNullOrEmpty(jobId))
         {
             throw RpcErrors.Required("job_id");

@@ -179,7 +179,7 @@ public sealed class JobSubmission(
     private async Task<Prepared> PrepareAsync(Caller caller, JobEnvelope? envelope, string? peer, CancellationToken ct)
     {
         var (input, timeout) = JobEnvelopeValidator.Validate(envelope, options.Value.Limits, bounds);
-        var membership = await access.RequireMemberAsync(caller, envelope!.NetworkId, ct);
+        var membership = await access.RequireMemberCachedAsync(caller, envelope!.NetworkId, ct); // checked on every call; the rows may come from the authorisation cache (#11)
         await planner.RequirePinnedDevicesExistAsync(envelope, ct);
         await models.RequireKnownAsync(envelope, ct); // unknown model: INVALID_ARGUMENT naming the available ones (#14)
         IReadOnlyList<JobChunk>? chunks;

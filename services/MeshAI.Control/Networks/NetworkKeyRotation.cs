@@ -43,6 +43,7 @@ public sealed class NetworkKeyRotation(
             var (newCa, newControl) = await keys.CreateKeysAsync(c, tx, networkId, ct);
             return (newCa, newControl, await updates.RecordKeysAsync(c, tx, networkId, ct));
         }, ct);
+        keys.KeysChanged(); // committed: tickets are signed from the new rows on every instance
         updates.Push(networkId, update);
         await audit.RecordAsync(networkId, actorUserId, AuditAction.KeyRotation, networkId, new Dictionary<string, string>
         {

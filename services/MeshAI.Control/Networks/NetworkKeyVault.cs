@@ -7,7 +7,7 @@ using MeshAI.Control.Storage;
 namespace MeshAI.Control.Networks;
 
 /// <summary>Per-network CA and control signing keys: generated here, private halves sealed with the master key.</summary>
-public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey masterKey, TimeProvider clock, SecurityRepository security)
+public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey masterKey, TimeProvider clock, SecurityRepository security, Security.AccessCache cache)
 {
     private const int MaxOpenedKeys = 4096;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SigningKeyPair> _opened = new(StringComparer.Ordinal);
@@ -29,6 +29,11 @@ public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey master
     public async Task<KeySet> GetKeysAsync(string networkId, CancellationToken ct)
     {
         var rows = (await networks.ListKeysAsync(networkId, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct)).ToList();
+        return KeySetOf(networkId, rows);
+    }
+
+    private KeySet KeySetOf(string networkId, IReadOnlyList<NetworkKeyRow> rows)
+    {
         var ca = rows.FirstOrDefault(r => r.Purpose == (int)NetworkKeyPurpose.CertificateAuthority)
                  ?? throw new InvalidOperationException($"network {networkId} has no CA key");
         var control = rows.FirstOrDefault(r => r.Purpose == (int)NetworkKeyPurpose.ControlSigning)
@@ -40,15 +45,25 @@ public sealed class NetworkKeyVault(NetworkRepository networks, MasterKey master
     /// The key that signs placement tickets for <paramref name="deviceId"/>: the control key the device was last given
     /// (registration or RenewCertificate) while it is still valid, so online agents keep working across a rotation; else the newest.
     /// </summary>
+    /// <remarks>
+    /// Both reads come from the authorisation cache when they can (<see cref="Security.AccessCache"/>, #11): a rotation and a
+    /// device given another key clear it on every instance; a cached row whose not_after has passed is dropped here.
+    /// </remarks>
     public async Task<SigningKeyPair> TicketKeyAsync(string networkId, string deviceId, CancellationToken ct)
     {
-        var set = await GetKeysAsync(networkId, ct);
-        var given = await security.GetDeviceControlKeyAsync(deviceId, ct);
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var valid = (await cache.NetworkKeysAsync(networkId, async () => (await networks.ListKeysAsync(networkId, now, ct)).ToList()))
+            .Where(r => r.NotAfterMs is null || r.NotAfterMs > now).ToList();
+        var set = KeySetOf(networkId, valid);
+        var given = await cache.DeviceControlKeyAsync(deviceId, () => security.GetDeviceControlKeyAsync(deviceId, ct));
         var controls = set.Rows.Where(r => r.Purpose == (int)NetworkKeyPurpose.ControlSigning);
         // Devices registered before keys were recorded per device got the keys of that time: the oldest still valid.
         var row = given is null ? controls.OrderBy(r => r.CreateTimeMs).FirstOrDefault() : controls.FirstOrDefault(r => r.KeyId == given);
         return row is null || row.KeyId == set.ControlKeyId ? set.Control : Open(row);
     }
+
+    /// <summary>The network's keys changed (a rotation committed): no instance signs from cached key rows any more.</summary>
+    public void KeysChanged() => cache.KeysChanged();
 
     /// <summary>CA public keys by key id that may verify certificates now.</summary>
     public async Task<IReadOnlyDictionary<string, byte[]>> TrustedCaKeysAsync(string networkId, CancellationToken ct) =>

@@ -285,7 +285,7 @@ public sealed class CallAuthorizer(NetworkAccess access)
             return null;
         }
 
-        var membership = await access.RequireMemberAsync(caller, networkId, ct);
+        var membership = await access.RequireMemberCachedAsync(caller, networkId, ct);
         if (rule.Access == RpcAccess.Admin && membership.Role != Role.Admin)
         {
             throw RpcErrors.PermissionDenied($"only admins can call {what}", ErrorReasons.AdminRequired);

@@ -16,6 +16,8 @@ public static class SecurityExtensions
     {
         services.AddOptions<SecurityOptions>().Bind(configuration.GetSection(SecurityOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<SecurityRepository>();
+        services.TryAddSingleton<AccessCache>();
+        services.AddHostedService(sp => sp.GetRequiredService<AccessCache>());
         services.TryAddSingleton<AuditLog>();
         services.TryAddSingleton<MemberDirectory>();
         services.TryAddSingleton<ApiKeys>();

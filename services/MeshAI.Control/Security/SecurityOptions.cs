@@ -53,6 +53,19 @@ public sealed class SecurityOptions
     [Range(16, 65536)]
     public int AuditDetailChars { get; set; } = 512;
 
+    /// <summary>
+    /// Longest time a control instance answers "who is this caller" (session or API key) and "what is their membership" from
+    /// its cache instead of the store (docs/security.md, "Authorisation cache"): the staleness bound when an invalidation is
+    /// missed. Revocations, role and membership changes and settings updates clear the cache at once on the instance that made
+    /// them and, through the bus, on every other instance. 0 turns the cache off.
+    /// </summary>
+    [Range(0, 60_000)]
+    public int AccessCacheTtlMs { get; set; } = 2_000;
+
+    /// <summary>Most callers and most memberships the authorisation cache keeps (each); a full table is emptied.</summary>
+    [Range(16, 1_000_000)]
+    public int AccessCacheEntries { get; set; } = 10_000;
+
     /// <summary>Scopes an API key gets when none are requested.</summary>
     public string[] DefaultApiKeyScopes { get; set; } = ["jobs", "devices:read", "ledger:read"];
 }

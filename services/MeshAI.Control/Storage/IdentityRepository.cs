@@ -4,7 +4,7 @@ using Dapper;
 namespace MeshAI.Control.Storage;
 
 /// <summary>Users, sessions, magic links and device-code logins.</summary>
-public sealed class IdentityRepository(Database database)
+public sealed class IdentityRepository(Database database, Security.AccessCache? access = null)
 {
     private const string UserColumns = "user_id, email, display_name, username, create_time_ms";
 
@@ -55,9 +55,13 @@ public sealed class IdentityRepository(Database database)
             new { userId }, ct)), ct);
 
     /// <summary>Revokes one of the user's sessions; false when it is not theirs.</summary>
-    public async Task<bool> RevokeSessionAsync(string userId, string sessionId, CancellationToken ct) =>
-        await database.RunAsync(c => c.ExecuteAsync(Database.Command(
+    public async Task<bool> RevokeSessionAsync(string userId, string sessionId, CancellationToken ct)
+    {
+        var revoked = await database.RunAsync(c => c.ExecuteAsync(Database.Command(
             "UPDATE sessions SET revoked = TRUE WHERE session_id = @sessionId AND user_id = @userId", new { sessionId, userId }, ct)), ct) > 0;
+        access?.CallersChanged(); // committed: no instance answers for the session from its cache any more
+        return revoked;
+    }
 
     /// <summary>Inserts a magic link.</summary>
     public Task InsertMagicLinkAsync(MagicLinkRow link, CancellationToken ct) =>

@@ -4,7 +4,7 @@ using Dapper;
 namespace MeshAI.Control.Storage;
 
 /// <summary>Networks, their keys and members.</summary>
-public sealed class NetworkRepository(Database database)
+public sealed class NetworkRepository(Database database, Security.AccessCache? access = null)
 {
     private const string NetworkColumns = "n.network_id, n.name, n.visibility, n.billing_mode, n.created_by_user_id, n.create_time_ms, n.settings_json";
     private const string MemberColumns = "m.network_id, m.user_id, m.role, m.state, m.join_time_ms, u.email, u.display_name";
@@ -64,8 +64,12 @@ public sealed class NetworkRepository(Database database)
             new { networkId, nowMs }, ct, tx));
 
     /// <summary>Replaces the network's settings JSON when it still equals <paramref name="expectedJson"/>; false on a concurrent change.</summary>
-    public Task<bool> UpdateSettingsAsync(string networkId, string expectedJson, string settingsJson, CancellationToken ct) =>
-        database.RunAsync(async c => await c.ExecuteAsync(Database.Command(
+    public async Task<bool> UpdateSettingsAsync(string networkId, string expectedJson, string settingsJson, CancellationToken ct)
+    {
+        var updated = await database.RunAsync(async c => await c.ExecuteAsync(Database.Command(
             "UPDATE networks SET settings_json = @settingsJson WHERE network_id = @networkId AND settings_json = @expectedJson",
             new { networkId, expectedJson, settingsJson }, ct)) > 0, ct);
+        access?.MembershipsChanged(); // cached memberships carry the settings: the next job reads the new ones
+        return updated;
+    }
 }

@@ -3,7 +3,7 @@ using Dapper;
 namespace MeshAI.Control.Storage;
 
 /// <summary>The security tables of migration 0003: audit log, invites, member changes, API keys, passkeys, ceremonies.</summary>
-public sealed class SecurityRepository(Database database)
+public sealed class SecurityRepository(Database database, Security.AccessCache? access = null)
 {
     /// <summary>The store.</summary>
     public Database Database => database;
@@ -49,7 +49,7 @@ public sealed class SecurityRepository(Database database)
 
     /// <summary>Adds the user to the network or re-admits a removed member with a new state and role; false when already an active or pending member.</summary>
     public async Task<bool> UpsertMemberAsync(MemberRow member, int removedState, CancellationToken ct) =>
-        await database.InTransactionAsync(async (c, tx) =>
+        MembershipChanged(await database.InTransactionAsync(async (c, tx) =>
         {
             var existing = await c.QuerySingleOrDefaultAsync<int?>(Database.Command(
                 "SELECT state FROM members WHERE network_id = @NetworkId AND user_id = @UserId", member, ct, tx));
@@ -67,18 +67,18 @@ public sealed class SecurityRepository(Database database)
             await c.ExecuteAsync(Database.Command(
                 "UPDATE members SET role = @Role, state = @State, join_time_ms = @JoinTimeMs WHERE network_id = @NetworkId AND user_id = @UserId", member, ct, tx));
             return true;
-        }, ct);
+        }, ct));
 
     /// <summary>Sets a member's state when it is currently <paramref name="fromState"/>; false otherwise.</summary>
     public async Task<bool> SetMemberStateAsync(string networkId, string userId, int fromState, int toState, CancellationToken ct) =>
-        await database.RunAsync(c => c.ExecuteAsync(Database.Command(
+        MembershipChanged(await database.RunAsync(c => c.ExecuteAsync(Database.Command(
             "UPDATE members SET state = @toState WHERE network_id = @networkId AND user_id = @userId AND state = @fromState",
-            new { networkId, userId, fromState, toState }, ct)), ct) > 0;
+            new { networkId, userId, fromState, toState }, ct)), ct) > 0);
 
     /// <summary>Sets a member's role.</summary>
     public async Task<bool> SetMemberRoleAsync(string networkId, string userId, int role, CancellationToken ct) =>
-        await database.RunAsync(c => c.ExecuteAsync(Database.Command(
-            "UPDATE members SET role = @role WHERE network_id = @networkId AND user_id = @userId", new { networkId, userId, role }, ct)), ct) > 0;
+        MembershipChanged(await database.RunAsync(c => c.ExecuteAsync(Database.Command(
+            "UPDATE members SET role = @role WHERE network_id = @networkId AND user_id = @userId", new { networkId, userId, role }, ct)), ct) > 0);
 
     /// <summary>Devices of a user in a network that are not revoked yet.</summary>
     public Task<IEnumerable<(string DeviceId, string Serial)>> ListLiveDevicesOfOwnerAsync(string networkId, string ownerUserId, CancellationToken ct) =>
@@ -109,9 +109,20 @@ public sealed class SecurityRepository(Database database)
             new { networkId, userId = userId ?? "" }, ct)), ct);
 
     /// <summary>Revokes an API key.</summary>
-    public async Task<bool> RevokeApiKeyAsync(string apiKeyId, long nowMs, CancellationToken ct) =>
-        await database.RunAsync(c => c.ExecuteAsync(Database.Command(
+    public async Task<bool> RevokeApiKeyAsync(string apiKeyId, long nowMs, CancellationToken ct)
+    {
+        var revoked = await database.RunAsync(c => c.ExecuteAsync(Database.Command(
             "UPDATE api_keys SET revoked = TRUE, revoke_time_ms = @nowMs WHERE api_key_id = @apiKeyId AND revoked = FALSE", new { apiKeyId, nowMs }, ct)), ct) > 0;
+        access?.CallersChanged(); // committed: no instance answers for the key from its cache any more
+        return revoked;
+    }
+
+    // After a committed membership write: no instance answers for a membership from its cache any more (AccessCache).
+    private bool MembershipChanged(bool result)
+    {
+        access?.MembershipsChanged();
+        return result;
+    }
 
     /// <summary>Inserts a passkey.</summary>
     public Task InsertPasskeyAsync(PasskeyRow row, CancellationToken ct) =>
@@ -152,9 +163,12 @@ public sealed class SecurityRepository(Database database)
         }, ct);
 
     /// <summary>Records which control key a device was last given (tickets to it are signed with that key while it is valid).</summary>
-    public Task SetDeviceControlKeyAsync(string deviceId, string controlKeyId, CancellationToken ct) =>
-        database.RunAsync(c => c.ExecuteAsync(Database.Command(
+    public async Task SetDeviceControlKeyAsync(string deviceId, string controlKeyId, CancellationToken ct)
+    {
+        await database.RunAsync(c => c.ExecuteAsync(Database.Command(
             "UPDATE devices SET control_key_id = @controlKeyId WHERE device_id = @deviceId", new { deviceId, controlKeyId }, ct)), ct);
+        access?.KeysChanged(); // committed: tickets to this device are signed with the key it now holds, on every instance
+    }
 
     /// <summary>The control key id a device was last given, or null (original registration).</summary>
     public Task<string?> GetDeviceControlKeyAsync(string deviceId, CancellationToken ct) =>

@@ -45,12 +45,27 @@ public sealed class SqliteDialect(string databasePath) : ISqlDialect
     /// <inheritdoc />
     public DbConnection CreateConnection() => new SqliteConnection(_connectionString);
 
+    // The physical connections (sqlite3 handles) that already ran the pragmas. The pool hands the same handle out again and
+    // the per-connection pragmas stay set on it, so running them on every open was 4 statements per store round trip (#11).
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _prepared = new();
+
     /// <inheritdoc />
     public async Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(connection);
+        var handle = ((SqliteConnection)connection).Handle;
+        if (handle is not null && _prepared.TryGetValue(handle, out _))
+        {
+            return;
+        }
+
         await using var command = connection.CreateCommand();
         command.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;";
         await command.ExecuteNonQueryAsync(cancellationToken);
+        if (handle is not null)
+        {
+            _prepared.AddOrUpdate(handle, handle);
+        }
     }
 
     /// <inheritdoc />

@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Grpc.Core;
 using MeshAI.Agent.Jobs;
 using MeshAI.Agent.State;
 using MeshAI.Agent.Workloads;
@@ -6,6 +7,7 @@ using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Device.V1;
 using MeshAI.Client;
 using MeshAI.Common.Seams;
+using MeshAI.Contracts.Identity.V1;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Contracts.Ledger.V1;
 using MeshAI.Contracts.Network.V1;
@@ -63,7 +65,7 @@ public sealed class TwoControlInstanceTests
         /// <summary>The arguments of instance <paramref name="id"/> (A and B differ only in their ids).</summary>
         public IReadOnlyList<string> Arguments { get; private init; } = [];
 
-        public static async Task<Pair> StartAsync(string email, NetworkSettings settings)
+        public static async Task<Pair> StartAsync(string email, NetworkSettings settings, params string[] extra)
         {
             var redis = await SharedInfrastructure.Redis;
             var prefix = "pair-" + Guid.NewGuid().ToString("N")[..8] + ":";
@@ -71,6 +73,7 @@ public sealed class TwoControlInstanceTests
             [
                 "--bus", "redis://" + redis.ConnectionString, "--Bus:Prefix", prefix, "--relay-urls", RelayOne,
                 "--Control:Jobs:LeaseMs", "2000", "--Control:Jobs:LeaseRenewIntervalMs", "500", "--Control:Jobs:ClaimIntervalMs", "500",
+                .. extra,
             ];
             var a = await SecureMeshHost.StartAsync("postgres", [.. Args("a"), .. shared], null);
             SecureMeshHost? b = null;
@@ -144,9 +147,9 @@ public sealed class TwoControlInstanceTests
         return job!;
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, Func<string>? state = null)
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, Func<string>? state = null, int deadlineSeconds = 60)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var deadline = DateTime.UtcNow.AddSeconds(deadlineSeconds);
         while (!await condition())
         {
             Assert.That(DateTime.UtcNow, Is.LessThan(deadline), what + " " + state?.Invoke());
@@ -157,6 +160,47 @@ public sealed class TwoControlInstanceTests
     private static bool IsSpotCheck(JobAttempt a) => a.Detail.StartsWith(SpotCheck.AttemptDetailPrefix, StringComparison.Ordinal);
 
     private static string Why(ReconcileLedgerResponse r) => string.Join("; ", r.Mismatches.Select(m => $"{m.Subject}: {m.Detail} ({m.LedgerMicro} vs {m.RecomputedMicro})"));
+
+    [Test]
+    public async Task Access_changes_made_on_one_instance_are_seen_by_the_other_through_the_bus()
+    {
+        // Both caches would keep an answer for a minute: only the bus's AccessInvalidation can make B see A's writes in time.
+        await using var pair = await Pair.StartAsync("cache-pair@example.com", new NetworkSettings(), "--Control:Security:AccessCacheTtlMs", "60000");
+        var (a, b) = (pair.A, pair.B);
+        NetworkService.NetworkServiceClient Networks(SecureMeshHost host, string token) => new(host.Channel(token));
+        IdentityService.IdentityServiceClient Identity(SecureMeshHost host, string token) => new(host.Channel(token));
+        async Task SeenOnB(StatusCode code, Func<Task> call, string what) =>
+            await WaitUntilAsync(async () =>
+            {
+                try
+                {
+                    await call();
+                    return false;
+                }
+                catch (RpcException e) when (e.StatusCode == code)
+                {
+                    return true;
+                }
+            }, what + " on instance B", deadlineSeconds: 10);
+
+        var dana = await a.SignInAsync("cache-pair-dana@example.com");
+        var invite = await Networks(a, pair.Token).InviteMemberAsync(new InviteMemberRequest { NetworkId = pair.NetworkId, InviteType = InviteType.Email, Invitee = "cache-pair-dana@example.com", Role = Role.Member });
+        var member = (await Networks(a, dana).AcceptInviteAsync(new AcceptInviteRequest { InviteToken = invite.InviteLink })).Member;
+        await Networks(b, dana).ListMembersAsync(new ListMembersRequest { NetworkId = pair.NetworkId }); // B caches the membership
+
+        await Networks(a, pair.Token).UpdateMemberRoleAsync(new UpdateMemberRoleRequest { NetworkId = pair.NetworkId, UserId = member.UserId, Role = Role.Guest });
+        await SeenOnB(StatusCode.PermissionDenied, () => Networks(b, dana).ListMembersAsync(new ListMembersRequest { NetworkId = pair.NetworkId }).ResponseAsync, "the role change");
+        await Networks(b, dana).GetNetworkAsync(new GetNetworkRequest { NetworkId = pair.NetworkId }); // a guest still sees the network
+
+        await Networks(a, pair.Token).RemoveMemberAsync(new RemoveMemberRequest { NetworkId = pair.NetworkId, UserId = member.UserId });
+        await SeenOnB(StatusCode.NotFound, () => Networks(b, dana).GetNetworkAsync(new GetNetworkRequest { NetworkId = pair.NetworkId }).ResponseAsync, "the removal");
+
+        var erin = await a.SignInAsync("cache-pair-erin@example.com");
+        await Identity(b, erin).GetCurrentUserAsync(new GetCurrentUserRequest()); // B caches the session
+        var session = (await Identity(a, erin).ListSessionsAsync(new ListSessionsRequest())).Sessions.Single(s => !s.Revoked);
+        await Identity(a, erin).RevokeSessionAsync(new RevokeSessionRequest { SessionId = session.SessionId });
+        await SeenOnB(StatusCode.Unauthenticated, () => Identity(b, erin).GetCurrentUserAsync(new GetCurrentUserRequest()).ResponseAsync, "the session revocation");
+    }
 
     [Test]
     public async Task A_job_running_on_a_stopped_instance_is_claimed_by_the_other_and_completes_billed_once()

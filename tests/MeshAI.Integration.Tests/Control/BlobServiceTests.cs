@@ -59,13 +59,14 @@ public sealed class BlobServiceTests
     {
         var network = await NetworkAsync("blobs-roundtrip");
         var content = Random((5 * Chunk) + 12345); // six chunks, the last one partial
-        var blob = await BlobTransfer.UploadAsync(Blobs(), network, new MemoryStream(content), "application/octet-stream");
+        using var client = new MeshAI.Client.MeshClient(_server.Url, _server.Fingerprint, _token); // the SDK's door to BlobTransfer
+        var blob = await client.UploadBlobAsync(network, new MemoryStream(content), "application/octet-stream");
         Assert.That(blob.Sha256, Is.EqualTo(Sha(content)));
         Assert.That(blob.SizeBytes, Is.EqualTo(content.Length));
         Assert.That(blob.RefUri, Is.EqualTo("meshai-blob:" + Sha(content)));
 
         using var back = new MemoryStream();
-        Assert.That(await BlobTransfer.DownloadAsync(Blobs(), network, blob.Sha256, back), Is.EqualTo(content.Length));
+        Assert.That(await client.DownloadBlobAsync(network, blob.Sha256, back), Is.EqualTo(content.Length));
         Assert.That(back.ToArray(), Is.EqualTo(content));
 
         // The frames themselves: ordered, each below the chunk size, the first one carrying the shape.

@@ -94,6 +94,24 @@ public sealed class BlobServiceTests
     }
 
     [Test]
+    public async Task A_browser_uses_the_same_path_over_grpc_web_on_http1()
+    {
+        // What a browser can speak: gRPC-Web over HTTP/1.1 (unary chunk calls up, a server stream down), no client streaming.
+        var network = await NetworkAsync("blobs-web");
+        using var channel = MeshAI.Integration.Tests.Relay.WebDeviceClient.WebChannel(_server.Url, _server.Fingerprint);
+        var web = new BlobService.BlobServiceClient(Grpc.Core.Interceptors.CallInvokerExtensions.Intercept(channel.CreateCallInvoker(), metadata =>
+        {
+            metadata.Add("authorization", "Bearer " + _token);
+            return metadata;
+        }));
+        var content = Random((3 * Chunk) + 1);
+        var blob = await BlobTransfer.UploadAsync(web, network, new MemoryStream(content));
+        using var back = new MemoryStream();
+        await BlobTransfer.DownloadAsync(web, network, blob.Sha256, back);
+        Assert.That(back.ToArray(), Is.EqualTo(content));
+    }
+
+    [Test]
     public async Task Each_bad_chunk_gets_its_own_reason_and_the_upload_stays_usable()
     {
         var network = await NetworkAsync("blobs-bad-chunks");

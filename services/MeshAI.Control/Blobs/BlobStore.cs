@@ -15,8 +15,8 @@ namespace MeshAI.Control.Blobs;
 /// may arrive in any order and a repeated chunk overwrites itself), so no blob is ever held in memory: one chunk per call
 /// at most. Finishing checks that every chunk arrived, hashes the file (SHA-256, read once) against the announced digest
 /// and moves it into place. Unfinished uploads live in this process only (a restart discards them; blobs stay); uploads
-/// idle for <see cref="BlobOptions.UploadIdleSeconds"/> and blobs older than <see cref="BlobOptions.RetentionHours"/> are
-/// deleted by the sweep that runs when an upload starts.
+/// idle for <see cref="BlobOptions.UploadIdleSeconds"/> and blobs not stored or announced again for
+/// <see cref="BlobOptions.RetentionHours"/> are refused at once and deleted by the sweep that runs when an upload starts.
 /// </summary>
 public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, TimeProvider clock)
 {
@@ -53,6 +53,7 @@ public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, Tim
         var chunkCount = ChunkCount(size, limits.ChunkBytes);
         if (File.Exists(path) && new FileInfo(path).Length == size)
         {
+            File.SetLastWriteTimeUtc(path, clock.GetUtcNow().UtcDateTime); // announced again: its retention starts over
             return new Started("", limits.ChunkBytes, chunkCount, Describe(sha256, size, contentType));
         }
 
@@ -132,6 +133,11 @@ public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, Tim
     {
         RequireDigest(sha256, "sha256");
         var path = Path.Combine(NetworkDir(networkId), sha256);
+        if (File.Exists(path) && clock.GetUtcNow() - File.GetLastWriteTimeUtc(path) > TimeSpan.FromHours(Limits.RetentionHours))
+        {
+            throw RpcErrors.NotFound("blob", sha256); // expired; the next sweep deletes it
+        }
+
         try
         {
             return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous | FileOptions.SequentialScan);

@@ -20,8 +20,9 @@ namespace MeshAI.Bench;
 /// payload crosses the relay twice (offer to the device, result back), so the relay figure is 2 × payload ÷ the job's own
 /// create → end time (server clock; it also holds the worker hop, the ticket and envelope-hash checks and settlement, so it
 /// is a floor of the relay's throughput), and the end-to-end figure is 2 × payload ÷ the client's submit → result time.
-/// A payload above what one message can carry (the product has no chunked blob transfer yet, see docs/benchmarks.md) is
-/// submitted once to show the refusal the caller gets.
+/// A payload above what one message can carry is submitted once as a job to show the refusal the caller gets; every size
+/// also goes through the chunked blob path (BlobService: chunked upload and chunked read through the server, client ↔
+/// control), whose up + down rate is compared with the same iperf3 figure.
 /// </summary>
 public static class PayloadHarness
 {
@@ -45,9 +46,16 @@ public static class PayloadHarness
 
             // Product options only: the job payload limit (Control:Limits:MaxPayloadBytes, contract default 4 MiB) raised to
             // what one 16 MiB gRPC message can carry, so the largest single-message payload can be measured.
+            // MESHAI_BENCH_SERVER_ARGS: extra server options for experiments (e.g. "--Kestrel:Limits:Http2:InitialStreamWindowSize 2097152").
+            var extra = (Environment.GetEnvironmentVariable("MESHAI_BENCH_SERVER_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (extra.Length > 0)
+            {
+                Console.WriteLine("server options: " + string.Join(' ', extra));
+            }
+
             await using var mesh = await LocalMesh.StartAsync(new LocalMeshOptions
             {
-                ExtraServerArguments = ["--Control:Limits:MaxPayloadBytes", (SingleMessageMaxBytes + 1024).ToString(c)], // the serialized input: data + its tag
+                ExtraServerArguments = ["--Control:Limits:MaxPayloadBytes", (SingleMessageMaxBytes + 1024).ToString(c), .. extra], // the serialized input: data + its tag
             });
             var token = await mesh.SignInAsync("payload@example.com");
             using var channel = mesh.Channel(token);
@@ -61,13 +69,16 @@ public static class PayloadHarness
             Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
             var summary = new List<string>();
             var cpuLines = new List<string>();
+            var blobs = new BlobService.BlobServiceClient(channel);
+            var blobLines = new List<string>();
             foreach (var size in sizes)
             {
+                blobLines.Add(await ChunkedBlobAsync(blobs, network.NetworkId, size, calls, tcp, summary));
                 if (size > SingleMessageMaxBytes)
                 {
                     var refusal = await TryOversizedAsync(jobs, network.NetworkId, size);
                     Console.WriteLine(string.Create(c, $"| {Size(size)} | — | — | refused: {refusal} | — | — | — | — | — |"));
-                    summary.Add(string.Create(c, $"bench: relay payload {Size(size)}: not carried (no chunked blob transfer; refused: {refusal})"));
+                    summary.Add(string.Create(c, $"bench: relay payload {Size(size)}: not carried by a job (one message; refused: {refusal}); see the chunked blob line"));
                     continue;
                 }
 
@@ -104,6 +115,15 @@ public static class PayloadHarness
                     $"bench: relay payload {Size(size)}: {relayRate:F0} MiB/s through the relay (x{ofTcp:F3} of raw TCP {(tcp ?? 0) / 1048576:F0} MiB/s, goal >= x0.5), end to end {Rate(relayedMs):F0} MiB/s, direct gRPC echo {Rate(directMs):F0} MiB/s [load {AgentStreamsHarness.Load()}]"));
             }
 
+            Console.WriteLine();
+            Console.WriteLine("Chunked blobs (BlobService, client <-> control; the relay leg to the agent is not built yet): upload = StartBlobUpload + chunks + FinishBlobUpload (the client hashes first; the server hashes at finish), download = ReadBlob with the client checking order and SHA-256");
+            Console.WriteLine("| payload | upload ms | upload MiB/s | download ms | download MiB/s | up + down MiB/s (2 x payload / time) | / raw TCP | CPU ms per MiB by process |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|");
+            foreach (var line in blobLines)
+            {
+                Console.WriteLine(line);
+            }
+
             foreach (var line in cpuLines.Concat(summary))
             {
                 Console.WriteLine(line);
@@ -116,6 +136,62 @@ public static class PayloadHarness
             Directory.Delete(scratch, recursive: true);
         }
     }
+
+    /// <summary>
+    /// One size through the chunked blob path: <paramref name="calls"/> uploads (each of fresh content, so the server's
+    /// dedupe never short-cuts it) and downloads after warm-ups; medians; returns the table row and adds the summary line.
+    /// </summary>
+    private static async Task<string> ChunkedBlobAsync(BlobService.BlobServiceClient blobs, string networkId, long size, int calls, double? tcp, List<string> summary)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var content = new byte[size];
+        Random.Shared.NextBytes(content);
+        var up = new List<double>();
+        var down = new List<double>();
+        Dictionary<string, double>? cpuBefore = null;
+        // Warm-ups: at least 40 chunk calls (tiered JIT: a method runs unoptimised for its first 30 calls), at least one transfer.
+        var warmUps = Math.Max(1, 40 / BlobStoreChunks(size));
+        for (var i = -warmUps; i < calls; i++)
+        {
+            if (i == 0)
+            {
+                cpuBefore = CpuMeter.TreeCpuMsByKind();
+            }
+
+            BitConverter.TryWriteBytes(content.AsSpan(0, 8), Random.Shared.NextInt64()); // fresh content: a new digest
+            var clock = Stopwatch.StartNew();
+            var blob = await BlobTransfer.UploadAsync(blobs, networkId, new MemoryStream(content, writable: false));
+            var uploaded = clock.Elapsed.TotalMilliseconds;
+            clock.Restart();
+            var read = await BlobTransfer.DownloadAsync(blobs, networkId, blob.Sha256, Stream.Null);
+            var downloaded = clock.Elapsed.TotalMilliseconds;
+            if (read != size)
+            {
+                throw new InvalidOperationException($"blob {blob.Sha256}: read {read} of {size} bytes");
+            }
+
+            if (i >= 0)
+            {
+                up.Add(uploaded);
+                down.Add(downloaded);
+            }
+        }
+
+        var cpu = CpuMeter.TreeCpuMsByKind().Select(kv => (kv.Key, Ms: (kv.Value - cpuBefore!.GetValueOrDefault(kv.Key)) / calls / (size / 1048576.0))).Where(x => x.Ms >= 0.5).OrderByDescending(x => x.Ms).ToList();
+        double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
+        double Rate(double ms, double factor = 1) => factor * size / 1048576 / (ms / 1000);
+        var upMs = Median(up);
+        var downMs = Median(down);
+        var both = Rate(upMs + downMs, 2);
+        var ofTcp = tcp is { } t ? both * 1048576 / t : double.NaN;
+        summary.Add(string.Create(c,
+            $"bench: chunked blob {Size(size)}: {both:F0} MiB/s up + down through the server (x{ofTcp:F3} of raw TCP {(tcp ?? 0) / 1048576:F0} MiB/s, goal >= x0.5), upload {Rate(upMs):F0} MiB/s, download {Rate(downMs):F0} MiB/s [load {AgentStreamsHarness.Load()}]"));
+        return string.Create(c,
+            $"| {Size(size)} | {upMs:F1} | {Rate(upMs):F0} | {downMs:F1} | {Rate(downMs):F0} | {both:F0} | x{ofTcp:F3} | {string.Join(", ", cpu.Select(x => string.Create(c, $"{x.Key} {x.Ms:F1}")))} |");
+    }
+
+    /// <summary>Chunks of a blob of <paramref name="size"/> bytes at the default chunk size (Control:Blobs:ChunkBytes).</summary>
+    private static int BlobStoreChunks(long size) => MeshAI.Control.Blobs.BlobStore.ChunkCount(size, new MeshAI.Control.Blobs.BlobOptions().ChunkBytes);
 
     private static string Size(long bytes) => bytes % 1048576 == 0
         ? string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576} MiB")

@@ -10,7 +10,7 @@ using MeshAI.Bench;
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
 // dotnet run -c Release --project bench/MeshAI.Bench -- agent-streams [agents] [swarms] [windowSeconds] [connectInFlight]
 // dotnet run -c Release --project bench/MeshAI.Bench -- agent-swarm <credentials> <from> <count> <connectInFlight>   (started by agent-streams)
-// dotnet run -c Release --project bench/MeshAI.Bench -- payload [calls] [sizes: bytes or NMiB, "max" = the largest single-message payload]
+// dotnet run -c Release --project bench/MeshAI.Bench -- payload [calls] [sizes: bytes or NMiB, "max" = the largest single-message payload; default 1MiB 64MiB]
 // dotnet run -c Release --project bench/MeshAI.Bench -- contributor [rounds]   (embeddings/s: web contributor page vs native agent)
 var mode = args.Length > 0 ? args[0] : "load";
 if (mode == "micro")
@@ -84,7 +84,7 @@ if (mode == "payload")
     long Size(string text) => text == "max" ? PayloadHarness.SingleMessageMaxBytes
         : text.EndsWith("MiB", StringComparison.Ordinal) ? long.Parse(text[..^3], CultureInfo.InvariantCulture) * 1024 * 1024
         : long.Parse(text, CultureInfo.InvariantCulture);
-    var sizes = args.Length > 2 ? args[2..].Select(Size).ToList() : [1024 * 1024, 4 * 1024 * 1024, PayloadHarness.SingleMessageMaxBytes, 64L * 1024 * 1024];
+    var sizes = args.Length > 2 ? args[2..].Select(Size).ToList() : [1024 * 1024, 64L * 1024 * 1024];
     return await PayloadHarness.RunAsync(calls: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10, sizes);
 }
 

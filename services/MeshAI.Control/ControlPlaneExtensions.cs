@@ -119,6 +119,7 @@ public static class ControlPlaneExtensions
         }
         services.TryAddSingleton<JobSubmission>();
         services.TryAddSingleton<JobQueries>();
+        services.TryAddSingleton<Blobs.BlobStore>();
         services.TryAddSingleton<ModelRepository>();
         services.TryAddSingleton<Models.ModelCatalog>();
         services.AddSecurity(configuration);
@@ -140,6 +141,7 @@ public static class ControlPlaneExtensions
         endpoints.MapGrpcService<AuditApi>();
         endpoints.MapGrpcService<PolicyApi>();
         endpoints.MapGrpcService<ModelApi>();
+        endpoints.MapGrpcService<BlobApi>();
         endpoints.MapGet(MagicLinkEndpoint.Path, MagicLinkEndpoint.HandleAsync);
         endpoints.MapGet(PasskeyPage.Path, PasskeyPage.Handle);
         endpoints.MapOpenAiGateway();

@@ -46,6 +46,9 @@ public sealed class ControlPlaneOptions
     /// <summary>The job plane: this instance's id, leases, reconnect grace.</summary>
     public JobPlaneOptions Jobs { get; set; } = new();
 
+    /// <summary>Chunked blobs (section <c>Control:Blobs</c>): size, chunk, in-flight and retention bounds (docs/job-plane.md).</summary>
+    public Blobs.BlobOptions Blobs { get; set; } = new();
+
     /// <summary>Canary jobs: the known-answer table and the canary timeout (docs/anti-abuse.md).</summary>
     public Jobs.Canaries.CanaryOptions Canary { get; set; } = new();
 }

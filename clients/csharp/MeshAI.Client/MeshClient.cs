@@ -110,6 +110,17 @@ public sealed class MeshClient : IDisposable
     /// <summary>Security audit log.</summary>
     public AuditService.AuditServiceClient Audit { get; }
 
+    /// <summary>Chunked blobs: payloads larger than one message, uploaded and read in chunks (docs/job-plane.md "Chunked blobs").</summary>
+    public BlobService.BlobServiceClient Blobs => new(CallInvoker);
+
+    /// <summary>Uploads <paramref name="content"/> (seekable) as a chunked blob of the network; returns its <c>meshai-blob:</c> reference.</summary>
+    public Task<Blob> UploadBlobAsync(string networkId, Stream content, string contentType = "application/octet-stream", CancellationToken cancellationToken = default) =>
+        BlobTransfer.UploadAsync(Blobs, networkId, content, contentType, cancellationToken);
+
+    /// <summary>Reads a stored blob into <paramref name="destination"/>, checking chunk order and its SHA-256; returns the bytes written.</summary>
+    public Task<long> DownloadBlobAsync(string networkId, string sha256, Stream destination, CancellationToken cancellationToken = default) =>
+        BlobTransfer.DownloadAsync(Blobs, networkId, sha256, destination, cancellationToken);
+
     /// <summary>Creates a private, credits-internal network with the caller as admin.</summary>
     public async Task<Network> CreateNetworkAsync(string name, NetworkSettings? settings = null, CancellationToken cancellationToken = default)
     {

@@ -41,6 +41,7 @@ export * from "./gen/meshai/device/v1/device_pb.js";
 export * from "./gen/meshai/device/v1/device_service_pb.js";
 export * from "./gen/meshai/identity/v1/identity_pb.js";
 export * from "./gen/meshai/identity/v1/identity_service_pb.js";
+export * from "./gen/meshai/job/v1/blob_service_pb.js";
 export * from "./gen/meshai/job/v1/job_pb.js";
 export * from "./gen/meshai/job/v1/job_service_pb.js";
 export * from "./gen/meshai/job/v1/workloads_pb.js";

@@ -191,10 +191,33 @@ public static class ErrorReasons
     /// <summary>RESOURCE_EXHAUSTED: the network relayed the free tier's bytes this month.</summary>
     public const string FreeTierRelayBandwidth = "FREE_TIER_RELAY_BANDWIDTH";
 
+    // ---- chunked blobs (meshai.job.v1.BlobService, docs/job-plane.md "Chunked blobs") ----
+
+    /// <summary>RESOURCE_EXHAUSTED: the announced blob is above Control:Blobs:MaxBlobBytes.</summary>
+    public const string BlobTooLarge = "BLOB_TOO_LARGE";
+
+    /// <summary>RESOURCE_EXHAUSTED: the network has Control:Blobs:MaxUploadsPerNetwork unfinished uploads.</summary>
+    public const string BlobUploadsInFlight = "BLOB_UPLOADS_IN_FLIGHT";
+
+    /// <summary>RESOURCE_EXHAUSTED: the network's stored blobs would exceed Control:Blobs:MaxStoredBytesPerNetwork.</summary>
+    public const string BlobStoreFull = "BLOB_STORE_FULL";
+
+    /// <summary>INVALID_ARGUMENT: a chunk index outside the announced blob.</summary>
+    public const string BlobChunkOutOfRange = "BLOB_CHUNK_OUT_OF_RANGE";
+
+    /// <summary>INVALID_ARGUMENT: a chunk is not the upload's chunk size (the last one: the rest of the blob).</summary>
+    public const string BlobChunkSizeMismatch = "BLOB_CHUNK_SIZE_MISMATCH";
+
+    /// <summary>FAILED_PRECONDITION: an upload was finished with chunks missing.</summary>
+    public const string BlobChunkMissing = "BLOB_CHUNK_MISSING";
+
+    /// <summary>FAILED_PRECONDITION: the uploaded bytes do not hash to the announced SHA-256.</summary>
+    public const string BlobHashMismatch = "BLOB_HASH_MISMATCH";
+
     /// <summary>Resource types NOT_FOUND names (its reasons are derived from these).</summary>
     public static readonly IReadOnlyList<string> ResourceTypes =
     [
-        "network", "member", "invite", "device", "device_login", "device_pairing", "session", "api_key", "job", "model_manifest",
+        "network", "member", "invite", "device", "device_login", "device_pairing", "session", "api_key", "job", "model_manifest", "blob", "blob_upload",
     ];
 
     /// <summary>Resource types ALREADY_EXISTS names (a client picks their names).</summary>

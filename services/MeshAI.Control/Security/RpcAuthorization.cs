@@ -52,6 +52,7 @@ public static class RpcRules
     private const string Policy = "/meshai.network.v1.PolicyService/";
     private const string Device = "/meshai.device.v1.DeviceService/";
     private const string Job = "/meshai.job.v1.JobService/";
+    private const string Blob = "/meshai.job.v1.BlobService/";
     private const string Ledger = "/meshai.ledger.v1.LedgerService/";
     private const string Model = "/meshai.model.v1.ModelService/";
     private const string Audit = "/meshai.audit.v1.AuditService/";
@@ -119,6 +120,11 @@ public static class RpcRules
         [Job + "CancelJob"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
         [Job + "ExplainJob"] = new(RpcAccess.Member, ApiKeyScope: "jobs"),
         [Job + "RunJob"] = new(RpcAccess.Guest, "envelope.network_id", "jobs"),
+        // Chunked blobs (docs/job-plane.md): whoever may submit a job may upload and read its blobs.
+        [Blob + "StartBlobUpload"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
+        [Blob + "UploadBlobChunk"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
+        [Blob + "FinishBlobUpload"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
+        [Blob + "ReadBlob"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
 
         [Ledger + "ListLedgerEvents"] = new(RpcAccess.Member, ApiKeyScope: "ledger:read"),
         [Ledger + "GetBalances"] = new(RpcAccess.Member, ApiKeyScope: "ledger:read"),

@@ -26,19 +26,10 @@ public static class FrameIo
     public static async Task WriteAsync(Stream stream, IMessage message, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        ArgumentNullException.ThrowIfNull(message);
-        var length = message.CalculateSize();
-        if (length > MaxFrameBytes)
-        {
-            throw new InvalidDataException($"frame length {length} is out of range");
-        }
-
-        var frame = ArrayPool<byte>.Shared.Rent(4 + length);
+        var (frame, count) = Encode(message);
         try
         {
-            BinaryPrimitives.WriteInt32LittleEndian(frame, length);
-            message.WriteTo(frame.AsSpan(4, length));
-            await stream.WriteAsync(frame.AsMemory(0, 4 + length), cancellationToken);
+            await stream.WriteAsync(frame.AsMemory(0, count), cancellationToken);
             await stream.FlushAsync(cancellationToken);
         }
         finally
@@ -54,19 +45,10 @@ public static class FrameIo
     public static void Write(Stream stream, IMessage message)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        ArgumentNullException.ThrowIfNull(message);
-        var length = message.CalculateSize();
-        if (length > MaxFrameBytes)
-        {
-            throw new InvalidDataException($"frame length {length} is out of range");
-        }
-
-        var frame = ArrayPool<byte>.Shared.Rent(4 + length);
+        var (frame, count) = Encode(message);
         try
         {
-            BinaryPrimitives.WriteInt32LittleEndian(frame, length);
-            message.WriteTo(frame.AsSpan(4, length));
-            stream.Write(frame, 0, 4 + length);
+            stream.Write(frame, 0, count);
             stream.Flush();
         }
         finally
@@ -143,6 +125,22 @@ public static class FrameIo
         {
             ArrayPool<byte>.Shared.Return(body);
         }
+    }
+
+    /// <summary>The frame (header + body) in a rented buffer, and its length; the caller returns the buffer.</summary>
+    private static (byte[] Frame, int Count) Encode(IMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var length = message.CalculateSize();
+        if (length > MaxFrameBytes)
+        {
+            throw new InvalidDataException($"frame length {length} is out of range");
+        }
+
+        var frame = ArrayPool<byte>.Shared.Rent(4 + length);
+        BinaryPrimitives.WriteInt32LittleEndian(frame, length);
+        message.WriteTo(frame.AsSpan(4, length));
+        return (frame, 4 + length);
     }
 
     private static int CheckedLength(ReadOnlySpan<byte> header)

@@ -8,6 +8,7 @@ using MeshAI.Bench;
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
 // dotnet run -c Release --project bench/MeshAI.Bench -- dead-agent [trials] [silentTrials] [graceSeconds]
 // dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
+// dotnet run -c Release --project bench/MeshAI.Bench -- worker-hop [jobs] [payload sizes in bytes...]
 // dotnet run -c Release --project bench/MeshAI.Bench -- agent-streams [agents] [swarms] [windowSeconds] [connectInFlight]
 // dotnet run -c Release --project bench/MeshAI.Bench -- agent-swarm <credentials> <from> <count> <connectInFlight>   (started by agent-streams)
 // dotnet run -c Release --project bench/MeshAI.Bench -- payload [calls] [sizes: bytes or NMiB, "max" = the largest single-message payload; default 1MiB 64MiB]
@@ -68,6 +69,12 @@ if (mode == "embeddings")
     return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
 }
 
+if (mode == "worker-hop")
+{
+    return await WorkerHopHarness.RunAsync(jobs: args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 2000,
+        args.Length > 2 ? args[2..].Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToList() : [256, 98_304]);
+}
+
 if (mode == "agent-streams")
 {
     int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
@@ -101,5 +108,5 @@ if (mode == "dead-agent")
         graceSeconds: args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 20);
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | scale-out [jobs] [agents] | contributor [rounds] | dead-agent [trials] [silentTrials] [graceSeconds] | agent-streams [agents] [swarms] [windowSeconds] [connectInFlight] | payload [calls] [sizes]");
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | worker-hop [jobs] [sizes] | scale-out [jobs] [agents] | contributor [rounds] | dead-agent [trials] [silentTrials] [graceSeconds] | agent-streams [agents] [swarms] [windowSeconds] [connectInFlight] | payload [calls] [sizes]");
 return 2;

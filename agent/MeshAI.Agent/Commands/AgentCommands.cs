@@ -414,7 +414,7 @@ public sealed partial class AgentCommands
             return ExitCodes.Error;
         }
 
-        using var host = new Sandbox.WorkerHost(handler, Console.OpenStandardInput(), frames, workDirectory);
+        using var host = new Sandbox.WorkerHost(handler, Sandbox.FrameIo.Buffered(Console.OpenStandardInput()), frames, workDirectory);
         try
         {
             return await host.RunAsync(cancellationToken);

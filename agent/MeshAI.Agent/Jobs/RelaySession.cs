@@ -45,6 +45,7 @@ public sealed partial class RelaySession
     private PeriodicTimer? _heartbeatTimer;
     private int _heartbeats;
     private int _lastRttMs;
+    private volatile Contracts.Common.V1.Tier _tier;
 
     /// <summary>
     /// Creates a session (one per connection attempt; the replay memory in <paramref name="offers"/> outlives it). With
@@ -257,6 +258,7 @@ public sealed partial class RelaySession
     private CapabilityReport Capabilities()
     {
         var report = _deviceState.Capture();
+        _tier = Tiers.Classify(report); // the hardware tier metered per job (fixed hardware: refreshed with each heartbeat)
         report.NetworkRttMs = _lastRttMs;
         _workloads.Advertise(report); // workload classes + installed models (#14)
         return report;
@@ -483,7 +485,7 @@ public sealed partial class RelaySession
         Metering Meter() => new()
         {
             RuntimeMs = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
-            Tier = Tiers.Classify(_deviceState.Capture()),
+            Tier = _tier,
             PeakMemoryMb = Environment.WorkingSet / (1024 * 1024),
             HeartbeatsDuringRun = Volatile.Read(ref _heartbeats) - heartbeatsAtStart,
         };
@@ -495,7 +497,7 @@ public sealed partial class RelaySession
     }
 
     private Contribution.ContributionDecision Contributing(bool midJob) =>
-        _contribution?.Evaluate(_deviceState.Capture(), TimeOnly.FromDateTime(DateTime.Now), midJob) ?? Contribution.ContributionDecision.Yes;
+        _contribution?.Evaluate(_deviceState.CaptureLive(), TimeOnly.FromDateTime(DateTime.Now), midJob) ?? Contribution.ContributionDecision.Yes;
 
     /// <summary>While jobs run, re-checks the contribution rules every second; a device that stops contributing hands its jobs back.</summary>
     private async Task ContributionWatchAsync(CancellationToken cancellationToken)
@@ -592,7 +594,9 @@ public sealed partial class RelaySession
     [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Declined job {JobId}: {Reason} {Detail}")]
     private static partial void LogDeclined(ILogger logger, string jobId, DeclineReason reason, string detail);
 
-    [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Running job {JobId} attempt {Attempt} ({Workload})")]
+    // Debug, not Information: one console line per job cost about a fifth of the agent's CPU per echo job (the console
+    // logger's queue lock, issue #11); failures and declines stay Warning, and every job has its span (#17).
+    [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Debug, Message = "Running job {JobId} attempt {Attempt} ({Workload})")]
     private static partial void LogRunning(ILogger logger, string jobId, int attempt, string workload);
 
     [LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Job {JobId} attempt {Attempt} failed: {Error}")]

@@ -23,6 +23,13 @@ public sealed record SandboxOptions
     /// <summary>Arguments the worker needs to build its handler (model dirs, runtime choices).</summary>
     public IReadOnlyList<string> WorkerArguments { get; init; } = [];
 
+    /// <summary>
+    /// How to start a worker (the meshai-agent executable and the arguments before <c>worker</c>); null = this same
+    /// executable (<see cref="SelfCommand"/>). Set by a host that runs the agent's code in another executable (the
+    /// worker-hop benchmark).
+    /// </summary>
+    public (string FileName, IReadOnlyList<string> Prefix)? Command { get; init; }
+
     /// <summary>Called with one machine-readable line per worker start (the agent prints it on stdout).</summary>
     public Action<string>? Announce { get; init; }
 

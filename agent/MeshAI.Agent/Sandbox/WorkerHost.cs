@@ -29,13 +29,38 @@ public sealed class WorkerHost : IDisposable
         _workDirectory = workDirectory;
     }
 
-    /// <summary>Serves jobs until stdin closes; returns the exit code.</summary>
-    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Serves jobs until stdin closes; returns the exit code. Frames are read and written synchronously on one dedicated
+    /// thread (the worker runs one job at a time): read(2) wakes it directly, no thread-pool hop per frame (issue #11).
+    /// </summary>
+    public Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        await WriteAsync(new WorkerEvent { Ready = new WorkerReady { Pid = Environment.ProcessId, WorkloadClass = _handler.Workload } }, cancellationToken);
+        var served = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                served.TrySetResult(Serve(cancellationToken));
+            }
+            catch (Exception ex)
+            {
+                served.TrySetException(ex);
+            }
+        })
+        {
+            IsBackground = true, // blocked in read(2) when the agent stops the worker: the process ends without it
+            Name = "meshai-worker-frames",
+        };
+        thread.Start();
+        return served.Task.WaitAsync(cancellationToken);
+    }
+
+    private int Serve(CancellationToken cancellationToken)
+    {
+        Write(new WorkerEvent { Ready = new WorkerReady { Pid = Environment.ProcessId, WorkloadClass = _handler.Workload } });
         while (!cancellationToken.IsCancellationRequested)
         {
-            var request = await FrameIo.ReadAsync(_input, WorkerRequest.Parser, cancellationToken);
+            var request = FrameIo.Read(_input, WorkerRequest.Parser);
             if (request is null)
             {
                 return 0;
@@ -43,7 +68,7 @@ public sealed class WorkerHost : IDisposable
 
             if (request.KindCase == WorkerRequest.KindOneofCase.Job)
             {
-                await RunJobAsync(request.Job, cancellationToken);
+                RunJobAsync(request.Job, cancellationToken).GetAwaiter().GetResult();
             }
         }
 
@@ -113,12 +138,20 @@ public sealed class WorkerHost : IDisposable
         }
     }
 
-    private async ValueTask WriteAsync(WorkerEvent frame, CancellationToken cancellationToken)
+    /// <summary>Writes one frame; handlers may report progress from any thread, so writes are serialised.</summary>
+    private ValueTask WriteAsync(WorkerEvent frame, CancellationToken cancellationToken)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        Write(frame);
+        return ValueTask.CompletedTask;
+    }
+
+    private void Write(WorkerEvent frame)
+    {
+        _writeLock.Wait();
         try
         {
-            await FrameIo.WriteAsync(_output, frame, cancellationToken);
+            FrameIo.Write(_output, frame);
         }
         finally
         {

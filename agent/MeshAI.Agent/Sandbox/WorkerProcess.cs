@@ -58,12 +58,14 @@ public sealed class WorkerProcess : IAsyncDisposable
 {
     private const int StderrTailLines = 20;
     private readonly Process _process;
+    private readonly Stream _frames;
     private readonly ConcurrentQueue<string> _stderrTail = new();
     private bool _broken;
 
     private WorkerProcess(Process process, WorkloadClass workload, string workDirectory)
     {
         _process = process;
+        _frames = FrameIo.Buffered(process.StandardOutput.BaseStream);
         Workload = workload;
         WorkDirectory = workDirectory;
     }
@@ -104,7 +106,7 @@ public sealed class WorkerProcess : IAsyncDisposable
             File.SetUnixFileMode(workDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
 
-        var (self, prefix) = SandboxOptions.SelfCommand();
+        var (self, prefix) = options.Command ?? SandboxOptions.SelfCommand();
         var info = new ProcessStartInfo
         {
             WorkingDirectory = workDirectory,
@@ -158,7 +160,7 @@ public sealed class WorkerProcess : IAsyncDisposable
         startCts.CancelAfter(options.StartTimeout);
         try
         {
-            var ready = await FrameIo.ReadAsync(process.StandardOutput.BaseStream, WorkerEvent.Parser, startCts.Token);
+            var ready = await FrameIo.ReadAsync(worker._frames, WorkerEvent.Parser, startCts.Token);
             if (ready?.KindCase != WorkerEvent.KindOneofCase.Ready)
             {
                 await worker.WaitExitQuietlyAsync();
@@ -195,7 +197,7 @@ public sealed class WorkerProcess : IAsyncDisposable
             await FrameIo.WriteAsync(_process.StandardInput.BaseStream, new WorkerRequest { Job = job }, cancellationToken);
             while (true)
             {
-                var frame = await FrameIo.ReadAsync(_process.StandardOutput.BaseStream, WorkerEvent.Parser, cancellationToken);
+                var frame = await FrameIo.ReadAsync(_frames, WorkerEvent.Parser, cancellationToken);
                 if (frame is null)
                 {
                     break;

@@ -157,7 +157,13 @@ function PinDialog({ open, onClose, device, networkId }: { open: boolean; onClos
   const [chosen, setChosen] = useState<Set<WorkloadClass>>(new Set(device.pinnedWorkloads));
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
-  useEffect(() => setChosen(new Set(device.pinnedWorkloads)), [open, device.pinnedWorkloads]);
+  // The choice starts from the device's pins each time the dialog opens. The card stays live while it is open (every
+  // heartbeat brings a new Device), and that must not undo what the user has ticked before saving.
+  const pinned = useRef(device.pinnedWorkloads);
+  pinned.current = device.pinnedWorkloads;
+  useEffect(() => {
+    if (open) setChosen(new Set(pinned.current));
+  }, [open]);
   const save = async () => {
     setBusy(true);
     setError(undefined);

@@ -44,47 +44,15 @@ public sealed class LedgerRepository(Database database)
     public static async Task<IReadOnlyList<LedgerEventRow>> AppendAllAsync(DbConnection c, DbTransaction tx, IReadOnlyList<LedgerEventRow> events, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(events);
-        if (events.Count == 0)
+        var inserted = new List<LedgerEventRow>(events.Count);
+        foreach (var e in events)
         {
-            return [];
-        }
-
-        // Multi-row INSERTs (#11), at most EventsPerInsert rows (15 parameters each) per statement: RETURNING names the rows
-        // actually inserted (an existing idempotency key inserts nothing, nor does a repeat of a key within the batch).
-        var insertedIds = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var batch in events.Chunk(EventsPerInsert))
-        {
-            var sql = new System.Text.StringBuilder(
-                "INSERT INTO ledger_events (event_id, network_id, event_type, job_id, chunk_id, user_id, device_id, account_kind, amount_micro, runtime_ms, " +
-                "billed_runtime_ms, tier, idempotency_key, create_time_ms, relay_bytes) VALUES ");
-            var parameters = new DynamicParameters();
-            for (var i = 0; i < batch.Length; i++)
+            if (await InsertEventAsync(c, tx, e, ct))
             {
-                var e = batch[i];
-                sql.Append(i == 0 ? "" : ", ").Append(System.Globalization.CultureInfo.InvariantCulture,
-                    $"(@e{i}, @n{i}, @t{i}, @j{i}, @c{i}, @u{i}, @d{i}, @k{i}, @a{i}, @r{i}, @b{i}, @tier{i}, @key{i}, @ms{i}, @rb{i})");
-                parameters.Add($"e{i}", e.EventId);
-                parameters.Add($"n{i}", e.NetworkId);
-                parameters.Add($"t{i}", e.EventType);
-                parameters.Add($"j{i}", e.JobId);
-                parameters.Add($"c{i}", e.ChunkId);
-                parameters.Add($"u{i}", e.UserId);
-                parameters.Add($"d{i}", e.DeviceId);
-                parameters.Add($"k{i}", e.AccountKind);
-                parameters.Add($"a{i}", e.AmountMicro);
-                parameters.Add($"r{i}", e.RuntimeMs);
-                parameters.Add($"b{i}", e.BilledRuntimeMs);
-                parameters.Add($"tier{i}", e.Tier);
-                parameters.Add($"key{i}", e.IdempotencyKey);
-                parameters.Add($"ms{i}", e.CreateTimeMs);
-                parameters.Add($"rb{i}", e.RelayBytes);
+                inserted.Add(e);
             }
-
-            sql.Append(" ON CONFLICT (network_id, idempotency_key) DO NOTHING RETURNING event_id");
-            insertedIds.UnionWith(await c.QueryAsync<string>(Database.Command(sql.ToString(), parameters, ct, tx)));
         }
 
-        var inserted = events.Where(e => insertedIds.Contains(e.EventId)).ToList();
         await ApplyBalancesAsync(c, tx, inserted, ct);
         return inserted;
     }
@@ -100,8 +68,6 @@ public sealed class LedgerRepository(Database database)
             _ => null,
         };
     }
-
-    private const int EventsPerInsert = 64;
 
     private const int PoolAccount = 1; // AccountKind.Pool
     private const int MemberAccount = 2; // AccountKind.Member
@@ -122,27 +88,14 @@ public sealed class LedgerRepository(Database database)
             }
         }
 
-        if (deltas.Count == 0)
-        {
-            return;
-        }
-
-        // One multi-row upsert (#11); its rows are in account order, so concurrent settlements still lock them in the same order.
-        var networkId = inserted.First().NetworkId;
-        var sql = new System.Text.StringBuilder("INSERT INTO ledger_balances (network_id, account_kind, user_id, balance_micro) VALUES ");
-        var parameters = new DynamicParameters(new { networkId });
-        var i = 0;
+        var networkId = inserted.Count > 0 ? inserted.First().NetworkId : "";
         foreach (var ((kind, userId), amount) in deltas)
         {
-            sql.Append(i == 0 ? "" : ", ").Append(System.Globalization.CultureInfo.InvariantCulture, $"(@networkId, @k{i}, @u{i}, @a{i})");
-            parameters.Add($"k{i}", kind);
-            parameters.Add($"u{i}", userId);
-            parameters.Add($"a{i}", amount);
-            i++;
+            await c.ExecuteAsync(Database.Command(
+                "INSERT INTO ledger_balances (network_id, account_kind, user_id, balance_micro) VALUES (@networkId, @kind, @userId, @amount) " +
+                "ON CONFLICT (network_id, account_kind, user_id) DO UPDATE SET balance_micro = ledger_balances.balance_micro + excluded.balance_micro",
+                new { networkId, kind, userId, amount }, ct, tx));
         }
-
-        sql.Append(" ON CONFLICT (network_id, account_kind, user_id) DO UPDATE SET balance_micro = ledger_balances.balance_micro + excluded.balance_micro");
-        await c.ExecuteAsync(Database.Command(sql.ToString(), parameters, ct, tx));
     }
 
     /// <summary>One running balance of a network: the pool (<paramref name="pool"/>) or the member <paramref name="userId"/>; 0 when it never moved.</summary>

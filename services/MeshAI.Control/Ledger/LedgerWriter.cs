@@ -143,10 +143,9 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
         ArgumentNullException.ThrowIfNull(device);
         var capabilities = presence.GetOnline(device.DeviceId, clock.GetUtcNow())?.Capabilities ?? DeviceCards.Capabilities(device);
         var tier = TierOf(job, device);
-        var flagged = await ledger.IsDeviceFlaggedAsync(device.DeviceId, ct);
-        var recent = await ledger.CountMintingSettlementsAsync(device.DeviceId, nowMs - HourMs, ct);
-        var prior = job.MaxCostCredits > 0 ? await ledger.BurnedForJobAsync(job.NetworkId, job.JobId, (int)LedgerEventType.CreditsBurned, ct) + unsettledPriorBurnMicro : 0;
-        var context = new MeteringContext(capabilities, flagged, recent, prior);
+        var lookup = await ledger.MeteringLookupAsync(job.NetworkId, job.JobId, device.DeviceId, nowMs - HourMs, (int)LedgerEventType.CreditsBurned, job.MaxCostCredits > 0, ct);
+        var prior = job.MaxCostCredits > 0 ? lookup.BurnedForJobMicro + unsettledPriorBurnMicro : 0;
+        var context = new MeteringContext(capabilities, lookup.DeviceFlagged, lookup.MintingSettlements, prior);
         return Meter(job, chunkId, attempt, device, tier, runtime, heartbeats, relayBytes, credits, options.Value.Ledger, context, nowMs);
     }
 

@@ -6,7 +6,7 @@ namespace MeshAI.Control.Storage;
 /// <summary>Join tokens, device pairings, devices and the certificate denylist.</summary>
 public sealed class DeviceRepository(Database database)
 {
-    private const string DeviceColumns =
+    internal const string DeviceColumns =
         "device_id, network_id, owner_user_id, name, platform, installation_id, signing_public_key, encryption_public_key, capabilities, " +
         "contribution_mode, contribution_enabled, pinned_workloads, trust_level, certificate_serial, create_time_ms, last_seen_time_ms, revoked, revoke_time_ms, revoke_reason";
 

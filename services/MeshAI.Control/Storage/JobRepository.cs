@@ -41,6 +41,40 @@ public sealed class JobRepository(Database database)
         database.RunAsync(c => c.QuerySingleOrDefaultAsync<JobRow>(Database.Command(
             $"SELECT {JobColumns} FROM jobs WHERE job_id = @jobId", new { jobId }, ct)), ct);
 
+    /// <summary>
+    /// The job and its attempts in one round trip (two statements in one command; #11): what a status frame shows, read
+    /// fresh because another instance (a cancel) or this one's own writes change both.
+    /// </summary>
+    public Task<(JobRow? Job, IReadOnlyList<JobAttemptRow> Attempts)> GetJobWithAttemptsAsync(string jobId, CancellationToken ct) =>
+        database.RunAsync(async c =>
+        {
+            using var grid = await c.QueryMultipleAsync(Database.Command(
+                $"SELECT {JobColumns} FROM jobs WHERE job_id = @jobId; SELECT {AttemptColumns} FROM job_attempts WHERE job_id = @jobId ORDER BY attempt",
+                new { jobId }, ct));
+            var job = await grid.ReadSingleOrDefaultAsync<JobRow>();
+            var attempts = (await grid.ReadAsync<JobAttemptRow>()).AsList();
+            return (job, (IReadOnlyList<JobAttemptRow>)attempts);
+        }, ct);
+
+    /// <summary>
+    /// What settling or capping a job on a device reads, in one round trip (three statements in one command; #11): the job row
+    /// (its state may have moved: a cancel from another instance), the network row (its credit settings may have been
+    /// changed by an admin) and the device row (its capabilities decide the tier). Each is null when missing.
+    /// </summary>
+    public Task<(JobRow? Job, NetworkRow? Network, DeviceRow? Device)> GetSettlementInputsAsync(string jobId, string networkId, string deviceId, CancellationToken ct) =>
+        database.RunAsync(async c =>
+        {
+            using var grid = await c.QueryMultipleAsync(Database.Command(
+                $"SELECT {JobColumns} FROM jobs WHERE job_id = @jobId; " +
+                $"SELECT {NetworkRepository.NetworkColumns} FROM networks n WHERE n.network_id = @networkId; " +
+                $"SELECT {DeviceRepository.DeviceColumns} FROM devices WHERE device_id = @deviceId",
+                new { jobId, networkId, deviceId }, ct));
+            var job = await grid.ReadSingleOrDefaultAsync<JobRow>();
+            var network = await grid.ReadSingleOrDefaultAsync<NetworkRow>();
+            var device = await grid.ReadSingleOrDefaultAsync<DeviceRow>();
+            return (job, network, device);
+        }, ct);
+
     /// <summary>The job a submitter created with this idempotency key, or null.</summary>
     public Task<JobRow?> FindByIdempotencyKeyAsync(string networkId, string userId, string idempotencyKey, CancellationToken ct) =>
         database.RunAsync(c => c.QuerySingleOrDefaultAsync<JobRow>(Database.Command(

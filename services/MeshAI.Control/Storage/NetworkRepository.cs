@@ -6,7 +6,7 @@ namespace MeshAI.Control.Storage;
 /// <summary>Networks, their keys and members.</summary>
 public sealed class NetworkRepository(Database database, Security.AccessCache? access = null)
 {
-    private const string NetworkColumns = "n.network_id, n.name, n.visibility, n.billing_mode, n.created_by_user_id, n.create_time_ms, n.settings_json";
+    internal const string NetworkColumns = "n.network_id, n.name, n.visibility, n.billing_mode, n.created_by_user_id, n.create_time_ms, n.settings_json";
     private const string MemberColumns = "m.network_id, m.user_id, m.role, m.state, m.join_time_ms, u.email, u.display_name";
 
     /// <summary>Inserts a network.</summary>

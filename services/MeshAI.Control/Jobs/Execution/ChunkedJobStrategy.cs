@@ -211,9 +211,7 @@ internal sealed class ChunkedJobStrategy(IReadOnlyList<JobChunk> chunks) : Place
             return; // duplicate or late: the first result for this chunk already won
         }
 
-        var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
-        var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
-        var deviceRow = await job.S.Devices.GetDeviceByIdAsync(r.Device.DeviceId, ct);
+        var (row, network, deviceRow) = await job.S.Jobs.GetSettlementInputsAsync(job.JobId, job.NetworkId, r.Device.DeviceId, ct);
         if (row is null || JobViews.IsTerminal((JobState)row.State) || network is null || deviceRow is null)
         {
             return;

@@ -191,10 +191,12 @@ internal sealed class JobExecution
             return;
         }
 
-        var row = await S.Jobs.GetJobByIdAsync(JobId, ct);
+        // Read, not rebuilt from this execution: the placer's and settler's writes fill columns (times, tier, attempt causes)
+        // the execution does not hold, and a cancel from another instance changes the row; one round trip for both reads.
+        var (row, attempts) = await S.Jobs.GetJobWithAttemptsAsync(JobId, ct);
         if (row is not null)
         {
-            S.Hub.Publish(JobId, new WatchJobResponse { Status = new JobStatusFrame { Job = JobViews.ToProto(row, await S.Jobs.ListAttemptsAsync(JobId, ct)) } });
+            S.Hub.Publish(JobId, new WatchJobResponse { Status = new JobStatusFrame { Job = JobViews.ToProto(row, attempts) } });
         }
     }
 

@@ -83,9 +83,7 @@ internal sealed class ResumableChatStrategy : SingleJobStrategy
 
         // The interrupted segment: the device streamed part of the answer the next one continues from — meter it now (control's
         // own observation of its runtime), settle it with the final result.
-        var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
-        var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
-        var device = await job.S.Devices.GetDeviceByIdAsync(placement.DeviceId, ct);
+        var (row, network, device) = await job.S.Jobs.GetSettlementInputsAsync(job.JobId, job.NetworkId, placement.DeviceId, ct);
         if (row is null || network is null || device is null)
         {
             return "chat stream cannot resume: the job, its network or the device that streamed is gone";

@@ -239,10 +239,13 @@ internal class SingleJobStrategy : PlacementStrategy
             return;
         }
 
-        var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
-        var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
-        var deviceRow = await job.S.Devices.GetDeviceByIdAsync(r.Device.DeviceId, ct);
-        if (job.Finished || row is null || JobViews.IsTerminal((JobState)row.State) || network is null || deviceRow is null)
+        if (job.Finished)
+        {
+            return; // duplicate or late: the first result won and was billed once
+        }
+
+        var (row, network, deviceRow) = await job.S.Jobs.GetSettlementInputsAsync(job.JobId, job.NetworkId, r.Device.DeviceId, ct);
+        if (row is null || JobViews.IsTerminal((JobState)row.State) || network is null || deviceRow is null)
         {
             return; // duplicate or late: the first result won and was billed once
         }
@@ -319,9 +322,7 @@ internal class SingleJobStrategy : PlacementStrategy
             return;
         }
 
-        var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
-        var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
-        var deviceRow = await job.S.Devices.GetDeviceByIdAsync(placement.DeviceId, ct);
+        var (row, network, deviceRow) = await job.S.Jobs.GetSettlementInputsAsync(job.JobId, job.NetworkId, placement.DeviceId, ct);
         if (row is null || network is null || deviceRow is null || (resumedStartMs is not null && (JobState)row.State != JobState.Running))
         {
             return; // (a resumed attempt that was not accepted yet is armed when its accept arrives)
@@ -343,8 +344,13 @@ internal class SingleJobStrategy : PlacementStrategy
     /// <summary>max_cost_credits reached before a result: the agent is told to stop, the job ends CANCELLED, billed exactly up to the cap.</summary>
     private async Task StopAtCostCapAsync(JobExecution job, Placement placement, CostCapReached c, CancellationToken ct)
     {
-        var row = await job.S.Jobs.GetJobByIdAsync(job.JobId, ct);
-        if (job.Finished || row is null || JobViews.IsTerminal((JobState)row.State))
+        if (job.Finished)
+        {
+            return;
+        }
+
+        var (row, network, deviceRow) = await job.S.Jobs.GetSettlementInputsAsync(job.JobId, job.NetworkId, placement.DeviceId, ct);
+        if (row is null || JobViews.IsTerminal((JobState)row.State))
         {
             return;
         }
@@ -352,8 +358,6 @@ internal class SingleJobStrategy : PlacementStrategy
         job.CancelOnDevice(placement, "max_cost_micro reached");
         placement.StopTimers();
         job.Open.Remove(placement.Attempt);
-        var network = await job.S.Networks.GetNetworkAsync(job.NetworkId, ct);
-        var deviceRow = await job.S.Devices.GetDeviceByIdAsync(placement.DeviceId, ct);
         if (network is null || deviceRow is null)
         {
             job.Open[placement.Attempt] = placement;

@@ -15,7 +15,7 @@ public sealed class BlobApi(BlobStore store, NetworkAccess access, SessionAuthen
     /// <inheritdoc />
     public override async Task<StartBlobUploadResponse> StartBlobUpload(StartBlobUploadRequest request, ServerCallContext context)
     {
-        await access.RequireMemberAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
+        await access.RequireMemberCachedAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
         var started = store.Start(request.NetworkId, request.SizeBytes, request.Sha256, request.ContentType);
         return new StartBlobUploadResponse
         {
@@ -30,21 +30,21 @@ public sealed class BlobApi(BlobStore store, NetworkAccess access, SessionAuthen
     /// <inheritdoc />
     public override async Task<UploadBlobChunkResponse> UploadBlobChunk(UploadBlobChunkRequest request, ServerCallContext context)
     {
-        await access.RequireMemberAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
+        await access.RequireMemberCachedAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
         return new UploadBlobChunkResponse { ChunksReceived = await store.WriteChunkAsync(request.NetworkId, request.UploadId, request.Index, request.Data.Memory, context.CancellationToken) };
     }
 
     /// <inheritdoc />
     public override async Task<FinishBlobUploadResponse> FinishBlobUpload(FinishBlobUploadRequest request, ServerCallContext context)
     {
-        await access.RequireMemberAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
+        await access.RequireMemberCachedAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
         return new FinishBlobUploadResponse { Blob = await store.FinishAsync(request.NetworkId, request.UploadId, context.CancellationToken) };
     }
 
     /// <inheritdoc />
     public override async Task ReadBlob(ReadBlobRequest request, IServerStreamWriter<ReadBlobResponse> responseStream, ServerCallContext context)
     {
-        await access.RequireMemberAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
+        await access.RequireMemberCachedAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
         await using var file = store.OpenRead(request.NetworkId, request.Sha256);
         var chunkBytes = store.ChunkBytes;
         var size = file.Length;

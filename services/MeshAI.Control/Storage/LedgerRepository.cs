@@ -248,7 +248,7 @@ public sealed class LedgerRepository(Database database)
     public readonly record struct MeteringLookup(bool DeviceFlagged, int MintingSettlements, long BurnedForJobMicro);
 
     /// <summary>
-    /// <see cref="IsDeviceFlaggedAsync"/>, <see cref="CountMintingSettlementsAsync"/> and (when <paramref name="withBurned"/>)
+    /// <see cref="IsDeviceFlaggedAsync"/>, the device's settlements allowed to mint since <paramref name="sinceMs"/> (the per-device rate limit counts these) and (when <paramref name="withBurned"/>)
     /// <see cref="BurnedForJobAsync"/> in one statement, one round trip instead of two or three (#11).
     /// </summary>
     public Task<MeteringLookup> MeteringLookupAsync(string networkId, string jobId, string deviceId, long sinceMs, int burnedType, bool withBurned, CancellationToken ct) =>
@@ -262,12 +262,6 @@ public sealed class LedgerRepository(Database database)
                 new { networkId, jobId, deviceId, sinceMs, burnedType, withBurned = withBurned ? 1 : 0 }, ct));
             return new MeteringLookup(flags > 0, (int)minting, burned);
         }, ct);
-
-    /// <summary>Settlements of a device since a time that were allowed to mint (the per-device rate limit counts these).</summary>
-    public Task<int> CountMintingSettlementsAsync(string deviceId, long sinceMs, CancellationToken ct) =>
-        database.RunAsync(c => c.ExecuteScalarAsync<int>(Database.Command(
-            "SELECT COUNT(*) FROM job_meterings WHERE device_id = @deviceId AND create_time_ms >= @sinceMs AND mint_withheld_reason = ''",
-            new { deviceId, sinceMs }, ct)), ct);
 
     /// <summary>Settlements (completed jobs and chunks) of a device since a time, and the micro-credits minted to it since then.</summary>
     public Task<(long Settlements, long MintedMicro)> DeviceActivitySinceAsync(string networkId, string deviceId, long sinceMs, int mintedType, CancellationToken ct) =>

@@ -177,8 +177,8 @@ public sealed class JobPlaneClockTests
         });
     }
 
-    [Test]
-    public async Task A_late_result_of_the_dropped_attempt_completes_the_job_and_cancels_the_hedge_unbilled()
+    // An echo job on two devices whose first device dropped: attempt 2 was offered to the other at once and accepted.
+    private async Task<(string Network, IReadOnlyDictionary<string, TestDevice> Devices, Job Job, string Dropped, string Other)> HedgedJobAsync()
     {
         var (network, devices) = await NetworkWithDevicesAsync(2);
         var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
@@ -188,6 +188,13 @@ public sealed class JobPlaneClockTests
         await DropAsync(devices, dropped);
         await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2);
         await AcceptAsync(devices, job.JobId, 2);
+        return (network, devices, job, dropped, other);
+    }
+
+    [Test]
+    public async Task A_late_result_of_the_dropped_attempt_completes_the_job_and_cancels_the_hedge_unbilled()
+    {
+        var (network, devices, job, dropped, other) = await HedgedJobAsync();
 
         // It was only a blip: the first device comes back and delivers the result it held, before attempt 2 finished.
         await Sink.OnConnectedAsync(Identity(devices, dropped), [new HeldAttempt { JobId = job.JobId, Attempt = 1 }], CancellationToken.None);
@@ -212,14 +219,7 @@ public sealed class JobPlaneClockTests
     [Test]
     public async Task A_result_of_the_dropped_attempt_after_the_hedge_completed_is_ignored_and_billed_once()
     {
-        var (network, devices) = await NetworkWithDevicesAsync(2);
-        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
-        await AcceptAsync(devices, job.JobId, 1);
-        var dropped = OffersFor(job.JobId).Single().DeviceId;
-        var other = devices.Keys.Single(d => d != dropped);
-        await DropAsync(devices, dropped);
-        await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2);
-        await AcceptAsync(devices, job.JobId, 2);
+        var (network, devices, job, dropped, other) = await HedgedJobAsync();
         await Sink.OnResultAsync(Identity(devices, other), EchoResult(job.JobId, 2), 100, CancellationToken.None);
         var done = await WaitForAsync(network, job.JobId, j => j.State == JobState.Completed);
 

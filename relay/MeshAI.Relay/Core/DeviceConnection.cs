@@ -48,22 +48,7 @@ public sealed class DeviceConnection
     public long NetworkSerial => Interlocked.Read(ref _networkSerial);
 
     /// <summary>Raises <see cref="NetworkSerial"/> to <paramref name="serial"/> (never lowers it); returns the value before.</summary>
-    public long Acknowledge(long serial)
-    {
-        var current = Interlocked.Read(ref _networkSerial);
-        while (serial > current)
-        {
-            var seen = Interlocked.CompareExchange(ref _networkSerial, serial, current);
-            if (seen == current)
-            {
-                return current;
-            }
-
-            current = seen;
-        }
-
-        return current;
-    }
+    public long Acknowledge(long serial) => Monotonic.Raise(ref _networkSerial, serial);
 
     /// <summary>Forgets an acknowledgement control could not record (so the update is sent again and re-acknowledged).</summary>
     public void Unacknowledge(long serial, long previous) => Interlocked.CompareExchange(ref _networkSerial, previous, serial);

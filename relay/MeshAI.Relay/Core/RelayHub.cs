@@ -675,20 +675,7 @@ public sealed partial class RelayHub : IJobDispatcher
         public long Serial => Interlocked.Read(ref _serial);
 
         /// <summary>Raises the known serial (never lowers it).</summary>
-        public void Raise(long serial)
-        {
-            var current = Interlocked.Read(ref _serial);
-            while (serial > current)
-            {
-                var seen = Interlocked.CompareExchange(ref _serial, serial, current);
-                if (seen == current)
-                {
-                    return;
-                }
-
-                current = seen;
-            }
-        }
+        public void Raise(long serial) => Monotonic.Raise(ref _serial, serial);
 
         /// <summary>True (and the caller polls) when the store was last asked an interval ago or more and nobody is asking now.</summary>
         public bool TryBeginPoll(long nowMs, int intervalMs) =>

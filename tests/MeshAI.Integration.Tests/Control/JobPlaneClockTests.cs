@@ -47,7 +47,7 @@ public sealed class JobPlaneClockTests
     {
         var (network, devices) = await NetworkWithDevicesAsync(2);
         var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
-        var first = OffersFor(job.JobId).Single();
+        var first = await OfferAsync(job.JobId, 1);
         await Sink.OnDeclinedAsync(Identity(devices, first.DeviceId), new JobDecline { JobId = job.JobId, Attempt = 1, Reason = DeclineReason.Busy }, CancellationToken.None);
 
         Advance(devices, 249);
@@ -154,7 +154,7 @@ public sealed class JobPlaneClockTests
         }
 
         var single = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
-        Assert.That(verifier.Check(OffersFor(single.JobId).Single().Offer).Accepted, Is.True, "single jobs follow the same key rule");
+        Assert.That(verifier.Check((await OfferAsync(single.JobId, 1)).Offer).Accepted, Is.True, "single jobs follow the same key rule");
     }
 
     [Test]
@@ -168,6 +168,7 @@ public sealed class JobPlaneClockTests
         await DropAsync(devices, dropped);
         // The fake clock does not move: neither the 3 s reconnect grace nor the 250 ms backoff can have passed.
         var hedged = await WaitForAsync(network, job.JobId, j => j.Attempts.Count == 2);
+        await OfferAsync(job.JobId, 2);
         Assert.Multiple(() =>
         {
             Assert.That(hedged.Attempts[0].Cause, Is.EqualTo(AttemptCause.Disconnect));
@@ -306,8 +307,25 @@ public sealed class JobPlaneClockTests
 
     private async Task AcceptAsync(IReadOnlyDictionary<string, TestDevice> devices, string jobId, int attempt)
     {
-        var offer = OffersFor(jobId).Single(o => PlacementTicketDetails.Parser.ParseFrom(o.Offer.Ticket.Details).Attempt == attempt);
+        var offer = await OfferAsync(jobId, attempt);
         await Sink.OnAcceptedAsync(Identity(devices, offer.DeviceId), new JobAccept { JobId = jobId, Attempt = attempt }, CancellationToken.None);
+    }
+
+    /// <summary>The placer writes the attempt row before it sends the offer: a test that saw the row waits for the offer too.</summary>
+    private async Task<(string DeviceId, JobOffer Offer)> OfferAsync(string jobId, int attempt)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            var offers = OffersFor(jobId).Where(o => PlacementTicketDetails.Parser.ParseFrom(o.Offer.Ticket.Details).Attempt == attempt).ToList();
+            if (offers.Count > 0)
+            {
+                return offers.Single();
+            }
+
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), $"attempt {attempt} of {jobId} was never offered");
+            await Task.Delay(10);
+        }
     }
 
     private IJobEventSink Sink => _server.Services.GetRequiredService<IJobEventSink>();

@@ -20,6 +20,9 @@ public sealed record LatencyReport(string Name, int Count, double P50Ms, double 
 
     /// <summary>The same per process kind (bench = this process: client and, for the direct path, server).</summary>
     public IReadOnlyDictionary<string, double> CpuMsPerCallByProcess { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>The same per process kind for the concurrent calls (`concurrency` in flight: where the throughput goal is).</summary>
+    public IReadOnlyDictionary<string, double> ConcurrentCpuMsPerCallByProcess { get; init; } = new Dictionary<string, double>();
 }
 
 /// <summary>
@@ -239,6 +242,7 @@ public static class LoadHarness
         var concurrentSeconds = new double[paths.Count];
         var cpu = new double[paths.Count];
         var byProcess = paths.Select(_ => new Dictionary<string, double>(StringComparer.Ordinal)).ToArray();
+        var concurrentByProcess = paths.Select(_ => new Dictionary<string, double>(StringComparer.Ordinal)).ToArray();
         await InRoundsAsync(rounds, async (p, slice) =>
         {
             var cpuBefore = CpuMeter.TreeCpuMsByKind();
@@ -264,6 +268,7 @@ public static class LoadHarness
         await InRoundsAsync(Math.Clamp(count / Math.Max(1, 2 * concurrency), 1, rounds), async (p, slice) =>
         {
             var next = -1;
+            var cpuBefore = CpuMeter.TreeCpuMsByKind();
             var concurrent = Stopwatch.StartNew();
             await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
             {
@@ -273,6 +278,10 @@ public static class LoadHarness
                 }
             }));
             concurrentSeconds[p] += concurrent.Elapsed.TotalSeconds;
+            foreach (var (kind, ms) in CpuMeter.TreeCpuMsByKind())
+            {
+                concurrentByProcess[p][kind] = concurrentByProcess[p].GetValueOrDefault(kind) + ms - cpuBefore.GetValueOrDefault(kind);
+            }
         });
 
         async Task InRoundsAsync(int n, Func<int, int, Task> run)
@@ -295,6 +304,7 @@ public static class LoadHarness
             {
                 CpuMsPerCall = cpu[p] / count,
                 CpuMsPerCallByProcess = byProcess[p].ToDictionary(kv => kv.Key, kv => kv.Value / count),
+                ConcurrentCpuMsPerCallByProcess = concurrentByProcess[p].ToDictionary(kv => kv.Key, kv => kv.Value / count),
             };
         }).ToArray();
     }
@@ -318,6 +328,7 @@ public static class LoadHarness
         {
             Console.WriteLine(string.Create(c, $"ratio {r.Name} / {baseline.Name}: p50 x{r.P50Ms / baseline.P50Ms:F1}, p99 x{r.P99Ms / baseline.P99Ms:F1}, concurrent throughput x{r.ConcurrentPerSecond / baseline.ConcurrentPerSecond:F2}, CPU per call x{r.CpuMsPerCall / baseline.CpuMsPerCall:F1}"));
             Console.WriteLine("  CPU ms per call by process: " + string.Join(", ", r.CpuMsPerCallByProcess.OrderByDescending(kv => kv.Value).Select(kv => string.Create(c, $"{kv.Key} {kv.Value:F2}"))));
+            Console.WriteLine(string.Create(c, $"  CPU ms per call by process at {concurrency} in flight: ") + string.Join(", ", r.ConcurrentCpuMsPerCallByProcess.OrderByDescending(kv => kv.Value).Select(kv => string.Create(c, $"{kv.Key} {kv.Value:F2}"))));
         }
     }
 }

@@ -95,6 +95,15 @@ public sealed class JobPlaneOptions
     [Range(0, 600_000)]
     public int ResumeGraceMs { get; set; } = 20_000;
 
+    /// <summary>
+    /// RUNNING as soft state (#11): an accepted attempt of a single job without a cost cap is written RUNNING to the store only
+    /// when the job is still running this long after the accept; a shorter job goes from PLACED to its end in one durable write
+    /// (the settlement carries the start time). The watch stream shows RUNNING at once; a GetJob/ListJobs from the store lags
+    /// by at most this long. 0 writes RUNNING at every accept (the old behaviour). docs/job-plane.md "Soft RUNNING".
+    /// </summary>
+    [Range(0, 60_000)]
+    public int RunningWriteDelayMs { get; set; } = 250;
+
     /// <summary>How long an offer may go unanswered (no accept or decline: lost on a dead relay) before the attempt is retried.</summary>
     [Range(100, 600_000)]
     public int OfferAnswerTimeoutMs { get; set; } = 10_000;

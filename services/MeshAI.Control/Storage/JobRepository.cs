@@ -154,7 +154,7 @@ public sealed class JobRepository(Database database)
     /// <summary>Writes a job's terminal state (and result fields) when it is not terminal yet; false when it already was.</summary>
     public static async Task<bool> FinishAsync(DbConnection c, DbTransaction tx, JobRow final, IReadOnlyCollection<int> terminalStates, CancellationToken ct) =>
         await c.ExecuteAsync(Database.Command(
-            "UPDATE jobs SET state = @State, device_id = @DeviceId, tier = @Tier, end_time_ms = @EndTimeMs, runtime_ms = @RuntimeMs, " +
+            "UPDATE jobs SET state = @State, device_id = @DeviceId, tier = @Tier, start_time_ms = COALESCE(@StartTimeMs, start_time_ms), end_time_ms = @EndTimeMs, runtime_ms = @RuntimeMs, " +
             "billed_runtime_ms = @BilledRuntimeMs, cost_micro = @CostMicro, error_message = @ErrorMessage, relay_bytes = @RelayBytes, output = @Output, " +
             $"output_nonce = @OutputNonce, output_encrypted = @OutputEncrypted WHERE job_id = @JobId AND state NOT IN ({InList(terminalStates)})",
             final, ct, tx)) > 0;

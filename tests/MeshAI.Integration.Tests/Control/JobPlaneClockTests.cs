@@ -127,6 +127,85 @@ public sealed class JobPlaneClockTests
     }
 
     [Test]
+    public async Task An_accepted_job_is_written_running_only_after_the_running_write_delay_and_its_end_keeps_the_accept_time_as_start()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(1);
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+        var acceptedAt = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await AcceptAsync(devices, job.JobId, 1);
+        await Settle();
+        var soft = await GetAsync(network, job.JobId);
+        Assert.Multiple(() =>
+        {
+            Assert.That(soft.State, Is.EqualTo(JobState.Placed), "soft RUNNING: no store write at the accept (#11)");
+            Assert.That(soft.StartTime, Is.Null);
+        });
+
+        Advance(devices, 250); // RunningWriteDelayMs: still running, so RUNNING is written with the accept time
+        var running = await WaitForAsync(network, job.JobId, j => j.State == JobState.Running);
+        Assert.That(running.StartTime.ToDateTimeOffset().ToUnixTimeMilliseconds(), Is.EqualTo(acceptedAt));
+
+        await Sink.OnResultAsync(Identity(devices, devices.Keys.Single()), EchoResult(job.JobId, 1), 100, CancellationToken.None);
+        var done = await WaitForAsync(network, job.JobId, j => j.State == JobState.Completed);
+        Assert.That(done.StartTime.ToDateTimeOffset().ToUnixTimeMilliseconds(), Is.EqualTo(acceptedAt));
+    }
+
+    [Test]
+    public async Task A_short_job_goes_from_placed_to_completed_with_its_accept_time_as_start_and_is_billed_once()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(1);
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+        Advance(devices, 5);
+        var acceptedAt = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await AcceptAsync(devices, job.JobId, 1);
+        Advance(devices, 100); // ends within RunningWriteDelayMs: RUNNING is never written, the settlement writes the start
+        await Sink.OnResultAsync(Identity(devices, devices.Keys.Single()), EchoResult(job.JobId, 1), 100, CancellationToken.None);
+        var done = await WaitForAsync(network, job.JobId, j => j.State == JobState.Completed);
+        Advance(devices, 1_000); // the disposed RUNNING timer must not write anything after the end
+        await Settle();
+        var after = await GetAsync(network, job.JobId);
+        var events = await LedgerEventsAsync(network, job.JobId);
+        Assert.Multiple(() =>
+        {
+            Assert.That(done.StartTime.ToDateTimeOffset().ToUnixTimeMilliseconds(), Is.EqualTo(acceptedAt));
+            Assert.That(after.State, Is.EqualTo(JobState.Completed));
+            Assert.That(events.Count(e => e.EventType == LedgerEventType.CreditsBurned), Is.EqualTo(1), "billed once");
+        });
+    }
+
+    [Test]
+    public async Task A_restart_while_an_accepted_job_is_soft_running_resumes_it_and_its_result_settles_once()
+    {
+        var (network, devices) = await NetworkWithDevicesAsync(1);
+        var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+        await AcceptAsync(devices, job.JobId, 1);
+        await Settle();
+        Assert.That((await GetAsync(network, job.JobId)).State, Is.EqualTo(JobState.Placed), "accepted, RUNNING not written");
+
+        // The embedded server restarts before RUNNING was written: the resumed execution rebuilds the open attempt from
+        // job_attempts (written at placement), so the agent's result still settles the job, once.
+        _server = await _server.RestartAsync(_clock);
+        Refresh(devices);
+        var runner = _server.Services.GetRequiredService<MeshAI.Control.Jobs.JobRunner>();
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!runner.Runs(job.JobId))
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "the job was not resumed after the restart");
+            await Task.Delay(50);
+        }
+
+        await Sink.OnResultAsync(Identity(devices, devices.Keys.Single()), EchoResult(job.JobId, 1), 100, CancellationToken.None);
+        var done = await WaitForAsync(network, job.JobId, j => j.State == JobState.Completed);
+        var events = await LedgerEventsAsync(network, job.JobId);
+        Assert.Multiple(() =>
+        {
+            Assert.That(done.Attempts.Select(a => a.Cause), Is.EqualTo(new[] { AttemptCause.Succeeded }));
+            Assert.That(done.StartTime, Is.Not.Null, "the end writes a start time (the placement's, the accept time was lost with the process)");
+            Assert.That(events.Count(e => e.EventType == LedgerEventType.CreditsBurned), Is.EqualTo(1), "billed once across the restart");
+        });
+    }
+
+    [Test]
     public async Task After_a_key_rotation_chunk_offers_carry_tickets_the_agent_accepts()
     {
         var (network, devices) = await NetworkWithDevicesAsync(1);

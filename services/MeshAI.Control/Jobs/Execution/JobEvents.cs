@@ -62,6 +62,9 @@ internal sealed record OfferUndeliverable(int Attempt, string Reason) : JobEvent
 /// <summary>The attempt's runtime reached the job's max_cost_credits.</summary>
 internal sealed record CostCapReached(int Attempt, long StartedMs, long CapMs) : JobEvent;
 
+/// <summary>An accepted attempt is still running <see cref="JobPlaneOptions.RunningWriteDelayMs"/> after its accept: write RUNNING now.</summary>
+internal sealed record RunningWriteDue(int Attempt) : JobEvent;
+
 /// <summary>The device's relay stream ended.</summary>
 internal sealed record DeviceDisconnected(string DeviceId) : JobEvent;
 

@@ -24,13 +24,17 @@ internal sealed class Placement(int attempt, string deviceId, JobChunk? chunk, l
     public ITimer? CostCapTimer { get; set; }
     public ITimer? GraceTimer { get; set; }
 
+    /// <summary>The deferred RUNNING write of a soft-running attempt (<see cref="JobPlaneOptions.RunningWriteDelayMs"/>).</summary>
+    public ITimer? RunningWriteTimer { get; set; }
+
     public void StopTimers()
     {
         Timeout?.Dispose();
         AnswerTimer?.Dispose();
         CostCapTimer?.Dispose();
         GraceTimer?.Dispose();
-        Timeout = AnswerTimer = CostCapTimer = GraceTimer = null;
+        RunningWriteTimer?.Dispose();
+        Timeout = AnswerTimer = CostCapTimer = GraceTimer = RunningWriteTimer = null;
     }
 }
 
@@ -103,6 +107,15 @@ internal sealed class JobExecution
     /// <summary>An execution the runner starts when this one ends (a canary that follows the settlement, docs/anti-abuse.md).</summary>
     public JobExecution? FollowUp { get; set; }
 
+    /// <summary>
+    /// The latest accept not written to the store (soft RUNNING, #11): what MarkRunning would have written as the start time;
+    /// the job's end writes it. Null when the store is up to date.
+    /// </summary>
+    public long? UnwrittenStartMs { get; set; }
+
+    /// <summary>True while the current attempt is accepted but the store still says PLACED: status frames show RUNNING.</summary>
+    public bool SoftRunning { get; set; }
+
     /// <summary>True once the job row is terminal (a spot-check may still run).</summary>
     public bool Finished { get; set; }
 
@@ -169,6 +182,7 @@ internal sealed class JobExecution
         }
 
         var now = NowMs;
+        row.StartTimeMs = UnwrittenStartMs ?? row.StartTimeMs;
         row.State = (int)state;
         row.ErrorMessage = message;
         row.EndTimeMs = now;
@@ -196,6 +210,12 @@ internal sealed class JobExecution
         var (row, attempts) = await S.Jobs.GetJobWithAttemptsAsync(JobId, ct);
         if (row is not null)
         {
+            if (!Finished && SoftRunning && UnwrittenStartMs is { } since && row.State == (int)JobState.Placed)
+            {
+                row.State = (int)JobState.Running; // accepted, RUNNING not written yet (soft state)
+                row.StartTimeMs = since;
+            }
+
             S.Hub.Publish(JobId, new WatchJobResponse { Status = new JobStatusFrame { Job = JobViews.ToProto(row, attempts) } });
         }
     }

@@ -68,6 +68,9 @@ internal class SingleJobStrategy : PlacementStrategy
                 }
 
                 break;
+            case RunningWriteDue w when job.Open.TryGetValue(w.Attempt, out var p):
+                await WriteRunningAsync(job, p, ct);
+                break;
             case CostCapReached c when job.Open.TryGetValue(c.Attempt, out var p):
                 await StopAtCostCapAsync(job, p, c, ct);
                 break;
@@ -167,12 +170,43 @@ internal class SingleJobStrategy : PlacementStrategy
 
     protected override async Task AcceptedAsync(JobExecution job, Placement placement, CancellationToken ct)
     {
+        // Soft RUNNING (#11, docs/job-plane.md): a job without a cost cap writes RUNNING only if it is still running after
+        // RunningWriteDelayMs; nothing after a restart depends on it (resume rebuilds open attempts from job_attempts, written
+        // at placement), and the job's end writes the start time. A capped job writes it now: a resumed attempt re-arms its
+        // cap only when the store says RUNNING.
+        var delayMs = job.S.Options.RunningWriteDelayMs;
+        if (job.MaxCostCredits <= 0 && delayMs > 0)
+        {
+            job.UnwrittenStartMs = job.NowMs;
+            job.SoftRunning = true;
+            placement.RunningWriteTimer?.Dispose();
+            placement.RunningWriteTimer = job.Schedule(TimeSpan.FromMilliseconds(delayMs), new RunningWriteDue(placement.Attempt));
+            await job.PublishStatusAsync(ct);
+            return;
+        }
+
         if (await job.S.Jobs.MarkRunningAsync(job.JobId, (int)JobState.Placed, (int)JobState.Running, job.NowMs, ct) > 0)
         {
+            job.UnwrittenStartMs = null;
+            job.SoftRunning = false;
             await job.PublishStatusAsync(ct);
         }
 
         await ArmCostCapAsync(job, placement, ct);
+    }
+
+    /// <summary>The deferred RUNNING write of a soft-running attempt that is still open (the job did not end meanwhile).</summary>
+    private static async Task WriteRunningAsync(JobExecution job, Placement placement, CancellationToken ct)
+    {
+        placement.RunningWriteTimer = null;
+        if (job.Finished || !job.SoftRunning || job.UnwrittenStartMs is not { } since)
+        {
+            return;
+        }
+
+        await job.S.Jobs.MarkRunningAsync(job.JobId, (int)JobState.Placed, (int)JobState.Running, since, ct);
+        job.UnwrittenStartMs = null; // the store says RUNNING now (or the job ended meanwhile: its end wrote the start)
+        job.SoftRunning = false;
     }
 
     private async Task PlaceAsync(JobExecution job, PlacementDecision decision, CancellationToken ct)
@@ -195,6 +229,7 @@ internal class SingleJobStrategy : PlacementStrategy
         }
 
         _tried.Add(selected.Device.DeviceId);
+        job.SoftRunning = false; // the store says PLACED (this attempt) until its accept
         await job.PublishStatusAsync(ct);
     }
 
@@ -250,6 +285,7 @@ internal class SingleJobStrategy : PlacementStrategy
             return; // duplicate or late: the first result won and was billed once
         }
 
+        row.StartTimeMs = job.UnwrittenStartMs ?? row.StartTimeMs; // the latest accept not written yet (soft RUNNING) is the start
         var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
         var now = job.NowMs;
         var spotCheck = SpotCheck.ShouldCheck(row.JobId, (Contracts.Common.V1.WorkloadClass)row.WorkloadId, result.Encrypted, chunked: false, credits.SpotCheckSampleBps);

@@ -7,7 +7,7 @@ using MeshAI.Bench;
 // dotnet run -c Release --project bench/MeshAI.Bench -- chaos [jobs] [agents] [killEverySeconds] [sqlite|postgres] [report.json]
 // dotnet run -c Release --project bench/MeshAI.Bench -- scale-out [jobs] [agents]   (scripts/scale-out.sh)
 // dotnet run -c Release --project bench/MeshAI.Bench -- dead-agent [trials] [silentTrials] [graceSeconds]
-// dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency]
+// dotnet run -c Release --project bench/MeshAI.Bench -- embeddings [batches] [batchSize] [model] [concurrency] [meshWarmUp]
 // dotnet run -c Release --project bench/MeshAI.Bench -- worker-hop [jobs] [payload sizes in bytes...]
 // dotnet run -c Release --project bench/MeshAI.Bench -- agent-streams [agents] [swarms] [windowSeconds] [connectInFlight]
 // dotnet run -c Release --project bench/MeshAI.Bench -- agent-swarm <credentials> <from> <count> <connectInFlight>   (started by agent-streams)
@@ -66,7 +66,7 @@ if (mode == "scale-out")
 if (mode == "embeddings")
 {
     int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
-    return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2));
+    return await EmbeddingsHarness.RunAsync(batches: Arg(1, 30), batchSize: Arg(2, 64), model: args.Length > 3 ? args[3] : "all-minilm-l6-v2", concurrency: Arg(4, 2), meshWarmUp: Arg(5, 60));
 }
 
 if (mode == "worker-hop")
@@ -108,5 +108,5 @@ if (mode == "dead-agent")
         graceSeconds: args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 20);
 }
 
-Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] | worker-hop [jobs] [sizes] | scale-out [jobs] [agents] | contributor [rounds] | dead-agent [trials] [silentTrials] [graceSeconds] | agent-streams [agents] [swarms] [windowSeconds] [connectInFlight] | payload [calls] [sizes]");
+Console.Error.WriteLine("usage: MeshAI.Bench load [jobs] [concurrency] [payloadBytes] [sqlite|postgres|both] | micro [BenchmarkDotNet args] | chaos [jobs] [agents] [killEverySeconds] [store] [report] | embeddings [batches] [batchSize] [model] [concurrency] [meshWarmUp] | worker-hop [jobs] [sizes] | scale-out [jobs] [agents] | contributor [rounds] | dead-agent [trials] [silentTrials] [graceSeconds] | agent-streams [agents] [swarms] [windowSeconds] [connectInFlight] | payload [calls] [sizes]");
 return 2;

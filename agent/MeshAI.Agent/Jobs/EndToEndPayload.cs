@@ -13,7 +13,10 @@ namespace MeshAI.Agent.Jobs;
 /// </summary>
 public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
 {
-    private readonly EncryptionKeyPair _key = new(keys.EncryptionPrivateKey, keys.EncryptionPublicKey);
+    // Imported into NSec's guarded memory once per session instead of once per open (each import is a sodium_malloc: guard
+    // pages, mprotect). Made from this session's keys only: a re-enrolled device (new keys) gets a new session and a new
+    // import. Freed by its SafeHandle when the session is collected.
+    private readonly ImportedEncryptionKey _key = ImportedEncryptionKey.Import(new EncryptionKeyPair(keys.EncryptionPrivateKey, keys.EncryptionPublicKey));
 
     /// <summary>The payload bytes the workload should decode (plaintext); throws <see cref="PayloadCryptoException"/> when it cannot be opened.</summary>
     public ByteString OpenInput(JobEnvelope envelope, ByteString offeredPayload)
@@ -24,7 +27,8 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
             return offeredPayload;
         }
 
-        return ByteString.CopyFrom(PayloadCrypto.DecryptEnvelope(envelope, deviceId, _key));
+        // The plaintext array is ours alone (fresh from the decryption): wrapped, not copied.
+        return UnsafeByteOperations.UnsafeWrap(PayloadCrypto.DecryptEnvelope(envelope, deviceId, _key));
     }
 
     /// <summary>
@@ -63,8 +67,9 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
         }
 
         var (sealedOutput, nonce) = PayloadCrypto.SealToSubmitter(result.Output.Span, envelope.PayloadEncryption.SubmitterPublicKey.Span, result.JobId);
-        result.Output = ByteString.CopyFrom(sealedOutput);
-        result.Nonce = ByteString.CopyFrom(nonce);
+        // Both arrays are fresh from the seal and referenced nowhere else: wrapped, not copied (a 98 KB embeddings result).
+        result.Output = UnsafeByteOperations.UnsafeWrap(sealedOutput);
+        result.Nonce = UnsafeByteOperations.UnsafeWrap(nonce);
         result.Encrypted = true;
         return result;
     }

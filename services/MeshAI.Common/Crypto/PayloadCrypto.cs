@@ -84,6 +84,14 @@ public static class PayloadCrypto
     /// <summary>Decrypts the payload of an encrypted envelope with this device's X25519 key.</summary>
     public static byte[] DecryptEnvelope(JobEnvelope envelope, string deviceId, EncryptionKeyPair deviceKey)
     {
+        ArgumentNullException.ThrowIfNull(deviceKey);
+        using var imported = ImportedEncryptionKey.Import(deviceKey);
+        return DecryptEnvelope(envelope, deviceId, imported);
+    }
+
+    /// <summary>Decrypts the payload of an encrypted envelope with this device's imported X25519 key (imported once, used per job).</summary>
+    public static byte[] DecryptEnvelope(JobEnvelope envelope, string deviceId, ImportedEncryptionKey deviceKey)
+    {
         ArgumentNullException.ThrowIfNull(envelope);
         ArgumentNullException.ThrowIfNull(deviceKey);
         if (!IsEncrypted(envelope))
@@ -105,6 +113,14 @@ public static class PayloadCrypto
 
     /// <summary>The envelope's content key as unwrapped by one of its recipients (the caller zeroes it after use).</summary>
     public static byte[] UnwrapContentKey(JobEnvelope envelope, string deviceId, EncryptionKeyPair deviceKey)
+    {
+        ArgumentNullException.ThrowIfNull(deviceKey);
+        using var imported = ImportedEncryptionKey.Import(deviceKey);
+        return UnwrapContentKey(envelope, deviceId, imported);
+    }
+
+    /// <summary>The envelope's content key as unwrapped with the device's imported key (the caller zeroes it after use).</summary>
+    public static byte[] UnwrapContentKey(JobEnvelope envelope, string deviceId, ImportedEncryptionKey deviceKey)
     {
         ArgumentNullException.ThrowIfNull(envelope);
         ArgumentNullException.ThrowIfNull(deviceKey);
@@ -171,6 +187,14 @@ public static class PayloadCrypto
     /// <summary>Unwraps a content key with the recipient's private key.</summary>
     public static byte[] UnwrapKey(WrappedKey wrapped, string deviceId, EncryptionKeyPair recipient)
     {
+        ArgumentNullException.ThrowIfNull(recipient);
+        using var imported = ImportedEncryptionKey.Import(recipient);
+        return UnwrapKey(wrapped, deviceId, imported);
+    }
+
+    /// <summary>Unwraps a content key with the recipient's imported private key.</summary>
+    public static byte[] UnwrapKey(WrappedKey wrapped, string deviceId, ImportedEncryptionKey recipient)
+    {
         ArgumentNullException.ThrowIfNull(wrapped);
         ArgumentNullException.ThrowIfNull(recipient);
         var key = Agree(recipient, wrapped.EphemeralPublicKey.Span, WrapInfo(deviceId));
@@ -191,21 +215,29 @@ public static class PayloadCrypto
     /// </summary>
     public static (byte[] Sealed, byte[] Nonce) SealToSubmitter(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> submitterPublicKey, string jobId)
     {
-        var (ephemeralPublic, key) = EphemeralAgreement(submitterPublicKey, ResultInfo(jobId));
-        try
+        // One output buffer (ephemeral public ‖ ciphertext ‖ tag) written in place: a 98 KB embeddings result is encrypted
+        // once and not copied again. The ephemeral key is created for this seal alone and never leaves NSec's memory.
+        var info = ResultInfo(jobId);
+        var nonce = RandomNumberGenerator.GetBytes(NonceSize);
+        var sealedData = new byte[PublicKeySize + plaintext.Length + Aead.TagSize];
+        using (var key = EphemeralAeadKey(submitterPublicKey, info, sealedData.AsSpan(0, PublicKeySize)))
         {
-            var nonce = RandomNumberGenerator.GetBytes(NonceSize);
-            var ciphertext = SealWithKey(key, nonce, plaintext, ResultInfo(jobId));
-            return ([.. ephemeralPublic, .. ciphertext], nonce);
+            Aead.Encrypt(key, nonce, info, plaintext, sealedData.AsSpan(PublicKeySize));
         }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(key);
-        }
+
+        return (sealedData, nonce);
     }
 
     /// <summary>Opens what <see cref="SealToSubmitter"/> produced with the submitter's private key.</summary>
     public static byte[] OpenFromDevice(ReadOnlySpan<byte> sealedData, ReadOnlySpan<byte> nonce, EncryptionKeyPair submitter, string jobId)
+    {
+        ArgumentNullException.ThrowIfNull(submitter);
+        using var imported = ImportedEncryptionKey.Import(submitter);
+        return OpenFromDevice(sealedData, nonce, imported, jobId);
+    }
+
+    /// <summary>Opens what <see cref="SealToSubmitter"/> produced with the submitter's imported private key.</summary>
+    public static byte[] OpenFromDevice(ReadOnlySpan<byte> sealedData, ReadOnlySpan<byte> nonce, ImportedEncryptionKey submitter, string jobId)
     {
         ArgumentNullException.ThrowIfNull(submitter);
         if (sealedData.Length < PublicKeySize + Aead.TagSize)
@@ -263,26 +295,58 @@ public static class PayloadCrypto
         }
     }
 
-    private static byte[] Agree(EncryptionKeyPair own, ReadOnlySpan<byte> ephemeralPublic, byte[] info)
+    // An ephemeral X25519 agreement with the recipient, HKDF-SHA256 straight into an XChaCha20-Poly1305 key (the same bytes
+    // Derive produces); writes the ephemeral public key to ephemeralPublicOut.
+    private static Key EphemeralAeadKey(ReadOnlySpan<byte> recipientPublicKey, byte[] info, Span<byte> ephemeralPublicOut)
+    {
+        if (recipientPublicKey.Length != PublicKeySize)
+        {
+            throw new ArgumentException("recipient key must be a raw 32-byte X25519 public key", nameof(recipientPublicKey));
+        }
+
+        if (!PublicKey.TryImport(Agreement, recipientPublicKey, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
+        {
+            throw new PayloadCryptoException("peer key is not a valid X25519 public key");
+        }
+
+        using var ephemeral = Key.Create(Agreement);
+        if (!ephemeral.PublicKey.TryExport(KeyBlobFormat.RawPublicKey, ephemeralPublicOut, out var written) || written != PublicKeySize)
+        {
+            throw new PayloadCryptoException("ephemeral key export failed");
+        }
+
+        using var shared = Agreement.Agree(ephemeral, peer) ?? throw new PayloadCryptoException("key agreement failed (low-order point)");
+        Span<byte> salt = stackalloc byte[2 * PublicKeySize];
+        ephemeralPublicOut[..PublicKeySize].CopyTo(salt);
+        recipientPublicKey.CopyTo(salt[PublicKeySize..]);
+        return Kdf.DeriveKey(shared, salt, info, Aead);
+    }
+
+    private static byte[] Agree(ImportedEncryptionKey own, ReadOnlySpan<byte> ephemeralPublic, byte[] info)
     {
         if (ephemeralPublic.Length != PublicKeySize)
         {
             throw new PayloadCryptoException("ephemeral key must be 32 bytes");
         }
 
-        return Derive(own.PrivateKey, ephemeralPublic, ephemeralPublic, own.PublicKey, info);
+        return Derive(own.Key, ephemeralPublic, ephemeralPublic, own.PublicKey, info);
     }
 
     // HKDF-SHA256(ikm = X25519(private, peer), salt = ephemeral public ‖ recipient public, info = context).
     private static byte[] Derive(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> peerPublic, ReadOnlySpan<byte> ephemeralPublic, ReadOnlySpan<byte> recipientPublic, byte[] info)
     {
         using var key = Key.Import(Agreement, privateKey, KeyBlobFormat.RawPrivateKey);
+        return Derive(key, peerPublic, ephemeralPublic, recipientPublic, info);
+    }
+
+    private static byte[] Derive(Key privateKey, ReadOnlySpan<byte> peerPublic, ReadOnlySpan<byte> ephemeralPublic, ReadOnlySpan<byte> recipientPublic, byte[] info)
+    {
         if (!PublicKey.TryImport(Agreement, peerPublic, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
         {
             throw new PayloadCryptoException("peer key is not a valid X25519 public key");
         }
 
-        using var shared = Agreement.Agree(key, peer) ?? throw new PayloadCryptoException("key agreement failed (low-order point)");
+        using var shared = Agreement.Agree(privateKey, peer) ?? throw new PayloadCryptoException("key agreement failed (low-order point)");
         byte[] salt = [.. ephemeralPublic, .. recipientPublic];
         return Kdf.DeriveBytes(shared, salt, info, KeySize);
     }
@@ -304,4 +368,39 @@ public static class PayloadCrypto
         var plaintext = new byte[ciphertext.Length - Aead.TagSize];
         return Aead.Decrypt(key, nonce, associatedData, ciphertext, plaintext) ? plaintext : null;
     }
+}
+
+/// <summary>
+/// A device's (or submitter's) X25519 private key imported once into NSec's guarded memory, for the many opens and unwraps
+/// of a long-lived holder (the agent's relay session): <see cref="PayloadCrypto"/>'s <see cref="EncryptionKeyPair"/> overloads
+/// import the private key per call instead. It is made from the key's bytes once and never changes: a rotated key is a new
+/// <see cref="EncryptionKeyPair"/> and needs a new instance (docs/security.md). Dispose to free the guarded memory.
+/// </summary>
+public sealed class ImportedEncryptionKey : IDisposable
+{
+    private ImportedEncryptionKey(Key key, byte[] publicKey)
+    {
+        Key = key;
+        PublicKey = publicKey;
+    }
+
+    /// <summary>The raw 32-byte public key of the pair.</summary>
+    public byte[] PublicKey { get; }
+
+    internal Key Key { get; }
+
+    /// <summary>Imports <paramref name="pair"/>'s private key (the public key is copied).</summary>
+    public static ImportedEncryptionKey Import(EncryptionKeyPair pair)
+    {
+        ArgumentNullException.ThrowIfNull(pair);
+        if (pair.PublicKey.Length != PayloadCrypto.PublicKeySize)
+        {
+            throw new ArgumentException("public key must be a raw 32-byte X25519 public key", nameof(pair));
+        }
+
+        return new ImportedEncryptionKey(Key.Import(KeyAgreementAlgorithm.X25519, pair.PrivateKey, KeyBlobFormat.RawPrivateKey), [.. pair.PublicKey]);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Key.Dispose();
 }

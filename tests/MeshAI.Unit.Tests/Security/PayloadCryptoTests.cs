@@ -110,6 +110,63 @@ public sealed class PayloadCryptoTests
     }
 
     [Test]
+    public void Every_result_seal_uses_a_fresh_ephemeral_key_and_one_buffer_of_exact_size()
+    {
+        var submitter = EncryptionKeyPair.Generate();
+        var vectors = new byte[98_304]; // an embeddings result: 64 x 384 floats
+        new Random(7).NextBytes(vectors);
+        var (first, firstNonce) = PayloadCrypto.SealToSubmitter(vectors, submitter.PublicKey, "job_1");
+        var (second, secondNonce) = PayloadCrypto.SealToSubmitter(vectors, submitter.PublicKey, "job_1");
+        Assert.Multiple(() =>
+        {
+            Assert.That(first, Has.Length.EqualTo(PayloadCrypto.PublicKeySize + vectors.Length + 16), "ephemeral public key, ciphertext, tag");
+            Assert.That(first.AsSpan(0, PayloadCrypto.PublicKeySize).SequenceEqual(second.AsSpan(0, PayloadCrypto.PublicKeySize)), Is.False,
+                "the ephemeral key is never reused for the same submitter");
+            Assert.That(firstNonce, Is.Not.EqualTo(secondNonce));
+            Assert.That(PayloadCrypto.OpenFromDevice(first, firstNonce, submitter, "job_1"), Is.EqualTo(vectors));
+            Assert.That(PayloadCrypto.OpenFromDevice(second, secondNonce, submitter, "job_1"), Is.EqualTo(vectors));
+        });
+    }
+
+    [Test]
+    public void An_imported_key_opens_only_for_its_own_pair_and_a_rotated_key_needs_a_new_import()
+    {
+        var before = EncryptionKeyPair.Generate();
+        var rotated = EncryptionKeyPair.Generate();
+        using var importedBefore = ImportedEncryptionKey.Import(before);
+        using var importedRotated = ImportedEncryptionKey.Import(rotated);
+        var envelope = Envelope();
+        var plaintext = envelope.InputManifest.Payload.ToByteArray();
+        PayloadCrypto.EncryptEnvelope(envelope, [new("dev_a", rotated.PublicKey)], before.PublicKey);
+        var (sealedToBefore, nonce) = PayloadCrypto.SealToSubmitter(Secret, before.PublicKey, "job_1");
+        Assert.Multiple(() =>
+        {
+            Assert.That(PayloadCrypto.DecryptEnvelope(envelope, "dev_a", importedRotated), Is.EqualTo(plaintext));
+            Assert.Throws<PayloadCryptoException>(() => PayloadCrypto.DecryptEnvelope(envelope, "dev_a", importedBefore), "the old key does not open what was wrapped for the rotated one");
+            Assert.That(PayloadCrypto.OpenFromDevice(sealedToBefore, nonce, importedBefore, "job_1"), Is.EqualTo(Secret));
+            Assert.Throws<PayloadCryptoException>(() => PayloadCrypto.OpenFromDevice(sealedToBefore, nonce, importedRotated, "job_1"), "the rotated key does not open results sealed to the old one");
+            Assert.That(importedRotated.PublicKey, Is.EqualTo(rotated.PublicKey));
+        });
+
+        var disposed = ImportedEncryptionKey.Import(rotated);
+        disposed.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => PayloadCrypto.DecryptEnvelope(envelope, "dev_a", disposed));
+    }
+
+    [Test]
+    public void A_new_agent_step_with_new_keys_does_not_open_what_was_sealed_for_the_old_keys()
+    {
+        var oldKeys = AgentKeys.Generate();
+        var newKeys = AgentKeys.Generate();
+        var envelope = Envelope();
+        PayloadCrypto.EncryptEnvelope(envelope, [new("dev_a", oldKeys.EncryptionPublicKey)], EncryptionKeyPair.Generate().PublicKey);
+        var oldStep = new EndToEndPayload(oldKeys, "dev_a");
+        var newStep = new EndToEndPayload(newKeys, "dev_a");
+        Assert.That(oldStep.OpenInput(envelope, envelope.InputManifest.Payload).ToByteArray(), Is.Not.Empty);
+        Assert.Throws<PayloadCryptoException>(() => newStep.OpenInput(envelope, envelope.InputManifest.Payload));
+    }
+
+    [Test]
     public void Plan_signature_covers_network_and_recipients()
     {
         var control = SigningKeyPair.Generate();

@@ -176,7 +176,7 @@ public static partial class AgentStreamsHarness
             var heartbeatCore = Math.Max(0, steadyCpu - idleCpu);
             var presenceOk = connected == agents && presenceBefore.Online == agents && presenceAfter.Online == agents && offline.Online == 0;
             Console.WriteLine(string.Create(c,
-                $"bench: {connected} of {agents} agent streams on one relay: RSS {rssPerStream:F1} KiB/stream, GC heap {heapPerStream:F1} KiB/stream (goal < 100 KiB: x{rssPerStream / 100:F2}), heartbeats {heartbeatCore * 100:F2} % of one core (goal < 10 %: x{heartbeatCore * 100 / 10:F2}; {heartbeatCore * 1000 * 5 / connected:F3} CPU ms per heartbeat), presence {presenceAfter.Online}/{agents} online, all offline {offlineMs} ms after SIGKILL (grace 20 s) {(presenceOk ? "ok" : "WRONG")} [load {load}]"));
+                $"bench: {connected} of {agents} agent streams on one relay: RSS {rssPerStream:F1} KiB/stream, GC heap {heapPerStream:F1} KiB/stream (goal < 100 KiB: x{rssPerStream / 100:F2}), heartbeats {heartbeatCore * 100:F2} % of one core (goal < 10 %: x{heartbeatCore * 100 / 10:F2}; {heartbeatCore * 1000 * 5 / connected:F3} CPU ms per heartbeat net of idle, {steadyCpu * 1000 * windowSeconds / Math.Max(1, acks):F3} gross: all server CPU ÷ heartbeats acknowledged), presence {presenceAfter.Online}/{agents} online, all offline {offlineMs} ms after SIGKILL (grace 20 s) {(presenceOk ? "ok" : "WRONG")} [load {load}]"));
             if (connected < 10_000)
             {
                 Console.WriteLine(string.Create(c,

@@ -83,6 +83,8 @@ if (mode == "agent-streams")
 
 if (mode == "agent-swarm" && args.Length == 5)
 {
+    // What meshai-agent's runtimeconfig sets (agent/MeshAI.Agent/MeshAI.Agent.csproj): no RTT-probe PING per heartbeat ack.
+    AppContext.SetSwitch("System.Net.SocketsHttpHandler.Http2FlowControl.DisableDynamicWindowSizing", true);
     return await AgentSwarm.RunAsync(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
 }
 

@@ -42,6 +42,13 @@ public static class GrpcChannels
     }
 
     /// <summary>
+    /// Where each HTTP/2 stream's receive window starts (.NET's default is 64 KiB, grown by RTT-probe PINGs up to 16 MiB). A
+    /// process that turns the dynamic sizing off (the agent: its PINGs doubled the frames of every heartbeat, issue #11) keeps
+    /// this window, enough for 80 MiB/s at 50 ms of round trip; it is credit, not a buffer allocated up front.
+    /// </summary>
+    public const int StreamWindowBytes = 4 * 1024 * 1024;
+
+    /// <summary>
     /// An HTTP/2-ready handler for plain HTTPS calls to the same server (model files, the web pages): with a fingerprint,
     /// only a certificate with that SHA-256 fingerprint is accepted; without one, normal CA validation applies.
     /// </summary>
@@ -53,6 +60,7 @@ public static class GrpcChannels
             KeepAlivePingDelay = TimeSpan.FromSeconds(20),
             KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
             PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            InitialHttp2StreamWindowSize = StreamWindowBytes,
         };
         if (!string.IsNullOrEmpty(pinnedFingerprint))
         {

@@ -302,6 +302,7 @@ public sealed partial class AgentCommands
                 }, contribution, jobs, network)
                 {
                     ModelsChanged = modelSync is null ? null : modelSync.Request,
+                    BlobFetcher = new JobBlobFetcher(enrollment, keys, Path.Combine(store.Directory, "job-blobs")),
                 };
                 current = session;
                 if (modelSync?.ChangePending == true)

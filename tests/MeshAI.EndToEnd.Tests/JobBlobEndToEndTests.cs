@@ -4,7 +4,6 @@ using Grpc.Core;
 using MeshAI.Agent.Jobs;
 using MeshAI.Agent.State;
 using MeshAI.Common.Errors;
-using MeshAI.Common.Transport;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Contracts.Relay.V1;
@@ -117,10 +116,9 @@ public sealed class JobBlobEndToEndTests
         var keys = store.LoadKeys()!;
         var folder = Path.Combine(_mesh.DataDirectory, "test-reads", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(folder);
-        var fetcher = new JobBlobFetcher(enrollment, keys, folder);
-        using var channel = GrpcChannels.Create(enrollment.ServerUrl, enrollment.Fingerprint);
+        using var fetcher = new JobBlobFetcher(enrollment, keys, folder);
         var path = Path.Combine(folder, sha256);
-        await fetcher.ReadToFileAsync(new BlobService.BlobServiceClient(channel), new PlacementTicketDetails { NetworkId = networkId, JobId = jobId, Attempt = attempt }, sha256, path, CancellationToken.None);
+        await fetcher.ReadToFileAsync(new BlobService.BlobServiceClient(fetcher.Channel()), new PlacementTicketDetails { NetworkId = networkId, JobId = jobId, Attempt = attempt }, sha256, path, CancellationToken.None);
         return await File.ReadAllBytesAsync(path);
     }
 

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Grpc.Core;
+using Grpc.Net.Client;
 using MeshAI.Agent.Models;
 using MeshAI.Agent.State;
 using MeshAI.Common.Transport;
@@ -12,14 +13,31 @@ namespace MeshAI.Agent.Jobs;
 /// <summary>
 /// Fetches a job's stored input blobs (<c>ref_uri = "meshai-blob:&lt;sha256&gt;"</c>) before its handler runs
 /// (docs/job-plane.md "Chunked blobs"): one <c>BlobService.ReadJobBlob</c> server stream per blob from control, as this
-/// device (certificate + proof, like the model fetch), authorised by control's record of the open attempt. Chunks go
-/// straight from the received frame to their offset in a file under the agent's state directory — the write of one chunk
-/// overlaps the receipt of the next, and HTTP/2 flow control keeps several chunks in flight — while an incremental
+/// device (certificate + proof, like the model fetch), authorised by control's record of the open attempt, over one
+/// channel kept between jobs. Chunks go straight from the received frame to their offset in a file under the agent's state
+/// directory — the write of one chunk overlaps the receipt of the next, and the stream window keeps
+/// <see cref="ChunksInFlight"/> chunks in flight — while an incremental
 /// SHA-256 checks the whole blob. The handler (and the sandbox worker) gets the file path, never a 64 MiB frame. A broken
 /// stream resumes at the next chunk (<c>first_index</c>) up to <see cref="MaxResumes"/> times.
 /// </summary>
-public sealed class JobBlobFetcher(AgentEnrollment enrollment, AgentKeys keys, string directory)
+public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys keys, string directory) : IDisposable
 {
+    /// <summary>
+    /// Chunks (of the default 1 MiB) the server may send ahead of this device's reads: the HTTP/2 stream receive window of
+    /// the fetch channel. SocketsHttpHandler starts at 64 KiB and grows only with the measured bandwidth-delay product,
+    /// which on a LAN or loopback keeps it below one chunk; a fixed window keeps several chunks in flight.
+    /// </summary>
+    public const int ChunksInFlight = 4;
+
+    private readonly Lock _gate = new();
+    private (string Url, string? Fingerprint, GrpcChannel Channel)? _channel;
+
+    /// <summary>A fetcher for one enrollment (tests, tools); the agent passes its live enrollment instead.</summary>
+    public JobBlobFetcher(AgentEnrollment enrollment, AgentKeys keys, string directory)
+        : this(() => enrollment, keys, directory)
+    {
+    }
+
     /// <summary>Stored blobs one job may reference (more: the job fails as invalid input).</summary>
     public const int MaxBlobsPerJob = 64;
 
@@ -54,8 +72,7 @@ public sealed class JobBlobFetcher(AgentEnrollment enrollment, AgentKeys keys, s
 
         var folder = AttemptDirectory(details);
         Directory.CreateDirectory(folder);
-        using var channel = GrpcChannels.Create(enrollment.ServerUrl, enrollment.Fingerprint);
-        var client = new BlobService.BlobServiceClient(channel);
+        var client = new BlobService.BlobServiceClient(Channel());
         var paths = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (blob, sha256) in stored)
         {
@@ -69,6 +86,44 @@ public sealed class JobBlobFetcher(AgentEnrollment enrollment, AgentKeys keys, s
         }
 
         return paths;
+    }
+
+    /// <summary>Closes the fetch channel.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _channel?.Channel.Dispose();
+            _channel = null;
+        }
+    }
+
+    /// <summary>
+    /// The channel to control, kept between fetches (one TLS handshake, not one per job) and replaced when the enrollment's
+    /// server or pinned certificate changes.
+    /// </summary>
+    public GrpcChannel Channel()
+    {
+        var current = enrollment();
+        lock (_gate)
+        {
+            if (_channel is { } held && held.Url == current.ServerUrl && held.Fingerprint == current.Fingerprint)
+            {
+                return held.Channel;
+            }
+
+            _channel?.Channel.Dispose();
+            var handler = GrpcChannels.PinnedHandler(current.Fingerprint);
+            handler.InitialHttp2StreamWindowSize = ChunksInFlight * 1024 * 1024;
+            var channel = GrpcChannel.ForAddress(current.ServerUrl, new GrpcChannelOptions
+            {
+                HttpHandler = handler,
+                MaxReceiveMessageSize = 16 * 1024 * 1024,
+                DisposeHttpClient = true,
+            });
+            _channel = (current.ServerUrl, current.Fingerprint, channel);
+            return channel;
+        }
     }
 
     /// <summary>Deletes the attempt's fetched blobs (the job ended).</summary>
@@ -113,7 +168,7 @@ public sealed class JobBlobFetcher(AgentEnrollment enrollment, AgentKeys keys, s
                 try
                 {
                     using var call = client.ReadJobBlob(new ReadJobBlobRequest { NetworkId = details.NetworkId, JobId = details.JobId, Attempt = details.Attempt, Sha256 = sha256, FirstIndex = next },
-                        NetworkModels.DeviceHeaders(enrollment, keys), DateTime.UtcNow.Add(ReadTimeout), ct);
+                        NetworkModels.DeviceHeaders(enrollment(), keys), DateTime.UtcNow.Add(ReadTimeout), ct);
                     var pending = Task.CompletedTask;
                     while (await call.ResponseStream.MoveNext(ct))
                     {

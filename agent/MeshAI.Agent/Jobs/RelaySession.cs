@@ -449,7 +449,8 @@ public sealed partial class RelaySession
         var started = Stopwatch.GetTimestamp();
         var heartbeatsAtStart = Volatile.Read(ref _heartbeats);
         var blobs = envelope.InputManifest?.Blobs.ToList() ?? [];
-        var fetcher = BlobFetcher ?? new JobBlobFetcher(_enrollment, _keys, Path.Combine(Path.GetTempPath(), "meshai-job-blobs"));
+        using var ownFetcher = BlobFetcher is null ? new JobBlobFetcher(_enrollment, _keys, Path.Combine(Path.GetTempPath(), "meshai-job-blobs")) : null;
+        var fetcher = BlobFetcher ?? ownFetcher!;
         ConnectRequest outcome;
         try
         {

@@ -59,7 +59,7 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
     {
         ArgumentNullException.ThrowIfNull(details);
         ArgumentNullException.ThrowIfNull(blobs);
-        var stored = blobs.Select(b => (Blob: b, Sha256: StoredDigest(b))).Where(b => b.Sha256 is not null).ToList();
+        var stored = blobs.Select(b => (Blob: b, Sha256: BlobTransfer.StoredDigest(b))).Where(b => b.Sha256 is not null).ToList();
         if (stored.Count == 0)
         {
             return new Dictionary<string, string>();
@@ -142,12 +142,6 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
             // best effort: a file still open by a worker that is being killed; the next release of this folder retries
         }
     }
-
-    /// <summary>The digest of a stored-blob reference; null for inline blobs and other references.</summary>
-    public static string? StoredDigest(Blob blob) =>
-        blob is { SourceCase: Blob.SourceOneofCase.RefUri } && blob.RefUri.StartsWith(BlobPrefix, StringComparison.Ordinal) ? blob.RefUri[BlobPrefix.Length..] : null;
-
-    private const string BlobPrefix = "meshai-blob:";
 
     /// <summary>Reads one blob into <paramref name="path"/> (written as <c>path.part</c>, moved into place once its SHA-256 checks out).</summary>
     public async Task<long> ReadToFileAsync(BlobService.BlobServiceClient client, PlacementTicketDetails details, string sha256, string path, CancellationToken ct)

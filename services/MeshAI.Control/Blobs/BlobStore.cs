@@ -21,7 +21,7 @@ namespace MeshAI.Control.Blobs;
 public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, TimeProvider clock)
 {
     /// <summary>The scheme of a stored blob's reference: <c>meshai-blob:&lt;sha256&gt;</c>.</summary>
-    public const string RefPrefix = "meshai-blob:";
+    public const string RefPrefix = MeshAI.Common.Transport.BlobTransfer.RefPrefix;
 
     private readonly ConcurrentDictionary<string, Upload> _uploads = new(StringComparer.Ordinal);
     private readonly object _startGate = new();
@@ -148,9 +148,8 @@ public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, Tim
         }
     }
 
-    /// <summary>The digest of a stored-blob reference (<c>ref_uri = "meshai-blob:&lt;sha256&gt;"</c>); null for inline blobs and other references.</summary>
-    public static string? StoredDigest(Blob blob) =>
-        blob is { SourceCase: Blob.SourceOneofCase.RefUri } && blob.RefUri.StartsWith(RefPrefix, StringComparison.Ordinal) ? blob.RefUri[RefPrefix.Length..] : null;
+    /// <summary>The digest of a stored-blob reference; null for inline blobs and other references (one definition: <see cref="MeshAI.Common.Transport.BlobTransfer.StoredDigest"/>).</summary>
+    public static string? StoredDigest(Blob blob) => MeshAI.Common.Transport.BlobTransfer.StoredDigest(blob);
 
     /// <summary>
     /// Submit-time check of an envelope's blobs (docs/job-plane.md "Chunked blobs"): every <c>meshai-blob:</c> reference

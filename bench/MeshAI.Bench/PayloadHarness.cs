@@ -71,9 +71,11 @@ public static class PayloadHarness
             var cpuLines = new List<string>();
             var blobs = new BlobService.BlobServiceClient(channel);
             var blobLines = new List<string>();
+            var jobBlobLines = new List<string>();
             foreach (var size in sizes)
             {
                 blobLines.Add(await ChunkedBlobAsync(blobs, network.NetworkId, size, calls, tcp, summary));
+                jobBlobLines.Add(await JobOverBlobAsync(blobs, jobs, network.NetworkId, size, calls, tcp, summary));
                 if (size > SingleMessageMaxBytes)
                 {
                     var refusal = await TryOversizedAsync(jobs, network.NetworkId, size);
@@ -116,10 +118,19 @@ public static class PayloadHarness
             }
 
             Console.WriteLine();
-            Console.WriteLine("Chunked blobs (BlobService, client <-> control; the relay leg to the agent is not built yet): upload = StartBlobUpload + chunks + FinishBlobUpload (the client hashes first; the server hashes at finish), download = ReadBlob with the client checking order and SHA-256");
+            Console.WriteLine("Chunked blobs (BlobService, client <-> control only; the job leg is the next table): upload = StartBlobUpload + chunks + FinishBlobUpload (the client hashes first; the server hashes at finish), download = ReadBlob with the client checking order and SHA-256");
             Console.WriteLine("| payload | upload ms | upload MiB/s | download ms | download MiB/s | up + down MiB/s (2 x payload / time) | / raw TCP | CPU ms per MiB by process |");
             Console.WriteLine("|---|---|---|---|---|---|---|---|");
             foreach (var line in blobLines)
+            {
+                Console.WriteLine(line);
+            }
+
+            Console.WriteLine();
+            Console.WriteLine("A job over a blob (issue 11: client upload -> control -> ReadJobBlob -> agent file -> worker hashes it -> result): upload = BlobTransfer.UploadAsync of fresh content; job = SubmitJob (echo, hash_blob) until its result, which carries the SHA-256 the worker read; MiB/s = 2 x payload / (upload + job) (the bytes cross the loopback twice: client -> control, control -> agent)");
+            Console.WriteLine("| payload | upload ms | job ms (submit -> result) | upload + job MiB/s | / raw TCP | CPU ms per MiB by process |");
+            Console.WriteLine("|---|---|---|---|---|---|");
+            foreach (var line in jobBlobLines)
             {
                 Console.WriteLine(line);
             }
@@ -188,6 +199,78 @@ public static class PayloadHarness
             $"bench: chunked blob {Size(size)}: {both:F0} MiB/s up + down through the server (x{ofTcp:F3} of raw TCP {(tcp ?? 0) / 1048576:F0} MiB/s, goal >= x0.5), upload {Rate(upMs):F0} MiB/s, download {Rate(downMs):F0} MiB/s [load {AgentStreamsHarness.Load()}]"));
         return string.Create(c,
             $"| {Size(size)} | {upMs:F1} | {Rate(upMs):F0} | {downMs:F1} | {Rate(downMs):F0} | {both:F0} | x{ofTcp:F3} | {string.Join(", ", cpu.Select(x => string.Create(c, $"{x.Key} {x.Ms:F1}")))} |");
+    }
+
+    /// <summary>
+    /// One size through a whole job over a stored blob: upload fresh content, submit an echo job that references it and asks
+    /// the worker for its SHA-256, wait for the result and check the digest; medians of <paramref name="calls"/> after warm-ups.
+    /// </summary>
+    private static async Task<string> JobOverBlobAsync(BlobService.BlobServiceClient blobs, JobService.JobServiceClient jobs, string networkId, long size, int calls, double? tcp, List<string> summary)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var content = new byte[size];
+        Random.Shared.NextBytes(content);
+        var up = new List<double>();
+        var run = new List<double>();
+        Dictionary<string, double>? cpuBefore = null;
+        var warmUps = Math.Max(2, 40 / BlobStoreChunks(size));
+        for (var i = -warmUps; i < calls; i++)
+        {
+            if (i == 0)
+            {
+                cpuBefore = CpuMeter.TreeCpuMsByKind();
+            }
+
+            BitConverter.TryWriteBytes(content.AsSpan(0, 8), Random.Shared.NextInt64()); // fresh content: a new digest
+            var clock = Stopwatch.StartNew();
+            var blob = await BlobTransfer.UploadAsync(blobs, networkId, new MemoryStream(content, writable: false));
+            var uploaded = clock.Elapsed.TotalMilliseconds;
+            clock.Restart();
+            var input = new WorkloadInput { Echo = new EchoInput { HashBlob = "input" } }.ToByteString();
+            var envelope = LoadHarness.EchoEnvelope(networkId, input, 120_000);
+            envelope.InputManifest.Blobs.Add(new Blob { Name = "input", RefUri = blob.RefUri, Sha256 = blob.Sha256, SizeBytes = blob.SizeBytes });
+            var job = (await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
+            using (var watch = jobs.WatchJob(new WatchJobRequest { NetworkId = networkId, JobId = job.JobId }))
+            {
+                var hashed = "";
+                await foreach (var frame in watch.ResponseStream.ReadAllAsync())
+                {
+                    if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Result)
+                    {
+                        hashed = WorkloadOutput.Parser.ParseFrom(frame.Result.Output).Echo.BlobSha256;
+                        break;
+                    }
+
+                    if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Status && frame.Status.Job.State is JobState.Failed or JobState.Cancelled)
+                    {
+                        throw new InvalidOperationException($"job {job.JobId} {frame.Status.Job.State}: {frame.Status.Job.ErrorMessage}");
+                    }
+                }
+
+                if (hashed != blob.Sha256)
+                {
+                    throw new InvalidOperationException($"job {job.JobId}: the worker hashed {hashed}, the blob is {blob.Sha256}");
+                }
+            }
+
+            var ran = clock.Elapsed.TotalMilliseconds;
+            if (i >= 0)
+            {
+                up.Add(uploaded);
+                run.Add(ran);
+            }
+        }
+
+        var cpu = CpuMeter.TreeCpuMsByKind().Select(kv => (kv.Key, Ms: (kv.Value - cpuBefore!.GetValueOrDefault(kv.Key)) / calls / (size / 1048576.0))).Where(x => x.Ms >= 0.5).OrderByDescending(x => x.Ms).ToList();
+        double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
+        var totals = up.Zip(run, (a, b) => a + b).ToList();
+        var totalMs = Median(totals);
+        var rate = 2.0 * size / 1048576 / (totalMs / 1000);
+        var ofTcp = tcp is { } t ? rate * 1048576 / t : double.NaN;
+        summary.Add(string.Create(c,
+            $"bench: job over a blob {Size(size)}: {rate:F0} MiB/s client upload -> agent file -> worker -> result (x{ofTcp:F3} of raw TCP {(tcp ?? 0) / 1048576:F0} MiB/s, goal >= x0.5); upload {Median(up):F0} ms, job {Median(run):F0} ms [load {AgentStreamsHarness.Load()}]"));
+        return string.Create(c,
+            $"| {Size(size)} | {Median(up):F1} | {Median(run):F1} | {rate:F0} | x{ofTcp:F3} | {string.Join(", ", cpu.Select(x => string.Create(c, $"{x.Key} {x.Ms:F1}")))} |");
     }
 
     /// <summary>Chunks of a blob of <paramref name="size"/> bytes at the default chunk size (Control:Blobs:ChunkBytes).</summary>

@@ -120,6 +120,7 @@ public static class ControlPlaneExtensions
         services.TryAddSingleton<JobSubmission>();
         services.TryAddSingleton<JobQueries>();
         services.TryAddSingleton<Blobs.BlobStore>();
+        services.TryAddSingleton<Blobs.JobBlobAccess>();
         services.TryAddSingleton<ModelRepository>();
         services.TryAddSingleton<Models.ModelCatalog>();
         services.AddSecurity(configuration);

@@ -267,6 +267,8 @@ public sealed partial class AgentCommands
         var contribution = Contribution.ContributionPolicy.Load(line.Get("contribution-policy"), mobile: line.Has("mobile-profile"));
         var offers = new OfferVerifier(network.ControlKeys, enrollment.DeviceId, enrollment.NetworkId);
         var backoff = TimeSpan.FromSeconds(1);
+        // Stored input blobs of jobs (#11): one fetch channel to control for the agent's life, the live enrollment's credentials.
+        using var blobFetcher = new JobBlobFetcher(() => network.Enrollment, keys, Path.Combine(store.Directory, "job-blobs"));
         // Jobs and unacknowledged results outlive streams: a result finished while the relay was away is re-sent on the next one.
         await using var jobs = new AgentJobs();
         var channels = new Dictionary<string, Grpc.Net.Client.GrpcChannel>(StringComparer.Ordinal);
@@ -302,6 +304,7 @@ public sealed partial class AgentCommands
                 }, contribution, jobs, network)
                 {
                     ModelsChanged = modelSync is null ? null : modelSync.Request,
+                    BlobFetcher = blobFetcher,
                 };
                 current = session;
                 if (modelSync?.ChangePending == true)

@@ -99,6 +99,12 @@ public sealed partial class RelaySession
     private volatile bool _reannounce;
     private CancellationTokenSource? _sessionCts;
 
+    /// <summary>
+    /// Blob hook (#11): fetches the job's stored input blobs (<c>meshai-blob:</c>) into files before its handler runs; by
+    /// default under the temp folder (the agent sets its state directory).
+    /// </summary>
+    public JobBlobFetcher? BlobFetcher { get; init; }
+
     /// <summary>The relay id learned from Welcome (signed into the next challenge answer).</summary>
     public string? LearnedRelayId { get; private set; }
 
@@ -442,10 +448,14 @@ public sealed partial class RelaySession
         using var jobSpan = span;
         var started = Stopwatch.GetTimestamp();
         var heartbeatsAtStart = Volatile.Read(ref _heartbeats);
-        var context = new JobContext(this, details, envelope.InputManifest?.Blobs.ToList() ?? [], tokens is null ? new Lazy<JobTokenStream>(() => _payloads.TokenStream(envelope, details.JobId)) : new Lazy<JobTokenStream>(tokens));
+        var blobs = envelope.InputManifest?.Blobs.ToList() ?? [];
+        using var ownFetcher = BlobFetcher is null ? new JobBlobFetcher(_enrollment, _keys, Path.Combine(Path.GetTempPath(), "meshai-job-blobs")) : null;
+        var fetcher = BlobFetcher ?? ownFetcher!;
         ConnectRequest outcome;
         try
         {
+            var paths = await fetcher.FetchAsync(details, blobs, jobCts.Token); // blob hook (#11): files, not frames
+            var context = new JobContext(this, details, blobs, paths, tokens is null ? new Lazy<JobTokenStream>(() => _payloads.TokenStream(envelope, details.JobId)) : new Lazy<JobTokenStream>(tokens));
             LogRunning(_logger, details.JobId, details.Attempt, handler.Workload.ToString());
             var output = await handler.RunAsync(input, context, jobCts.Token);
             outcome = new ConnectRequest
@@ -463,6 +473,10 @@ public sealed partial class RelaySession
         {
             outcome = Failure(ex.Message, retryable: false);
         }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.NotFound or StatusCode.PermissionDenied or StatusCode.InvalidArgument)
+        {
+            outcome = Failure($"input blob refused by control: {ex.Status.Detail}", retryable: false); // blob hook (#11)
+        }
         catch (Exception ex)
         {
             outcome = Failure($"{ex.GetType().Name}: {ex.Message}", retryable: true);
@@ -470,6 +484,7 @@ public sealed partial class RelaySession
         finally
         {
             _jobs.Running.TryRemove(Key(details.JobId, details.Attempt), out _);
+            fetcher.Release(details); // blob hook (#11): the fetched files go with the attempt
             jobCts.Dispose();
         }
 
@@ -568,9 +583,11 @@ public sealed partial class RelaySession
         }
     }
 
-    private sealed class JobContext(RelaySession session, PlacementTicketDetails details, IReadOnlyList<Contracts.Common.V1.Blob> blobs, Lazy<JobTokenStream> tokens) : IJobContext
+    private sealed class JobContext(RelaySession session, PlacementTicketDetails details, IReadOnlyList<Contracts.Common.V1.Blob> blobs, IReadOnlyDictionary<string, string> blobPaths, Lazy<JobTokenStream> tokens) : IJobContext
     {
         public IReadOnlyList<Contracts.Common.V1.Blob> Blobs => blobs;
+
+        public IReadOnlyDictionary<string, string> BlobPaths => blobPaths;
 
         public ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken) =>
             session._jobs.SendStreamAsync(new ConnectRequest { JobToken = tokens.Value.Frame(details.Attempt, text, index) }, cancellationToken);

@@ -107,8 +107,13 @@ public sealed class NetworkModels(AgentEnrollment enrollment, AgentKeys keys)
     }
 
     /// <summary>The device's certificate and a fresh proof of key possession, as ModelService expects them.</summary>
-    private Metadata DeviceHeaders()
+    private Metadata DeviceHeaders() => DeviceHeaders(enrollment, keys);
+
+    /// <summary>The device's certificate and a fresh proof of key possession (ModelService reads, BlobService.ReadJobBlob).</summary>
+    public static Metadata DeviceHeaders(AgentEnrollment enrollment, AgentKeys keys)
     {
+        ArgumentNullException.ThrowIfNull(enrollment);
+        ArgumentNullException.ThrowIfNull(keys);
         var serial = DeviceCertificateDetails.Parser.ParseFrom(enrollment.ParsedCertificate().Details).Serial;
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         return new Metadata

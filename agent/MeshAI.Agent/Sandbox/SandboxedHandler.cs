@@ -57,6 +57,10 @@ public sealed class SandboxedHandler : IWorkloadHandler, IAsyncDisposable, IDisp
             worker ??= await WorkerProcess.StartAsync(Workload, _options, cancellationToken);
             var job = new WorkerJob { JobId = Guid.NewGuid().ToString("N"), Input = input.ToByteString(), Traceparent = MeshAI.Common.Observability.MeshTelemetry.CurrentTraceParent() };
             job.Blobs.AddRange(context.Blobs);
+            foreach (var (name, path) in context.BlobPaths)
+            {
+                job.BlobPaths[name] = path; // fetched blobs travel as file paths, not bytes
+            }
             var output = await worker.RunAsync(job, context, cancellationToken);
             _idle.Add(worker);
             worker = null;

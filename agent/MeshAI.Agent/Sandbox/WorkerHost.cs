@@ -163,6 +163,8 @@ public sealed class WorkerHost : IDisposable
     {
         public IReadOnlyList<Blob> Blobs => job.Blobs;
 
+        public IReadOnlyDictionary<string, string> BlobPaths => job.BlobPaths;
+
         public string WorkDirectory => host._workDirectory;
 
         public ValueTask ReportProgressAsync(double fraction, string message, CancellationToken cancellationToken) =>

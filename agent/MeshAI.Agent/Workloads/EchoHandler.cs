@@ -3,7 +3,7 @@ using MeshAI.Contracts.Job.V1;
 
 namespace MeshAI.Agent.Workloads;
 
-/// <summary>Diagnostic echo: returns its input after the requested delay (health checks, relay latency benchmark).</summary>
+/// <summary>Diagnostic echo: returns its input after the requested delay (health checks, relay latency benchmark); with <c>hash_blob</c>, also the SHA-256 and size of that input blob as read here (the blob path's end-to-end check).</summary>
 public sealed class EchoHandler : IWorkloadHandler
 {
     /// <summary>Longest delay honoured, whatever the input asks.</summary>
@@ -27,6 +27,30 @@ public sealed class EchoHandler : IWorkloadHandler
             await Task.Delay(Math.Min(echo.DelayMs, MaxDelayMs), cancellationToken);
         }
 
-        return new WorkloadOutput { Echo = new EchoOutput { Data = echo.Data } };
+        var output = new EchoOutput { Data = echo.Data };
+        if (echo.HashBlob.Length > 0)
+        {
+            // The blob path's end-to-end check: hash what the worker reads (a fetched blob is streamed from its file).
+            await using var blob = context.OpenBlob(echo.HashBlob);
+            using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+            try
+            {
+                int n;
+                while ((n = await blob.ReadAsync(buffer, cancellationToken)) > 0)
+                {
+                    sha.AppendData(buffer, 0, n);
+                    output.BlobSizeBytes += n;
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            output.BlobSha256 = Convert.ToHexStringLower(sha.GetHashAndReset());
+        }
+
+        return new WorkloadOutput { Echo = output };
     }
 }

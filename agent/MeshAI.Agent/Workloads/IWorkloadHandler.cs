@@ -21,18 +21,48 @@ public interface IJobContext
     /// <summary>Streams one generated token to the submitter as soon as it exists (chat).</summary>
     ValueTask EmitTokenAsync(string text, int index, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    /// <summary>The blob named <paramref name="name"/> with inline bytes, or an invalid-input error.</summary>
+    /// <summary>
+    /// Local files of the stored blobs (<c>meshai-blob:</c> references) the agent fetched for this job, by blob name. Only
+    /// the agent fills this (Jobs/JobBlobFetcher): a submitter's <c>ref_uri</c> never becomes a path.
+    /// </summary>
+    IReadOnlyDictionary<string, string> BlobPaths => new Dictionary<string, string>();
+
+    /// <summary>The blob named <paramref name="name"/> with inline bytes (or its fetched file read whole), or an invalid-input error.</summary>
     byte[] RequireBlob(string name)
     {
-        var blob = Blobs.FirstOrDefault(b => string.Equals(b.Name, name, StringComparison.Ordinal))
-            ?? throw new InvalidWorkloadInputException($"blob '{name}' is not in the input manifest");
+        var blob = FindBlob(name);
+        if (BlobPaths.TryGetValue(name, out var path))
+        {
+            return File.ReadAllBytes(path);
+        }
+
         if (blob.SourceCase != Blob.SourceOneofCase.InlineData)
         {
-            throw new InvalidWorkloadInputException($"blob '{name}' is not inline (references are not fetched by this agent yet)");
+            throw new InvalidWorkloadInputException($"blob '{name}' is neither inline nor a stored blob this device fetched (ref_uri {blob.RefUri})");
         }
 
         return blob.InlineData.ToByteArray();
     }
+
+    /// <summary>Opens the blob named <paramref name="name"/> for reading: its fetched file (streamed, never whole in memory) or its inline bytes.</summary>
+    Stream OpenBlob(string name)
+    {
+        var blob = FindBlob(name);
+        if (BlobPaths.TryGetValue(name, out var path))
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
+        }
+
+        if (blob.SourceCase != Blob.SourceOneofCase.InlineData)
+        {
+            throw new InvalidWorkloadInputException($"blob '{name}' is neither inline nor a stored blob this device fetched (ref_uri {blob.RefUri})");
+        }
+
+        return new MemoryStream(blob.InlineData.ToByteArray(), writable: false);
+    }
+
+    private Blob FindBlob(string name) => Blobs.FirstOrDefault(b => string.Equals(b.Name, name, StringComparison.Ordinal))
+        ?? throw new InvalidWorkloadInputException($"blob '{name}' is not in the input manifest");
 }
 
 /// <summary>Runs one workload class: decoded WorkloadInput in, WorkloadOutput out.</summary>

@@ -214,6 +214,12 @@ public static class ErrorReasons
     /// <summary>FAILED_PRECONDITION: the uploaded bytes do not hash to the announced SHA-256.</summary>
     public const string BlobHashMismatch = "BLOB_HASH_MISMATCH";
 
+    /// <summary>PERMISSION_DENIED: ReadJobBlob by a device that does not run an open attempt of a job referencing the blob.</summary>
+    public const string BlobAccessDenied = "BLOB_ACCESS_DENIED";
+
+    /// <summary>INVALID_ARGUMENT: a submitted envelope references a stored blob (<c>meshai-blob:</c>) whose digest or size disagrees with the blob's own fields.</summary>
+    public const string BlobReferenceInvalid = "BLOB_REFERENCE_INVALID";
+
     /// <summary>Resource types NOT_FOUND names (its reasons are derived from these).</summary>
     public static readonly IReadOnlyList<string> ResourceTypes =
     [

@@ -15,6 +15,13 @@ namespace MeshAI.Common.Transport;
 /// </summary>
 public static class BlobTransfer
 {
+    /// <summary>The scheme of a stored blob's reference: <c>meshai-blob:&lt;sha256&gt;</c>.</summary>
+    public const string RefPrefix = "meshai-blob:";
+
+    /// <summary>The digest of a stored-blob reference (<c>ref_uri = "meshai-blob:&lt;sha256&gt;"</c>); null for inline blobs and other references.</summary>
+    public static string? StoredDigest(Blob blob) =>
+        blob is { SourceCase: Blob.SourceOneofCase.RefUri } && blob.RefUri.StartsWith(RefPrefix, StringComparison.Ordinal) ? blob.RefUri[RefPrefix.Length..] : null;
+
     /// <summary>Uploads <paramref name="content"/> (seekable: hashed first, then sent) and returns the stored blob.</summary>
     public static async Task<Blob> UploadAsync(BlobService.BlobServiceClient client, string networkId, Stream content, string contentType = "application/octet-stream", CancellationToken ct = default)
     {

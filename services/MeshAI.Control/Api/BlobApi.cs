@@ -9,8 +9,8 @@ using Microsoft.Extensions.Options;
 
 namespace MeshAI.Control.Api;
 
-/// <summary>meshai.job.v1.BlobService: chunked blob upload (start, chunks, finish) and chunked read (docs/job-plane.md "Chunked blobs").</summary>
-public sealed class BlobApi(BlobStore store, NetworkAccess access, SessionAuthenticator auth, IOptions<ControlPlaneOptions> options) : BlobService.BlobServiceBase
+/// <summary>meshai.job.v1.BlobService: chunked blob upload (start, chunks, finish), chunked read by members, and the placed device's read of its job's input blobs (docs/job-plane.md "Chunked blobs").</summary>
+public sealed class BlobApi(BlobStore store, JobBlobAccess jobBlobs, NetworkAccess access, SessionAuthenticator auth, IOptions<ControlPlaneOptions> options) : BlobService.BlobServiceBase
 {
     /// <inheritdoc />
     public override async Task<StartBlobUploadResponse> StartBlobUpload(StartBlobUploadRequest request, ServerCallContext context)
@@ -45,11 +45,23 @@ public sealed class BlobApi(BlobStore store, NetworkAccess access, SessionAuthen
     public override async Task ReadBlob(ReadBlobRequest request, IServerStreamWriter<ReadBlobResponse> responseStream, ServerCallContext context)
     {
         await access.RequireMemberCachedAsync(await auth.RequireAsync(context), request.NetworkId, context.CancellationToken);
-        await using var file = store.OpenRead(request.NetworkId, request.Sha256);
+        await StreamAsync(request.NetworkId, request.Sha256, request.FirstIndex, frame => responseStream.WriteAsync(frame, context.CancellationToken), context.CancellationToken);
+    }
+
+    /// <inheritdoc />
+    public override async Task ReadJobBlob(ReadJobBlobRequest request, IServerStreamWriter<ReadJobBlobResponse> responseStream, ServerCallContext context)
+    {
+        await jobBlobs.RequireAsync(request, context);
+        await StreamAsync(request.NetworkId, request.Sha256, request.FirstIndex, frame => responseStream.WriteAsync(new ReadJobBlobResponse { Chunk = frame }, context.CancellationToken), context.CancellationToken);
+    }
+
+    private async Task StreamAsync(string networkId, string sha256, int firstIndex, Func<ReadBlobResponse, Task> write, CancellationToken ct)
+    {
+        await using var file = store.OpenRead(networkId, sha256);
         var chunkBytes = store.ChunkBytes;
         var size = file.Length;
         var count = BlobStore.ChunkCount(size, chunkBytes);
-        if (request.FirstIndex < 0 || request.FirstIndex >= count)
+        if (firstIndex < 0 || firstIndex >= count)
         {
             throw RpcErrors.InvalidArgument("first_index", $"the blob has {count} chunks of {chunkBytes} bytes (0…{count - 1})", ErrorReasons.BlobChunkOutOfRange);
         }
@@ -57,18 +69,18 @@ public sealed class BlobApi(BlobStore store, NetworkAccess access, SessionAuthen
         // One chunk buffer per call, wrapped without a copy: WriteAsync has serialized the frame when it completes, so the
         // buffer is reused only after the transport took its bytes (back-pressure: HTTP/2 flow control pauses the loop).
         var buffer = new byte[chunkBytes];
-        file.Position = (long)request.FirstIndex * chunkBytes;
-        for (var index = request.FirstIndex; index < count; index++)
+        file.Position = (long)firstIndex * chunkBytes;
+        for (var index = firstIndex; index < count; index++)
         {
-            var n = await file.ReadAtLeastAsync(buffer, (int)Math.Min(chunkBytes, size - file.Position), throwOnEndOfStream: true, context.CancellationToken);
+            var n = await file.ReadAtLeastAsync(buffer, (int)Math.Min(chunkBytes, size - file.Position), throwOnEndOfStream: true, ct);
             var frame = new ReadBlobResponse { Index = index, Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, n)) };
-            if (index == request.FirstIndex)
+            if (index == firstIndex)
             {
                 frame.SizeBytes = size;
                 frame.ChunkBytes = chunkBytes;
             }
 
-            await responseStream.WriteAsync(frame, context.CancellationToken);
+            await write(frame);
         }
     }
 }

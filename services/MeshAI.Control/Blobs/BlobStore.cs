@@ -21,7 +21,7 @@ namespace MeshAI.Control.Blobs;
 public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, TimeProvider clock)
 {
     /// <summary>The scheme of a stored blob's reference: <c>meshai-blob:&lt;sha256&gt;</c>.</summary>
-    public const string RefPrefix = "meshai-blob:";
+    public const string RefPrefix = MeshAI.Common.Transport.BlobTransfer.RefPrefix;
 
     private readonly ConcurrentDictionary<string, Upload> _uploads = new(StringComparer.Ordinal);
     private readonly object _startGate = new();
@@ -146,6 +146,75 @@ public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, Tim
         {
             throw RpcErrors.NotFound("blob", sha256);
         }
+    }
+
+    /// <summary>The digest of a stored-blob reference; null for inline blobs and other references (one definition: <see cref="MeshAI.Common.Transport.BlobTransfer.StoredDigest"/>).</summary>
+    public static string? StoredDigest(Blob blob) => MeshAI.Common.Transport.BlobTransfer.StoredDigest(blob);
+
+    /// <summary>
+    /// Submit-time check of an envelope's blobs (docs/job-plane.md "Chunked blobs"): every <c>meshai-blob:</c> reference
+    /// names a finished, unexpired blob of <paramref name="networkId"/> (else BLOB_NOT_FOUND), and its own <c>sha256</c> and
+    /// <c>size_bytes</c>, when set, agree with it (else BLOB_REFERENCE_INVALID). Returns the referenced bytes (for the relay
+    /// allowance). The number of blobs is bounded by the request bounds (InputLimits.ListItems).
+    /// </summary>
+    public long RequireReferenced(string networkId, IReadOnlyList<Blob> blobs, string field)
+    {
+        ArgumentNullException.ThrowIfNull(blobs);
+        long total = 0;
+        for (var i = 0; i < blobs.Count; i++)
+        {
+            if (StoredDigest(blobs[i]) is not { } sha256)
+            {
+                continue;
+            }
+
+            var at = $"{field}[{i}]";
+            RequireDigest(sha256, at + ".ref_uri");
+            if (blobs[i].Sha256.Length > 0 && !string.Equals(blobs[i].Sha256, sha256, StringComparison.Ordinal))
+            {
+                throw RpcErrors.InvalidArgument(at + ".sha256", $"names {blobs[i].Sha256} but ref_uri references {sha256}", ErrorReasons.BlobReferenceInvalid);
+            }
+
+            var path = Path.Combine(NetworkDir(networkId), sha256);
+            var file = new FileInfo(path);
+            if (!file.Exists || clock.GetUtcNow() - file.LastWriteTimeUtc > TimeSpan.FromHours(Limits.RetentionHours))
+            {
+                throw RpcErrors.NotFound("blob", sha256);
+            }
+
+            if (blobs[i].SizeBytes > 0 && blobs[i].SizeBytes != file.Length)
+            {
+                throw RpcErrors.InvalidArgument(at + ".size_bytes", $"says {blobs[i].SizeBytes} bytes but the stored blob holds {file.Length}", ErrorReasons.BlobReferenceInvalid);
+            }
+
+            total += file.Length;
+        }
+
+        return total;
+    }
+
+    /// <summary>
+    /// Bytes of the stored blobs an envelope references (each distinct digest once): what the placed device fetches, charged
+    /// to the network's relay allowance at settlement with the inline bytes. A blob gone since (expired) counts its
+    /// announced <c>size_bytes</c>.
+    /// </summary>
+    public long ReferencedBytes(string networkId, IEnumerable<Blob> blobs)
+    {
+        ArgumentNullException.ThrowIfNull(blobs);
+        long total = 0;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var blob in blobs)
+        {
+            if (StoredDigest(blob) is not { } sha256 || !seen.Add(sha256) || !Digest().IsMatch(sha256) || !SafeId().IsMatch(networkId))
+            {
+                continue;
+            }
+
+            var file = new FileInfo(Path.Combine(NetworkDir(networkId), sha256));
+            total += file.Exists ? file.Length : Math.Max(0, blob.SizeBytes);
+        }
+
+        return total;
     }
 
     /// <summary>The configured chunk size.</summary>

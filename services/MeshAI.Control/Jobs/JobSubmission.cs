@@ -29,7 +29,8 @@ public sealed class JobSubmission(
     Rpc.RequestBounds bounds,
     ModelAvailability models,
     JobWatchHub hub,
-    JobQueries queries)
+    JobQueries queries,
+    Blobs.BlobStore blobStore)
 {
     private static readonly IReadOnlySet<string> NoExclusions = new HashSet<string>();
 
@@ -182,6 +183,7 @@ public sealed class JobSubmission(
         var membership = await access.RequireMemberCachedAsync(caller, envelope!.NetworkId, ct); // checked on every call; the rows may come from the authorisation cache (#11)
         await planner.RequirePinnedDevicesExistAsync(envelope, ct);
         await models.RequireKnownAsync(envelope, ct); // unknown model: INVALID_ARGUMENT naming the available ones (#14)
+        blobStore.RequireReferenced(envelope.NetworkId, envelope.InputManifest?.Blobs ?? [], "envelope.input_manifest.blobs"); // blob hook (#11): stored references exist
         IReadOnlyList<JobChunk>? chunks;
         try
         {

@@ -94,7 +94,8 @@ public sealed partial class ModelCatalog(
     /// A device of the network may read its manifests: its certificate must verify (not revoked, trusted CA) and it must
     /// sign <see cref="ModelManifests.FetchProof"/> with its device key within the allowed clock skew.
     /// </summary>
-    public async Task RequireDeviceAsync(byte[] certificateBytes, long timestampUnixMs, byte[] proof, string networkId, CancellationToken ct)
+    /// <returns>The authenticated device (BlobService.ReadJobBlob authorises it further against its job).</returns>
+    public async Task<DeviceIdentity> RequireDeviceAsync(byte[] certificateBytes, long timestampUnixMs, byte[] proof, string networkId, CancellationToken ct)
     {
         DeviceCertificate certificate;
         try
@@ -127,6 +128,8 @@ public sealed partial class ModelCatalog(
         {
             throw RpcErrors.NotFound("network", networkId);
         }
+
+        return identity;
     }
 
     /// <summary>Rejects a manifest that a device could not safely fetch and pin.</summary>

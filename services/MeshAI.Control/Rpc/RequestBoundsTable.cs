@@ -247,6 +247,11 @@ public static class RequestBoundsTable
             ["meshai.job.v1.ReadBlobRequest.network_id"] = id,
             ["meshai.job.v1.ReadBlobRequest.sha256"] = hash,
             ["meshai.job.v1.ReadBlobRequest.first_index"] = Range(0, int.MaxValue, "chunk index; checked against the blob (BLOB_CHUNK_OUT_OF_RANGE)"),
+            ["meshai.job.v1.ReadJobBlobRequest.network_id"] = id,
+            ["meshai.job.v1.ReadJobBlobRequest.job_id"] = id,
+            ["meshai.job.v1.ReadJobBlobRequest.attempt"] = Range(0, int.MaxValue, "attempt number; JobBlobAccess checks it is open on the caller"),
+            ["meshai.job.v1.ReadJobBlobRequest.sha256"] = hash,
+            ["meshai.job.v1.ReadJobBlobRequest.first_index"] = Range(0, int.MaxValue, "chunk index; checked against the blob (BLOB_CHUNK_OUT_OF_RANGE)"),
             ["meshai.job.v1.WatchJobRequest.network_id"] = id,
             ["meshai.job.v1.WatchJobRequest.job_id"] = id,
             ["meshai.job.v1.GetJobRequest.network_id"] = id,
@@ -281,6 +286,7 @@ public static class RequestBoundsTable
             ["meshai.job.v1.BatchInput.operation"] = name,
             ["meshai.job.v1.EchoInput.data"] = Bytes(c.MaxPayloadBytes, C + "MaxPayloadBytes"),
             ["meshai.job.v1.EchoInput.delay_ms"] = Range(0, c.MaxJobTimeoutMs, C + "MaxJobTimeoutMs"),
+            ["meshai.job.v1.EchoInput.hash_blob"] = name,
 
             // ---- ledger ----
             ["meshai.ledger.v1.ListLedgerEventsRequest.network_id"] = id,

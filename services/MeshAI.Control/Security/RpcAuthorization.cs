@@ -125,6 +125,8 @@ public static class RpcRules
         [Blob + "UploadBlobChunk"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
         [Blob + "FinishBlobUpload"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
         [Blob + "ReadBlob"] = new(RpcAccess.Guest, ApiKeyScope: "jobs"),
+        // The placed device reads its job's input blobs: certificate + proof in the metadata, then its open attempt (JobBlobAccess).
+        [Blob + "ReadJobBlob"] = new(RpcAccess.Device),
 
         [Ledger + "ListLedgerEvents"] = new(RpcAccess.Member, ApiKeyScope: "ledger:read"),
         [Ledger + "GetBalances"] = new(RpcAccess.Member, ApiKeyScope: "ledger:read"),

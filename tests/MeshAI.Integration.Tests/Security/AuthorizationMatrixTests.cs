@@ -86,6 +86,7 @@ public sealed class AuthorizationMatrixTests
         ["meshai.job.v1.BlobService/UploadBlobChunk"] = (Need.Guest, Net),
         ["meshai.job.v1.BlobService/FinishBlobUpload"] = (Need.Guest, Net),
         ["meshai.job.v1.BlobService/ReadBlob"] = (Need.Guest, Net),
+        ["meshai.job.v1.BlobService/ReadJobBlob"] = (Need.Device, null),
         ["meshai.ledger.v1.LedgerService/ListLedgerEvents"] = (Need.Member, Net),
         ["meshai.ledger.v1.LedgerService/GetBalances"] = (Need.Member, Net),
         ["meshai.ledger.v1.LedgerService/ExportLedger"] = (Need.Admin, Net),

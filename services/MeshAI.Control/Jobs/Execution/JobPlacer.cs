@@ -30,9 +30,13 @@ public sealed class JobPlaneServices(
     Security.AuditLog audit,
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
-    ILogger<JobRunner> logger)
+    ILogger<JobRunner> logger,
+    Blobs.BlobStore? blobs = null)
 {
     public JobRepository Jobs => jobs;
+
+    /// <summary>Blob hook (#11): the stored blobs a job references, charged to the relay allowance at settlement.</summary>
+    public Blobs.BlobStore? Blobs => blobs;
     public DeviceRepository Devices => devices;
     public NetworkRepository Networks => networks;
     public JobPlacer Placer => placer;

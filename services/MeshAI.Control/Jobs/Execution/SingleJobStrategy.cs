@@ -290,7 +290,9 @@ internal class SingleJobStrategy : PlacementStrategy
         var now = job.NowMs;
         var spotCheck = SpotCheck.ShouldCheck(row.JobId, (Contracts.Common.V1.WorkloadClass)row.WorkloadId, result.Encrypted, chunked: false, credits.SpotCheckSampleBps);
         var segments = PendingSegments;
-        var metering = await job.S.LedgerWriter.MeterAsync(row, result, deviceRow, r.RelayBytes, credits, now, spotCheck, PendingBurnMicro, ct);
+        // Blob hook (#11): the stored input blobs the device fetched count as relayed bytes, like inline payload bytes.
+        var relayBytes = r.RelayBytes + (job.S.Blobs?.ReferencedBytes(job.NetworkId, job.Envelope.InputManifest?.Blobs ?? []) ?? 0);
+        var metering = await job.S.LedgerWriter.MeterAsync(row, result, deviceRow, relayBytes, credits, now, spotCheck, PendingBurnMicro, ct);
         // Anti-abuse canary (docs/anti-abuse.md): a sampled settlement not spot-checked holds its mint until the device answers a known-answer job.
         var canary = spotCheck ? null : await CanaryStrategy.PrepareAsync(job, r.Device.DeviceId, credits, ct);
         if (canary is not null)
@@ -307,7 +309,7 @@ internal class SingleJobStrategy : PlacementStrategy
         row.RuntimeMs = metering.RuntimeMs + segments.Sum(m => m.RuntimeMs);
         row.BilledRuntimeMs = priced.BilledMs + segments.Sum(m => LedgerPricing.Price(m).BilledMs);
         row.CostMicro = priced.BurnMicro + PendingBurnMicro;
-        row.RelayBytes = r.RelayBytes;
+        row.RelayBytes = relayBytes;
         row.Output = result.Output.ToByteArray();
         row.OutputNonce = result.Nonce.ToByteArray();
         row.OutputEncrypted = result.Encrypted;

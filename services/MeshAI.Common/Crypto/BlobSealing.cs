@@ -1,0 +1,95 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using NSec.Cryptography;
+
+namespace MeshAI.Common.Crypto;
+
+/// <summary>
+/// Per-chunk sealing of a chunked blob (docs/security.md item 9): a blob key <c>K_b = HKDF-SHA256(ikm = the job's content
+/// key, info = "meshai-blob-v1\n" + network_id + "\n" + blob name)</c> for input blobs (or <c>"meshai-blob-result-v1\n" +
+/// job_id + "\n" + blob name</c> for result blobs); chunk <c>i</c> of <c>n</c> sealed with XChaCha20-Poly1305 under
+/// <c>K_b</c>, nonce 16 zero bytes ‖ <c>i</c> (8 bytes big-endian), associated data <c>"meshai-blob-chunk-v1\n" + i +
+/// "\n" + n</c>: a chunk cannot be reordered, dropped, duplicated, truncated away or moved to another blob, job or network
+/// without its tag failing. A plaintext chunk is the server's <c>chunk_bytes</c> − 16, so every sealed chunk but the last
+/// is exactly <c>chunk_bytes</c>. The primitive only: the client and agent legs that use it are not wired yet
+/// (docs/job-plane.md "Chunked blobs").
+/// </summary>
+public static class BlobSealing
+{
+    /// <summary>Bytes a sealed chunk adds (the Poly1305 tag).</summary>
+    public const int TagBytes = 16;
+
+    private static readonly AeadAlgorithm Aead = AeadAlgorithm.XChaCha20Poly1305;
+
+    /// <summary>The key of input blob <paramref name="blobName"/> of a job in <paramref name="networkId"/>.</summary>
+    public static byte[] InputBlobKey(ReadOnlySpan<byte> contentKey, string networkId, string blobName) =>
+        Derive(contentKey, "meshai-blob-v1\n" + networkId + "\n" + blobName);
+
+    /// <summary>The key of result blob <paramref name="blobName"/> of job <paramref name="jobId"/>.</summary>
+    public static byte[] ResultBlobKey(ReadOnlySpan<byte> contentKey, string jobId, string blobName) =>
+        Derive(contentKey, "meshai-blob-result-v1\n" + jobId + "\n" + blobName);
+
+    /// <summary>Plaintext bytes per chunk for a server chunk size.</summary>
+    public static int PlainChunkBytes(int chunkBytes) => chunkBytes > TagBytes ? chunkBytes - TagBytes : throw new ArgumentOutOfRangeException(nameof(chunkBytes), "a chunk must hold more than the tag");
+
+    /// <summary>Chunks of a plaintext of <paramref name="plainBytes"/> (at least one: an empty blob is one sealed tag).</summary>
+    public static long ChunkCount(long plainBytes, int chunkBytes)
+    {
+        var plain = PlainChunkBytes(chunkBytes);
+        return Math.Max(1, (plainBytes + plain - 1) / plain);
+    }
+
+    /// <summary>The sealed size of a plaintext of <paramref name="plainBytes"/> (what is uploaded, hashed and stored).</summary>
+    public static long SealedBytes(long plainBytes, int chunkBytes) => plainBytes + (ChunkCount(plainBytes, chunkBytes) * TagBytes);
+
+    /// <summary>Seals plaintext chunk <paramref name="index"/> of <paramref name="count"/> into <paramref name="sealedChunk"/> (plaintext length + 16 bytes).</summary>
+    public static void SealChunk(ReadOnlySpan<byte> blobKey, long index, long count, ReadOnlySpan<byte> plaintext, Span<byte> sealedChunk)
+    {
+        RequireIndex(index, count);
+        using var key = Key.Import(Aead, blobKey, KeyBlobFormat.RawSymmetricKey);
+        Aead.Encrypt(key, Nonce(index), AssociatedData(index, count), plaintext, sealedChunk);
+    }
+
+    /// <summary>Opens sealed chunk <paramref name="index"/> of <paramref name="count"/> into <paramref name="plaintext"/> (sealed length − 16); throws when it does not authenticate.</summary>
+    public static void OpenChunk(ReadOnlySpan<byte> blobKey, long index, long count, ReadOnlySpan<byte> sealedChunk, Span<byte> plaintext)
+    {
+        RequireIndex(index, count);
+        using var key = Key.Import(Aead, blobKey, KeyBlobFormat.RawSymmetricKey);
+        if (sealedChunk.Length < TagBytes || !Aead.Decrypt(key, Nonce(index), AssociatedData(index, count), sealedChunk, plaintext))
+        {
+            throw new PayloadCryptoException($"blob chunk {index} of {count} does not authenticate (tampered, reordered, truncated or another blob's)");
+        }
+    }
+
+    private static void RequireIndex(long index, long count)
+    {
+        if (count < 1 || index < 0 || index >= count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(index), $"chunk {index} of {count}");
+        }
+    }
+
+    private static byte[] Derive(ReadOnlySpan<byte> contentKey, string info)
+    {
+        if (contentKey.Length != PayloadCrypto.KeySize)
+        {
+            throw new ArgumentException("content key must be 32 bytes", nameof(contentKey));
+        }
+
+        var key = new byte[PayloadCrypto.KeySize];
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, contentKey, key, [], Encoding.UTF8.GetBytes(info));
+        return key;
+    }
+
+    private static byte[] Nonce(long index)
+    {
+        var nonce = new byte[24];
+        BinaryPrimitives.WriteInt64BigEndian(nonce.AsSpan(16), index);
+        return nonce;
+    }
+
+    private static byte[] AssociatedData(long index, long count) =>
+        Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"meshai-blob-chunk-v1\n{index}\n{count}"));
+}

@@ -1,0 +1,79 @@
+using System.Security.Cryptography;
+using MeshAI.Common.Crypto;
+using NUnit.Framework;
+
+namespace MeshAI.Unit.Tests.Security;
+
+/// <summary>
+/// Per-chunk blob sealing (docs/security.md item 9): a sealed blob opens chunk by chunk with the same key, every sealed chunk
+/// but the last is exactly the server's chunk size, and a flipped byte, swapped chunks, a dropped last chunk, another blob's
+/// key or another network's key all fail authentication.
+/// </summary>
+[TestFixture]
+[Category("Unit")]
+public sealed class BlobSealingTests
+{
+    private const int ChunkBytes = 64 * 1024;
+
+    private static (byte[] Key, byte[] Plain, List<byte[]> Sealed) SealedBlob(int plainBytes)
+    {
+        var contentKey = RandomNumberGenerator.GetBytes(PayloadCrypto.KeySize);
+        var key = BlobSealing.InputBlobKey(contentKey, "net_a", "input");
+        var plain = RandomNumberGenerator.GetBytes(plainBytes);
+        var count = BlobSealing.ChunkCount(plain.Length, ChunkBytes);
+        var per = BlobSealing.PlainChunkBytes(ChunkBytes);
+        var sealedChunks = new List<byte[]>();
+        for (var i = 0L; i < count; i++)
+        {
+            var part = plain.AsSpan((int)(i * per), (int)Math.Min(per, plain.Length - (i * per)));
+            var output = new byte[part.Length + BlobSealing.TagBytes];
+            BlobSealing.SealChunk(key, i, count, part, output);
+            sealedChunks.Add(output);
+        }
+
+        return (key, plain, sealedChunks);
+    }
+
+    private static byte[] Open(byte[] key, List<byte[]> chunks, long count)
+    {
+        using var plain = new MemoryStream();
+        for (var i = 0; i < chunks.Count; i++)
+        {
+            var output = new byte[chunks[i].Length - BlobSealing.TagBytes];
+            BlobSealing.OpenChunk(key, i, count, chunks[i], output);
+            plain.Write(output);
+        }
+
+        return plain.ToArray();
+    }
+
+    [Test]
+    public void A_sealed_blob_opens_chunk_by_chunk_and_its_chunks_fit_the_server_chunk_size()
+    {
+        var (key, plain, chunks) = SealedBlob((3 * ChunkBytes) + 1000);
+        Assert.That(chunks.Take(chunks.Count - 1).Select(c => c.Length), Is.All.EqualTo(ChunkBytes), "every sealed chunk but the last is exactly chunk_bytes");
+        Assert.That(chunks.Sum(c => (long)c.Length), Is.EqualTo(BlobSealing.SealedBytes(plain.Length, ChunkBytes)));
+        Assert.That(Open(key, chunks, chunks.Count), Is.EqualTo(plain));
+        Assert.That(chunks.Any(c => c.AsSpan().IndexOf(plain.AsSpan(0, 32)) >= 0), Is.False, "no plaintext in the sealed chunks");
+    }
+
+    [Test]
+    public void Tampering_reordering_truncation_and_foreign_keys_fail_authentication()
+    {
+        var (key, _, chunks) = SealedBlob((3 * ChunkBytes) + 1000);
+        var flipped = chunks.Select(c => (byte[])c.Clone()).ToList();
+        flipped[1][100] ^= 0x01;
+        Assert.Throws<PayloadCryptoException>(() => Open(key, flipped, chunks.Count), "a flipped byte");
+
+        var swapped = new List<byte[]> { chunks[1], chunks[0], chunks[2], chunks[3] };
+        Assert.Throws<PayloadCryptoException>(() => Open(key, swapped, chunks.Count), "swapped chunks");
+
+        Assert.Throws<PayloadCryptoException>(() => Open(key, chunks.Take(3).ToList(), 3), "the last chunk dropped: n is bound into every chunk");
+
+        var contentKey = RandomNumberGenerator.GetBytes(PayloadCrypto.KeySize);
+        Assert.That(BlobSealing.InputBlobKey(contentKey, "net_a", "input"), Is.Not.EqualTo(BlobSealing.InputBlobKey(contentKey, "net_b", "input")), "per network");
+        Assert.That(BlobSealing.InputBlobKey(contentKey, "net_a", "input"), Is.Not.EqualTo(BlobSealing.InputBlobKey(contentKey, "net_a", "other")), "per blob name");
+        Assert.That(BlobSealing.ResultBlobKey(contentKey, "job_1", "input"), Is.Not.EqualTo(BlobSealing.InputBlobKey(contentKey, "job_1", "input")), "results and inputs never share a key");
+        Assert.Throws<PayloadCryptoException>(() => Open(BlobSealing.InputBlobKey(contentKey, "net_a", "input"), chunks, chunks.Count), "another job's key");
+    }
+}

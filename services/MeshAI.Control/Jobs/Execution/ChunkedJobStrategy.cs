@@ -107,7 +107,7 @@ internal sealed class ChunkedJobStrategy(IReadOnlyList<JobChunk> chunks) : Place
 
         var delay = job.Backoff(work.AttemptsUsed);
         job.Log.LogInformation("Job {JobId} chunk {ChunkId} attempt {Attempt} ended ({Cause}: {Detail}); retrying in {DelayMs} ms", job.JobId, work.Chunk.ChunkId, placement.Attempt, cause, detail, delay.TotalMilliseconds);
-        job.Schedule(delay, new RetryDue(placement.Attempt, work.Chunk.ChunkId));
+        job.ScheduleDetached(delay, new RetryDue(placement.Attempt, work.Chunk.ChunkId));
     }
 
     protected override async Task AcceptedAsync(JobExecution job, Placement placement, CancellationToken ct)

@@ -55,6 +55,9 @@ internal sealed class JobExecution
     private Task _loop = Task.CompletedTask;
     private bool _ended;
 
+    // Timers that nobody else holds (a retry's backoff), kept until they fire or the execution ends (see ScheduleDetached).
+    private readonly HashSet<DetachedTimer> _detached = [];
+
     public JobExecution(JobRow row, JobEnvelope envelope, NetworkSettings settings, JobPlacementContext context, JobPlaneServices services)
     {
         JobId = row.JobId;
@@ -136,11 +139,55 @@ internal sealed class JobExecution
     public ITimer Schedule(TimeSpan due, JobEvent e) =>
         S.Clock.CreateTimer(static state => { var (x, ev) = ((JobExecution, JobEvent))state!; x.Post(ev); }, (this, e), due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
 
+    /// <summary>
+    /// Like <see cref="Schedule"/> for a timer the caller does not keep (a retry's backoff): the execution holds it until it
+    /// fires or the execution ends. An unreferenced timer may be collected before it fires (System.Threading.Timer and
+    /// FakeTimeProvider's timers are; only TimeProvider.System roots its own), and a lost retry would leave the job running
+    /// with no attempt forever.
+    /// </summary>
+    public void ScheduleDetached(TimeSpan due, JobEvent e)
+    {
+        var held = new DetachedTimer(this, e);
+        lock (_detached)
+        {
+            _detached.Add(held);
+        }
+
+        held.Timer = S.Clock.CreateTimer(static state =>
+        {
+            var h = (DetachedTimer)state!;
+            lock (h.Job._detached)
+            {
+                h.Job._detached.Remove(h);
+            }
+
+            h.Job.Post(h.Event);
+        }, held, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+    }
+
     /// <summary>Marks the execution done: the loop finishes after the current event and later events are answered by the runner.</summary>
     public void End()
     {
         _ended = true;
         _mailbox.Writer.TryComplete();
+        lock (_detached)
+        {
+            foreach (var held in _detached)
+            {
+                held.Timer?.Dispose();
+            }
+
+            _detached.Clear();
+        }
+    }
+
+    private sealed class DetachedTimer(JobExecution job, JobEvent e)
+    {
+        public JobExecution Job => job;
+
+        public JobEvent Event => e;
+
+        public ITimer? Timer { get; set; }
     }
 
     /// <summary>The open placement on <paramref name="device"/> for <paramref name="attempt"/>, if any.</summary>

@@ -122,7 +122,7 @@ internal class SingleJobStrategy : PlacementStrategy
 
         var delay = job.Backoff(attempts);
         job.Log.LogInformation("Job {JobId} attempt {Attempt} ended ({Cause}: {Detail}); retrying in {DelayMs} ms", job.JobId, placement.Attempt, cause, detail, delay.TotalMilliseconds);
-        job.Schedule(delay, new RetryDue(job.LastAttempt, ""));
+        job.ScheduleDetached(delay, new RetryDue(job.LastAttempt, ""));
     }
 
     /// <summary>

@@ -5,7 +5,7 @@ Profiling aid only: nothing in CI runs it. Start the process with DOTNET_PerfMap
   perf record -F 499 -g -p PID -o perf.data -- sleep 25
   perf script -i perf.data -F comm,tid,ip,sym,dso > script.txt
   perf script -i perf.data --show-mmap-events | grep 'MMAP.*doublemapper' > mmaps.txt
-  python3 scripts/perf-buckets.py script.txt /tmp/perf-PID.map mmaps.txt
+  python3 bench/perf/buckets.py script.txt /tmp/perf-PID.map mmaps.txt
 With W^X on (the .NET default) JIT code runs from a memfd:doublemapper mapping that perf does not match against the perf
 map: the mmap events turn each sample's mapping offset back into the address the map lists. Each sample's whole stack
 decides its bucket (first rule that matches wins).

@@ -216,13 +216,18 @@ public sealed partial class RelayHub : IJobDispatcher
             }
 
             LogDisconnected(identity.DeviceId, connection.CutReason?.ToString() ?? "stream ended");
-            try
+            // A stream replaced by a newer one of the same device here is not a disconnect: the device is online on the newer
+            // stream, which already reported its connect (with the attempts it holds). Ended any other way, control is told.
+            if (stillCurrent || connection.CutReason != CutReason.Replaced)
             {
-                await _sink.OnDisconnectedAsync(identity, CancellationToken.None);
-            }
-            catch (Exception ex)
-            {
-                LogSinkFailed(ex, identity.DeviceId, "disconnected");
+                try
+                {
+                    await _sink.OnDisconnectedAsync(identity, CancellationToken.None);
+                }
+                catch (Exception ex)
+                {
+                    LogSinkFailed(ex, identity.DeviceId, "disconnected");
+                }
             }
         }
 

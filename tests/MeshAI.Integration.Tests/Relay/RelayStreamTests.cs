@@ -301,6 +301,34 @@ public sealed class RelayStreamTests
         Assert.That(next.Kind, Is.EqualTo("disconnected"), "the foreign result never reached the sink");
     }
 
+    private static readonly string[] OneDisconnect = ["disconnected"];
+    private static readonly CutReason[] ReplacedOnly = [CutReason.Replaced];
+
+    [Test]
+    public async Task A_stream_replaced_by_a_newer_one_of_the_same_device_is_not_reported_as_a_disconnect()
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var first = new TestAgentStream(channel);
+        await first.HandshakeAsync(device, RelayId);
+        using var second = new TestAgentStream(channel);
+        await second.HandshakeAsync(device, RelayId);
+
+        var cut = (await first.DrainAsync()).Where(f => f.Cut is not null).Select(f => f.Cut.Reason).ToList();
+        Assert.That(cut, Is.EqualTo(ReplacedOnly), "the older stream is cut as replaced and ends");
+        Assert.That(_host.Sink.Pending(device.DeviceId), Is.Zero, "no disconnect while the device is online on the newer stream");
+
+        await second.CompleteAsync();
+        await second.DrainAsync();
+        var events = new List<string>();
+        while (_host.Sink.Pending(device.DeviceId) > 0)
+        {
+            events.Add((await _host.Sink.NextAsync(device.DeviceId)).Kind);
+        }
+
+        Assert.That(events, Is.EqualTo(OneDisconnect), "the newer stream's end is the one disconnect");
+    }
+
     [Test]
     public async Task Offer_to_a_device_without_a_stream_is_refused()
     {

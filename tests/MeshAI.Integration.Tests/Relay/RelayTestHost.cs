@@ -185,6 +185,9 @@ public sealed class RecordingSink : IJobEventSink
         return await For(deviceId).Reader.ReadAsync(cts.Token);
     }
 
+    /// <summary>How many events of <paramref name="deviceId"/> are reported and not read yet.</summary>
+    public int Pending(string deviceId) => For(deviceId).Reader.Count;
+
     private Channel<(string Kind, DeviceIdentity Device, IMessage? Frame, long RelayBytes)> For(string deviceId) =>
         _events.GetOrAdd(deviceId, _ => Channel.CreateUnbounded<(string, DeviceIdentity, IMessage?, long)>());
 
@@ -281,6 +284,26 @@ public sealed class TestAgentStream : IDisposable
     }
 
     public Task CompleteAsync() => _call.RequestStream.CompleteAsync();
+
+    /// <summary>Reads until the relay ends the call (its side of the stream, cleanup included, is done then).</summary>
+    public async Task<List<ConnectResponse>> DrainAsync(TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
+        var frames = new List<ConnectResponse>();
+        try
+        {
+            while (await _call.ResponseStream.MoveNext(cts.Token))
+            {
+                frames.Add(_call.ResponseStream.Current);
+            }
+        }
+        catch (RpcException e) when (e.StatusCode != StatusCode.DeadlineExceeded && !cts.IsCancellationRequested)
+        {
+            // the call ended with a status: the relay's side is done
+        }
+
+        return frames;
+    }
 
     public void Dispose() => _call.Dispose();
 }

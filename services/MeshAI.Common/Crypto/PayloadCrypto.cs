@@ -166,22 +166,22 @@ public static class PayloadCrypto
     /// <summary>Wraps <paramref name="contentKey"/> for one device: ephemeral X25519 with its key, HKDF-SHA256, XChaCha20-Poly1305.</summary>
     public static WrappedKey WrapKey(ReadOnlySpan<byte> contentKey, string deviceId, ReadOnlySpan<byte> recipientPublicKey)
     {
-        var (ephemeralPublic, key) = EphemeralAgreement(recipientPublicKey, WrapInfo(deviceId));
-        try
+        var info = WrapInfo(deviceId);
+        var ephemeralPublic = new byte[PublicKeySize];
+        var nonce = RandomNumberGenerator.GetBytes(NonceSize);
+        var wrapped = new byte[contentKey.Length + Aead.TagSize];
+        using (var key = EphemeralAeadKey(recipientPublicKey, info, ephemeralPublic))
         {
-            var nonce = RandomNumberGenerator.GetBytes(NonceSize);
-            return new WrappedKey
-            {
-                DeviceId = deviceId,
-                EphemeralPublicKey = ByteString.CopyFrom(ephemeralPublic),
-                Nonce = ByteString.CopyFrom(nonce),
-                WrappedContentKey = ByteString.CopyFrom(SealWithKey(key, nonce, contentKey, WrapInfo(deviceId))),
-            };
+            Aead.Encrypt(key, nonce, info, contentKey, wrapped);
         }
-        finally
+
+        return new WrappedKey
         {
-            CryptographicOperations.ZeroMemory(key);
-        }
+            DeviceId = deviceId,
+            EphemeralPublicKey = ByteString.CopyFrom(ephemeralPublic),
+            Nonce = ByteString.CopyFrom(nonce),
+            WrappedContentKey = ByteString.CopyFrom(wrapped),
+        };
     }
 
     /// <summary>Unwraps a content key with the recipient's private key.</summary>
@@ -277,26 +277,8 @@ public static class PayloadCrypto
     private static byte[] ResumeContext(string jobId, int index) =>
         Encoding.UTF8.GetBytes("meshai-resume-v1\n" + jobId + "\n" + index.ToString(CultureInfo.InvariantCulture));
 
-    private static (byte[] EphemeralPublic, byte[] Key) EphemeralAgreement(ReadOnlySpan<byte> recipientPublicKey, byte[] info)
-    {
-        if (recipientPublicKey.Length != PublicKeySize)
-        {
-            throw new ArgumentException("recipient key must be a raw 32-byte X25519 public key", nameof(recipientPublicKey));
-        }
-
-        var ephemeral = EncryptionKeyPair.Generate();
-        try
-        {
-            return (ephemeral.PublicKey, Derive(ephemeral.PrivateKey, recipientPublicKey, ephemeral.PublicKey, recipientPublicKey, info));
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(ephemeral.PrivateKey);
-        }
-    }
-
     // An ephemeral X25519 agreement with the recipient, HKDF-SHA256 straight into an XChaCha20-Poly1305 key (the same bytes
-    // Derive produces); writes the ephemeral public key to ephemeralPublicOut.
+    // Derive produces on the opening side). The one sealing side of wrapped keys and results; writes the ephemeral public key to ephemeralPublicOut.
     private static Key EphemeralAeadKey(ReadOnlySpan<byte> recipientPublicKey, byte[] info, Span<byte> ephemeralPublicOut)
     {
         if (recipientPublicKey.Length != PublicKeySize)
@@ -333,12 +315,6 @@ public static class PayloadCrypto
     }
 
     // HKDF-SHA256(ikm = X25519(private, peer), salt = ephemeral public ‖ recipient public, info = context).
-    private static byte[] Derive(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> peerPublic, ReadOnlySpan<byte> ephemeralPublic, ReadOnlySpan<byte> recipientPublic, byte[] info)
-    {
-        using var key = Key.Import(Agreement, privateKey, KeyBlobFormat.RawPrivateKey);
-        return Derive(key, peerPublic, ephemeralPublic, recipientPublic, info);
-    }
-
     private static byte[] Derive(Key privateKey, ReadOnlySpan<byte> peerPublic, ReadOnlySpan<byte> ephemeralPublic, ReadOnlySpan<byte> recipientPublic, byte[] info)
     {
         if (!PublicKey.TryImport(Agreement, peerPublic, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)

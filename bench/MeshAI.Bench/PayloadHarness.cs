@@ -155,41 +155,15 @@ public static class PayloadHarness
     private static async Task<string> ChunkedBlobAsync(BlobService.BlobServiceClient blobs, string networkId, long size, int calls, double? tcp, List<string> summary)
     {
         var c = CultureInfo.InvariantCulture;
-        var content = new byte[size];
-        Random.Shared.NextBytes(content);
-        var up = new List<double>();
-        var down = new List<double>();
-        Dictionary<string, double>? cpuBefore = null;
         // Warm-ups: at least 40 chunk calls (tiered JIT: a method runs unoptimised for its first 30 calls), at least one transfer.
-        var warmUps = Math.Max(1, 40 / BlobStoreChunks(size));
-        for (var i = -warmUps; i < calls; i++)
+        var (up, down, cpu) = await UploadThenAsync(blobs, networkId, size, calls, Math.Max(1, 40 / BlobStoreChunks(size)), async blob =>
         {
-            if (i == 0)
-            {
-                cpuBefore = CpuMeter.TreeCpuMsByKind();
-            }
-
-            BitConverter.TryWriteBytes(content.AsSpan(0, 8), Random.Shared.NextInt64()); // fresh content: a new digest
-            var clock = Stopwatch.StartNew();
-            var blob = await BlobTransfer.UploadAsync(blobs, networkId, new MemoryStream(content, writable: false));
-            var uploaded = clock.Elapsed.TotalMilliseconds;
-            clock.Restart();
             var read = await BlobTransfer.DownloadAsync(blobs, networkId, blob.Sha256, Stream.Null);
-            var downloaded = clock.Elapsed.TotalMilliseconds;
             if (read != size)
             {
                 throw new InvalidOperationException($"blob {blob.Sha256}: read {read} of {size} bytes");
             }
-
-            if (i >= 0)
-            {
-                up.Add(uploaded);
-                down.Add(downloaded);
-            }
-        }
-
-        var cpu = CpuMeter.TreeCpuMsByKind().Select(kv => (kv.Key, Ms: (kv.Value - cpuBefore!.GetValueOrDefault(kv.Key)) / calls / (size / 1048576.0))).Where(x => x.Ms >= 0.5).OrderByDescending(x => x.Ms).ToList();
-        double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
+        });
         double Rate(double ms, double factor = 1) => factor * size / 1048576 / (ms / 1000);
         var upMs = Median(up);
         var downMs = Median(down);
@@ -198,7 +172,7 @@ public static class PayloadHarness
         summary.Add(string.Create(c,
             $"bench: chunked blob {Size(size)}: {both:F0} MiB/s up + down through the server (x{ofTcp:F3} of raw TCP {(tcp ?? 0) / 1048576:F0} MiB/s, goal >= x0.5), upload {Rate(upMs):F0} MiB/s, download {Rate(downMs):F0} MiB/s [load {AgentStreamsHarness.Load()}]"));
         return string.Create(c,
-            $"| {Size(size)} | {upMs:F1} | {Rate(upMs):F0} | {downMs:F1} | {Rate(downMs):F0} | {both:F0} | x{ofTcp:F3} | {string.Join(", ", cpu.Select(x => string.Create(c, $"{x.Key} {x.Ms:F1}")))} |");
+            $"| {Size(size)} | {upMs:F1} | {Rate(upMs):F0} | {downMs:F1} | {Rate(downMs):F0} | {both:F0} | x{ofTcp:F3} | {cpu} |");
     }
 
     /// <summary>
@@ -208,12 +182,57 @@ public static class PayloadHarness
     private static async Task<string> JobOverBlobAsync(BlobService.BlobServiceClient blobs, JobService.JobServiceClient jobs, string networkId, long size, int calls, double? tcp, List<string> summary)
     {
         var c = CultureInfo.InvariantCulture;
+        var (up, run, cpu) = await UploadThenAsync(blobs, networkId, size, calls, Math.Max(2, 40 / BlobStoreChunks(size)), async blob =>
+        {
+            var input = new WorkloadInput { Echo = new EchoInput { HashBlob = "input" } }.ToByteString();
+            var envelope = LoadHarness.EchoEnvelope(networkId, input, 120_000);
+            envelope.InputManifest.Blobs.Add(new Blob { Name = "input", RefUri = blob.RefUri, Sha256 = blob.Sha256, SizeBytes = blob.SizeBytes });
+            var job = (await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
+            using var watch = jobs.WatchJob(new WatchJobRequest { NetworkId = networkId, JobId = job.JobId });
+            var hashed = "";
+            await foreach (var frame in watch.ResponseStream.ReadAllAsync())
+            {
+                if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Result)
+                {
+                    hashed = WorkloadOutput.Parser.ParseFrom(frame.Result.Output).Echo.BlobSha256;
+                    break;
+                }
+
+                if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Status && frame.Status.Job.State is JobState.Failed or JobState.Cancelled)
+                {
+                    throw new InvalidOperationException($"job {job.JobId} {frame.Status.Job.State}: {frame.Status.Job.ErrorMessage}");
+                }
+            }
+
+            if (hashed != blob.Sha256)
+            {
+                throw new InvalidOperationException($"job {job.JobId}: the worker hashed {hashed}, the blob is {blob.Sha256}");
+            }
+        });
+        var totalMs = Median(up.Zip(run, (a, b) => a + b).ToList());
+        var upMs = Median(up);
+        var runMs = Median(run);
+        var rate = 2.0 * size / 1048576 / (totalMs / 1000);
+        var ofTcp = tcp is { } t ? rate * 1048576 / t : double.NaN;
+        summary.Add(string.Create(c,
+            $"bench: job over a blob {Size(size)}: {rate:F0} MiB/s client upload -> agent file -> worker -> result (x{ofTcp:F3} of raw TCP {(tcp ?? 0) / 1048576:F0} MiB/s, goal >= x0.5); upload {upMs:F0} ms, job {runMs:F0} ms [load {AgentStreamsHarness.Load()}]"));
+        return string.Create(c,
+            $"| {Size(size)} | {upMs:F1} | {runMs:F1} | {rate:F0} | x{ofTcp:F3} | {cpu} |");
+    }
+
+    /// <summary>
+    /// The measurement both blob tables share: <paramref name="warmUps"/> + <paramref name="calls"/> uploads of fresh content
+    /// (a new digest each time, so the server's dedupe never short-cuts one), each followed by <paramref name="then"/> on the
+    /// stored blob, both timed. Returns the times of the measured calls and their CPU ms per MiB by process.
+    /// </summary>
+    private static async Task<(List<double> UploadMs, List<double> ThenMs, string CpuPerMiB)> UploadThenAsync(
+        BlobService.BlobServiceClient blobs, string networkId, long size, int calls, int warmUps, Func<Blob, Task> then)
+    {
         var content = new byte[size];
         Random.Shared.NextBytes(content);
         var up = new List<double>();
-        var run = new List<double>();
+        var after = new List<double>();
         Dictionary<string, double>? cpuBefore = null;
-        var warmUps = Math.Max(2, 40 / BlobStoreChunks(size));
         for (var i = -warmUps; i < calls; i++)
         {
             if (i == 0)
@@ -226,54 +245,22 @@ public static class PayloadHarness
             var blob = await BlobTransfer.UploadAsync(blobs, networkId, new MemoryStream(content, writable: false));
             var uploaded = clock.Elapsed.TotalMilliseconds;
             clock.Restart();
-            var input = new WorkloadInput { Echo = new EchoInput { HashBlob = "input" } }.ToByteString();
-            var envelope = LoadHarness.EchoEnvelope(networkId, input, 120_000);
-            envelope.InputManifest.Blobs.Add(new Blob { Name = "input", RefUri = blob.RefUri, Sha256 = blob.Sha256, SizeBytes = blob.SizeBytes });
-            var job = (await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
-            using (var watch = jobs.WatchJob(new WatchJobRequest { NetworkId = networkId, JobId = job.JobId }))
-            {
-                var hashed = "";
-                await foreach (var frame in watch.ResponseStream.ReadAllAsync())
-                {
-                    if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Result)
-                    {
-                        hashed = WorkloadOutput.Parser.ParseFrom(frame.Result.Output).Echo.BlobSha256;
-                        break;
-                    }
-
-                    if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Status && frame.Status.Job.State is JobState.Failed or JobState.Cancelled)
-                    {
-                        throw new InvalidOperationException($"job {job.JobId} {frame.Status.Job.State}: {frame.Status.Job.ErrorMessage}");
-                    }
-                }
-
-                if (hashed != blob.Sha256)
-                {
-                    throw new InvalidOperationException($"job {job.JobId}: the worker hashed {hashed}, the blob is {blob.Sha256}");
-                }
-            }
-
-            var ran = clock.Elapsed.TotalMilliseconds;
+            await then(blob);
+            var done = clock.Elapsed.TotalMilliseconds;
             if (i >= 0)
             {
                 up.Add(uploaded);
-                run.Add(ran);
+                after.Add(done);
             }
         }
 
-        var cpu = CpuMeter.TreeCpuMsByKind().Select(kv => (kv.Key, Ms: (kv.Value - cpuBefore!.GetValueOrDefault(kv.Key)) / calls / (size / 1048576.0))).Where(x => x.Ms >= 0.5).OrderByDescending(x => x.Ms).ToList();
-        double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
-        var totals = up.Zip(run, (a, b) => a + b).ToList();
-        var totalMs = Median(totals);
-        var rate = 2.0 * size / 1048576 / (totalMs / 1000);
-        var ofTcp = tcp is { } t ? rate * 1048576 / t : double.NaN;
-        summary.Add(string.Create(c,
-            $"bench: job over a blob {Size(size)}: {rate:F0} MiB/s client upload -> agent file -> worker -> result (x{ofTcp:F3} of raw TCP {(tcp ?? 0) / 1048576:F0} MiB/s, goal >= x0.5); upload {Median(up):F0} ms, job {Median(run):F0} ms [load {AgentStreamsHarness.Load()}]"));
-        return string.Create(c,
-            $"| {Size(size)} | {Median(up):F1} | {Median(run):F1} | {rate:F0} | x{ofTcp:F3} | {string.Join(", ", cpu.Select(x => string.Create(c, $"{x.Key} {x.Ms:F1}")))} |");
+        var c = CultureInfo.InvariantCulture;
+        var cpu = CpuMeter.TreeCpuMsByKind().Select(kv => (kv.Key, Ms: (kv.Value - cpuBefore!.GetValueOrDefault(kv.Key)) / calls / (size / 1048576.0))).Where(x => x.Ms >= 0.5).OrderByDescending(x => x.Ms);
+        return (up, after, string.Join(", ", cpu.Select(x => string.Create(c, $"{x.Key} {x.Ms:F1}"))));
     }
 
-    /// <summary>Chunks of a blob of <paramref name="size"/> bytes at the default chunk size (Control:Blobs:ChunkBytes).</summary>
+    private static double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
+
     private static int BlobStoreChunks(long size) => MeshAI.Control.Blobs.BlobStore.ChunkCount(size, new MeshAI.Control.Blobs.BlobOptions().ChunkBytes);
 
     private static string Size(long bytes) => bytes % 1048576 == 0

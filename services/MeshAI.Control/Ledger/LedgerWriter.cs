@@ -222,7 +222,7 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
             return false;
         }
 
-        await LedgerRepository.AppendAllAsync(c, tx, Events(m, jobStartMs, terminal), ct);
+        await LedgerRepository.AppendAllAsync(c, tx, Events(m, jobStartMs, terminal), m, ct);
         return true;
     }
 

@@ -41,7 +41,18 @@ public sealed class LedgerRepository(Database database)
     /// Appends several events of one settlement (each unless its idempotency key exists) and then their running balances,
     /// in the caller's transaction; returns the events inserted.
     /// </summary>
-    public static async Task<IReadOnlyList<LedgerEventRow>> AppendAllAsync(DbConnection c, DbTransaction tx, IReadOnlyList<LedgerEventRow> events, CancellationToken ct)
+    public static Task<IReadOnlyList<LedgerEventRow>> AppendAllAsync(DbConnection c, DbTransaction tx, IReadOnlyList<LedgerEventRow> events, CancellationToken ct) =>
+        AppendAllAsync(c, tx, events, null, ct);
+
+    /// <summary>
+    /// <see cref="AppendAllAsync(DbConnection, DbTransaction, IReadOnlyList{LedgerEventRow}, CancellationToken)"/> that also
+    /// adds <paramref name="metering"/>'s relay bytes to its month in relay_usage (when given). Every running total — the
+    /// network's month and each account's balance, rows every settlement of the network updates — is written by one command
+    /// after the events (<see cref="ApplyRunningTotalsAsync"/>), so that on PostgreSQL the row locks they take are held for
+    /// that command and the commit only, not across the events' round trips (#11: with the totals first, settlements of a
+    /// network queued behind each other's whole transaction).
+    /// </summary>
+    public static async Task<IReadOnlyList<LedgerEventRow>> AppendAllAsync(DbConnection c, DbTransaction tx, IReadOnlyList<LedgerEventRow> events, JobMeteringRow? metering, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(events);
         var inserted = new List<LedgerEventRow>(events.Count);
@@ -53,7 +64,7 @@ public sealed class LedgerRepository(Database database)
             }
         }
 
-        await ApplyBalancesAsync(c, tx, inserted, ct);
+        await ApplyRunningTotalsAsync(c, tx, metering, inserted, ct);
         return inserted;
     }
 
@@ -76,7 +87,16 @@ public sealed class LedgerRepository(Database database)
     /// Adds the amounts of freshly inserted events to ledger_balances (one upsert per account, in account order so that
     /// concurrent settlements lock the rows in the same order and cannot deadlock on PostgreSQL).
     /// </summary>
-    public static async Task ApplyBalancesAsync(DbConnection c, DbTransaction tx, IReadOnlyCollection<LedgerEventRow> inserted, CancellationToken ct)
+    public static Task ApplyBalancesAsync(DbConnection c, DbTransaction tx, IReadOnlyCollection<LedgerEventRow> inserted, CancellationToken ct) =>
+        ApplyRunningTotalsAsync(c, tx, null, inserted, ct);
+
+    /// <summary>
+    /// Adds <paramref name="metering"/>'s relay bytes (when given) to its network's month in relay_usage and the amounts of
+    /// freshly inserted events to ledger_balances, in ONE command (one round trip on PostgreSQL): relay_usage first, then one
+    /// upsert per account in account order, so concurrent settlements lock these rows in the same order and cannot deadlock.
+    /// Callers put it last in their transaction (#11).
+    /// </summary>
+    public static async Task ApplyRunningTotalsAsync(DbConnection c, DbTransaction tx, JobMeteringRow? metering, IReadOnlyCollection<LedgerEventRow> inserted, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(inserted);
         var deltas = new SortedDictionary<(int, string), long>();
@@ -88,14 +108,40 @@ public sealed class LedgerRepository(Database database)
             }
         }
 
-        var networkId = inserted.Count > 0 ? inserted.First().NetworkId : "";
+        if (metering is null && deltas.Count == 0)
+        {
+            return;
+        }
+
+        var sql = new System.Text.StringBuilder();
+        var parameters = new DynamicParameters();
+        if (metering is not null)
+        {
+            sql.Append("INSERT INTO relay_usage (network_id, month_start_ms, relay_bytes) VALUES (@usageNetworkId, @month, @relayBytes) " +
+                "ON CONFLICT (network_id, month_start_ms) DO UPDATE SET relay_bytes = relay_usage.relay_bytes + excluded.relay_bytes;");
+            parameters.Add("usageNetworkId", metering.NetworkId);
+            parameters.Add("month", MonthStartMs(metering.CreateTimeMs));
+            parameters.Add("relayBytes", metering.RelayBytes);
+        }
+
+        if (deltas.Count > 0)
+        {
+            parameters.Add("networkId", inserted.First().NetworkId);
+        }
+
+        var i = 0;
         foreach (var ((kind, userId), amount) in deltas)
         {
-            await c.ExecuteAsync(Database.Command(
-                "INSERT INTO ledger_balances (network_id, account_kind, user_id, balance_micro) VALUES (@networkId, @kind, @userId, @amount) " +
-                "ON CONFLICT (network_id, account_kind, user_id) DO UPDATE SET balance_micro = ledger_balances.balance_micro + excluded.balance_micro",
-                new { networkId, kind, userId, amount }, ct, tx));
+            var n = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            sql.Append("INSERT INTO ledger_balances (network_id, account_kind, user_id, balance_micro) VALUES (@networkId, @kind" + n + ", @userId" + n + ", @amount" + n + ") " +
+                "ON CONFLICT (network_id, account_kind, user_id) DO UPDATE SET balance_micro = ledger_balances.balance_micro + excluded.balance_micro;");
+            parameters.Add("kind" + n, kind);
+            parameters.Add("userId" + n, userId);
+            parameters.Add("amount" + n, amount);
+            i++;
         }
+
+        await c.ExecuteAsync(Database.Command(sql.ToString(), parameters, ct, tx));
     }
 
     /// <summary>One running balance of a network: the pool (<paramref name="pool"/>) or the member <paramref name="userId"/>; 0 when it never moved.</summary>
@@ -188,25 +234,10 @@ public sealed class LedgerRepository(Database database)
     }
 
     /// <summary>
-    /// Records an execution record unless the job/chunk already has one, adding its relay bytes to the network's month in
-    /// relay_usage in the same transaction; true when inserted (first settlement wins).
+    /// Records an execution record unless the job/chunk already has one; true when inserted (first settlement wins). Its
+    /// relay bytes go to relay_usage with the settlement's events (<see cref="AppendAllAsync(DbConnection, DbTransaction, IReadOnlyList{LedgerEventRow}, JobMeteringRow?, CancellationToken)"/>).
     /// </summary>
-    public static async Task<bool> InsertMeteringAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, CancellationToken ct)
-    {
-        ArgumentNullException.ThrowIfNull(m);
-        if (!await InsertMeteringRowAsync(c, tx, m, ct))
-        {
-            return false;
-        }
-
-        await c.ExecuteAsync(Database.Command(
-            "INSERT INTO relay_usage (network_id, month_start_ms, relay_bytes) VALUES (@NetworkId, @Month, @RelayBytes) " +
-            "ON CONFLICT (network_id, month_start_ms) DO UPDATE SET relay_bytes = relay_usage.relay_bytes + excluded.relay_bytes",
-            new { m.NetworkId, Month = MonthStartMs(m.CreateTimeMs), m.RelayBytes }, ct, tx));
-        return true;
-    }
-
-    private static async Task<bool> InsertMeteringRowAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, CancellationToken ct) =>
+    public static async Task<bool> InsertMeteringAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, CancellationToken ct) =>
         await c.ExecuteAsync(Database.Command(
             $"INSERT INTO job_meterings ({MeteringColumns}) VALUES (@NetworkId, @JobId, @ChunkId, @Attempt, @DeviceId, @DeviceOwnerUserId, @SubmittedByUserId, " +
             "@BurnAccountKind, @Tier, @WorkloadId, @RuntimeMs, @RelayBytes, @HeartbeatsDuringRun, @BurnMicroPerMin, @EarnMicroPerMin, @MultiplierBps, " +

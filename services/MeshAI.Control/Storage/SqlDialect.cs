@@ -82,7 +82,33 @@ public sealed class SqliteDialect(string databasePath) : ISqlDialect
 /// <summary>PostgreSQL through Npgsql (scale-out mode).</summary>
 public sealed class PostgresDialect(string connectionString) : ISqlDialect
 {
-    private readonly NpgsqlDataSource _dataSource = NpgsqlDataSource.Create(connectionString);
+    private readonly NpgsqlDataSource _dataSource = NpgsqlDataSource.Create(Tune(connectionString));
+
+    /// <summary>
+    /// The connection string with the pool settings the store relies on, unless the operator set them (docs/scale-out.md
+    /// "Npgsql settings"): every statement is a fixed SQL text run thousands of times, so Npgsql prepares the most used ones
+    /// on each physical connection (<c>Max Auto Prepare</c>, kept across pooled opens); and the store never changes session
+    /// state (no SET, LISTEN, temporary tables or session advisory locks), so a connection handed back to the pool is not
+    /// reset with DISCARD ALL before its next use (<c>No Reset On Close</c>), which would also drop those prepared statements.
+    /// </summary>
+    public static string Tune(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        var given = new DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (!Given(given, "Max Auto Prepare", "MaxAutoPrepare"))
+        {
+            builder.MaxAutoPrepare = 256;
+        }
+
+        if (!Given(given, "No Reset On Close", "NoResetOnClose"))
+        {
+            builder.NoResetOnClose = true;
+        }
+
+        return builder.ConnectionString;
+    }
+
+    private static bool Given(DbConnectionStringBuilder given, params string[] keys) => keys.Any(given.ContainsKey);
 
     /// <inheritdoc />
     public string Name => "postgres";

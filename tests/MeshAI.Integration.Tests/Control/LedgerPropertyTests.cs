@@ -205,6 +205,64 @@ public sealed class LedgerPropertyTests(string store)
         Assert.That(drifted.Mismatches.Select(m => m.Subject), Has.Some.EqualTo("running member:" + mesh.UserId).And.Some.StartsWith("relay usage "));
     }
 
+    /// <summary>
+    /// Every settlement of a network updates the same rows (its month in relay_usage, its running balances). On PostgreSQL
+    /// those row locks are held until the commit, so a settlement that took them first and then wrote its events held them
+    /// across ~6 round trips and the network's settlements ran one at a time (#11: 48 jobs/s at 64 in flight, backends waiting
+    /// on the relay_usage row in 64k of 80k samples). The settlement writes them last: when it has to wait for the row, its
+    /// job, attempt, execution record and events are already written. SQLite has one writer; there the same two settlements
+    /// only check the totals.
+    /// </summary>
+    [Test]
+    public async Task A_settlement_writes_the_networks_shared_running_totals_last()
+    {
+        var ct = CancellationToken.None;
+        var credits = NetworkDefaults.Create(1000 * 1_000_000L).Credits;
+        var mesh = await SeedNetworkAsync(credits, devices: 1);
+        var first = new SimJob(await InsertJobAsync(mesh, 2, 0), [""]);
+        Assert.That(await CompleteAsync(mesh, credits, new Report(first, "", 1, mesh.Devices[0], 1500, 0, 4096, false)), Is.True);
+        var second = new SimJob(await InsertJobAsync(mesh, 2, 0), [""]);
+        if (store == "postgres")
+        {
+            // Another transaction holds the network's relay_usage row; the second settlement must queue on it.
+            await using var blocker = await _database.OpenAsync(ct);
+            await using var hold = await blocker.BeginTransactionAsync(ct);
+            await blocker.ExecuteAsync(new CommandDefinition(
+                "SELECT relay_bytes FROM relay_usage WHERE network_id = @n FOR UPDATE", new { n = mesh.NetworkId }, hold, cancellationToken: ct));
+            var settling = CompleteAsync(mesh, credits, new Report(second, "", 1, mesh.Devices[0], 1500, 0, 4096, false));
+            int? waiter = null;
+            for (var i = 0; i < 600 && waiter is null && !settling.IsCompleted; i++)
+            {
+                waiter = (await blocker.QueryAsync<int>(new CommandDefinition(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' " +
+                    "AND query LIKE 'INSERT INTO relay_usage%'", transaction: hold, cancellationToken: ct))).Cast<int?>().FirstOrDefault();
+                if (waiter is null)
+                {
+                    await Task.Delay(50, ct);
+                }
+            }
+
+            Assert.That(waiter, Is.Not.Null, "the second settlement waits for the relay_usage row the other transaction holds");
+            var written = (await blocker.QueryAsync<string>(new CommandDefinition(
+                "SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE l.pid = @waiter AND l.granted AND l.mode = 'RowExclusiveLock'",
+                new { waiter }, hold, cancellationToken: ct))).ToList();
+            Assert.That(written, Is.SupersetOf(new[] { "jobs", "job_attempts", "job_meterings", "ledger_events" }),
+                "the settlement had written everything else before it waited for the shared row");
+            Assert.That(written, Does.Not.Contain("ledger_balances"), "relay_usage first, then the balances: one lock order for every settlement");
+            await hold.RollbackAsync(ct);
+            Assert.That(await settling, Is.True);
+        }
+        else
+        {
+            Assert.That(await CompleteAsync(mesh, credits, new Report(second, "", 1, mesh.Devices[0], 1500, 0, 4096, false)), Is.True);
+        }
+
+        var month = LedgerRepository.MonthStartMs(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Assert.That(await _ledger.RelayBytesInMonthAsync(mesh.NetworkId, month, ct), Is.EqualTo(2 * 4096));
+        var reconciler = new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)));
+        Assert.That((await reconciler.ReconcileAsync(mesh.NetworkId, credits.SharedPoolEnabled, ct)).Balanced, Is.True);
+    }
+
     [Test]
     public async Task Many_parallel_completions_lose_and_duplicate_no_ledger_rows()
     {

@@ -213,6 +213,8 @@ public sealed class LedgerPropertyTests(string store)
     /// job, attempt, execution record and events are already written. SQLite has one writer; there the same two settlements
     /// only check the totals.
     /// </summary>
+    private static readonly string[] WrittenBeforeTheSharedRows = ["jobs", "job_attempts", "job_meterings", "ledger_events"];
+
     [Test]
     public async Task A_settlement_writes_the_networks_shared_running_totals_last()
     {
@@ -230,12 +232,15 @@ public sealed class LedgerPropertyTests(string store)
             await blocker.ExecuteAsync(new CommandDefinition(
                 "SELECT relay_bytes FROM relay_usage WHERE network_id = @n FOR UPDATE", new { n = mesh.NetworkId }, hold, cancellationToken: ct));
             var settling = CompleteAsync(mesh, credits, new Report(second, "", 1, mesh.Devices[0], 1500, 0, 4096, false));
+
+            // Observed from a third connection: pg_stat_activity is snapshotted once per transaction.
+            await using var observer = await _database.OpenAsync(ct);
             int? waiter = null;
             for (var i = 0; i < 600 && waiter is null && !settling.IsCompleted; i++)
             {
-                waiter = (await blocker.QueryAsync<int>(new CommandDefinition(
+                waiter = (await observer.QueryAsync<int>(new CommandDefinition(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' " +
-                    "AND query LIKE 'INSERT INTO relay_usage%'", transaction: hold, cancellationToken: ct))).Cast<int?>().FirstOrDefault();
+                    "AND query LIKE 'INSERT INTO relay_usage%'", cancellationToken: ct))).Cast<int?>().FirstOrDefault();
                 if (waiter is null)
                 {
                     await Task.Delay(50, ct);
@@ -243,10 +248,10 @@ public sealed class LedgerPropertyTests(string store)
             }
 
             Assert.That(waiter, Is.Not.Null, "the second settlement waits for the relay_usage row the other transaction holds");
-            var written = (await blocker.QueryAsync<string>(new CommandDefinition(
+            var written = (await observer.QueryAsync<string>(new CommandDefinition(
                 "SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE l.pid = @waiter AND l.granted AND l.mode = 'RowExclusiveLock'",
-                new { waiter }, hold, cancellationToken: ct))).ToList();
-            Assert.That(written, Is.SupersetOf(new[] { "jobs", "job_attempts", "job_meterings", "ledger_events" }),
+                new { waiter }, cancellationToken: ct))).ToList();
+            Assert.That(written, Is.SupersetOf(WrittenBeforeTheSharedRows),
                 "the settlement had written everything else before it waited for the shared row");
             Assert.That(written, Does.Not.Contain("ledger_balances"), "relay_usage first, then the balances: one lock order for every settlement");
             await hold.RollbackAsync(ct);

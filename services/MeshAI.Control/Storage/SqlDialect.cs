@@ -26,47 +26,48 @@ public interface ISqlDialect
     bool SingleOwner { get; }
 }
 
-/// <summary>Embedded SQLite: one file, WAL journal, foreign keys on, a busy timeout for concurrent writers.</summary>
-public sealed class SqliteDialect(string databasePath) : ISqlDialect
+/// <summary>
+/// Embedded SQLite: one file, WAL journal, foreign keys on, a busy timeout for concurrent writers. Connections come from its own
+/// pool of open connections that keep their prepared statements (<see cref="SqliteConnectionPool"/>; #11).
+/// </summary>
+public sealed class SqliteDialect(string databasePath) : ISqlDialect, IDisposable
 {
-    private readonly string _connectionString = new SqliteConnectionStringBuilder
+    // Pooling is off in Microsoft.Data.Sqlite: SqliteConnectionPool keeps the connections open itself, because closing one
+    // (even into Microsoft.Data.Sqlite's pool) finalises every statement it prepared.
+    private readonly SqliteConnectionPool _pool = new(new SqliteConnectionStringBuilder
     {
         DataSource = databasePath,
         Mode = SqliteOpenMode.ReadWriteCreate,
         Cache = SqliteCacheMode.Private,
         ForeignKeys = true,
         DefaultTimeout = 30,
-        Pooling = true,
-    }.ToString();
+        Pooling = false,
+    }.ToString());
+
+    /// <summary>Open connections the pool keeps idle at most; more are closed when handed back.</summary>
+    public const int MaxIdleConnections = 32;
+
+    /// <summary>Prepared statements kept per connection at most; a full cache is emptied (SQLite keeps them in the connection's memory).</summary>
+    public const int MaxStatementsPerConnection = 64;
+
+    /// <summary>Longer SQL (migration scripts) is run and finalised, not kept.</summary>
+    public const int MaxCachedSqlLength = 4096;
 
     /// <inheritdoc />
     public string Name => "sqlite";
 
+    /// <summary>Physical connections opened so far (tests read it to see that connections are reused).</summary>
+    public int ConnectionsOpened => _pool.Opened;
+
+    /// <summary>Commands created for SQL text the leased connection had no prepared statement for (tests read it to see reuse).</summary>
+    public int StatementsCreated => _pool.Prepared;
+
     /// <inheritdoc />
-    public DbConnection CreateConnection() => new SqliteConnection(_connectionString);
-
-    // The physical connections (sqlite3 handles) that already ran the pragmas. The pool hands the same handle out again and
-    // the per-connection pragmas stay set on it, so running them on every open was 4 statements per store round trip (#11).
-    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _prepared = new();
+    public DbConnection CreateConnection() => new SqliteLeasedConnection(_pool);
 
     /// <inheritdoc />
-    public async Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(connection);
-        var handle = ((SqliteConnection)connection).Handle;
-        if (handle is not null && _prepared.TryGetValue(handle, out _))
-        {
-            return;
-        }
-
-        await using var command = connection.CreateCommand();
-        command.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;";
-        await command.ExecuteNonQueryAsync(cancellationToken);
-        if (handle is not null)
-        {
-            _prepared.AddOrUpdate(handle, handle);
-        }
-    }
+    public Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        Task.CompletedTask; // the pool applies the pragmas once per physical connection when it opens it
 
     /// <inheritdoc />
     public Task LockForMigrationAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) =>
@@ -77,6 +78,9 @@ public sealed class SqliteDialect(string databasePath) : ISqlDialect
 
     /// <inheritdoc />
     public bool SingleOwner => true;
+
+    /// <summary>Closes the idle pooled connections (the host disposes the dialect at shutdown).</summary>
+    public void Dispose() => _pool.Dispose();
 }
 
 /// <summary>PostgreSQL through Npgsql (scale-out mode).</summary>

@@ -226,7 +226,7 @@ internal sealed class SimulatedAgent(SwarmDevice device, string url, string fing
         stats.Session();
         await call.RequestStream.WriteAsync(new ConnectRequest
         {
-            Hello = new AgentHello { Certificate = device.Certificate, AgentVersion = "bench-swarm", Capabilities = capabilities, ProtocolVersion = 3 },
+            Hello = new AgentHello { Certificate = device.Certificate, AgentVersion = "bench-swarm", Capabilities = capabilities, ProtocolVersion = MeshAI.Agent.Jobs.RelaySession.ProtocolVersion },
         }, cancellationToken);
         var responses = call.ResponseStream;
         if (!await responses.MoveNext(cancellationToken) || responses.Current.FrameCase != ConnectResponse.FrameOneofCase.Challenge)

@@ -157,6 +157,7 @@ public sealed partial class RelaySession
         LearnedRelayId = welcome.RelayId;
         LearnedRelayUrls = [.. welcome.RelayUrls];
         Protocol = Math.Max(1, welcome.ProtocolVersion);
+        HeartbeatAckEvery = welcome.HeartbeatAckEvery;
 
         using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _sessionCts = sessionCts;
@@ -248,8 +249,16 @@ public sealed partial class RelaySession
         }
     }
 
-    /// <summary>The relay protocol this agent speaks (relay_service.proto): 2 = numbered, acknowledged terminal frames; 3 = pushed NetworkUpdates.</summary>
-    public const int ProtocolVersion = 3;
+    /// <summary>
+    /// The relay protocol this agent speaks (relay_service.proto): 2 = numbered, acknowledged terminal frames; 3 = pushed
+    /// NetworkUpdates; 4 = sparse heartbeat acknowledgements (the relay acknowledges heartbeat 1 and every
+    /// <see cref="HeartbeatAckEvery"/>th; the agent relies on acknowledgements only for going online and the round-trip
+    /// estimate, and on HTTP/2 keepalive PINGs for a dead relay).
+    /// </summary>
+    public const int ProtocolVersion = 4;
+
+    /// <summary>Heartbeats per acknowledgement the relay announced in Welcome (0 or 1: every heartbeat).</summary>
+    public int HeartbeatAckEvery { get; private set; }
 
     /// <summary>Relay addresses announced in Welcome (empty: the relay did not say).</summary>
     public IReadOnlyList<string> LearnedRelayUrls { get; private set; } = [];

@@ -23,8 +23,9 @@ public sealed class DeviceConnection
     private long _revocationCheckedMs;
 
     /// <summary>Creates a connection for an authenticated device speaking relay <paramref name="protocol"/>.</summary>
-    public DeviceConnection(DeviceIdentity identity, int maxOutboundQueue, int maxOpenJobs, int protocol = 1, long networkSerial = 0, long authenticatedMs = 0)
+    public DeviceConnection(DeviceIdentity identity, int maxOutboundQueue, int maxOpenJobs, int protocol = 1, long networkSerial = 0, long authenticatedMs = 0, int heartbeatAckEvery = 0)
     {
+        HeartbeatAckEvery = protocol >= 4 ? heartbeatAckEvery : 0;
         _revocationCheckedMs = authenticatedMs;
         Identity = identity;
         Protocol = protocol;
@@ -37,6 +38,9 @@ public sealed class DeviceConnection
             FullMode = BoundedChannelFullMode.Wait,
         });
     }
+
+    /// <summary>Protocol 4: heartbeats per acknowledgement announced in Welcome (0: every heartbeat, older agents).</summary>
+    public int HeartbeatAckEvery { get; }
 
     /// <summary>The authenticated device.</summary>
     public DeviceIdentity Identity { get; }

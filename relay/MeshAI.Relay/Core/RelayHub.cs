@@ -149,7 +149,7 @@ public sealed partial class RelayHub : IJobDispatcher
         var (identity, hello) = await AuthenticateAsync(requests, responses, cancellationToken);
         var capabilities = hello.Capabilities ?? new Contracts.Device.V1.CapabilityReport();
         var protocol = Math.Clamp(hello.ProtocolVersion, 1, RelayOptions.ProtocolVersion);
-        var connection = new DeviceConnection(identity, _options.MaxOutboundQueue, _options.MaxOpenJobsPerDevice, protocol, hello.NetworkSerial, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        var connection = new DeviceConnection(identity, _options.MaxOutboundQueue, _options.MaxOpenJobsPerDevice, protocol, hello.NetworkSerial, _time.GetUtcNow().ToUnixTimeMilliseconds(), _options.HeartbeatAckEvery);
         IReadOnlyCollection<HeldAttempt>? held = protocol >= 2 ? hello.HeldAttempts : null;
         foreach (var attempt in held ?? [])
         {
@@ -176,6 +176,7 @@ public sealed partial class RelayHub : IJobDispatcher
                 GraceMs = _options.HeartbeatGraceSeconds * 1000,
                 ProtocolVersion = protocol,
                 RelayUrls = { _options.PublicUrlList },
+                HeartbeatAckEvery = connection.HeartbeatAckEvery,
             },
         });
         await Forward(identity, "connected", () => _sink.OnConnectedAsync(identity, held, cancellationToken));
@@ -567,7 +568,8 @@ public sealed partial class RelayHub : IJobDispatcher
     }
 
     /// <summary>
-    /// Presence and the acknowledgement at once (no store on the read path: a store outage must not stop heartbeats). The
+    /// Presence and the acknowledgement at once (protocol 4: only the heartbeats <see cref="RelayOptions.AcknowledgesHeartbeat"/>
+    /// names; no store on the read path: a store outage must not stop heartbeats). The
     /// store checks run in the stream's network lane, one at a time, and only when there is something to check (issue #11:
     /// a read per heartbeat cost more than the heartbeat itself): the network's serial is asked at most once per heartbeat
     /// interval per network (not per device); a stream re-reads its device's revocation when that serial moved since its last
@@ -579,10 +581,14 @@ public sealed partial class RelayHub : IJobDispatcher
         var device = connection.Identity;
         var now = _time.GetUtcNow();
         UpsertPresence(device, heartbeat.Capabilities ?? EmptyCapabilities, heartbeat.ContributionEnabled, now);
-        connection.TryEnqueue(new ConnectResponse
+        if (RelayOptions.AcknowledgesHeartbeat(heartbeat.Sequence, connection.HeartbeatAckEvery))
         {
-            HeartbeatAck = new HeartbeatAck { Sequence = heartbeat.Sequence, ServerTime = Timestamp.FromDateTimeOffset(now) },
-        });
+            connection.TryEnqueue(new ConnectResponse
+            {
+                HeartbeatAck = new HeartbeatAck { Sequence = heartbeat.Sequence, ServerTime = Timestamp.FromDateTimeOffset(now) },
+            });
+        }
+
         var network = NetworkOf(device.NetworkId);
         var nowMs = now.ToUnixTimeMilliseconds();
         var poll = network.TryBeginPoll(nowMs, _options.HeartbeatIntervalMs);

@@ -60,8 +60,22 @@ public sealed class RelayOptions
     [Range(1, 86_400)]
     public int RevocationRecheckSeconds { get; set; } = 60;
 
-    /// <summary>The relay protocol this build speaks (see relay_service.proto): 2 = numbered, acknowledged terminal frames; 3 = pushed NetworkUpdates.</summary>
-    public const int ProtocolVersion = 3;
+    /// <summary>
+    /// The relay protocol this build speaks (see relay_service.proto): 2 = numbered, acknowledged terminal frames; 3 = pushed
+    /// NetworkUpdates; 4 = sparse heartbeat acknowledgements (<see cref="HeartbeatAckEvery"/>).
+    /// </summary>
+    public const int ProtocolVersion = 4;
+
+    /// <summary>
+    /// Protocol 4 (issue #11): a stream acknowledges heartbeat 1 and then every Nth heartbeat, N chosen so an acknowledgement
+    /// still arrives at least every grace / 2 (2 at the default 5 s / 20 s): a steady heartbeat in between costs the relay
+    /// one receive and no send. Announced in <c>Welcome.heartbeat_ack_every</c> (docs/job-plane.md, "Sparse heartbeat
+    /// acknowledgements").
+    /// </summary>
+    public int HeartbeatAckEvery => Math.Max(1, HeartbeatGraceSeconds * 500 / HeartbeatIntervalMs);
+
+    /// <summary>Whether heartbeat <paramref name="sequence"/> is acknowledged on a stream that announced <paramref name="ackEvery"/> (0 or 1: all).</summary>
+    public static bool AcknowledgesHeartbeat(long sequence, int ackEvery) => ackEvery <= 1 || sequence <= 1 || sequence % ackEvery == 0;
 
     /// <summary>The announced relay addresses as a list.</summary>
     public IReadOnlyList<string> PublicUrlList => PublicUrls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

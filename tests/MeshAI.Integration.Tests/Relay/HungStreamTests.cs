@@ -66,4 +66,61 @@ public sealed class HungStreamTests
 
         Assert.That(ended, Is.Not.Null, "the stream ends after the cut");
     }
+
+    /// <summary>
+    /// Protocol 4 (sparse acknowledgements, issue #11): the relay announces that it acknowledges every 2nd heartbeat (5 s
+    /// interval, 20 s grace: at least every grace / 2) and heartbeat 1; a heartbeat it does not acknowledge still counts
+    /// for presence and re-arms the watchdog, and a silent stream is still cut one grace after its last heartbeat.
+    /// </summary>
+    [Test]
+    public async Task Protocol_4_acknowledges_every_second_heartbeat_and_a_silent_stream_is_still_cut_after_the_grace()
+    {
+        var device = _host.Authority.Issue("dev_" + Guid.NewGuid().ToString("N")[..20]);
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+        var welcome = await stream.HandshakeAsync(device, RelayId, protocol: 4);
+        Assert.That(welcome.Welcome.ProtocolVersion, Is.EqualTo(4));
+        Assert.That(welcome.Welcome.HeartbeatAckEvery, Is.EqualTo(2), "an acknowledgement at least every grace / 2 = 10 s at 5 s heartbeats");
+
+        // Heartbeats 1..4 in one go: acknowledged are 1 (the agent goes online on it), 2 and 4; not 3.
+        for (var sequence = 1; sequence <= 4; sequence++)
+        {
+            await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = sequence } });
+        }
+
+        var acked = new List<long>();
+        for (var i = 0; i < 3; i++)
+        {
+            var ack = await stream.NextAsync();
+            Assert.That(ack.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.HeartbeatAck));
+            acked.Add(ack.HeartbeatAck.Sequence);
+        }
+
+        Assert.That(acked, Is.EqualTo(new long[] { 1, 2, 4 }));
+
+        // An unacknowledged heartbeat (5) 15 s later: presence takes its capabilities and it re-arms the watchdog, so 15 s
+        // more (30 s since the last acknowledged one) the stream is still up and heartbeat 6 is acknowledged.
+        var presence = _host.Services.GetRequiredService<IPresenceDirectory>();
+        _clock.Advance(TimeSpan.FromSeconds(15));
+        await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = 5, Capabilities = new() { CpuCores = 5 } } });
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (presence.GetOnline(device.DeviceId, _clock.GetUtcNow())?.Capabilities.CpuCores != 5 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.That(presence.GetOnline(device.DeviceId, _clock.GetUtcNow())?.Capabilities.CpuCores, Is.EqualTo(5), "an unacknowledged heartbeat still updates presence");
+        _clock.Advance(TimeSpan.FromSeconds(15));
+        await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = 6 } });
+        var sixth = await stream.NextAsync();
+        Assert.That(sixth.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.HeartbeatAck), "heartbeat 5 re-armed the watchdog");
+        Assert.That(sixth.HeartbeatAck.Sequence, Is.EqualTo(6));
+
+        // Then silence: 21 s after heartbeat 6 the stream is cut, as for any protocol.
+        _clock.Advance(TimeSpan.FromSeconds(21));
+        var cut = await stream.NextAsync();
+        Assert.That(cut.FrameCase, Is.EqualTo(ConnectResponse.FrameOneofCase.Cut));
+        Assert.That(cut.Cut.Reason, Is.EqualTo(CutReason.HeartbeatTimeout));
+        Assert.That((await _host.Sink.NextAsync(device.DeviceId)).Kind, Is.EqualTo("disconnected"));
+    }
 }

@@ -64,6 +64,7 @@ public sealed class RelayGuaranteesTests
         try
         {
             await WaitUntil(() => session.Protocol == RelaySession.ProtocolVersion); // Welcome carries the negotiated protocol version
+            Assert.That(session.HeartbeatAckEvery, Is.EqualTo(2), "protocol 4: the real agent learns the sparse acknowledgements (5 s / 20 s)");
             Assert.That(Dispatcher.TryOffer(deviceId, EchoOffer(deviceId, "job_fast", 1, 0)), Is.True);
             Assert.That((await _host.Sink.NextAsync(deviceId)).Kind, Is.EqualTo("accept"));
             var indices = new List<int>();

@@ -50,6 +50,26 @@ public sealed class RelayStreamTests
         Assert.That(record.RttMs, Is.EqualTo(3));
     }
 
+    /// <summary>An agent below protocol 4 (sparse acknowledgements, issue #11) keeps getting an acknowledgement for every heartbeat.</summary>
+    [TestCase(0)]
+    [TestCase(3)]
+    public async Task An_agent_below_protocol_4_gets_every_heartbeat_acknowledged(int protocol)
+    {
+        var device = _host.Authority.Issue(NewDeviceId());
+        using var channel = _host.CreateChannel();
+        using var stream = new TestAgentStream(channel);
+
+        var welcome = await stream.HandshakeAsync(device, RelayId, protocol: protocol);
+
+        Assert.That(welcome.Welcome.ProtocolVersion, Is.EqualTo(Math.Max(1, protocol)));
+        Assert.That(welcome.Welcome.HeartbeatAckEvery, Is.Zero, "0: every heartbeat, what older agents expect");
+        for (var sequence = 1; sequence <= 5; sequence++)
+        {
+            await stream.SendAsync(new ConnectRequest { Heartbeat = new Heartbeat { Sequence = sequence } });
+            Assert.That((await NextNotUpdateAsync(stream)).HeartbeatAck?.Sequence, Is.EqualTo(sequence));
+        }
+    }
+
     [Test]
     public async Task Wrong_challenge_signature_is_refused()
     {

@@ -268,10 +268,10 @@ public sealed class TestAgentStream : IDisposable
         return _call.ResponseStream.Current;
     }
 
-    /// <summary>Hello + challenge answer signed by <paramref name="signer"/>; returns the frame after the answer.</summary>
-    public async Task<ConnectResponse> HandshakeAsync(TestDevice device, string relayId, SigningKeyPair? signer = null)
+    /// <summary>Hello (speaking <paramref name="protocol"/>; 0: the original protocol) + challenge answer signed by <paramref name="signer"/>; returns the frame after the answer.</summary>
+    public async Task<ConnectResponse> HandshakeAsync(TestDevice device, string relayId, SigningKeyPair? signer = null, int protocol = 0)
     {
-        await SendAsync(new ConnectRequest { Hello = new AgentHello { Certificate = device.Certificate, AgentVersion = "test", Capabilities = new CapabilityReport { CpuCores = 2 } } });
+        await SendAsync(new ConnectRequest { Hello = new AgentHello { Certificate = device.Certificate, AgentVersion = "test", Capabilities = new CapabilityReport { CpuCores = 2 }, ProtocolVersion = protocol } });
         var challenge = await NextAsync();
         if (challenge.FrameCase != ConnectResponse.FrameOneofCase.Challenge)
         {

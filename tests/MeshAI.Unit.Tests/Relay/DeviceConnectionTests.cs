@@ -86,4 +86,26 @@ public sealed class DeviceConnectionTests
         Assert.That(written.Select(f => f.FrameCase).ToList(), Is.EqualTo(Expected));
         Assert.That(connection.TryOffer(Offer("dev_a", "job_2"), out _), Is.False);
     }
+
+    /// <summary>Sparse heartbeat acknowledgements (protocol 4, issue #11): one at least every grace / 2, never fewer than every heartbeat.</summary>
+    [TestCase(5000, 20, 2)]
+    [TestCase(1000, 20, 10)]
+    [TestCase(15_000, 20, 1)]
+    [TestCase(600_000, 1, 1)]
+    public void Heartbeats_per_acknowledgement_keep_one_at_least_every_half_grace(int intervalMs, int graceSeconds, int expected)
+    {
+        var options = new RelayOptions { HeartbeatIntervalMs = intervalMs, HeartbeatGraceSeconds = graceSeconds };
+        Assert.That(options.HeartbeatAckEvery, Is.EqualTo(expected));
+        Assert.That(options.HeartbeatAckEvery * (long)intervalMs, Is.LessThanOrEqualTo(Math.Max(intervalMs, graceSeconds * 500L)));
+    }
+
+    [Test]
+    public void Protocol_4_streams_acknowledge_heartbeat_1_and_every_nth_older_ones_every_heartbeat()
+    {
+        Assert.That(new DeviceConnection(Device, 8, 8, protocol: 4, heartbeatAckEvery: 3).HeartbeatAckEvery, Is.EqualTo(3));
+        Assert.That(new DeviceConnection(Device, 8, 8, protocol: 3, heartbeatAckEvery: 3).HeartbeatAckEvery, Is.Zero, "an older agent expects every acknowledgement");
+        long[] acknowledged = [.. Enumerable.Range(1, 9).Select(i => (long)i).Where(s => RelayOptions.AcknowledgesHeartbeat(s, 3))];
+        Assert.That(acknowledged, Is.EqualTo(new long[] { 1, 3, 6, 9 }));
+        Assert.That(Enumerable.Range(1, 9).All(s => RelayOptions.AcknowledgesHeartbeat(s, 0) && RelayOptions.AcknowledgesHeartbeat(s, 1)), Is.True);
+    }
 }

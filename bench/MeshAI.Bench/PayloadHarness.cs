@@ -3,7 +3,9 @@ using System.Globalization;
 using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using MeshAI.Bench.Baseline;
+using MeshAI.Client;
 using MeshAI.Common.Transport;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Device.V1;
@@ -75,7 +77,7 @@ public static class PayloadHarness
             foreach (var size in sizes)
             {
                 blobLines.Add(await ChunkedBlobAsync(blobs, network.NetworkId, size, calls, tcp, summary));
-                jobBlobLines.Add(await JobOverBlobAsync(blobs, jobs, network.NetworkId, size, calls, tcp, summary));
+                jobBlobLines.Add(await JobOverBlobAsync(channel, network.NetworkId, size, calls, tcp, summary));
                 if (size > SingleMessageMaxBytes)
                 {
                     var refusal = await TryOversizedAsync(jobs, network.NetworkId, size);
@@ -127,7 +129,7 @@ public static class PayloadHarness
             }
 
             Console.WriteLine();
-            Console.WriteLine("A job over a blob (issue 11: client upload -> control -> ReadJobBlob -> agent file -> worker hashes it -> result): upload = BlobTransfer.UploadAsync of fresh content; job = SubmitJob (echo, hash_blob) until its result, which carries the SHA-256 the worker read; MiB/s = 2 x payload / (upload + job) (the bytes cross the loopback twice: client -> control, control -> agent)");
+            Console.WriteLine("A job over a sealed blob (issue 11: client seals + uploads -> control -> ReadJobBlob -> agent opens into a file -> worker hashes it -> result): MeshClient.SubmitJobAsync with the blob, encrypted (docs/security.md item 9); upload = PlanJob + sealing + upload of fresh content, until the client calls SubmitJob; job = SubmitJob (echo, hash_blob) until its result, which carries the plaintext SHA-256 the worker read; MiB/s = 2 x payload / (upload + job) (the bytes cross the loopback twice: client -> control, control -> agent)");
             Console.WriteLine("| payload | upload ms | job ms (submit -> result) | upload + job MiB/s | / raw TCP | CPU ms per MiB by process |");
             Console.WriteLine("|---|---|---|---|---|---|");
             foreach (var line in jobBlobLines)
@@ -156,13 +158,19 @@ public static class PayloadHarness
     {
         var c = CultureInfo.InvariantCulture;
         // Warm-ups: at least 40 chunk calls (tiered JIT: a method runs unoptimised for its first 30 calls), at least one transfer.
-        var (up, down, cpu) = await UploadThenAsync(blobs, networkId, size, calls, Math.Max(1, 40 / BlobStoreChunks(size)), async blob =>
+        var (up, down, cpu) = await MeasureAsync(size, calls, Math.Max(1, 40 / BlobStoreChunks(size)), async content =>
         {
+            var clock = Stopwatch.StartNew();
+            var blob = await BlobTransfer.UploadAsync(blobs, networkId, new MemoryStream(content, writable: false));
+            var uploaded = clock.Elapsed.TotalMilliseconds;
+            clock.Restart();
             var read = await BlobTransfer.DownloadAsync(blobs, networkId, blob.Sha256, Stream.Null);
             if (read != size)
             {
                 throw new InvalidOperationException($"blob {blob.Sha256}: read {read} of {size} bytes");
             }
+
+            return (uploaded, clock.Elapsed.TotalMilliseconds);
         });
         double Rate(double ms, double factor = 1) => factor * size / 1048576 / (ms / 1000);
         var upMs = Median(up);
@@ -176,38 +184,30 @@ public static class PayloadHarness
     }
 
     /// <summary>
-    /// One size through a whole job over a stored blob: upload fresh content, submit an echo job that references it and asks
-    /// the worker for its SHA-256, wait for the result and check the digest; medians of <paramref name="calls"/> after warm-ups.
+    /// One size through a whole job over a sealed blob, as a submitter runs it: <see cref="MeshClient.SubmitJobAsync(string, WorkloadInput, IReadOnlyDictionary{string, Stream}, JobRouting?, CancellationToken)"/>
+    /// of fresh content (PlanJob, seal + upload, encrypted SubmitJob of an echo job that asks the worker for the blob's
+    /// SHA-256), then the result, whose digest must be the plaintext's; medians of <paramref name="calls"/> after warm-ups.
     /// </summary>
-    private static async Task<string> JobOverBlobAsync(BlobService.BlobServiceClient blobs, JobService.JobServiceClient jobs, string networkId, long size, int calls, double? tcp, List<string> summary)
+    private static async Task<string> JobOverBlobAsync(Grpc.Net.Client.GrpcChannel channel, string networkId, long size, int calls, double? tcp, List<string> summary)
     {
         var c = CultureInfo.InvariantCulture;
-        var (up, run, cpu) = await UploadThenAsync(blobs, networkId, size, calls, Math.Max(2, 40 / BlobStoreChunks(size)), async blob =>
+        var clock = new Stopwatch();
+        var uploaded = 0.0;
+        using var client = new MeshClient(channel.Intercept(new BeforeSubmit(() => uploaded = clock.Elapsed.TotalMilliseconds)));
+        var input = new WorkloadInput { Echo = new EchoInput { HashBlob = "input" } };
+        var (up, run, cpu) = await MeasureAsync(size, calls, Math.Max(2, 40 / BlobStoreChunks(size)), async content =>
         {
-            var input = new WorkloadInput { Echo = new EchoInput { HashBlob = "input" } }.ToByteString();
-            var envelope = LoadHarness.EchoEnvelope(networkId, input, 120_000);
-            envelope.InputManifest.Blobs.Add(new Blob { Name = "input", RefUri = blob.RefUri, Sha256 = blob.Sha256, SizeBytes = blob.SizeBytes });
-            var job = (await jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = envelope })).Job;
-            using var watch = jobs.WatchJob(new WatchJobRequest { NetworkId = networkId, JobId = job.JobId });
-            var hashed = "";
-            await foreach (var frame in watch.ResponseStream.ReadAllAsync())
+            var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(content));
+            clock.Restart();
+            var job = await client.SubmitJobAsync(networkId, input, new Dictionary<string, Stream> { ["input"] = new MemoryStream(content, writable: false) }, new JobRouting { TimeoutMs = 120_000 });
+            var result = await client.WaitForResultAsync(networkId, job);
+            var total = clock.Elapsed.TotalMilliseconds;
+            if (result.Output.Echo.BlobSha256 != sha)
             {
-                if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Result)
-                {
-                    hashed = WorkloadOutput.Parser.ParseFrom(frame.Result.Output).Echo.BlobSha256;
-                    break;
-                }
-
-                if (frame.FrameCase == WatchJobResponse.FrameOneofCase.Status && frame.Status.Job.State is JobState.Failed or JobState.Cancelled)
-                {
-                    throw new InvalidOperationException($"job {job.JobId} {frame.Status.Job.State}: {frame.Status.Job.ErrorMessage}");
-                }
+                throw new InvalidOperationException($"job {job.JobId} {result.Job.State} ({result.Job.ErrorMessage}): the worker hashed {result.Output.Echo.BlobSha256}, the plaintext is {sha}");
             }
 
-            if (hashed != blob.Sha256)
-            {
-                throw new InvalidOperationException($"job {job.JobId}: the worker hashed {hashed}, the blob is {blob.Sha256}");
-            }
+            return (uploaded, total - uploaded);
         });
         var totalMs = Median(up.Zip(run, (a, b) => a + b).ToList());
         var upMs = Median(up);
@@ -215,18 +215,32 @@ public static class PayloadHarness
         var rate = 2.0 * size / 1048576 / (totalMs / 1000);
         var ofTcp = tcp is { } t ? rate * 1048576 / t : double.NaN;
         summary.Add(string.Create(c,
-            $"bench: job over a blob {Size(size)}: {rate:F0} MiB/s client upload -> agent file -> worker -> result (x{ofTcp:F3} of raw TCP {(tcp ?? 0) / 1048576:F0} MiB/s, goal >= x0.5); upload {upMs:F0} ms, job {runMs:F0} ms [load {AgentStreamsHarness.Load()}]"));
+            $"bench: job over a blob {Size(size)}: {rate:F0} MiB/s client upload -> agent file -> worker -> result (x{ofTcp:F3} of raw TCP {(tcp ?? 0) / 1048576:F0} MiB/s, goal >= x0.5); sealed; upload {upMs:F0} ms, job {runMs:F0} ms [load {AgentStreamsHarness.Load()}]"));
         return string.Create(c,
             $"| {Size(size)} | {upMs:F1} | {runMs:F1} | {rate:F0} | x{ofTcp:F3} | {cpu} |");
     }
 
+    /// <summary>Runs an action when the client calls SubmitJob (its blobs are uploaded by then), then lets the call go on.</summary>
+    private sealed class BeforeSubmit(Action action) : Interceptor
+    {
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
+        {
+            if (context.Method.Name == "SubmitJob")
+            {
+                action();
+            }
+
+            return continuation(request, context);
+        }
+    }
+
     /// <summary>
-    /// The measurement both blob tables share: <paramref name="warmUps"/> + <paramref name="calls"/> uploads of fresh content
-    /// (a new digest each time, so the server's dedupe never short-cuts one), each followed by <paramref name="then"/> on the
-    /// stored blob, both timed. Returns the times of the measured calls and their CPU ms per MiB by process.
+    /// The measurement both blob tables share: <paramref name="warmUps"/> + <paramref name="calls"/> runs of
+    /// <paramref name="once"/> on fresh content (a new digest each time, so the server's dedupe never short-cuts one), each
+    /// returning its upload and after-upload times. Returns the times of the measured calls and their CPU ms per MiB by process.
     /// </summary>
-    private static async Task<(List<double> UploadMs, List<double> ThenMs, string CpuPerMiB)> UploadThenAsync(
-        BlobService.BlobServiceClient blobs, string networkId, long size, int calls, int warmUps, Func<Blob, Task> then)
+    private static async Task<(List<double> UploadMs, List<double> ThenMs, string CpuPerMiB)> MeasureAsync(
+        long size, int calls, int warmUps, Func<byte[], Task<(double UploadMs, double ThenMs)>> once)
     {
         var content = new byte[size];
         Random.Shared.NextBytes(content);
@@ -241,12 +255,7 @@ public static class PayloadHarness
             }
 
             BitConverter.TryWriteBytes(content.AsSpan(0, 8), Random.Shared.NextInt64()); // fresh content: a new digest
-            var clock = Stopwatch.StartNew();
-            var blob = await BlobTransfer.UploadAsync(blobs, networkId, new MemoryStream(content, writable: false));
-            var uploaded = clock.Elapsed.TotalMilliseconds;
-            clock.Restart();
-            await then(blob);
-            var done = clock.Elapsed.TotalMilliseconds;
+            var (uploaded, done) = await once(content);
             if (i >= 0)
             {
                 up.Add(uploaded);

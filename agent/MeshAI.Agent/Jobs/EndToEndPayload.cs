@@ -56,6 +56,30 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
         }
     }
 
+    /// <summary>
+    /// The key input blob <paramref name="blobName"/> of an encrypted job is sealed under (docs/security.md item 9: derived
+    /// from the content key this device unwraps); null for an unencrypted job, whose blobs are stored as uploaded. Throws
+    /// <see cref="PayloadCryptoException"/> when the content key was not wrapped for this device. The caller zeroes it.
+    /// </summary>
+    public byte[]? InputBlobKey(JobEnvelope envelope, string blobName)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        if (!PayloadCrypto.IsEncrypted(envelope))
+        {
+            return null;
+        }
+
+        var contentKey = PayloadCrypto.UnwrapContentKey(envelope, deviceId, _key);
+        try
+        {
+            return BlobSealing.InputBlobKey(contentKey, envelope.NetworkId, blobName);
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(contentKey);
+        }
+    }
+
     /// <summary>Seals <paramref name="result"/>'s output to the submitter when the job came encrypted.</summary>
     public static JobResult SealResult(JobEnvelope envelope, JobResult result)
     {

@@ -1,8 +1,11 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using Grpc.Core;
 using Grpc.Net.Client;
 using MeshAI.Agent.Models;
 using MeshAI.Agent.State;
+using MeshAI.Common.Crypto;
+using MeshAI.Common.Errors;
 using MeshAI.Common.Transport;
 using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
@@ -17,7 +20,9 @@ namespace MeshAI.Agent.Jobs;
 /// channel kept between jobs. Chunks go straight from the received frame to their offset in a file under the agent's state
 /// directory — the write of one chunk overlaps the receipt of the next, and the stream window keeps
 /// <see cref="ChunksInFlight"/> chunks in flight — while an incremental
-/// SHA-256 checks the whole blob. The handler (and the sandbox worker) gets the file path, never a 64 MiB frame. A broken
+/// SHA-256 checks the whole blob as control sent it. An encrypted job's blob is sealed (docs/security.md item 9): each
+/// sealed chunk is opened as it arrives and only plaintext reaches the file; a chunk that does not authenticate fails the
+/// job with <c>BLOB_CHUNK_UNAUTHENTICATED</c> (not retryable). The handler (and the sandbox worker) gets the file path, never a 64 MiB frame. A broken
 /// stream resumes at the next chunk (<c>first_index</c>) up to <see cref="MaxResumes"/> times.
 /// </summary>
 public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys keys, string directory) : IDisposable
@@ -54,11 +59,16 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
         return Path.Combine(directory, details.JobId + "-" + details.Attempt);
     }
 
-    /// <summary>Fetches every stored blob the manifest references; returns the local file path of each, by blob name (empty when none).</summary>
-    public async Task<IReadOnlyDictionary<string, string>> FetchAsync(PlacementTicketDetails details, IReadOnlyList<Blob> blobs, CancellationToken ct)
+    /// <summary>
+    /// Fetches every stored blob the manifest references; returns the local file path of each, by blob name (empty when
+    /// none). <paramref name="blobKey"/> gives the key a blob is sealed under (an encrypted job's: derived from its content
+    /// key) or null (an unencrypted job's blob, stored as uploaded); a sealed blob is opened chunk by chunk as it is written.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, string>> FetchAsync(PlacementTicketDetails details, IReadOnlyList<Blob> blobs, Func<string, byte[]?> blobKey, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(details);
         ArgumentNullException.ThrowIfNull(blobs);
+        ArgumentNullException.ThrowIfNull(blobKey);
         var stored = blobs.Select(b => (Blob: b, Sha256: BlobTransfer.StoredDigest(b))).Where(b => b.Sha256 is not null).ToList();
         if (stored.Count == 0)
         {
@@ -74,15 +84,32 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
         Directory.CreateDirectory(folder);
         var client = new BlobService.BlobServiceClient(Channel());
         var paths = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (blob, sha256) in stored)
+        for (var i = 0; i < stored.Count; i++)
         {
-            var path = Path.Combine(folder, sha256!);
-            if (!File.Exists(path))
+            var (blob, sha256) = stored[i];
+            var key = blobKey(blob.Name);
+            try
             {
-                await ReadToFileAsync(client, details, sha256!, path, ct);
-            }
+                // A sealed blob opens under its own name's key: one file per reference (a plaintext blob's file is shared).
+                var path = Path.Combine(folder, key is null ? sha256! : i.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-" + sha256);
+                if (key is not null || !File.Exists(path))
+                {
+                    await ReadToFileAsync(client, details, sha256!, path, key, ct);
+                }
 
-            paths[blob.Name] = path;
+                paths[blob.Name] = path;
+            }
+            catch (PayloadCryptoException ex)
+            {
+                throw new Workloads.InvalidWorkloadInputException($"{ErrorReasons.BlobChunkUnauthenticated}: input blob \"{blob.Name}\" ({sha256}): {ex.Message}");
+            }
+            finally
+            {
+                if (key is not null)
+                {
+                    CryptographicOperations.ZeroMemory(key);
+                }
+            }
         }
 
         return paths;
@@ -143,20 +170,28 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
         }
     }
 
-    /// <summary>Reads one blob into <paramref name="path"/> (written as <c>path.part</c>, moved into place once its SHA-256 checks out).</summary>
-    public async Task<long> ReadToFileAsync(BlobService.BlobServiceClient client, PlacementTicketDetails details, string sha256, string path, CancellationToken ct)
+    /// <summary>
+    /// Reads one blob into <paramref name="path"/> (written as <c>path.part</c>, moved into place once its SHA-256 checks
+    /// out): as stored when <paramref name="blobKey"/> is null, else opened chunk by chunk (<see cref="BlobSealing"/>) — a
+    /// chunk that does not authenticate throws <see cref="PayloadCryptoException"/> and nothing is kept. Returns the bytes
+    /// written.
+    /// </summary>
+    public async Task<long> ReadToFileAsync(BlobService.BlobServiceClient client, PlacementTicketDetails details, string sha256, string path, byte[]? blobKey, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(details);
         var partial = path + ".part";
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var opener = blobKey is null ? null : new ChunkOpener(blobKey);
         long size = -1;
+        long received = 0;
         long written = 0;
         var chunkBytes = 0;
         var next = 0;
         var resumes = 0;
-        using (var handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, FileShare.None, FileOptions.Asynchronous))
+        try
         {
+            using var handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, FileShare.None, FileOptions.Asynchronous);
             while (true)
             {
                 try
@@ -176,6 +211,7 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
                         {
                             size = frame.SizeBytes;
                             chunkBytes = frame.ChunkBytes;
+                            opener?.Start(size);
                         }
 
                         var data = frame.Data.Memory;
@@ -186,9 +222,29 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
                         }
 
                         hash.AppendData(data.Span);
-                        await pending; // the previous chunk's write overlapped this chunk's receipt and hashing
-                        pending = RandomAccess.WriteAsync(handle, data, offset, ct).AsTask();
-                        written = offset + data.Length;
+                        if (opener is null)
+                        {
+                            await pending; // the previous chunk's write overlapped this chunk's receipt and hashing
+                            pending = RandomAccess.WriteAsync(handle, data, offset, ct).AsTask();
+                            written = offset + data.Length;
+                        }
+                        else
+                        {
+                            // Sealed chunks (1 MiB) need not line up with the server's: each completed one is opened into
+                            // one of two plaintext buffers and written while the next is received and opened.
+                            for (var used = 0; used < data.Length;)
+                            {
+                                used += opener.Take(data.Span[used..]);
+                                if (opener.Opened is { } plain)
+                                {
+                                    await pending;
+                                    pending = RandomAccess.WriteAsync(handle, plain.Data, plain.Offset, ct).AsTask();
+                                    written = plain.Offset + plain.Data.Length;
+                                }
+                            }
+                        }
+
+                        received = offset + data.Length;
                         next++;
                     }
 
@@ -201,15 +257,105 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
                 }
             }
         }
-
-        var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-        if (written != size || !string.Equals(actual, sha256, StringComparison.Ordinal))
+        catch
         {
             File.Delete(partial);
-            throw new InvalidDataException($"blob {sha256}: received {written} of {size} bytes hashing to {actual}");
+            throw;
+        }
+
+        var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+        if (received != size || !string.Equals(actual, sha256, StringComparison.Ordinal) || opener is { Done: false })
+        {
+            File.Delete(partial);
+            throw new InvalidDataException($"blob {sha256}: received {received} of {size} bytes hashing to {actual}");
         }
 
         File.Move(partial, path, overwrite: true);
-        return size;
+        return written;
+    }
+
+    /// <summary>
+    /// Opens a sealed blob as its bytes arrive in transfer chunks of any size: gathers each sealed chunk (copied only when it
+    /// straddles two transfer chunks), opens it into one of two pooled plaintext buffers (one may still be being written).
+    /// </summary>
+    private sealed class ChunkOpener(byte[] key) : IDisposable
+    {
+        private static readonly int Plain = BlobSealing.PlainChunkBytes(BlobSealing.SealedChunkBytes);
+        private readonly byte[] _gather = ArrayPool<byte>.Shared.Rent(BlobSealing.SealedChunkBytes);
+        private readonly byte[][] _plain = [ArrayPool<byte>.Shared.Rent(Plain), ArrayPool<byte>.Shared.Rent(Plain)];
+        private long _size = -1;
+        private long _count;
+        private long _index;
+        private int _gathered;
+
+        /// <summary>The chunk the last <see cref="Take"/> completed and opened (its plaintext and file offset), else null.</summary>
+        public (ReadOnlyMemory<byte> Data, long Offset)? Opened { get; private set; }
+
+        /// <summary>True once every sealed chunk was opened.</summary>
+        public bool Done => _size >= 0 && _index == _count;
+
+        /// <summary>Takes the sealed size from the first frame; refuses a size no sequence of sealed chunks has.</summary>
+        public void Start(long sealedSize)
+        {
+            if (_size >= 0)
+            {
+                return;
+            }
+
+            var count = (sealedSize + BlobSealing.SealedChunkBytes - 1) / BlobSealing.SealedChunkBytes;
+            if (count < 1 || sealedSize - ((count - 1) * BlobSealing.SealedChunkBytes) < BlobSealing.TagBytes)
+            {
+                throw new PayloadCryptoException($"a sealed blob of {sealedSize} bytes is not a sequence of sealed chunks");
+            }
+
+            _size = sealedSize;
+            _count = count;
+        }
+
+        /// <summary>Consumes sealed bytes up to the end of the current chunk; returns how many; sets <see cref="Opened"/> when it completed one.</summary>
+        public int Take(ReadOnlySpan<byte> sealedBytes)
+        {
+            Opened = null;
+            if (_index >= _count)
+            {
+                throw new PayloadCryptoException($"bytes after the last sealed chunk ({_count})");
+            }
+
+            var length = (int)Math.Min(BlobSealing.SealedChunkBytes, _size - (_index * BlobSealing.SealedChunkBytes));
+            if (_gathered == 0 && sealedBytes.Length >= length)
+            {
+                Open(sealedBytes[..length]); // the common case: the transfer chunk holds the whole sealed chunk
+                return length;
+            }
+
+            var n = Math.Min(length - _gathered, sealedBytes.Length);
+            sealedBytes[..n].CopyTo(_gather.AsSpan(_gathered));
+            _gathered += n;
+            if (_gathered == length)
+            {
+                _gathered = 0;
+                Open(_gather.AsSpan(0, length));
+            }
+
+            return n;
+        }
+
+        public void Dispose()
+        {
+            ArrayPool<byte>.Shared.Return(_gather);
+            foreach (var buffer in _plain)
+            {
+                CryptographicOperations.ZeroMemory(buffer);
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        private void Open(ReadOnlySpan<byte> sealedChunk)
+        {
+            var plain = _plain[_index % 2].AsMemory(0, sealedChunk.Length - BlobSealing.TagBytes);
+            BlobSealing.OpenChunk(key, _index, _count, sealedChunk, plain.Span);
+            Opened = (plain, _index * Plain);
+            _index++;
+        }
     }
 }

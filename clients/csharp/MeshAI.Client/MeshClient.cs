@@ -113,7 +113,11 @@ public sealed class MeshClient : IDisposable
     /// <summary>Chunked blobs: payloads larger than one message, uploaded and read in chunks (docs/job-plane.md "Chunked blobs").</summary>
     public BlobService.BlobServiceClient Blobs => new(CallInvoker);
 
-    /// <summary>Uploads <paramref name="content"/> (seekable) as a chunked blob of the network; returns its <c>meshai-blob:</c> reference.</summary>
+    /// <summary>
+    /// Uploads <paramref name="content"/> (seekable) as a chunked blob of the network, as is; returns its <c>meshai-blob:</c>
+    /// reference. Control can read such a blob: an end-to-end encrypted job's input blobs are sealed for it by
+    /// <see cref="SubmitJobAsync(string, WorkloadInput, IReadOnlyDictionary{string, Stream}, JobRouting?, CancellationToken)"/>.
+    /// </summary>
     public Task<Blob> UploadBlobAsync(string networkId, Stream content, string contentType = "application/octet-stream", CancellationToken cancellationToken = default) =>
         BlobTransfer.UploadAsync(Blobs, networkId, content, contentType, cancellationToken);
 
@@ -160,18 +164,53 @@ public sealed class MeshClient : IDisposable
     /// <summary>Submits <paramref name="input"/> (end-to-end encrypted unless <see cref="EncryptPayloads"/> is off) and returns the job as accepted.</summary>
     public async Task<Job> SubmitJobAsync(string networkId, WorkloadInput input, JobRouting? routing = null, CancellationToken cancellationToken = default)
     {
-        var (request, headers) = await PrepareSubmitAsync(networkId, input, routing, cancellationToken);
+        var (request, headers) = await PrepareSubmitAsync(networkId, input, routing, null, cancellationToken);
+        var response = await Jobs.SubmitJobAsync(request, headers, deadline: Deadline(), cancellationToken: cancellationToken);
+        return response.Job ?? throw new InvalidOperationException("SubmitJob returned no job.");
+    }
+
+    /// <summary>
+    /// Submits <paramref name="input"/> over input blobs uploaded first from <paramref name="blobs"/> (blob name → seekable
+    /// plaintext, read twice, never held whole): with <see cref="EncryptPayloads"/> each blob is sealed chunk by chunk for this
+    /// job (docs/security.md item 9: a key derived from the job's content key, which only the planned devices can unwrap), so
+    /// control stores and forwards ciphertext; the envelope references each as <c>meshai-blob:&lt;sha256 of the sealed
+    /// bytes&gt;</c>. A sealed blob belongs to its job: another job over the same content uploads its own copy.
+    /// </summary>
+    public async Task<Job> SubmitJobAsync(string networkId, WorkloadInput input, IReadOnlyDictionary<string, Stream> blobs, JobRouting? routing = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(blobs);
+        var (request, headers) = await PrepareSubmitAsync(networkId, input, routing, blobs, cancellationToken);
         var response = await Jobs.SubmitJobAsync(request, headers, deadline: Deadline(), cancellationToken: cancellationToken);
         return response.Job ?? throw new InvalidOperationException("SubmitJob returned no job.");
     }
 
     // The envelope (encrypted, signed), its idempotency key and the call's trace metadata: SubmitJob and RunJob send the same.
-    private async Task<(SubmitJobRequest Request, Metadata? Headers)> PrepareSubmitAsync(string networkId, WorkloadInput input, JobRouting? routing, CancellationToken cancellationToken)
+    private async Task<(SubmitJobRequest Request, Metadata? Headers)> PrepareSubmitAsync(string networkId, WorkloadInput input, JobRouting? routing, IReadOnlyDictionary<string, Stream>? blobs, CancellationToken cancellationToken)
     {
         var envelope = JobEnvelopes.Build(networkId, input, routing);
-        if (EncryptPayloads)
+        if (EncryptPayloads && blobs is { Count: > 0 })
+        {
+            // The content key is drawn before the upload: the blobs are sealed under keys derived from it.
+            CheckBeforeEncrypting(envelope);
+            var recipients = await PlanRecipientsAsync(envelope, 0, cancellationToken);
+            var contentKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(PayloadCrypto.KeySize);
+            try
+            {
+                await UploadInputBlobsAsync(envelope, blobs, contentKey, cancellationToken);
+                PayloadCrypto.EncryptEnvelope(envelope, recipients, SubmitterKey.PublicKey, contentKey);
+            }
+            finally
+            {
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(contentKey);
+            }
+        }
+        else if (EncryptPayloads)
         {
             await EncryptAsync(envelope, cancellationToken);
+        }
+        else if (blobs is { Count: > 0 })
+        {
+            await UploadInputBlobsAsync(envelope, blobs, null, cancellationToken); // a plaintext job: its blobs are plaintext too
         }
 
         if (SubmitterSigningKey is { } signingKey)
@@ -200,6 +239,12 @@ public sealed class MeshClient : IDisposable
     {
         ArgumentNullException.ThrowIfNull(envelope);
         CheckBeforeEncrypting(envelope);
+        PayloadCrypto.EncryptEnvelope(envelope, await PlanRecipientsAsync(envelope, maxCandidates, cancellationToken), SubmitterKey.PublicKey);
+    }
+
+    // PlanJob's candidate devices (device id → X25519 key), checked against control's signature over them.
+    private async Task<List<KeyValuePair<string, byte[]>>> PlanRecipientsAsync(JobEnvelope envelope, int maxCandidates, CancellationToken cancellationToken)
+    {
         var probe = envelope.Clone();
         probe.InputManifest = new InputManifest();
         var plan = await Jobs.PlanJobAsync(new PlanJobRequest { Envelope = probe, MaxCandidates = maxCandidates }, deadline: Deadline(), cancellationToken: cancellationToken);
@@ -209,7 +254,35 @@ public sealed class MeshClient : IDisposable
             throw new InvalidOperationException($"PlanJob's recipient list for {envelope.NetworkId} is not signed by the network's control key; refusing to encrypt to it.");
         }
 
-        PayloadCrypto.EncryptEnvelope(envelope, plan.Recipients.Select(r => KeyValuePair.Create(r.DeviceId, r.EncryptionPublicKey.ToByteArray())), SubmitterKey.PublicKey);
+        return plan.Recipients.Select(r => KeyValuePair.Create(r.DeviceId, r.EncryptionPublicKey.ToByteArray())).ToList();
+    }
+
+    // Uploads the job's input blobs (sealed under keys derived from contentKey when set) and references them in the envelope.
+    private async Task UploadInputBlobsAsync(JobEnvelope envelope, IReadOnlyDictionary<string, Stream> blobs, byte[]? contentKey, CancellationToken cancellationToken)
+    {
+        var manifest = envelope.InputManifest ??= new InputManifest();
+        foreach (var (name, content) in blobs)
+        {
+            if (manifest.Blobs.Any(b => string.Equals(b.Name, name, StringComparison.Ordinal)))
+            {
+                throw new ArgumentException($"the envelope already has a blob named \"{name}\"", nameof(blobs));
+            }
+
+            var key = contentKey is null ? null : BlobSealing.InputBlobKey(contentKey, envelope.NetworkId, name);
+            try
+            {
+                using var sealedContent = key is null ? null : new BlobSealingStream(content, key);
+                var stored = await BlobTransfer.UploadAsync(Blobs, envelope.NetworkId, sealedContent ?? content, ct: cancellationToken);
+                manifest.Blobs.Add(new Blob { Name = name, RefUri = stored.RefUri, Sha256 = stored.Sha256, SizeBytes = stored.SizeBytes });
+            }
+            finally
+            {
+                if (key is not null)
+                {
+                    System.Security.Cryptography.CryptographicOperations.ZeroMemory(key);
+                }
+            }
+        }
     }
 
     private Task EncryptAsync(JobEnvelope envelope, CancellationToken cancellationToken) => EncryptAsync(envelope, 0, cancellationToken);
@@ -282,7 +355,7 @@ public sealed class MeshClient : IDisposable
     public async Task<JobRun> RunAsync(
         string networkId, WorkloadInput input, JobRouting? routing = null, Action<WatchJobResponse>? onFrame = null, CancellationToken cancellationToken = default)
     {
-        var (request, headers) = await PrepareSubmitAsync(networkId, input, routing, cancellationToken);
+        var (request, headers) = await PrepareSubmitAsync(networkId, input, routing, null, cancellationToken);
         using var call = Jobs.RunJob(new RunJobRequest { Envelope = request.Envelope, IdempotencyKey = request.IdempotencyKey }, headers, cancellationToken: cancellationToken);
         if (!await call.ResponseStream.MoveNext(cancellationToken) || call.ResponseStream.Current.Frame?.Status?.Job is not { } submitted)
         {

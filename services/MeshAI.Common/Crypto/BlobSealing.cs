@@ -7,19 +7,25 @@ using NSec.Cryptography;
 namespace MeshAI.Common.Crypto;
 
 /// <summary>
-/// Per-chunk sealing of a chunked blob (docs/security.md item 9): a blob key <c>K_b = HKDF-SHA256(ikm = the job's content
-/// key, info = "meshai-blob-v1\n" + network_id + "\n" + blob name)</c> for input blobs (or <c>"meshai-blob-result-v1\n" +
-/// job_id + "\n" + blob name</c> for result blobs); chunk <c>i</c> of <c>n</c> sealed with XChaCha20-Poly1305 under
-/// <c>K_b</c>, nonce 16 zero bytes ‖ <c>i</c> (8 bytes big-endian), associated data <c>"meshai-blob-chunk-v1\n" + i +
-/// "\n" + n</c>: a chunk cannot be reordered, dropped, duplicated, truncated away or moved to another blob, job or network
-/// without its tag failing. A plaintext chunk is the server's <c>chunk_bytes</c> − 16, so every sealed chunk but the last
-/// is exactly <c>chunk_bytes</c>. The primitive only: the client and agent legs that use it are not wired yet
-/// (docs/job-plane.md "Chunked blobs").
+/// Per-chunk sealing of a chunked blob (docs/security.md item 9). A blob referenced by an end-to-end encrypted job is
+/// sealed for that job: its key is <c>K_b = HKDF-SHA256(ikm = the job's content key, info = "meshai-blob-v1\n" +
+/// network_id + "\n" + blob name)</c> for input blobs (or <c>"meshai-blob-result-v1\n" + job_id + "\n" + blob name</c> for
+/// result blobs) — the submitting client draws the content key before it uploads, and the placed device unwraps it from
+/// the envelope like the payload's, so control never holds a key. The sealed blob is a sequence of chunks of
+/// <see cref="SealedChunkBytes"/> (the last one shorter), independent of the server's transfer chunk size: chunk <c>i</c>
+/// of <c>n</c> sealed with XChaCha20-Poly1305 under <c>K_b</c>, nonce 16 zero bytes ‖ <c>i</c> (8 bytes big-endian),
+/// associated data <c>"meshai-blob-chunk-v1\n" + i + "\n" + n</c>: a chunk cannot be reordered, dropped, duplicated,
+/// truncated away or moved to another blob, job or network without its tag failing. The stored (and referenced) SHA-256
+/// is the sealed bytes'. <see cref="BlobSealingStream"/> seals on the client's upload, <c>JobBlobFetcher</c> opens on the
+/// agent, both streaming (docs/job-plane.md "Chunked blobs").
 /// </summary>
 public static class BlobSealing
 {
     /// <summary>Bytes a sealed chunk adds (the Poly1305 tag).</summary>
     public const int TagBytes = 16;
+
+    /// <summary>Bytes of every sealed chunk but the last (1 MiB: the server's default transfer chunk, so they line up).</summary>
+    public const int SealedChunkBytes = 1024 * 1024;
 
     private static readonly AeadAlgorithm Aead = AeadAlgorithm.XChaCha20Poly1305;
 

@@ -42,6 +42,24 @@ public static class PayloadCrypto
     /// </summary>
     public static void EncryptEnvelope(JobEnvelope envelope, IEnumerable<KeyValuePair<string, byte[]>> recipients, ReadOnlySpan<byte> submitterPublicKey)
     {
+        var contentKey = RandomNumberGenerator.GetBytes(KeySize);
+        try
+        {
+            EncryptEnvelope(envelope, recipients, submitterPublicKey, contentKey);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(contentKey);
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="EncryptEnvelope(JobEnvelope, IEnumerable{KeyValuePair{string, byte[]}}, ReadOnlySpan{byte})"/> with a
+    /// content key the caller drew (random, 32 bytes, one job only) and zeroes: a client that seals the job's input blobs
+    /// under keys derived from it (<see cref="BlobSealing.InputBlobKey"/>) draws it before uploading them.
+    /// </summary>
+    public static void EncryptEnvelope(JobEnvelope envelope, IEnumerable<KeyValuePair<string, byte[]>> recipients, ReadOnlySpan<byte> submitterPublicKey, ReadOnlySpan<byte> contentKey)
+    {
         ArgumentNullException.ThrowIfNull(envelope);
         ArgumentNullException.ThrowIfNull(recipients);
         if (submitterPublicKey.Length != PublicKeySize)
@@ -49,36 +67,33 @@ public static class PayloadCrypto
             throw new ArgumentException("submitter key must be a raw 32-byte X25519 public key", nameof(submitterPublicKey));
         }
 
+        if (contentKey.Length != KeySize)
+        {
+            throw new ArgumentException("content key must be 32 bytes", nameof(contentKey));
+        }
+
         envelope.InputManifest ??= new InputManifest();
-        var contentKey = RandomNumberGenerator.GetBytes(KeySize);
-        try
+        var nonce = RandomNumberGenerator.GetBytes(NonceSize);
+        var ciphertext = SealWithKey(contentKey, nonce, envelope.InputManifest.Payload.Span, PayloadContext(envelope));
+        var encryption = new PayloadEncryption
         {
-            var nonce = RandomNumberGenerator.GetBytes(NonceSize);
-            var ciphertext = SealWithKey(contentKey, nonce, envelope.InputManifest.Payload.Span, PayloadContext(envelope));
-            var encryption = new PayloadEncryption
-            {
-                Scheme = PayloadEncryptionScheme.X25519HkdfXchacha20Poly1305,
-                PayloadNonce = ByteString.CopyFrom(nonce),
-                SubmitterPublicKey = ByteString.CopyFrom(submitterPublicKey),
-            };
-            foreach (var (deviceId, publicKey) in recipients)
-            {
-                encryption.Recipients.Add(WrapKey(contentKey, deviceId, publicKey));
-            }
-
-            if (encryption.Recipients.Count == 0)
-            {
-                throw new ArgumentException("at least one recipient is required", nameof(recipients));
-            }
-
-            envelope.InputManifest.Payload = ByteString.CopyFrom(ciphertext);
-            envelope.InputManifest.PayloadSha256 = "";
-            envelope.PayloadEncryption = encryption;
-        }
-        finally
+            Scheme = PayloadEncryptionScheme.X25519HkdfXchacha20Poly1305,
+            PayloadNonce = ByteString.CopyFrom(nonce),
+            SubmitterPublicKey = ByteString.CopyFrom(submitterPublicKey),
+        };
+        foreach (var (deviceId, publicKey) in recipients)
         {
-            CryptographicOperations.ZeroMemory(contentKey);
+            encryption.Recipients.Add(WrapKey(contentKey, deviceId, publicKey));
         }
+
+        if (encryption.Recipients.Count == 0)
+        {
+            throw new ArgumentException("at least one recipient is required", nameof(recipients));
+        }
+
+        envelope.InputManifest.Payload = ByteString.CopyFrom(ciphertext);
+        envelope.InputManifest.PayloadSha256 = "";
+        envelope.PayloadEncryption = encryption;
     }
 
     /// <summary>Decrypts the payload of an encrypted envelope with this device's X25519 key.</summary>

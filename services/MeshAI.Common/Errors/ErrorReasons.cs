@@ -208,6 +208,12 @@ public static class ErrorReasons
     /// <summary>INVALID_ARGUMENT: a chunk is not the upload's chunk size (the last one: the rest of the blob).</summary>
     public const string BlobChunkSizeMismatch = "BLOB_CHUNK_SIZE_MISMATCH";
 
+    /// <summary>
+    /// Not an RPC status: named in a failed job's error (non-retryable) when a sealed input blob's chunk does not
+    /// authenticate on the placed device (tampered at control, reordered, truncated, or sealed for another job or name).
+    /// </summary>
+    public const string BlobChunkUnauthenticated = "BLOB_CHUNK_UNAUTHENTICATED";
+
     /// <summary>FAILED_PRECONDITION: an upload was finished with chunks missing.</summary>
     public const string BlobChunkMissing = "BLOB_CHUNK_MISSING";
 

@@ -76,4 +76,32 @@ public sealed class BlobSealingTests
         Assert.That(BlobSealing.ResultBlobKey(contentKey, "job_1", "input"), Is.Not.EqualTo(BlobSealing.InputBlobKey(contentKey, "job_1", "input")), "results and inputs never share a key");
         Assert.Throws<PayloadCryptoException>(() => Open(BlobSealing.InputBlobKey(contentKey, "net_a", "input"), chunks, chunks.Count), "another job's key");
     }
+
+    [Test]
+    public void The_sealing_stream_yields_the_sealed_chunks_of_1_MiB_deterministically_and_rewinds_for_the_second_pass()
+    {
+        var contentKey = RandomNumberGenerator.GetBytes(PayloadCrypto.KeySize);
+        var key = BlobSealing.InputBlobKey(contentKey, "net_a", "input");
+        var plain = RandomNumberGenerator.GetBytes((2 * BlobSealing.SealedChunkBytes) + 5);
+        using var sealedStream = new BlobSealingStream(new MemoryStream(plain), key);
+        Assert.That(sealedStream.Length, Is.EqualTo(BlobSealing.SealedBytes(plain.Length, BlobSealing.SealedChunkBytes)));
+        var first = SHA256.HashData(sealedStream);
+        sealedStream.Position = 0;
+        using var copy = new MemoryStream();
+        var buffer = new byte[300_001]; // odd reads across chunk boundaries
+        int n;
+        while ((n = sealedStream.Read(buffer)) > 0)
+        {
+            copy.Write(buffer, 0, n);
+        }
+
+        var bytes = copy.ToArray();
+        Assert.That(SHA256.HashData(bytes), Is.EqualTo(first), "both passes see the same sealed bytes (the upload hashes, then sends)");
+        var count = BlobSealing.ChunkCount(plain.Length, BlobSealing.SealedChunkBytes);
+        Assert.That(count, Is.EqualTo(3));
+        var chunks = Enumerable.Range(0, (int)count).Select(i => bytes.AsSpan(i * BlobSealing.SealedChunkBytes, Math.Min(BlobSealing.SealedChunkBytes, bytes.Length - (i * BlobSealing.SealedChunkBytes))).ToArray()).ToList();
+        Assert.That(Open(key, chunks, count), Is.EqualTo(plain), "the stream's chunks are BlobSealing's chunks");
+        Assert.That(bytes.AsSpan().IndexOf(plain.AsSpan(100, 32)), Is.EqualTo(-1), "no plaintext in the sealed stream");
+        Assert.Throws<ArgumentOutOfRangeException>(() => sealedStream.Position = 17, "seeks to chunk boundaries only");
+    }
 }

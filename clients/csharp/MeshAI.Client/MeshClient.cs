@@ -115,7 +115,9 @@ public sealed class MeshClient : IDisposable
 
     /// <summary>
     /// Uploads <paramref name="content"/> (seekable) as a chunked blob of the network, as is; returns its <c>meshai-blob:</c>
-    /// reference. Control can read such a blob: an end-to-end encrypted job's input blobs are sealed for it by
+    /// reference. Control can read such a blob, and only a job sent without end-to-end encryption can reference it (the
+    /// device opens an encrypted job's input blobs as sealed, so a plain one fails that job with BLOB_CHUNK_UNAUTHENTICATED):
+    /// an encrypted job's input blobs are sealed for it by
     /// <see cref="SubmitJobAsync(string, WorkloadInput, IReadOnlyDictionary{string, Stream}, JobRouting?, CancellationToken)"/>.
     /// </summary>
     public Task<Blob> UploadBlobAsync(string networkId, Stream content, string contentType = "application/octet-stream", CancellationToken cancellationToken = default) =>

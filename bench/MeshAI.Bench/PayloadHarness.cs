@@ -193,7 +193,7 @@ public static class PayloadHarness
         var c = CultureInfo.InvariantCulture;
         var clock = new Stopwatch();
         var uploaded = 0.0;
-        using var client = new MeshClient(channel.Intercept(new BeforeSubmit(() => uploaded = clock.Elapsed.TotalMilliseconds)));
+        using var client = new MeshClient(channel.Intercept(new BeforeUnaryCall("SubmitJob", () => uploaded = clock.Elapsed.TotalMilliseconds)));
         var input = new WorkloadInput { Echo = new EchoInput { HashBlob = "input" } };
         var (up, run, cpu) = await MeasureAsync(size, calls, Math.Max(2, 40 / BlobStoreChunks(size)), async content =>
         {
@@ -221,19 +221,6 @@ public static class PayloadHarness
     }
 
     /// <summary>Runs an action when the client calls SubmitJob (its blobs are uploaded by then), then lets the call go on.</summary>
-    private sealed class BeforeSubmit(Action action) : Interceptor
-    {
-        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
-        {
-            if (context.Method.Name == "SubmitJob")
-            {
-                action();
-            }
-
-            return continuation(request, context);
-        }
-    }
-
     /// <summary>
     /// The measurement both blob tables share: <paramref name="warmUps"/> + <paramref name="calls"/> runs of
     /// <paramref name="once"/> on fresh content (a new digest each time, so the server's dedupe never short-cuts one), each

@@ -129,7 +129,7 @@ public sealed class JobBlobEndToEndTests
         Random.Shared.NextBytes(content);
         // Control (or whoever holds its disk) changes one byte of the second sealed chunk after the upload, before the job.
         var storedBefore = StoredBlobs(networkId);
-        using var client = new MeshAI.Client.MeshClient(_mesh.Channel(_token).Intercept(new BeforeSubmit(() =>
+        using var client = new MeshAI.Client.MeshClient(_mesh.Channel(_token).Intercept(new BeforeUnaryCall("SubmitJob", () =>
         {
             var stored = StoredBlobs(networkId).Except(storedBefore).Single();
             using var file = File.Open(stored, FileMode.Open, FileAccess.ReadWrite);
@@ -180,19 +180,6 @@ public sealed class JobBlobEndToEndTests
     private static MeshAI.Client.JobRouting Pinned(string deviceId) => new() { Mode = RoutingMode.PinnedDevice, PinnedDeviceIds = [deviceId], TimeoutMs = 120_000 };
 
     /// <summary>Runs an action when the client calls SubmitJob (after its blobs are uploaded), then lets the call go on.</summary>
-    private sealed class BeforeSubmit(Action action) : Interceptor
-    {
-        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
-        {
-            if (context.Method.Name == "SubmitJob")
-            {
-                action();
-            }
-
-            return continuation(request, context);
-        }
-    }
-
     private static JobEnvelope Envelope(string networkId, string deviceId, string sha256, int delayMs, long sizeBytes = 0) => new()
     {
         NetworkId = networkId,

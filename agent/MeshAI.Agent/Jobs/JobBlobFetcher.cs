@@ -302,14 +302,8 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
                 return;
             }
 
-            var count = (sealedSize + BlobSealing.SealedChunkBytes - 1) / BlobSealing.SealedChunkBytes;
-            if (count < 1 || sealedSize - ((count - 1) * BlobSealing.SealedChunkBytes) < BlobSealing.TagBytes)
-            {
-                throw new PayloadCryptoException($"a sealed blob of {sealedSize} bytes is not a sequence of sealed chunks");
-            }
-
+            _count = BlobSealing.SealedChunkCount(sealedSize);
             _size = sealedSize;
-            _count = count;
         }
 
         /// <summary>Consumes sealed bytes up to the end of the current chunk; returns how many; sets <see cref="Opened"/> when it completed one.</summary>

@@ -50,6 +50,21 @@ public static class BlobSealing
     /// <summary>The sealed size of a plaintext of <paramref name="plainBytes"/> (what is uploaded, hashed and stored).</summary>
     public static long SealedBytes(long plainBytes, int chunkBytes) => plainBytes + (ChunkCount(plainBytes, chunkBytes) * TagBytes);
 
+    /// <summary>
+    /// Chunks of a sealed blob of <paramref name="sealedBytes"/> in <see cref="SealedChunkBytes"/> chunks (the opener's side of
+    /// <see cref="SealedBytes"/>); throws <see cref="PayloadCryptoException"/> for a size no sequence of sealed chunks has.
+    /// </summary>
+    public static long SealedChunkCount(long sealedBytes)
+    {
+        var count = (sealedBytes + SealedChunkBytes - 1) / SealedChunkBytes;
+        if (count < 1 || sealedBytes - ((count - 1) * SealedChunkBytes) < TagBytes)
+        {
+            throw new PayloadCryptoException($"a sealed blob of {sealedBytes} bytes is not a sequence of sealed chunks");
+        }
+
+        return count;
+    }
+
     /// <summary>Seals plaintext chunk <paramref name="index"/> of <paramref name="count"/> into <paramref name="sealedChunk"/> (plaintext length + 16 bytes).</summary>
     public static void SealChunk(ReadOnlySpan<byte> blobKey, long index, long count, ReadOnlySpan<byte> plaintext, Span<byte> sealedChunk)
     {

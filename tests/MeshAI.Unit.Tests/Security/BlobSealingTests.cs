@@ -104,4 +104,18 @@ public sealed class BlobSealingTests
         Assert.That(bytes.AsSpan().IndexOf(plain.AsSpan(100, 32)), Is.EqualTo(-1), "no plaintext in the sealed stream");
         Assert.Throws<ArgumentOutOfRangeException>(() => sealedStream.Position = 17, "seeks to chunk boundaries only");
     }
+
+    [Test]
+    public void The_opener_counts_the_chunks_the_sealer_made_and_refuses_other_sizes()
+    {
+        foreach (var plain in new long[] { 0, 1, BlobSealing.SealedChunkBytes - BlobSealing.TagBytes, BlobSealing.SealedChunkBytes, 3L * BlobSealing.SealedChunkBytes + 5 })
+        {
+            var sealedBytes = BlobSealing.SealedBytes(plain, BlobSealing.SealedChunkBytes);
+            Assert.That(BlobSealing.SealedChunkCount(sealedBytes), Is.EqualTo(BlobSealing.ChunkCount(plain, BlobSealing.SealedChunkBytes)), $"{plain} plaintext bytes");
+        }
+
+        Assert.Throws<PayloadCryptoException>(() => BlobSealing.SealedChunkCount(0), "not even one tag");
+        Assert.Throws<PayloadCryptoException>(() => BlobSealing.SealedChunkCount(BlobSealing.TagBytes - 1), "shorter than a tag");
+        Assert.Throws<PayloadCryptoException>(() => BlobSealing.SealedChunkCount(BlobSealing.SealedChunkBytes + 5), "a last chunk shorter than its tag");
+    }
 }

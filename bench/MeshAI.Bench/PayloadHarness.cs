@@ -220,7 +220,6 @@ public static class PayloadHarness
             $"| {Size(size)} | {upMs:F1} | {runMs:F1} | {rate:F0} | x{ofTcp:F3} | {cpu} |");
     }
 
-    /// <summary>Runs an action when the client calls SubmitJob (its blobs are uploaded by then), then lets the call go on.</summary>
     /// <summary>
     /// The measurement both blob tables share: <paramref name="warmUps"/> + <paramref name="calls"/> runs of
     /// <paramref name="once"/> on fresh content (a new digest each time, so the server's dedupe never short-cuts one), each

@@ -179,7 +179,6 @@ public sealed class JobBlobEndToEndTests
 
     private static MeshAI.Client.JobRouting Pinned(string deviceId) => new() { Mode = RoutingMode.PinnedDevice, PinnedDeviceIds = [deviceId], TimeoutMs = 120_000 };
 
-    /// <summary>Runs an action when the client calls SubmitJob (after its blobs are uploaded), then lets the call go on.</summary>
     private static JobEnvelope Envelope(string networkId, string deviceId, string sha256, int delayMs, long sizeBytes = 0) => new()
     {
         NetworkId = networkId,

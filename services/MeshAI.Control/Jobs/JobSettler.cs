@@ -15,9 +15,16 @@ namespace MeshAI.Control.Jobs;
 public sealed class JobSettler(Database database)
 {
     /// <summary>
+    /// The group commit that <see cref="CompleteAsync(JobRow, int, JobMeteringRow, IReadOnlyList{JobMeteringRow}, long, CancellationToken)"/>
+    /// goes through: completions waiting at the same moment settle in one transaction (docs/job-plane.md "Settlement group commit").
+    /// </summary>
+    public SettlementBatcher Batcher { get; } = new(database);
+
+    /// <summary>
     /// Settles a completed unchunked job: writes <paramref name="final"/> (state, device, runtime, cost, output) when the job
     /// is not terminal yet, ends the reporting attempt SUCCEEDED and appends the settlement's ledger events. False (nothing
-    /// written) when the job had already ended.
+    /// written) when the job had already ended. Committed by <see cref="Batcher"/>, together with the completions waiting
+    /// at the same moment (at once when none is).
     /// </summary>
     public Task<bool> CompleteAsync(JobRow final, int attempt, JobMeteringRow metering, long nowMs, CancellationToken ct) =>
         CompleteAsync(final, attempt, metering, [], nowMs, ct);
@@ -32,22 +39,7 @@ public sealed class JobSettler(Database database)
         ArgumentNullException.ThrowIfNull(final);
         ArgumentNullException.ThrowIfNull(metering);
         ArgumentNullException.ThrowIfNull(earlierSegments);
-        return database.InTransactionAsync(async (c, tx) =>
-        {
-            if (!await JobRepository.FinishAsync(c, tx, final, JobViews.TerminalStates, ct))
-            {
-                return false;
-            }
-
-            await JobRepository.EndWinningAttemptAsync(c, tx, final.JobId, attempt, nowMs, ct);
-            foreach (var segment in earlierSegments)
-            {
-                await LedgerWriter.AppendCompletedAsync(c, tx, segment, final.StartTimeMs ?? nowMs, ct);
-            }
-
-            await LedgerWriter.AppendCompletedAsync(c, tx, metering, final.StartTimeMs ?? nowMs, ct);
-            return true;
-        }, ct);
+        return Batcher.SettleAsync(new SettlementCompletion(final, attempt, metering, earlierSegments, nowMs), ct);
     }
 
     /// <summary>

@@ -205,24 +205,42 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
     /// credits_minted, in the caller's transaction. False when this job + chunk was already settled (nothing is written).
     /// </summary>
     public static Task<bool> AppendCompletedAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, CancellationToken ct) =>
-        AppendSettlementAsync(c, tx, m, jobStartMs, LedgerEventType.JobCompleted, ct);
+        AppendAndApplyAsync(c, tx, m, jobStartMs, LedgerEventType.JobCompleted, ct);
+
+    /// <summary>
+    /// <see cref="AppendCompletedAsync(DbConnection, DbTransaction, JobMeteringRow, long, CancellationToken)"/> that adds the
+    /// settlement's relay bytes and balance moves to <paramref name="totals"/> instead of writing them: the caller applies
+    /// them last (<see cref="RunningTotals.ApplyAsync"/>), once for every settlement of its transaction.
+    /// </summary>
+    public static Task<bool> AppendCompletedAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, RunningTotals totals, CancellationToken ct) =>
+        AppendSettlementAsync(c, tx, m, jobStartMs, LedgerEventType.JobCompleted, totals, ct);
 
     /// <summary>
     /// Stores the execution record of an attempt cut off at the job's cost cap and appends job_started, job_failed and
     /// credits_burned (within the cap; nothing is minted), in the caller's transaction. False when already settled.
     /// </summary>
     public static Task<bool> AppendCappedAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, CancellationToken ct) =>
-        AppendSettlementAsync(c, tx, m, jobStartMs, LedgerEventType.JobFailed, ct);
+        AppendAndApplyAsync(c, tx, m, jobStartMs, LedgerEventType.JobFailed, ct);
 
-    private static async Task<bool> AppendSettlementAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, LedgerEventType terminal, CancellationToken ct)
+    private static async Task<bool> AppendAndApplyAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, LedgerEventType terminal, CancellationToken ct)
+    {
+        var totals = new RunningTotals();
+        var appended = await AppendSettlementAsync(c, tx, m, jobStartMs, terminal, totals, ct);
+        await totals.ApplyAsync(c, tx, ct);
+        return appended;
+    }
+
+    private static async Task<bool> AppendSettlementAsync(DbConnection c, DbTransaction tx, JobMeteringRow m, long jobStartMs, LedgerEventType terminal, RunningTotals totals, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(m);
+        ArgumentNullException.ThrowIfNull(totals);
         if (!await LedgerRepository.InsertMeteringAsync(c, tx, m, ct))
         {
             return false;
         }
 
-        await LedgerRepository.AppendAllAsync(c, tx, Events(m, jobStartMs, terminal), m, ct);
+        totals.AddRelay(m);
+        totals.AddEvents(await LedgerRepository.InsertEventsAsync(c, tx, Events(m, jobStartMs, terminal), ct));
         return true;
     }
 

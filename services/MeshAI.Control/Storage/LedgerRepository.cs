@@ -54,6 +54,25 @@ public sealed class LedgerRepository(Database database)
     /// </summary>
     public static async Task<IReadOnlyList<LedgerEventRow>> AppendAllAsync(DbConnection c, DbTransaction tx, IReadOnlyList<LedgerEventRow> events, JobMeteringRow? metering, CancellationToken ct)
     {
+        var totals = new RunningTotals();
+        var inserted = await InsertEventsAsync(c, tx, events, ct);
+        if (metering is not null)
+        {
+            totals.AddRelay(metering);
+        }
+
+        totals.AddEvents(inserted);
+        await totals.ApplyAsync(c, tx, ct);
+        return inserted;
+    }
+
+    /// <summary>
+    /// Inserts several events (each unless its idempotency key exists in the network) in the caller's transaction WITHOUT
+    /// touching the running totals; returns the events inserted, for the caller to add to its <see cref="RunningTotals"/>
+    /// and apply last (a settlement group commit applies a whole batch's totals once).
+    /// </summary>
+    public static async Task<IReadOnlyList<LedgerEventRow>> InsertEventsAsync(DbConnection c, DbTransaction tx, IReadOnlyList<LedgerEventRow> events, CancellationToken ct)
+    {
         ArgumentNullException.ThrowIfNull(events);
         var inserted = new List<LedgerEventRow>(events.Count);
         foreach (var e in events)
@@ -64,7 +83,6 @@ public sealed class LedgerRepository(Database database)
             }
         }
 
-        await ApplyRunningTotalsAsync(c, tx, metering, inserted, ct);
         return inserted;
     }
 
@@ -96,52 +114,17 @@ public sealed class LedgerRepository(Database database)
     /// upsert per account in account order, so concurrent settlements lock these rows in the same order and cannot deadlock.
     /// Callers put it last in their transaction (#11).
     /// </summary>
-    public static async Task ApplyRunningTotalsAsync(DbConnection c, DbTransaction tx, JobMeteringRow? metering, IReadOnlyCollection<LedgerEventRow> inserted, CancellationToken ct)
+    public static Task ApplyRunningTotalsAsync(DbConnection c, DbTransaction tx, JobMeteringRow? metering, IReadOnlyCollection<LedgerEventRow> inserted, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(inserted);
-        var deltas = new SortedDictionary<(int, string), long>();
-        foreach (var e in inserted)
-        {
-            if (e.AmountMicro != 0 && BalanceAccount(e) is { } account)
-            {
-                deltas[account] = deltas.GetValueOrDefault(account) + e.AmountMicro;
-            }
-        }
-
-        if (metering is null && deltas.Count == 0)
-        {
-            return;
-        }
-
-        var sql = new System.Text.StringBuilder();
-        var parameters = new DynamicParameters();
+        var totals = new RunningTotals();
         if (metering is not null)
         {
-            sql.Append("INSERT INTO relay_usage (network_id, month_start_ms, relay_bytes) VALUES (@usageNetworkId, @month, @relayBytes) " +
-                "ON CONFLICT (network_id, month_start_ms) DO UPDATE SET relay_bytes = relay_usage.relay_bytes + excluded.relay_bytes;");
-            parameters.Add("usageNetworkId", metering.NetworkId);
-            parameters.Add("month", MonthStartMs(metering.CreateTimeMs));
-            parameters.Add("relayBytes", metering.RelayBytes);
+            totals.AddRelay(metering);
         }
 
-        if (deltas.Count > 0)
-        {
-            parameters.Add("networkId", inserted.First().NetworkId);
-        }
-
-        var i = 0;
-        foreach (var ((kind, userId), amount) in deltas)
-        {
-            var n = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            sql.Append("INSERT INTO ledger_balances (network_id, account_kind, user_id, balance_micro) VALUES (@networkId, @kind" + n + ", @userId" + n + ", @amount" + n + ") " +
-                "ON CONFLICT (network_id, account_kind, user_id) DO UPDATE SET balance_micro = ledger_balances.balance_micro + excluded.balance_micro;");
-            parameters.Add("kind" + n, kind);
-            parameters.Add("userId" + n, userId);
-            parameters.Add("amount" + n, amount);
-            i++;
-        }
-
-        await c.ExecuteAsync(Database.Command(sql.ToString(), parameters, ct, tx));
+        totals.AddEvents(inserted);
+        return totals.ApplyAsync(c, tx, ct);
     }
 
     /// <summary>One running balance of a network: the pool (<paramref name="pool"/>) or the member <paramref name="userId"/>; 0 when it never moved.</summary>

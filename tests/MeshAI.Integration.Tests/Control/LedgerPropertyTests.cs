@@ -321,6 +321,164 @@ public sealed class LedgerPropertyTests(string store)
         Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
     }
 
+    /// <summary>
+    /// Settlement group commit (#11, docs/job-plane.md "Settlement group commit"): 64 completions of one network plus a
+    /// duplicate result of one of them, committed as ONE batch: every job settles once, the duplicate is billed nothing,
+    /// the network's relay_usage row and running balances are written once with the batch's sums, and reconcile balances.
+    /// </summary>
+    [Test]
+    public async Task Settle_a_batch_of_one_networks_completions_in_one_transaction_billing_a_duplicate_once()
+    {
+        var ct = CancellationToken.None;
+        var credits = NetworkDefaults.Create(1_000_000 * 1_000_000L).Credits;
+        credits.SharedPoolEnabled = false;
+        credits.RelaySurchargeEnabled = true;
+        credits.RelaySurchargeMicroPerMib = 1000;
+        var mesh = await SeedNetworkAsync(credits, devices: 3);
+        var settler = new JobSettler(_database);
+        var sims = new List<SimJob>();
+        var batch = new List<SettlementCompletion>();
+        for (var j = 0; j < SettlementBatcher.MaxBatch; j++)
+        {
+            var sim = new SimJob(await InsertJobAsync(mesh, 2, 0), [""]);
+            sims.Add(sim);
+            batch.Add(await CompletionAsync(credits, new Report(sim, "", 1, mesh.Devices[j % 3], 1000 + (j * 37), 1, 10_000 + j, false)));
+        }
+
+        // A second result of job 0 (a late attempt) in the same batch: first result wins.
+        batch.Add(await CompletionAsync(credits, new Report(sims[0], "", 2, mesh.Devices[1], 50_000, 10, 999_999, false)));
+        var outcomes = await settler.Batcher.CommitAsync(batch);
+
+        Assert.That(outcomes.Select(o => o.Error), Is.All.Null);
+        Assert.That(outcomes.Take(SettlementBatcher.MaxBatch).Select(o => o.Settled), Is.All.True, "every job of the batch settled");
+        Assert.That(outcomes[^1].Settled, Is.False, "the duplicate result of job 0 in the same batch settles nothing");
+        Assert.That((settler.Batcher.Batches, settler.Batcher.Fallbacks), Is.EqualTo((1L, 0L)), "one transaction, no fallback");
+        var events = (await _ledger.ListAsync(mesh.NetworkId, null, 0, 100_000, ct)).ToList();
+        var jobTotals = (await _ledger.ListJobTotalsAsync(mesh.NetworkId, ct)).ToList();
+        var month = LedgerRepository.MonthStartMs(batch[0].NowMs);
+        Assert.Multiple(() =>
+        {
+            Assert.That(events.Count(e => e.JobId == sims[0].Row.JobId && e.EventType == (int)LedgerEventType.CreditsBurned), Is.EqualTo(1), "job 0 billed once");
+            Assert.That(events.Where(e => e.JobId == sims[0].Row.JobId).Select(e => e.RelayBytes), Is.All.EqualTo(10_000L), "billed from the first result");
+            Assert.That(events.Count(e => e.EventType == (int)LedgerEventType.CreditsBurned), Is.EqualTo(SettlementBatcher.MaxBatch));
+            Assert.That(events.Select(e => e.IdempotencyKey).Distinct().Count(), Is.EqualTo(events.Count));
+            Assert.That(jobTotals.Where(j => j.JobId != "").Select(j => (JobState)j.State), Is.All.EqualTo(JobState.Completed));
+            Assert.That(-events.Where(e => e.EventType == (int)LedgerEventType.CreditsBurned).Sum(e => e.AmountMicro), Is.EqualTo(jobTotals.Sum(j => j.CostMicro)));
+        });
+        Assert.That(await _ledger.RelayBytesInMonthAsync(mesh.NetworkId, month, ct), Is.EqualTo(Enumerable.Range(0, SettlementBatcher.MaxBatch).Sum(j => 10_000L + j)));
+        var balances = await new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)).GetBalancesAsync(mesh.NetworkId, false, ct);
+        Assert.That(await _ledger.BalanceAsync(mesh.NetworkId, false, mesh.UserId, ct), Is.EqualTo(balances.Members.Single(m => m.UserId == mesh.UserId).BalanceMicro));
+        var reconciled = await new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)))
+            .ReconcileAsync(mesh.NetworkId, false, ct);
+        Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
+        Assert.That(reconciled.JobsChecked, Is.EqualTo(SettlementBatcher.MaxBatch));
+    }
+
+    /// <summary>
+    /// A batch member whose writes fail (here: an execution record naming a network that does not exist, a foreign-key error
+    /// in the middle of the batch) rolls the batch back; every member is then settled alone, so the others settle and only
+    /// the bad member's caller sees the error, its job left as it was.
+    /// </summary>
+    [Test]
+    public async Task Settle_a_batch_with_a_failing_member_falls_back_one_by_one_without_affecting_the_others()
+    {
+        var ct = CancellationToken.None;
+        var credits = NetworkDefaults.Create(1_000_000 * 1_000_000L).Credits;
+        var mesh = await SeedNetworkAsync(credits, devices: 2);
+        var settler = new JobSettler(_database);
+        var sims = new List<SimJob>();
+        var batch = new List<SettlementCompletion>();
+        for (var j = 0; j < 8; j++)
+        {
+            var sim = new SimJob(await InsertJobAsync(mesh, 2, 0), [""]);
+            sims.Add(sim);
+            batch.Add(await CompletionAsync(credits, new Report(sim, "", 1, mesh.Devices[j % 2], 2000 + j, 1, 4096, false)));
+        }
+
+        batch[3].Metering.NetworkId = "net_missing"; // job_meterings.network_id references networks
+        var outcomes = await settler.Batcher.CommitAsync(batch);
+
+        Assert.That(settler.Batcher.Fallbacks, Is.EqualTo(1));
+        Assert.That(outcomes[3].Error, Is.Not.Null, "the bad member's caller gets its own error");
+        Assert.That(outcomes.Where((_, i) => i != 3).Select(o => (o.Settled, o.Error)), Is.All.EqualTo((true, (Exception?)null)), "the others settled");
+        var states = (await _ledger.ListJobTotalsAsync(mesh.NetworkId, ct)).ToDictionary(j => j.JobId, j => (JobState)j.State);
+        Assert.That(states[sims[3].Row.JobId], Is.EqualTo(JobState.Running), "the bad member's job is left as it was (its writes rolled back)");
+        Assert.That(sims.Where((_, i) => i != 3).Select(s => states[s.Row.JobId]), Is.All.EqualTo(JobState.Completed));
+        var month = LedgerRepository.MonthStartMs(batch[0].NowMs);
+        Assert.That(await _ledger.RelayBytesInMonthAsync(mesh.NetworkId, month, ct), Is.EqualTo(7 * 4096), "the rolled-back batch's totals are not counted twice");
+        var reconciled = await new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)))
+            .ReconcileAsync(mesh.NetworkId, credits.SharedPoolEnabled, ct);
+        Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
+
+        // The bad member, corrected, still settles: nothing of it was written.
+        batch[3].Metering.NetworkId = mesh.NetworkId;
+        Assert.That(await settler.CompleteAsync(batch[3].Final, batch[3].Attempt, batch[3].Metering, batch[3].NowMs, ct), Is.True);
+    }
+
+    /// <summary>
+    /// The queue: a lone settlement commits on its caller's own call as a batch of one (it does not wait to collect others);
+    /// settlements that arrive while that commit runs (held here by a lock another transaction keeps) queue up and are
+    /// committed together as the next batch, each caller getting its own outcome.
+    /// </summary>
+    [Test]
+    public async Task Settle_commits_a_lone_settlement_at_once_and_batches_those_that_queued_behind_it()
+    {
+        var ct = CancellationToken.None;
+        var credits = NetworkDefaults.Create(1_000_000 * 1_000_000L).Credits;
+        var mesh = await SeedNetworkAsync(credits, devices: 2);
+        var settler = new JobSettler(_database);
+        var sims = new List<SimJob>();
+        for (var j = 0; j < 12; j++)
+        {
+            sims.Add(new SimJob(await InsertJobAsync(mesh, 2, 0), [""]));
+        }
+
+        // Lone: a batch of one, committed before the call returns.
+        var lone = await CompletionAsync(credits, new Report(sims[0], "", 1, mesh.Devices[0], 1500, 0, 100, false));
+        Assert.That(await settler.CompleteAsync(lone.Final, lone.Attempt, lone.Metering, lone.NowMs, ct), Is.True);
+        Assert.That((settler.Batcher.Batches, settler.Batcher.Settlements, settler.Batcher.Committing), Is.EqualTo((1L, 1L, false)));
+
+        var first = await CompletionAsync(credits, new Report(sims[1], "", 1, mesh.Devices[0], 1500, 0, 100, false));
+        var queued = new List<SettlementCompletion>();
+        foreach (var sim in sims.Skip(2))
+        {
+            queued.Add(await CompletionAsync(credits, new Report(sim, "", 1, mesh.Devices[1], 1500, 0, 100, false)));
+        }
+
+        queued.Add(await CompletionAsync(credits, new Report(sims[5], "", 2, mesh.Devices[0], 9000, 0, 100, false))); // a duplicate in the queue
+        await using (var blocker = await _database.OpenAsync(ct))
+        {
+            await using var hold = await blocker.BeginTransactionAsync(ct); // SQLite: the write lock; PostgreSQL: the first job's row below
+            if (store == "postgres")
+            {
+                await blocker.ExecuteAsync(new CommandDefinition("SELECT job_id FROM jobs WHERE job_id = @j FOR UPDATE", new { j = first.Final.JobId }, hold, cancellationToken: ct));
+            }
+
+            var leader = Task.Run(() => settler.Batcher.SettleAsync(first, ct), ct);
+            for (var i = 0; i < 3000 && !settler.Batcher.Committing; i++)
+            {
+                await Task.Delay(10, ct);
+            }
+
+            Assert.That(settler.Batcher.Committing, Is.True, "the first settlement is committing (and waits for the lock)");
+            var followers = queued.Select(q => settler.Batcher.SettleAsync(q, ct)).ToList();
+            Assert.That(leader.IsCompleted, Is.False);
+            await hold.RollbackAsync(ct);
+            Assert.That(await leader, Is.True);
+            var settled = await Task.WhenAll(followers);
+            Assert.That(settled[..^1], Is.All.True);
+            Assert.That(settled[^1], Is.False, "the duplicate queued with its job settles nothing");
+        }
+
+        Assert.That(settler.Batcher.Batches, Is.EqualTo(3), "lone, the first (alone: it did not wait for the others), then the queue as one batch");
+        Assert.That(settler.Batcher.LargestBatch, Is.EqualTo(queued.Count));
+        Assert.That(settler.Batcher.Committing, Is.False);
+        var reconciled = await new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)))
+            .ReconcileAsync(mesh.NetworkId, credits.SharedPoolEnabled, ct);
+        Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
+        Assert.That(reconciled.JobsChecked, Is.EqualTo(sims.Count));
+    }
+
     private sealed record Mesh(string NetworkId, string UserId, List<DeviceRow> Devices);
 
     private sealed record Report(SimJob Job, string Chunk, int Attempt, DeviceRow Device, long RuntimeMs, long Heartbeats, long RelayBytes, bool Fail);
@@ -398,13 +556,8 @@ public sealed class LedgerPropertyTests(string store)
         var priced = LedgerPricing.Price(metering);
         if (r.Job.Chunks.Count == 1)
         {
-            row.State = (int)JobState.Completed;
-            row.DeviceId = r.Device.DeviceId;
-            row.EndTimeMs = now;
-            row.RuntimeMs = metering.RuntimeMs;
-            row.BilledRuntimeMs = priced.BilledMs;
-            row.CostMicro = priced.BurnMicro;
-            return await _settler.CompleteAsync(row, r.Attempt, metering, now, ct);
+            var completion = Completion(row, r, metering, now);
+            return await _settler.CompleteAsync(completion.Final, completion.Attempt, completion.Metering, now, ct);
         }
 
         var chunk = new JobChunkRow
@@ -426,6 +579,29 @@ public sealed class LedgerPropertyTests(string store)
         }
 
         return true;
+    }
+
+    /// <summary>The completion the runner hands the settler for an unchunked job's result (the row as SingleJobStrategy fills it).</summary>
+    private static SettlementCompletion Completion(JobRow row, Report r, JobMeteringRow metering, long now)
+    {
+        var priced = LedgerPricing.Price(metering);
+        row.State = (int)JobState.Completed;
+        row.DeviceId = r.Device.DeviceId;
+        row.EndTimeMs = now;
+        row.RuntimeMs = metering.RuntimeMs;
+        row.BilledRuntimeMs = priced.BilledMs;
+        row.CostMicro = priced.BurnMicro;
+        return new SettlementCompletion(row, r.Attempt, metering, [], now);
+    }
+
+    /// <summary>A completion of an unchunked job built from a fresh read of its row, without settling it (for a batch of the test's choosing).</summary>
+    private async Task<SettlementCompletion> CompletionAsync(CreditSettings credits, Report r)
+    {
+        var row = (await _jobs.GetJobByIdAsync(r.Job.Row.JobId, CancellationToken.None))!;
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var metering = LedgerWriter.Meter(row, "", r.Attempt, r.Device, (Tier)row.Tier, r.RuntimeMs, (int)r.Heartbeats, r.RelayBytes, credits, Rules,
+            new LedgerWriter.MeteringContext(new CapabilityReport(), false, 0, 0), now);
+        return Completion(row, r, metering, now);
     }
 
     /// <summary>A terminal failure, through the product's settlement transaction.</summary>

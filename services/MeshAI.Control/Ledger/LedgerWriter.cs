@@ -143,7 +143,7 @@ public sealed class LedgerWriter(LedgerRepository ledger, IPresenceDirectory pre
         ArgumentNullException.ThrowIfNull(device);
         var capabilities = presence.GetOnline(device.DeviceId, clock.GetUtcNow())?.Capabilities ?? DeviceCards.Capabilities(device);
         var tier = TierOf(job, device);
-        var lookup = await ledger.MeteringLookupAsync(job.NetworkId, job.JobId, device.DeviceId, nowMs - HourMs, (int)LedgerEventType.CreditsBurned, job.MaxCostCredits > 0, ct);
+        var lookup = await ledger.MeteringLookupAsync(job.NetworkId, job.JobId, device.DeviceId, nowMs - HourMs, options.Value.Ledger.MaxMintingSettlementsPerDevicePerHour, (int)LedgerEventType.CreditsBurned, job.MaxCostCredits > 0, ct);
         var prior = job.MaxCostCredits > 0 ? lookup.BurnedForJobMicro + unsettledPriorBurnMicro : 0;
         var context = new MeteringContext(capabilities, lookup.DeviceFlagged, lookup.MintingSettlements, prior);
         return Meter(job, chunkId, attempt, device, tier, runtime, heartbeats, relayBytes, credits, options.Value.Ledger, context, nowMs);

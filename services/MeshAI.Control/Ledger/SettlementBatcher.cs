@@ -16,9 +16,11 @@ public readonly record struct SettlementOutcome(bool Settled, Exception? Error);
 /// result wins), its attempt, execution record and events; the shared running totals — relay_usage per network and month,
 /// ledger_balances per account — are summed over the batch and written once, last, in a fixed order (<see cref="RunningTotals"/>).
 /// <list type="bullet">
-/// <item>No added delay: a settlement that finds no commit running commits at once, on its caller's own call (a lone job is a
-/// batch of one). Settlements that arrive while a commit runs queue up; when it ends, the queue (at most
-/// <see cref="MaxBatch"/> at a time) is committed as the next batch on a thread-pool thread. There is no timer.</item>
+/// <item>No added delay: a settlement that finds a committer slot free commits at once, on its caller's own call (a lone job is
+/// a batch of one). Settlements that arrive while every slot commits queue up; when a commit ends, the queue (at most
+/// <see cref="MaxBatch"/> at a time) is committed as the next batch on a thread-pool thread. There is no timer. One slot on
+/// SQLite (one writer), <see cref="PostgresConcurrentBatches"/> on PostgreSQL (a batch is a sequence of round trips; several
+/// batches overlap them and meet only on the shared rows, once per batch).</item>
 /// <item>Order inside a batch: members by job id (ordinal, arrival order kept among duplicates), so two batches on two
 /// instances take job rows in the same order; then the totals.</item>
 /// <item>Failure: if the batch transaction throws (a member's constraint error, a PostgreSQL deadlock or serialization
@@ -26,14 +28,27 @@ public readonly record struct SettlementOutcome(bool Settled, Exception? Error);
 /// own outcome; one bad member cannot fail or lose the others. The per-job guards make the retry safe.</item>
 /// </list>
 /// </summary>
-public sealed class SettlementBatcher(Database database)
+public sealed class SettlementBatcher(Database database, int maxConcurrentBatches)
 {
     /// <summary>Settlements committed in one transaction at most.</summary>
     public const int MaxBatch = 64;
 
+    /// <summary>Batches in flight at once on PostgreSQL (each is a sequence of round trips; several overlap them).</summary>
+    public const int PostgresConcurrentBatches = 4;
+
+    /// <summary>
+    /// A batcher for <paramref name="database"/>: one batch at a time on the embedded store (SQLite has one writer anyway),
+    /// <see cref="PostgresConcurrentBatches"/> on a shared one.
+    /// </summary>
+    public SettlementBatcher(Database database)
+        : this(database, database.Dialect.SingleOwner ? 1 : PostgresConcurrentBatches)
+    {
+    }
+
+    private readonly int _maxCommitters = Math.Max(1, maxConcurrentBatches);
     private readonly object _gate = new();
     private readonly Queue<Pending> _queue = new();
-    private bool _committing;
+    private int _committers;
     private long _batches;
     private long _settlements;
     private long _fallbacks;
@@ -48,14 +63,14 @@ public sealed class SettlementBatcher(Database database)
     /// <summary>Batches that failed and were settled member by member.</summary>
     public long Fallbacks => Interlocked.Read(ref _fallbacks);
 
-    /// <summary>True while a batch is being committed (settlements arriving now queue for the next batch).</summary>
+    /// <summary>True while a batch is being committed (with every committer slot busy, settlements arriving now queue for the next batch).</summary>
     public bool Committing
     {
         get
         {
             lock (_gate)
             {
-                return _committing;
+                return _committers > 0;
             }
         }
     }
@@ -77,8 +92,11 @@ public sealed class SettlementBatcher(Database database)
         lock (_gate)
         {
             _queue.Enqueue(pending);
-            lead = !_committing;
-            _committing = true;
+            lead = _committers < _maxCommitters;
+            if (lead)
+            {
+                _committers++;
+            }
         }
 
         return lead ? LeadAsync(pending) : pending.Outcome.Task;
@@ -174,7 +192,8 @@ public sealed class SettlementBatcher(Database database)
 
     private async Task<bool> LeadAsync(Pending own)
     {
-        // The queue was empty and no commit ran: this call commits at once (own is the first member of this batch).
+        // A committer slot was free: this call commits at once (own is normally the first member of this batch; with several
+        // committers another one may have taken it already, and then own's outcome comes from that batch).
         await CommitQueuedAsync();
         if (HasMore())
         {
@@ -203,7 +222,7 @@ public sealed class SettlementBatcher(Database database)
                 return true;
             }
 
-            _committing = false;
+            _committers--;
             return false;
         }
     }

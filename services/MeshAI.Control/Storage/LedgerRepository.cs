@@ -262,18 +262,21 @@ public sealed class LedgerRepository(Database database)
     public readonly record struct MeteringLookup(bool DeviceFlagged, int MintingSettlements, long BurnedForJobMicro);
 
     /// <summary>
-    /// <see cref="IsDeviceFlaggedAsync"/>, the device's settlements allowed to mint since <paramref name="sinceMs"/> (the per-device rate limit counts these) and (when <paramref name="withBurned"/>)
+    /// <see cref="IsDeviceFlaggedAsync"/>, the device's settlements allowed to mint since <paramref name="sinceMs"/> (the per-device rate limit counts these),
+    /// counted up to <paramref name="mintingLimit"/> only — the rate limit needs to know whether the limit is reached, and an uncapped
+    /// count read every row of a busy device's last hour on every settlement (#11) — and (when <paramref name="withBurned"/>)
     /// <see cref="BurnedForJobAsync"/> in one statement, one round trip instead of two or three (#11).
     /// </summary>
-    public Task<MeteringLookup> MeteringLookupAsync(string networkId, string jobId, string deviceId, long sinceMs, int burnedType, bool withBurned, CancellationToken ct) =>
+    public Task<MeteringLookup> MeteringLookupAsync(string networkId, string jobId, string deviceId, long sinceMs, int mintingLimit, int burnedType, bool withBurned, CancellationToken ct) =>
         database.RunAsync(async c =>
         {
             var (flags, minting, burned) = await c.QuerySingleAsync<(long, long, long)>(Database.Command(
                 "SELECT (SELECT COUNT(*) FROM device_flags WHERE device_id = @deviceId), " +
-                "(SELECT COUNT(*) FROM job_meterings WHERE device_id = @deviceId AND create_time_ms >= @sinceMs AND mint_withheld_reason = ''), " +
+                "(SELECT COUNT(*) FROM (SELECT 1 AS one FROM job_meterings WHERE device_id = @deviceId AND create_time_ms >= @sinceMs AND mint_withheld_reason = '' " +
+                "LIMIT @mintingLimit) AS recent), " +
                 "CASE WHEN @withBurned = 1 THEN (SELECT CAST(COALESCE(SUM(-amount_micro), 0) AS BIGINT) FROM ledger_events " +
                 "WHERE network_id = @networkId AND job_id = @jobId AND event_type = @burnedType) ELSE CAST(0 AS BIGINT) END",
-                new { networkId, jobId, deviceId, sinceMs, burnedType, withBurned = withBurned ? 1 : 0 }, ct));
+                new { networkId, jobId, deviceId, sinceMs, mintingLimit = Math.Max(0, mintingLimit), burnedType, withBurned = withBurned ? 1 : 0 }, ct));
             return new MeteringLookup(flags > 0, (int)minting, burned);
         }, ct);
 

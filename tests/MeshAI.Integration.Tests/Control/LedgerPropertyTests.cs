@@ -368,9 +368,7 @@ public sealed class LedgerPropertyTests(string store)
         Assert.That(await _ledger.RelayBytesInMonthAsync(mesh.NetworkId, month, ct), Is.EqualTo(Enumerable.Range(0, SettlementBatcher.MaxBatch).Sum(j => 10_000L + j)));
         var balances = await new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)).GetBalancesAsync(mesh.NetworkId, false, ct);
         Assert.That(await _ledger.BalanceAsync(mesh.NetworkId, false, mesh.UserId, ct), Is.EqualTo(balances.Members.Single(m => m.UserId == mesh.UserId).BalanceMicro));
-        var reconciled = await new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)))
-            .ReconcileAsync(mesh.NetworkId, false, ct);
-        Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
+        var reconciled = await AssertReconciledAsync(mesh, false);
         Assert.That(reconciled.JobsChecked, Is.EqualTo(SettlementBatcher.MaxBatch));
     }
 
@@ -406,9 +404,7 @@ public sealed class LedgerPropertyTests(string store)
         Assert.That(sims.Where((_, i) => i != 3).Select(s => states[s.Row.JobId]), Is.All.EqualTo(JobState.Completed));
         var month = LedgerRepository.MonthStartMs(batch[0].NowMs);
         Assert.That(await _ledger.RelayBytesInMonthAsync(mesh.NetworkId, month, ct), Is.EqualTo(7 * 4096), "the rolled-back batch's totals are not counted twice");
-        var reconciled = await new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)))
-            .ReconcileAsync(mesh.NetworkId, credits.SharedPoolEnabled, ct);
-        Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
+        await AssertReconciledAsync(mesh, credits.SharedPoolEnabled);
 
         // The bad member, corrected, still settles: nothing of it was written.
         batch[3].Metering.NetworkId = mesh.NetworkId;
@@ -473,9 +469,7 @@ public sealed class LedgerPropertyTests(string store)
         Assert.That(batcher.Batches, Is.EqualTo(3), "lone, the first (alone: it did not wait for the others), then the queue as one batch");
         Assert.That(batcher.LargestBatch, Is.EqualTo(queued.Count));
         Assert.That(batcher.Committing, Is.False);
-        var reconciled = await new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)))
-            .ReconcileAsync(mesh.NetworkId, credits.SharedPoolEnabled, ct);
-        Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
+        var reconciled = await AssertReconciledAsync(mesh, credits.SharedPoolEnabled);
         Assert.That(reconciled.JobsChecked, Is.EqualTo(sims.Count));
     }
 
@@ -501,6 +495,15 @@ public sealed class LedgerPropertyTests(string store)
         Assert.That((await _ledger.MeteringLookupAsync(mesh.NetworkId, "", device, since, 3, (int)LedgerEventType.CreditsBurned, false, ct)).MintingSettlements, Is.EqualTo(3));
         Assert.That(MintPolicy.Decide(new CapabilityReport(), 1500, 1, false, 3, new LedgerOptions { MaxMintingSettlementsPerDevicePerHour = 3 }).WithheldReason, Does.Contain("rate limit"),
             "a count capped at the limit still reaches it");
+    }
+
+    /// <summary>Reconciles the network's ledger and asserts it balances (the mismatches in the message otherwise).</summary>
+    private async Task<ReconcileLedgerResponse> AssertReconciledAsync(Mesh mesh, bool pool)
+    {
+        var reconciled = await new LedgerReconciler(_ledger, new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)))
+            .ReconcileAsync(mesh.NetworkId, pool, CancellationToken.None);
+        Assert.That(reconciled.Balanced, Is.True, string.Join("; ", reconciled.Mismatches.Select(m => $"{m.Subject}: {m.Detail}")));
+        return reconciled;
     }
 
     private sealed record Mesh(string NetworkId, string UserId, List<DeviceRow> Devices);

@@ -266,32 +266,44 @@ public sealed class RequestBounds
 
     private static void CheckText(string text, FieldBound bound, string name, List<BoundViolation> violations)
     {
+        if (TextProblem(text, bound) is { } problem)
+        {
+            Add(violations, name, problem.Description, problem.Reason);
+        }
+    }
+
+    /// <summary>The first rule <paramref name="text"/> breaks (length, then characters), or null: the one place both passes take the text rules from.</summary>
+    private static (string Description, string Reason)? TextProblem(string text, FieldBound bound)
+    {
         if (bound.MaxChars is { } max && text.Length > max)
         {
-            Add(violations, name, $"at most {max} characters (got {text.Length}; {bound.Option})", ErrorReasons.FieldTooLong);
-            return;
+            return ($"at most {max} characters (got {text.Length}; {bound.Option})", ErrorReasons.FieldTooLong);
         }
 
         foreach (var c in text)
         {
+            if (c >= ' ' && c is not ('\u007f' or (>= '\u0080' and <= '\u009f') or '\u2028' or '\u2029'))
+            {
+                continue; // the common case: no control or line-separator character
+            }
+
             if (c == '\0')
             {
-                Add(violations, name, "must not contain NUL characters", ErrorReasons.InvalidCharacters);
-                return;
+                return ("must not contain NUL characters", ErrorReasons.InvalidCharacters);
             }
 
             if (!bound.MultiLine && (char.IsControl(c) || c is '\u2028' or '\u2029'))
             {
-                Add(violations, name, "must be a single line without control characters", ErrorReasons.InvalidCharacters);
-                return;
+                return ("must be a single line without control characters", ErrorReasons.InvalidCharacters);
             }
 
             if (bound.MultiLine && char.IsControl(c) && c is not ('\t' or '\n' or '\v' or '\f' or '\r'))
             {
-                Add(violations, name, "must not contain control characters other than tabs and line breaks", ErrorReasons.InvalidCharacters);
-                return;
+                return ("must not contain control characters other than tabs and line breaks", ErrorReasons.InvalidCharacters);
             }
         }
+
+        return null;
     }
 
     private FieldBound BoundOf(FieldDescriptor field)
@@ -504,35 +516,11 @@ public sealed class RequestBounds
 
     private static bool InRange(long value, FieldBound bound) => !(bound.Min is { } min && value < min) && !(bound.Max is { } max && value > max);
 
-    private static bool PassesText(string text, FieldBound bound)
-    {
-        if (bound.MaxChars is { } max && text.Length > max)
-        {
-            return false;
-        }
+    private static bool PassesText(string text, FieldBound bound) =>
+        (bound.MaxChars is not { } max || text.Length <= max) && (IsPlainText(text) || TextProblem(text, bound) is null);
 
-        foreach (var c in text)
-        {
-            if (c < ' ' || c is '\u007f' or >= '\u0080' and <= '\u009f' or '\u2028' or '\u2029')
-            {
-                if (c == '\0')
-                {
-                    return false;
-                }
-
-                var control = char.IsControl(c);
-                if (!bound.MultiLine && (control || c is '\u2028' or '\u2029'))
-                {
-                    return false;
-                }
-
-                if (bound.MultiLine && control && c is not ('\t' or '\n' or '\v' or '\f' or '\r'))
-                {
-                    return false;
-                }
-            }
-        }
-
-        return true;
-    }
+    /// <summary>True when no character of <paramref name="text"/> is a control or line-separator character (vectorised).</summary>
+    private static bool IsPlainText(string text) =>
+        !text.AsSpan().ContainsAnyInRange('\u0000', '\u001f') && !text.AsSpan().ContainsAnyInRange('\u007f', '\u009f') &&
+        !text.AsSpan().ContainsAnyInRange('\u2028', '\u2029');
 }

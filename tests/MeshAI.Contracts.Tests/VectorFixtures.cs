@@ -20,6 +20,7 @@ public static class VectorFixtures
     public const string ConnectRequestJobResultFile = "relay_connect_request_job_result.bin";
     public const string ConnectResponseJobOfferFile = "relay_connect_response_job_offer.bin";
     public const string ConnectResponseNetworkUpdateFile = "relay_connect_response_network_update.bin";
+    public const string ConnectResponseWelcomeFile = "relay_connect_response_welcome.bin";
     public const string ExpectedJsonFile = "expected.json";
 
     /// <summary>2^53 + 1: not representable as a double, so a client that reads int64 as a JS number fails.</summary>
@@ -233,6 +234,21 @@ public static class VectorFixtures
         },
     };
 
+    /// <summary>A fully populated relay → agent Welcome (fixture 5): the stream's heartbeat rhythm and, on protocol 4, its sparse acknowledgements.</summary>
+    public static ConnectResponse ConnectResponseWelcome() => new()
+    {
+        Welcome = new Welcome
+        {
+            DeviceId = "dev_vectors_welcome",
+            RelayId = "relay_vectors_1",
+            HeartbeatIntervalMs = 5_000,
+            GraceMs = 20_000,
+            ProtocolVersion = 4,
+            RelayUrls = { "https://relay-a.example.net:7443", "https://relay-c.example.net:7443" },
+            HeartbeatAckEvery = 2,
+        },
+    };
+
     /// <summary>Every vector file with the message it must hold, in a stable order.</summary>
     public static IReadOnlyList<(string File, IMessage Message)> All() =>
     [
@@ -240,5 +256,6 @@ public static class VectorFixtures
         (ConnectRequestJobResultFile, ConnectRequestJobResult()),
         (ConnectResponseJobOfferFile, ConnectResponseJobOffer()),
         (ConnectResponseNetworkUpdateFile, ConnectResponseNetworkUpdate()),
+        (ConnectResponseWelcomeFile, ConnectResponseWelcome()),
     ];
 }

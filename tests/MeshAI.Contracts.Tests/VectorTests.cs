@@ -120,6 +120,25 @@ public class VectorTests
     }
 
     [Test]
+    public void ConnectResponse_welcome_vector_decodes_field_by_field()
+    {
+        var actual = ConnectResponse.Parser.ParseFrom(ReadVector(VectorFixtures.ConnectResponseWelcomeFile));
+        var expected = VectorFixtures.ConnectResponseWelcome().Welcome;
+        using (Assert.EnterMultipleScope())
+        {
+            Check("frame case", actual.FrameCase, ConnectResponse.FrameOneofCase.Welcome);
+            var a = actual.Welcome ?? new Welcome();
+            Check("welcome.device_id", a.DeviceId, expected.DeviceId);
+            Check("welcome.relay_id", a.RelayId, expected.RelayId);
+            Check("welcome.heartbeat_interval_ms", a.HeartbeatIntervalMs, expected.HeartbeatIntervalMs);
+            Check("welcome.grace_ms", a.GraceMs, expected.GraceMs);
+            Check("welcome.protocol_version", a.ProtocolVersion, expected.ProtocolVersion);
+            Assert.That(a.RelayUrls, Is.EqualTo(expected.RelayUrls), "welcome.relay_urls");
+            Check("welcome.heartbeat_ack_every", a.HeartbeatAckEvery, expected.HeartbeatAckEvery);
+        }
+    }
+
+    [Test]
     public void ConnectResponse_job_offer_vector_decodes_field_by_field()
     {
         var actual = ConnectResponse.Parser.ParseFrom(ReadVector(VectorFixtures.ConnectResponseJobOfferFile));

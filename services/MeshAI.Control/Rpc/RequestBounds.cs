@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Collections.Concurrent;
 using System.Globalization;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
@@ -18,6 +19,13 @@ public sealed record BoundViolation(string Field, string Description, string Rea
 /// bytes length, repeated and map counts, integer and floating-point ranges (NaN and infinities never), enum values the
 /// contract defines, and timestamps within years 1…9999. The interceptor runs it on every request before any service code;
 /// settings writes run it again on the merged result; the envelope validator runs it on the decoded workload input.
+/// <para>
+/// Two passes over the same rules (issue 11: the walk was 6–7 % of the relay's CPU at 2,000 agent streams, each heartbeat's
+/// whole capability report walked by reflection with a path string built per field): <see cref="Passes"/> answers yes/no
+/// from a plan compiled once per message type (each field's accessor, kind and bound resolved up front; no path strings,
+/// no table lookups, no allocations beyond the accessor's boxing); only a message it refuses is walked again by
+/// <see cref="Check"/>, which names every violation. <c>InputFuzzTests</c> holds the two passes to the same answer.
+/// </para>
 /// </summary>
 public sealed class RequestBounds
 {
@@ -31,6 +39,7 @@ public sealed class RequestBounds
     private readonly FieldBound _fallbackText;
     private readonly FieldBound _fallbackBytes;
     private readonly FieldBound _fallbackItems;
+    private readonly ConcurrentDictionary<MessageDescriptor, TypePlan> _plans = new();
 
     /// <summary>The bounds for the given option values.</summary>
     public RequestBounds(InputLimits input, ControlLimits control)
@@ -66,11 +75,27 @@ public sealed class RequestBounds
     /// <summary>Throws INVALID_ARGUMENT (reason of the first violation, every violation as a BadRequest field violation) when anything is out of bounds.</summary>
     public void Validate(IMessage message, string prefix = "")
     {
+        ArgumentNullException.ThrowIfNull(message);
+        if (Passes(message))
+        {
+            return;
+        }
+
         var violations = Check(message, prefix);
         if (violations.Count > 0)
         {
             throw ToException(violations);
         }
+    }
+
+    /// <summary>
+    /// True when <paramref name="message"/> is within every bound — the same answer as <see cref="Check"/> returning no
+    /// violations, from the compiled per-type plan and without building any field path.
+    /// </summary>
+    public bool Passes(IMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return PassesMessage(message, PlanOf(message.Descriptor), 0);
     }
 
     /// <summary>The violations of <paramref name="message"/> (at most <see cref="MaxReported"/>), with paths under <paramref name="prefix"/>.</summary>
@@ -241,32 +266,44 @@ public sealed class RequestBounds
 
     private static void CheckText(string text, FieldBound bound, string name, List<BoundViolation> violations)
     {
+        if (TextProblem(text, bound) is { } problem)
+        {
+            Add(violations, name, problem.Description, problem.Reason);
+        }
+    }
+
+    /// <summary>The first rule <paramref name="text"/> breaks (length, then characters), or null: the one place both passes take the text rules from.</summary>
+    private static (string Description, string Reason)? TextProblem(string text, FieldBound bound)
+    {
         if (bound.MaxChars is { } max && text.Length > max)
         {
-            Add(violations, name, $"at most {max} characters (got {text.Length}; {bound.Option})", ErrorReasons.FieldTooLong);
-            return;
+            return ($"at most {max} characters (got {text.Length}; {bound.Option})", ErrorReasons.FieldTooLong);
         }
 
         foreach (var c in text)
         {
+            if (c >= ' ' && c is not ('\u007f' or (>= '\u0080' and <= '\u009f') or '\u2028' or '\u2029'))
+            {
+                continue; // the common case: no control or line-separator character
+            }
+
             if (c == '\0')
             {
-                Add(violations, name, "must not contain NUL characters", ErrorReasons.InvalidCharacters);
-                return;
+                return ("must not contain NUL characters", ErrorReasons.InvalidCharacters);
             }
 
             if (!bound.MultiLine && (char.IsControl(c) || c is '\u2028' or '\u2029'))
             {
-                Add(violations, name, "must be a single line without control characters", ErrorReasons.InvalidCharacters);
-                return;
+                return ("must be a single line without control characters", ErrorReasons.InvalidCharacters);
             }
 
             if (bound.MultiLine && char.IsControl(c) && c is not ('\t' or '\n' or '\v' or '\f' or '\r'))
             {
-                Add(violations, name, "must not contain control characters other than tabs and line breaks", ErrorReasons.InvalidCharacters);
-                return;
+                return ("must not contain control characters other than tabs and line breaks", ErrorReasons.InvalidCharacters);
             }
         }
+
+        return null;
     }
 
     private FieldBound BoundOf(FieldDescriptor field)
@@ -289,4 +326,201 @@ public sealed class RequestBounds
             violations.Add(new BoundViolation(field, description, reason));
         }
     }
+
+    // ---- the compiled pass (Passes) ----
+
+    private enum Kind
+    {
+        Text,
+        Bytes,
+        Enum,
+        Real,
+        Integer,
+        Bool,
+        Timestamp,
+        Message,
+    }
+
+    /// <summary>One message type's fields, resolved once: what <see cref="Walk"/> looks up per field per message.</summary>
+    private sealed class TypePlan(FieldPlan[] fields)
+    {
+        public FieldPlan[] Fields { get; } = fields;
+    }
+
+    /// <summary>One field: its accessor, its (or its map value's) kind, its bound, and the plan of the message it holds.</summary>
+    private sealed class FieldPlan
+    {
+        public required FieldDescriptor Field { get; init; }
+
+        public required IFieldAccessor Accessor { get; init; }
+
+        public OneofDescriptor? Oneof { get; init; }
+
+        public bool IsMap { get; init; }
+
+        public bool IsRepeated { get; init; }
+
+        /// <summary>The kind of the field's value (a map's value).</summary>
+        public Kind Kind { get; init; }
+
+        /// <summary>The descriptor of the value (a map's value field), for its enum or message type.</summary>
+        public required FieldDescriptor ValueField { get; init; }
+
+        public required FieldBound Bound { get; init; }
+
+        /// <summary>A map key's bound.</summary>
+        public FieldBound? KeyBound { get; init; }
+
+        /// <summary>The plan of the held message type, resolved on first use (types may nest themselves).</summary>
+        public TypePlan? Child { get; set; }
+    }
+
+    private TypePlan PlanOf(MessageDescriptor type) => _plans.GetOrAdd(type, Compile);
+
+    private TypePlan Compile(MessageDescriptor type)
+    {
+        var fields = new List<FieldPlan>();
+        foreach (var field in type.Fields.InDeclarationOrder())
+        {
+            var valueField = field.IsMap ? field.MessageType.FindFieldByNumber(2) : field;
+            var bound = field.IsMap || field.IsRepeated || NeedsBound(field) ? BoundOf(field) : NoBound;
+            fields.Add(new FieldPlan
+            {
+                Field = field,
+                Accessor = field.Accessor,
+                Oneof = field.ContainingOneof is { IsSynthetic: false } oneof ? oneof : null,
+                IsMap = field.IsMap,
+                IsRepeated = field.IsRepeated && !field.IsMap,
+                Kind = KindOf(valueField),
+                ValueField = valueField,
+                Bound = bound,
+                KeyBound = field.IsMap ? new FieldBound { MaxChars = bound.MaxKeyChars ?? bound.MaxChars, Option = bound.Option } : null,
+            });
+        }
+
+        return new TypePlan([.. fields]);
+    }
+
+    private static Kind KindOf(FieldDescriptor field) => field.FieldType switch
+    {
+        FieldType.String => Kind.Text,
+        FieldType.Bytes => Kind.Bytes,
+        FieldType.Enum => Kind.Enum,
+        FieldType.Double or FieldType.Float => Kind.Real,
+        FieldType.Bool => Kind.Bool,
+        FieldType.Message or FieldType.Group => IsLeafMessage(field.MessageType) ? Kind.Timestamp : Kind.Message,
+        _ => Kind.Integer,
+    };
+
+    private bool PassesMessage(IMessage message, TypePlan plan, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            return false;
+        }
+
+        foreach (var field in plan.Fields)
+        {
+            if (field.Oneof is { } oneof && oneof.Accessor.GetCaseFieldDescriptor(message)?.FieldNumber != field.Field.FieldNumber)
+            {
+                continue;
+            }
+
+            var value = field.Accessor.GetValue(message);
+            if (field.IsMap)
+            {
+                var map = (IDictionary)value;
+                if (map.Count == 0)
+                {
+                    continue;
+                }
+
+                if (field.Bound.MaxItems is { } most && map.Count > most)
+                {
+                    return false;
+                }
+
+                foreach (DictionaryEntry entry in map)
+                {
+                    var key = entry.Key as string ?? Convert.ToString(entry.Key, CultureInfo.InvariantCulture) ?? "";
+                    if (!PassesText(key, field.KeyBound!) || (entry.Value is { } item && !PassesValue(field, item, depth)))
+                    {
+                        return false;
+                    }
+                }
+            }
+            else if (field.IsRepeated)
+            {
+                var list = (IList)value;
+                if (list.Count == 0)
+                {
+                    continue;
+                }
+
+                if (field.Bound.MaxItems is { } most && list.Count > most)
+                {
+                    return false;
+                }
+
+                for (var i = 0; i < list.Count; i++)
+                {
+                    if (list[i] is { } item && !PassesValue(field, item, depth))
+                    {
+                        return false;
+                    }
+                }
+            }
+            else if (value is not null && !PassesValue(field, value, depth))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private bool PassesValue(FieldPlan field, object value, int depth)
+    {
+        var bound = field.Bound;
+        switch (field.Kind)
+        {
+            case Kind.Text:
+                return PassesText((string)value, bound);
+            case Kind.Bytes:
+                return bound.MaxBytes is not { } maxBytes || ((ByteString)value).Length <= maxBytes;
+            case Kind.Enum:
+                return field.ValueField.EnumType.FindValueByNumber(Convert.ToInt32(value, CultureInfo.InvariantCulture)) is not null;
+            case Kind.Real:
+                var real = value is float f ? f : (double)value;
+                return double.IsFinite(real) && !(bound.RealMin is { } lo && real < lo) && !(bound.RealMax is { } hi && real > hi);
+            case Kind.Bool:
+                return true;
+            case Kind.Timestamp:
+                var ts = (Timestamp)value;
+                return ts.Seconds >= MinTimestampSeconds && ts.Seconds <= MaxTimestampSeconds && ts.Nanos is >= 0 and <= 999_999_999;
+            case Kind.Message:
+                var child = (IMessage)value;
+                var plan = field.Child ??= PlanOf(child.Descriptor);
+                return PassesMessage(child, plan, depth + 1);
+            default:
+                return value switch
+                {
+                    int i => InRange(i, bound),
+                    long l => InRange(l, bound),
+                    uint u => InRange(u, bound),
+                    ulong ul => ul <= long.MaxValue ? InRange((long)ul, bound) : bound.Max is null,
+                    _ => false,
+                };
+        }
+    }
+
+    private static bool InRange(long value, FieldBound bound) => !(bound.Min is { } min && value < min) && !(bound.Max is { } max && value > max);
+
+    private static bool PassesText(string text, FieldBound bound) =>
+        (bound.MaxChars is not { } max || text.Length <= max) && (IsPlainText(text) || TextProblem(text, bound) is null);
+
+    /// <summary>True when no character of <paramref name="text"/> is a control or line-separator character (vectorised).</summary>
+    private static bool IsPlainText(string text) =>
+        !text.AsSpan().ContainsAnyInRange('\u0000', '\u001f') && !text.AsSpan().ContainsAnyInRange('\u007f', '\u009f') &&
+        !text.AsSpan().ContainsAnyInRange('\u2028', '\u2029');
 }

@@ -60,6 +60,7 @@ public sealed class InputFuzzTests
         }
 
         var violations = Bounds.Check(frame);
+        AssertPassesAgrees(frame, violations);
         if (violations.Count > 0)
         {
             Assert.That(violations.All(v => BoundReasons.Contains(v.Reason)), Is.True, string.Join(", ", violations.Select(v => v.Reason)));
@@ -114,7 +115,9 @@ public sealed class InputFuzzTests
             return;
         }
 
-        if (Bounds.Check(envelope, "envelope").Count > 0)
+        var envelopeViolations = Bounds.Check(envelope, "envelope");
+        AssertPassesAgrees(envelope, envelopeViolations);
+        if (envelopeViolations.Count > 0)
         {
             return; // the request layer refuses it before the validator sees it
         }
@@ -168,6 +171,11 @@ public sealed class InputFuzzTests
     }
 
     // ---- generators ----
+
+    /// <summary>The compiled pass the interceptor runs first (<see cref="RequestBounds.Passes"/>) says yes exactly when the full walk finds nothing.</summary>
+    private static void AssertPassesAgrees(IMessage message, IReadOnlyList<BoundViolation> violations) =>
+        Assert.That(Bounds.Passes(message), Is.EqualTo(violations.Count == 0),
+            violations.Count == 0 ? "the compiled pass refused a message the walk accepts" : $"the compiled pass accepted {violations[0].Field}: {violations[0].Description}");
 
     private static void AssertSpecific(RpcException e, string reason)
     {

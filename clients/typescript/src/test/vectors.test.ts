@@ -276,6 +276,19 @@ test("relay_connect_response_network_update.bin: the pushed update's int64 field
   eq("networkUpdate.fullState", u.fullState, true);
 });
 
+test("relay_connect_response_welcome.bin: the Welcome's heartbeat rhythm and sparse acknowledgements decode", () => {
+  const v = vector("relay_connect_response_welcome");
+  const d = fromBinary(ConnectResponseSchema, readVector(v.file));
+  assert.ok(d.frame.case === "welcome");
+  const w = d.frame.value;
+  const m = v.message.welcome as J;
+  eq("welcome.heartbeatIntervalMs", w.heartbeatIntervalMs, m.heartbeatIntervalMs);
+  eq("welcome.graceMs", w.graceMs, m.graceMs);
+  eq("welcome.protocolVersion", w.protocolVersion, m.protocolVersion);
+  eq("welcome.heartbeatAckEvery", w.heartbeatAckEvery, m.heartbeatAckEvery);
+  eq("welcome.relayUrls", w.relayUrls, m.relayUrls);
+});
+
 test("decoded vectors equal expected.json in canonical proto3 JSON, leaf by leaf", () => {
   for (const [name, v] of Object.entries(expected.vectors)) {
     const schema = schemaOf(v.type);
@@ -356,6 +369,7 @@ test("each vector file's SHA-256 matches expected.json", () => {
     "relay_connect_request_job_result",
     "relay_connect_response_job_offer",
     "relay_connect_response_network_update",
+    "relay_connect_response_welcome",
   ]);
   for (const [name, v] of Object.entries(expected.vectors)) {
     eq(`${name}: sha256(${v.file})`, sha256Hex(readVector(v.file)), v.sha256);

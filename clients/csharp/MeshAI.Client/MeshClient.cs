@@ -173,7 +173,7 @@ public sealed class MeshClient : IDisposable
 
     /// <summary>
     /// Submits <paramref name="input"/> over input blobs uploaded first from <paramref name="blobs"/> (blob name → seekable
-    /// plaintext, read twice, never held whole): with <see cref="EncryptPayloads"/> each blob is sealed chunk by chunk for this
+    /// plaintext, never held whole): with <see cref="EncryptPayloads"/> each blob is sealed chunk by chunk, once, for this
     /// job (docs/security.md item 9: a key derived from the job's content key, which only the planned devices can unwrap), so
     /// control stores and forwards ciphertext; the envelope references each as <c>meshai-blob:&lt;sha256 of the sealed
     /// bytes&gt;</c>. A sealed blob belongs to its job: another job over the same content uploads its own copy.
@@ -273,8 +273,11 @@ public sealed class MeshClient : IDisposable
             var key = contentKey is null ? null : BlobSealing.InputBlobKey(contentKey, envelope.NetworkId, name);
             try
             {
+                // Sealed: read (and so sealed) once, hashed while spooled to a temporary file, sent from the spool.
                 using var sealedContent = key is null ? null : new BlobSealingStream(content, key);
-                var stored = await BlobTransfer.UploadAsync(Blobs, envelope.NetworkId, sealedContent ?? content, ct: cancellationToken);
+                var stored = sealedContent is null
+                    ? await BlobTransfer.UploadAsync(Blobs, envelope.NetworkId, content, ct: cancellationToken)
+                    : await BlobTransfer.UploadSpooledAsync(Blobs, envelope.NetworkId, sealedContent, ct: cancellationToken);
                 manifest.Blobs.Add(new Blob { Name = name, RefUri = stored.RefUri, Sha256 = stored.Sha256, SizeBytes = stored.SizeBytes });
             }
             finally

@@ -173,7 +173,7 @@ public sealed class MeshClient : IDisposable
 
     /// <summary>
     /// Submits <paramref name="input"/> over input blobs uploaded first from <paramref name="blobs"/> (blob name → seekable
-    /// plaintext, never held whole): with <see cref="EncryptPayloads"/> each blob is sealed chunk by chunk, once, for this
+    /// plaintext, read twice, never held whole): with <see cref="EncryptPayloads"/> each blob is sealed chunk by chunk for this
     /// job (docs/security.md item 9: a key derived from the job's content key, which only the planned devices can unwrap), so
     /// control stores and forwards ciphertext; the envelope references each as <c>meshai-blob:&lt;sha256 of the sealed
     /// bytes&gt;</c>. A sealed blob belongs to its job: another job over the same content uploads its own copy.
@@ -273,11 +273,10 @@ public sealed class MeshClient : IDisposable
             var key = contentKey is null ? null : BlobSealing.InputBlobKey(contentKey, envelope.NetworkId, name);
             try
             {
-                // Sealed: read (and so sealed) once, hashed while spooled to a temporary file, sent from the spool.
+                // Sealed twice (hash pass, send pass): measured cheaper here than sealing once and spooling or holding the
+                // sealed bytes (docs/benchmarks.md, branch sealonce); the send pass seals straight into the chunk buffer.
                 using var sealedContent = key is null ? null : new BlobSealingStream(content, key);
-                var stored = sealedContent is null
-                    ? await BlobTransfer.UploadAsync(Blobs, envelope.NetworkId, content, ct: cancellationToken)
-                    : await BlobTransfer.UploadSpooledAsync(Blobs, envelope.NetworkId, sealedContent, ct: cancellationToken);
+                var stored = await BlobTransfer.UploadAsync(Blobs, envelope.NetworkId, sealedContent ?? content, ct: cancellationToken);
                 manifest.Blobs.Add(new Blob { Name = name, RefUri = stored.RefUri, Sha256 = stored.Sha256, SizeBytes = stored.SizeBytes });
             }
             finally

@@ -6,8 +6,8 @@ namespace MeshAI.Common.Crypto;
 /// The sealed form of a seekable plaintext stream, read chunk by chunk (docs/security.md item 9): each read seals at most
 /// one <see cref="BlobSealing.SealedChunkBytes"/> chunk ahead into one pooled buffer, so a 64 MiB blob is never held.
 /// Seekable to the start (or any sealed chunk boundary); sealing is deterministic (the nonce is the chunk index), so two
-/// passes see the same bytes. The client's upload reads it once (<c>BlobTransfer.UploadSpooledAsync</c>: hashed while
-/// spooled, then sent from the spool), so each chunk is sealed once. The key is imported once per stream.
+/// passes see the same bytes: the client's upload hashes the sealed bytes, then sends them. A reader with room for a whole
+/// sealed chunk (the upload's send pass) gets it sealed straight into its buffer. The key is imported once per stream.
 /// </summary>
 public sealed class BlobSealingStream : Stream
 {

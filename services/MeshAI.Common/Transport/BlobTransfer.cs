@@ -25,70 +25,18 @@ public static class BlobTransfer
     /// <summary>Uploads <paramref name="content"/> (seekable: hashed first, then sent) and returns the stored blob.</summary>
     public static async Task<Blob> UploadAsync(BlobService.BlobServiceClient client, string networkId, Stream content, string contentType = "application/octet-stream", CancellationToken ct = default)
     {
-        ArgumentNullException.ThrowIfNull(content);
-        var start = content.Position;
-        var sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(content, ct));
-        content.Position = start;
-        return await UploadHashedAsync(client, networkId, content, sha256, contentType, ct);
-    }
-
-    /// <summary>
-    /// Uploads <paramref name="content"/> reading it <b>once</b>: its bytes are hashed while they are copied into a
-    /// temporary spool file (deleted when closed), then sent from the spool. For a stream whose every read costs work —
-    /// a <see cref="Crypto.BlobSealingStream"/>, which would seal each chunk again on a second read — instead of
-    /// <see cref="UploadAsync(BlobService.BlobServiceClient, string, Stream, string, CancellationToken)"/>, which reads it
-    /// twice (the digest is announced before the first chunk is sent). The spool holds what the stream yields (a sealed
-    /// blob's ciphertext), on disk, never in memory: one <see cref="SpoolChunkBytes"/> buffer at a time.
-    /// </summary>
-    public static async Task<Blob> UploadSpooledAsync(BlobService.BlobServiceClient client, string networkId, Stream content, string contentType = "application/octet-stream", CancellationToken ct = default)
-    {
-        ArgumentNullException.ThrowIfNull(content);
-        var path = Path.Combine(Path.GetTempPath(), "meshai-upload-" + Guid.NewGuid().ToString("N") + ".spool");
-        await using var spool = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 0, FileOptions.DeleteOnClose);
-        var sha256 = await CopyHashingAsync(content, spool, ct);
-        spool.Position = 0;
-        return await UploadHashedAsync(client, networkId, spool, sha256, contentType, ct);
-    }
-
-    /// <summary>Bytes read (and written to the spool) at a time by <see cref="UploadSpooledAsync"/>: one sealed chunk.</summary>
-    public const int SpoolChunkBytes = Crypto.BlobSealing.SealedChunkBytes;
-
-    /// <summary>Copies <paramref name="source"/> to its end into <paramref name="destination"/>; returns the SHA-256 (lower-case hex) of the bytes copied.</summary>
-    public static async Task<string> CopyHashingAsync(Stream source, Stream destination, CancellationToken ct = default)
-    {
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(destination);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = ArrayPool<byte>.Shared.Rent(SpoolChunkBytes);
-        try
-        {
-            int n;
-            while ((n = await source.ReadAsync(buffer.AsMemory(0, SpoolChunkBytes), ct)) > 0)
-            {
-                hash.AppendData(buffer, 0, n);
-                await destination.WriteAsync(buffer.AsMemory(0, n), ct);
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
-
-    /// <summary>Uploads <paramref name="content"/> (from its position to its end) whose SHA-256 is <paramref name="sha256"/>, read once; returns the stored blob.</summary>
-    public static async Task<Blob> UploadHashedAsync(BlobService.BlobServiceClient client, string networkId, Stream content, string sha256, string contentType, CancellationToken ct)
-    {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(content);
-        var size = content.Length - content.Position;
+        var start = content.Position;
+        var size = content.Length - start;
+        var sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(content, ct));
         var started = await client.StartBlobUploadAsync(new StartBlobUploadRequest { NetworkId = networkId, SizeBytes = size, Sha256 = sha256, ContentType = contentType }, cancellationToken: ct);
         if (started.Blob is { } existing)
         {
             return existing;
         }
 
+        content.Position = start;
         var inFlight = new List<Task>();
         var pool = ArrayPool<byte>.Shared;
         for (var index = 0; index < started.ChunkCount; index++)

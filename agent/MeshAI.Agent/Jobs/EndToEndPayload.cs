@@ -57,27 +57,13 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
     }
 
     /// <summary>
-    /// The key input blob <paramref name="blobName"/> of an encrypted job is sealed under (docs/security.md item 9: derived
-    /// from the content key this device unwraps); null for an unencrypted job, whose blobs are stored as uploaded. Throws
-    /// <see cref="PayloadCryptoException"/> when the content key was not wrapped for this device. The caller zeroes it.
+    /// The keys an encrypted job's input blobs are sealed under (docs/security.md item 9: derived from the content key this
+    /// device unwraps, once per job, on the first blob); null for an unencrypted job, whose blobs are stored as uploaded.
     /// </summary>
-    public byte[]? InputBlobKey(JobEnvelope envelope, string blobName)
+    public InputBlobKeys? InputBlobKeys(JobEnvelope envelope)
     {
         ArgumentNullException.ThrowIfNull(envelope);
-        if (!PayloadCrypto.IsEncrypted(envelope))
-        {
-            return null;
-        }
-
-        var contentKey = PayloadCrypto.UnwrapContentKey(envelope, deviceId, _key);
-        try
-        {
-            return BlobSealing.InputBlobKey(contentKey, envelope.NetworkId, blobName);
-        }
-        finally
-        {
-            System.Security.Cryptography.CryptographicOperations.ZeroMemory(contentKey);
-        }
+        return PayloadCrypto.IsEncrypted(envelope) ? new InputBlobKeys(() => PayloadCrypto.UnwrapContentKey(envelope, deviceId, _key), envelope.NetworkId) : null;
     }
 
     /// <summary>Seals <paramref name="result"/>'s output to the submitter when the job came encrypted.</summary>
@@ -96,5 +82,32 @@ public sealed class EndToEndPayload(AgentKeys keys, string deviceId)
         result.Nonce = UnsafeByteOperations.UnsafeWrap(nonce);
         result.Encrypted = true;
         return result;
+    }
+}
+
+/// <summary>
+/// One encrypted job's input blob keys (<see cref="BlobSealing.InputBlobKey"/>): the content key is unwrapped on the first
+/// <see cref="For"/> and kept for the job's other blobs, then zeroed by <see cref="Dispose"/> (the fetcher disposes it when
+/// the job's blobs are fetched).
+/// </summary>
+public sealed class InputBlobKeys(Func<byte[]> unwrapContentKey, string networkId) : IDisposable
+{
+    private byte[]? _contentKey;
+
+    /// <summary>The key of input blob <paramref name="blobName"/> (the caller zeroes it); throws <see cref="PayloadCryptoException"/> when the content key cannot be unwrapped here.</summary>
+    public byte[] For(string blobName)
+    {
+        _contentKey ??= unwrapContentKey();
+        return BlobSealing.InputBlobKey(_contentKey, networkId, blobName);
+    }
+
+    /// <summary>Zeroes the unwrapped content key.</summary>
+    public void Dispose()
+    {
+        if (_contentKey is not null)
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(_contentKey);
+            _contentKey = null;
+        }
     }
 }

@@ -61,14 +61,18 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
 
     /// <summary>
     /// Fetches every stored blob the manifest references; returns the local file path of each, by blob name (empty when
-    /// none). <paramref name="blobKey"/> gives the key a blob is sealed under (an encrypted job's: derived from its content
-    /// key) or null (an unencrypted job's blob, stored as uploaded); a sealed blob is opened chunk by chunk as it is written.
+    /// none). <paramref name="blobKeys"/> gives the keys an encrypted job's blobs are sealed under (derived from its content
+    /// key, unwrapped once per job) or is null (an unencrypted job's blobs, stored as uploaded); a sealed blob is opened
+    /// chunk by chunk as it is written. Takes ownership of <paramref name="blobKeys"/>: disposed (zeroed) before returning.
+    /// A content key that cannot be unwrapped here fails with <see cref="PayloadCryptoException"/> naming
+    /// <c>BLOB_KEY_UNAVAILABLE</c> (retryable: another device may hold it); a sealed chunk that does not open, with
+    /// <see cref="Workloads.InvalidWorkloadInputException"/> naming <c>BLOB_CHUNK_UNAUTHENTICATED</c> (not retryable).
     /// </summary>
-    public async Task<IReadOnlyDictionary<string, string>> FetchAsync(PlacementTicketDetails details, IReadOnlyList<Blob> blobs, Func<string, byte[]?> blobKey, CancellationToken ct)
+    public async Task<IReadOnlyDictionary<string, string>> FetchAsync(PlacementTicketDetails details, IReadOnlyList<Blob> blobs, InputBlobKeys? blobKeys, CancellationToken ct)
     {
+        using var keys = blobKeys;
         ArgumentNullException.ThrowIfNull(details);
         ArgumentNullException.ThrowIfNull(blobs);
-        ArgumentNullException.ThrowIfNull(blobKey);
         var stored = blobs.Select(b => (Blob: b, Sha256: BlobTransfer.StoredDigest(b))).Where(b => b.Sha256 is not null).ToList();
         if (stored.Count == 0)
         {
@@ -87,7 +91,16 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
         for (var i = 0; i < stored.Count; i++)
         {
             var (blob, sha256) = stored[i];
-            var key = blobKey(blob.Name);
+            byte[]? key;
+            try
+            {
+                key = keys?.For(blob.Name);
+            }
+            catch (PayloadCryptoException ex)
+            {
+                throw new PayloadCryptoException($"{ErrorReasons.BlobKeyUnavailable}: input blob \"{blob.Name}\" ({sha256}): the job's content key cannot be unwrapped on this device: {ex.Message}");
+            }
+
             try
             {
                 // A sealed blob opens under its own name's key: one file per reference (a plaintext blob's file is shared).
@@ -280,6 +293,7 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
     /// </summary>
     private sealed class ChunkOpener(byte[] key) : IDisposable
     {
+        private readonly BlobSealing.ChunkKey _key = new(key); // imported once per blob, not per chunk
         private static readonly int Plain = BlobSealing.PlainChunkBytes(BlobSealing.SealedChunkBytes);
         private readonly byte[] _gather = ArrayPool<byte>.Shared.Rent(BlobSealing.SealedChunkBytes);
         private readonly byte[][] _plain = [ArrayPool<byte>.Shared.Rent(Plain), ArrayPool<byte>.Shared.Rent(Plain)];
@@ -336,6 +350,7 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
 
         public void Dispose()
         {
+            _key.Dispose();
             ArrayPool<byte>.Shared.Return(_gather);
             foreach (var buffer in _plain)
             {
@@ -347,7 +362,7 @@ public sealed class JobBlobFetcher(Func<AgentEnrollment> enrollment, AgentKeys k
         private void Open(ReadOnlySpan<byte> sealedChunk)
         {
             var plain = _plain[_index % 2].AsMemory(0, sealedChunk.Length - BlobSealing.TagBytes);
-            BlobSealing.OpenChunk(key, _index, _count, sealedChunk, plain.Span);
+            _key.Open(_index, _count, sealedChunk, plain.Span);
             Opened = (plain, _index * Plain);
             _index++;
         }

@@ -463,7 +463,7 @@ public sealed partial class RelaySession
         ConnectRequest outcome;
         try
         {
-            var paths = await fetcher.FetchAsync(details, blobs, name => _payloads.InputBlobKey(envelope, name), jobCts.Token); // blob hook (#11): files, not frames; opened when sealed
+            var paths = await fetcher.FetchAsync(details, blobs, _payloads.InputBlobKeys(envelope), jobCts.Token); // blob hook (#11): files, not frames; opened when sealed
             var context = new JobContext(this, details, blobs, paths, tokens is null ? new Lazy<JobTokenStream>(() => _payloads.TokenStream(envelope, details.JobId)) : new Lazy<JobTokenStream>(tokens));
             LogRunning(_logger, details.JobId, details.Attempt, handler.Workload.ToString());
             var output = await handler.RunAsync(input, context, jobCts.Token);

@@ -273,6 +273,8 @@ public sealed class MeshClient : IDisposable
             var key = contentKey is null ? null : BlobSealing.InputBlobKey(contentKey, envelope.NetworkId, name);
             try
             {
+                // Sealed twice (hash pass, send pass): measured cheaper here than sealing once and spooling or holding the
+                // sealed bytes (docs/benchmarks.md, branch sealonce); the send pass seals straight into the chunk buffer.
                 using var sealedContent = key is null ? null : new BlobSealingStream(content, key);
                 var stored = await BlobTransfer.UploadAsync(Blobs, envelope.NetworkId, sealedContent ?? content, ct: cancellationToken);
                 manifest.Blobs.Add(new Blob { Name = name, RefUri = stored.RefUri, Sha256 = stored.Sha256, SizeBytes = stored.SizeBytes });

@@ -68,20 +68,15 @@ public static class BlobSealing
     /// <summary>Seals plaintext chunk <paramref name="index"/> of <paramref name="count"/> into <paramref name="sealedChunk"/> (plaintext length + 16 bytes).</summary>
     public static void SealChunk(ReadOnlySpan<byte> blobKey, long index, long count, ReadOnlySpan<byte> plaintext, Span<byte> sealedChunk)
     {
-        RequireIndex(index, count);
-        using var key = Key.Import(Aead, blobKey, KeyBlobFormat.RawSymmetricKey);
-        Aead.Encrypt(key, Nonce(index), AssociatedData(index, count), plaintext, sealedChunk);
+        using var key = new ChunkKey(blobKey);
+        key.Seal(index, count, plaintext, sealedChunk);
     }
 
     /// <summary>Opens sealed chunk <paramref name="index"/> of <paramref name="count"/> into <paramref name="plaintext"/> (sealed length − 16); throws when it does not authenticate.</summary>
     public static void OpenChunk(ReadOnlySpan<byte> blobKey, long index, long count, ReadOnlySpan<byte> sealedChunk, Span<byte> plaintext)
     {
-        RequireIndex(index, count);
-        using var key = Key.Import(Aead, blobKey, KeyBlobFormat.RawSymmetricKey);
-        if (sealedChunk.Length < TagBytes || !Aead.Decrypt(key, Nonce(index), AssociatedData(index, count), sealedChunk, plaintext))
-        {
-            throw new PayloadCryptoException($"blob chunk {index} of {count} does not authenticate (tampered, reordered, truncated or another blob's)");
-        }
+        using var key = new ChunkKey(blobKey);
+        key.Open(index, count, sealedChunk, plaintext);
     }
 
     private static void RequireIndex(long index, long count)
@@ -89,6 +84,72 @@ public static class BlobSealing
         if (count < 1 || index < 0 || index >= count)
         {
             throw new ArgumentOutOfRangeException(nameof(index), $"chunk {index} of {count}");
+        }
+    }
+
+    /// <summary>
+    /// A blob key imported once (NSec's guarded key memory: one <c>sodium_malloc</c> and its page protection per blob, not
+    /// per chunk) that seals and opens the blob's chunks with the nonce and associated data built on the stack. The same
+    /// construction as <see cref="SealChunk"/>/<see cref="OpenChunk"/>, which are this type used once.
+    /// </summary>
+    public sealed class ChunkKey : IDisposable
+    {
+        private const int NonceBytes = 24;
+        private const int MaxAssociatedDataBytes = 64; // "meshai-blob-chunk-v1\n" + two longs and a newline: at most 60
+        private readonly Key _key;
+
+        /// <summary>Imports <paramref name="blobKey"/> (32 bytes, from <see cref="InputBlobKey"/> or <see cref="ResultBlobKey"/>).</summary>
+        public ChunkKey(ReadOnlySpan<byte> blobKey)
+        {
+            if (blobKey.Length != PayloadCrypto.KeySize)
+            {
+                throw new ArgumentException("blob key must be 32 bytes", nameof(blobKey));
+            }
+
+            _key = Key.Import(Aead, blobKey, KeyBlobFormat.RawSymmetricKey);
+        }
+
+        /// <summary>Seals plaintext chunk <paramref name="index"/> of <paramref name="count"/> into <paramref name="sealedChunk"/> (plaintext length + 16 bytes).</summary>
+        public void Seal(long index, long count, ReadOnlySpan<byte> plaintext, Span<byte> sealedChunk)
+        {
+            RequireIndex(index, count);
+            Span<byte> nonce = stackalloc byte[NonceBytes];
+            Span<byte> ad = stackalloc byte[MaxAssociatedDataBytes];
+            Aead.Encrypt(_key, Nonce(nonce, index), AssociatedData(ad, index, count), plaintext, sealedChunk);
+        }
+
+        /// <summary>Opens sealed chunk <paramref name="index"/> of <paramref name="count"/> into <paramref name="plaintext"/> (sealed length − 16); throws <see cref="PayloadCryptoException"/> when it does not authenticate.</summary>
+        public void Open(long index, long count, ReadOnlySpan<byte> sealedChunk, Span<byte> plaintext)
+        {
+            RequireIndex(index, count);
+            Span<byte> nonce = stackalloc byte[NonceBytes];
+            Span<byte> ad = stackalloc byte[MaxAssociatedDataBytes];
+            if (sealedChunk.Length < TagBytes || !Aead.Decrypt(_key, Nonce(nonce, index), AssociatedData(ad, index, count), sealedChunk, plaintext))
+            {
+                throw new PayloadCryptoException($"blob chunk {index} of {count} does not authenticate (tampered, reordered, truncated or another blob's)");
+            }
+        }
+
+        /// <summary>Frees the imported key.</summary>
+        public void Dispose() => _key.Dispose();
+
+        // 16 zero bytes ‖ the chunk index, 8 bytes big-endian.
+        private static ReadOnlySpan<byte> Nonce(Span<byte> nonce, long index)
+        {
+            nonce[..16].Clear();
+            BinaryPrimitives.WriteInt64BigEndian(nonce[16..], index);
+            return nonce;
+        }
+
+        // "meshai-blob-chunk-v1\n" + index + "\n" + count, UTF-8 (ASCII digits, invariant culture).
+        private static ReadOnlySpan<byte> AssociatedData(Span<byte> buffer, long index, long count)
+        {
+            if (!System.Text.Unicode.Utf8.TryWrite(buffer, CultureInfo.InvariantCulture, $"meshai-blob-chunk-v1\n{index}\n{count}", out var written))
+            {
+                throw new InvalidOperationException("associated data does not fit its buffer"); // unreachable: two longs fit
+            }
+
+            return buffer[..written];
         }
     }
 
@@ -103,14 +164,4 @@ public static class BlobSealing
         HKDF.DeriveKey(HashAlgorithmName.SHA256, contentKey, key, [], Encoding.UTF8.GetBytes(info));
         return key;
     }
-
-    private static byte[] Nonce(long index)
-    {
-        var nonce = new byte[24];
-        BinaryPrimitives.WriteInt64BigEndian(nonce.AsSpan(16), index);
-        return nonce;
-    }
-
-    private static byte[] AssociatedData(long index, long count) =>
-        Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"meshai-blob-chunk-v1\n{index}\n{count}"));
 }

@@ -5,8 +5,9 @@ namespace MeshAI.Common.Crypto;
 /// <summary>
 /// The sealed form of a seekable plaintext stream, read chunk by chunk (docs/security.md item 9): each read seals at most
 /// one <see cref="BlobSealing.SealedChunkBytes"/> chunk ahead into one pooled buffer, so a 64 MiB blob is never held.
-/// Seekable to the start (or any sealed chunk boundary), which is what an upload needs: hash the sealed bytes once, then
-/// send them; sealing is deterministic (the nonce is the chunk index), so both passes see the same bytes.
+/// Seekable to the start (or any sealed chunk boundary); sealing is deterministic (the nonce is the chunk index), so two
+/// passes see the same bytes: the client's upload hashes the sealed bytes, then sends them. A reader with room for a whole
+/// sealed chunk (the upload's send pass) gets it sealed straight into its buffer. The key is imported once per stream.
 /// </summary>
 public sealed class BlobSealingStream : Stream
 {
@@ -16,7 +17,7 @@ public sealed class BlobSealingStream : Stream
     private readonly long _origin;
     private readonly long _plainBytes;
     private readonly long _count;
-    private readonly byte[] _key;
+    private readonly BlobSealing.ChunkKey _key;
     private byte[]? _sealed = ArrayPool<byte>.Shared.Rent(BlobSealing.SealedChunkBytes);
     private byte[]? _plainBuffer = ArrayPool<byte>.Shared.Rent(BlobSealing.SealedChunkBytes);
     private long _next; // the next chunk to seal
@@ -42,7 +43,7 @@ public sealed class BlobSealingStream : Stream
         _origin = plaintext.Position;
         _plainBytes = plaintext.Length - _origin;
         _count = BlobSealing.ChunkCount(_plainBytes, BlobSealing.SealedChunkBytes);
-        _key = blobKey.ToArray();
+        _key = new BlobSealing.ChunkKey(blobKey);
         Length = BlobSealing.SealedBytes(_plainBytes, BlobSealing.SealedChunkBytes);
     }
 
@@ -81,6 +82,15 @@ public sealed class BlobSealingStream : Stream
     /// <inheritdoc/>
     public override int Read(Span<byte> buffer)
     {
+        if (_read == _filled && _next < _count && buffer.Length >= SealedLength(_next))
+        {
+            // A reader with room for the whole next chunk gets it sealed straight into its buffer (no copy).
+            var n0 = SealNext(buffer);
+            _filled = _read = 0;
+            _position += n0;
+            return n0;
+        }
+
         if (_read == _filled && !SealNext())
         {
             return 0;
@@ -125,7 +135,7 @@ public sealed class BlobSealingStream : Stream
     {
         if (disposing)
         {
-            System.Security.Cryptography.CryptographicOperations.ZeroMemory(_key);
+            _key.Dispose();
             if (_sealed is not null)
             {
                 ArrayPool<byte>.Shared.Return(_sealed);
@@ -145,20 +155,30 @@ public sealed class BlobSealingStream : Stream
 
     private bool SealNext()
     {
-        ObjectDisposedException.ThrowIf(_sealed is null || _plainBuffer is null, this);
+        ObjectDisposedException.ThrowIf(_sealed is null, this);
         if (_next >= _count)
         {
             return false;
         }
 
+        _filled = SealNext(_sealed);
+        _read = 0;
+        return true;
+    }
+
+    // The sealed length of chunk `index` (1 MiB but the last).
+    private int SealedLength(long index) => (int)Math.Min(PlainChunkBytes, _plainBytes - (index * PlainChunkBytes)) + BlobSealing.TagBytes;
+
+    // Seals chunk _next into `destination` (at least its sealed length); returns the sealed length.
+    private int SealNext(Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(_plainBuffer is null, this);
         var start = _next * PlainChunkBytes;
         var length = (int)Math.Min(PlainChunkBytes, _plainBytes - start);
         _plain.Position = _origin + start;
         _plain.ReadExactly(_plainBuffer, 0, length);
-        BlobSealing.SealChunk(_key, _next, _count, _plainBuffer.AsSpan(0, length), _sealed.AsSpan(0, length + BlobSealing.TagBytes));
-        _filled = length + BlobSealing.TagBytes;
-        _read = 0;
+        _key.Seal(_next, _count, _plainBuffer.AsSpan(0, length), destination[..(length + BlobSealing.TagBytes)]);
         _next++;
-        return true;
+        return length + BlobSealing.TagBytes;
     }
 }

@@ -214,6 +214,12 @@ public static class ErrorReasons
     /// </summary>
     public const string BlobChunkUnauthenticated = "BLOB_CHUNK_UNAUTHENTICATED";
 
+    /// <summary>
+    /// Not an RPC status: named in a failed job's error (retryable) when the placed device cannot unwrap the job's content
+    /// key to derive a sealed input blob's key (the key was not wrapped for this device): nothing was read or opened yet.
+    /// </summary>
+    public const string BlobKeyUnavailable = "BLOB_KEY_UNAVAILABLE";
+
     /// <summary>FAILED_PRECONDITION: an upload was finished with chunks missing.</summary>
     public const string BlobChunkMissing = "BLOB_CHUNK_MISSING";
 

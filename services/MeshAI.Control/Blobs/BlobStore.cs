@@ -13,8 +13,9 @@ namespace MeshAI.Control.Blobs;
 /// The chunked blob store (docs/job-plane.md "Chunked blobs"): content-addressed files per network under
 /// <c>{data dir}/blobs/{network}/{sha256}</c>. An upload is one partial file written chunk by chunk at its offset (chunks
 /// may arrive in any order and a repeated chunk overwrites itself), so no blob is ever held in memory: one chunk per call
-/// at most. Finishing checks that every chunk arrived, hashes the file (SHA-256, read once) against the announced digest
-/// and moves it into place. Unfinished uploads live in this process only (a restart discards them; blobs stay); uploads
+/// at most. Chunks that arrive in order are hashed (SHA-256) as they are written; finishing checks that every chunk
+/// arrived, hashes the rest of the file (all of it if a chunk was sent twice) against the announced digest and moves it
+/// into place. Unfinished uploads live in this process only (a restart discards them; blobs stay); uploads
 /// idle for <see cref="BlobOptions.UploadIdleSeconds"/> and blobs not stored or announced again for
 /// <see cref="BlobOptions.RetentionHours"/> are refused at once and deleted by the sweep that runs when an upload starts.
 /// </summary>
@@ -309,7 +310,13 @@ public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, Tim
     /// <summary>One unfinished upload: a partial file written at chunk offsets and the set of chunks it holds.</summary>
     private sealed class Upload(string id, string networkId, string sha256, long size, string contentType, int chunkBytes, int chunkCount, string partialPath, SafeFileHandle handle, DateTimeOffset now)
     {
-        private readonly bool[] _have = new bool[chunkCount];
+        private readonly bool[] _have = new bool[chunkCount]; // also the lock of the fields below
+        private readonly bool[] _begun = new bool[chunkCount];
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private long _hashed; // bytes hashed in order as chunks were written
+        private bool _stale; // a chunk was sent twice: hash the whole file at the finish
+        private bool _finishing;
+        private int _writing;
         private int _received;
         private long _lastTouchTicks = now.UtcTicks;
 
@@ -337,21 +344,46 @@ public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, Tim
 
         public async Task WriteAsync(int index, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
         {
+            lock (_have)
+            {
+                if (_finishing)
+                {
+                    throw RpcErrors.NotFound("blob upload", id); // finished while this chunk was on its way
+                }
+
+                _stale |= _begun[index]; // a chunk sent twice may differ from the bytes hashed: the finish re-reads the file
+                _begun[index] = true;
+                _writing++;
+            }
+
             try
             {
                 await RandomAccess.WriteAsync(handle, data, offset, ct);
+                lock (_have)
+                {
+                    if (!_have[index])
+                    {
+                        _have[index] = true;
+                        _received++;
+                    }
+
+                    if (!_stale && offset == _hashed)
+                    {
+                        // In order: hashed from the chunk in hand, so the finish need not read it back from the file.
+                        _hash.AppendData(data.Span);
+                        _hashed += data.Length;
+                    }
+                }
             }
             catch (ObjectDisposedException)
             {
                 throw RpcErrors.NotFound("blob upload", id); // finished or discarded while this chunk was on its way
             }
-
-            lock (_have)
+            finally
             {
-                if (!_have[index])
+                lock (_have)
                 {
-                    _have[index] = true;
-                    _received++;
+                    _writing--;
                 }
             }
         }
@@ -365,13 +397,38 @@ public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, Tim
             }
         }
 
+        /// <summary>
+        /// The SHA-256 of the file as it is now, then closes it. Chunks that arrived in order were hashed as they were
+        /// written; the rest is read back from the file. No chunk write starts after this begins, and those in flight are
+        /// awaited; if any chunk was sent twice, the whole file is read back (its bytes may differ from those hashed).
+        /// </summary>
         public async Task<string> HashAndCloseAsync(CancellationToken ct)
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1024 * 1024);
             try
             {
-                long offset = 0;
+                long offset;
+                while (true)
+                {
+                    lock (_have)
+                    {
+                        _finishing = true;
+                        if (_writing == 0)
+                        {
+                            if (_stale)
+                            {
+                                _hash.GetHashAndReset();
+                                _hashed = 0;
+                            }
+
+                            offset = _hashed;
+                            break;
+                        }
+                    }
+
+                    await Task.Delay(1, ct); // a repeated chunk still being written: its bytes are part of the file hashed
+                }
+
                 while (offset < size)
                 {
                     var n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, size - offset)), offset, ct);
@@ -380,22 +437,29 @@ public sealed partial class BlobStore(IOptions<ControlPlaneOptions> options, Tim
                         break;
                     }
 
-                    hash.AppendData(buffer, 0, n);
+                    _hash.AppendData(buffer, 0, n);
                     offset += n;
                 }
+
+                return Convert.ToHexStringLower(_hash.GetHashAndReset());
             }
             finally
             {
                 System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
                 handle.Dispose();
+                _hash.Dispose();
             }
-
-            return Convert.ToHexStringLower(hash.GetHashAndReset());
         }
 
         public void Discard()
         {
             handle.Dispose();
+            lock (_have)
+            {
+                _finishing = true;
+                _hash.Dispose();
+            }
+
             try
             {
                 File.Delete(partialPath);

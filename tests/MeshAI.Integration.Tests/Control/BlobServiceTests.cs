@@ -147,6 +147,37 @@ public sealed class BlobServiceTests
     }
 
     [Test]
+    public async Task A_chunk_sent_again_with_other_bytes_after_its_in_order_hash_is_checked_as_the_file_holds_it()
+    {
+        // Chunks arriving in order are hashed as they are written; a chunk sent twice makes the finish hash the file again.
+        var network = await NetworkAsync("blobs-resend");
+        var content = Random((2 * Chunk) + 3);
+        var tampered = (byte[])content.Clone();
+        tampered[5] ^= 0x01;
+        async Task<string> UploadAsync(params (int Index, byte[] From)[] sends)
+        {
+            var started = await Blobs().StartBlobUploadAsync(new StartBlobUploadRequest { NetworkId = network, SizeBytes = content.Length, Sha256 = Sha(content) });
+            foreach (var (index, from) in sends)
+            {
+                var offset = index * Chunk;
+                await Blobs().UploadBlobChunkAsync(new UploadBlobChunkRequest { NetworkId = network, UploadId = started.UploadId, Index = index, Data = ByteString.CopyFrom(from, offset, Math.Min(Chunk, from.Length - offset)) });
+            }
+
+            return started.UploadId;
+        }
+
+        // In order, then chunk 0 replaced by other bytes: the file no longer hashes to the announcement.
+        var replaced = await UploadAsync((0, content), (1, content), (2, content), (0, tampered));
+        var mismatch = await Rpc.ThrowsAsync(StatusCode.FailedPrecondition, () => Blobs().FinishBlobUploadAsync(new FinishBlobUploadRequest { NetworkId = network, UploadId = replaced }).ResponseAsync);
+        Reason(mismatch, ErrorReasons.BlobHashMismatch);
+        Assert.That(mismatch.Status.Detail, Does.Contain(Sha(tampered)), "the digest of the bytes the file holds, not of those first hashed");
+
+        // Wrong bytes first, right ones again: the file holds the announced bytes and is stored.
+        var repaired = await UploadAsync((0, tampered), (1, content), (2, content), (0, content));
+        Assert.That((await Blobs().FinishBlobUploadAsync(new FinishBlobUploadRequest { NetworkId = network, UploadId = repaired })).Blob.Sha256, Is.EqualTo(Sha(content)));
+    }
+
+    [Test]
     public async Task Bytes_that_do_not_hash_to_the_announced_digest_are_refused_and_discarded()
     {
         var network = await NetworkAsync("blobs-hash");

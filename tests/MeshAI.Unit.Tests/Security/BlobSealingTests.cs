@@ -1,5 +1,13 @@
 using System.Security.Cryptography;
+using Google.Protobuf;
+using MeshAI.Agent.Jobs;
+using MeshAI.Agent.State;
 using MeshAI.Common.Crypto;
+using MeshAI.Common.Errors;
+using MeshAI.Common.Transport;
+using MeshAI.Contracts.Common.V1;
+using MeshAI.Contracts.Job.V1;
+using MeshAI.Contracts.Relay.V1;
 using NUnit.Framework;
 
 namespace MeshAI.Unit.Tests.Security;
@@ -117,5 +125,132 @@ public sealed class BlobSealingTests
         Assert.Throws<PayloadCryptoException>(() => BlobSealing.SealedChunkCount(0), "not even one tag");
         Assert.Throws<PayloadCryptoException>(() => BlobSealing.SealedChunkCount(BlobSealing.TagBytes - 1), "shorter than a tag");
         Assert.Throws<PayloadCryptoException>(() => BlobSealing.SealedChunkCount(BlobSealing.SealedChunkBytes + 5), "a last chunk shorter than its tag");
+    }
+
+    [Test]
+    public void A_chunk_key_imported_once_seals_the_same_bytes_as_the_one_shot_calls_and_opens_them()
+    {
+        var (key, plain, chunks) = SealedBlob((3 * ChunkBytes) + 1000);
+        var per = BlobSealing.PlainChunkBytes(ChunkBytes);
+        using var chunkKey = new BlobSealing.ChunkKey(key);
+        for (var i = 0; i < chunks.Count; i++)
+        {
+            var part = plain.AsSpan(i * per, Math.Min(per, plain.Length - (i * per)));
+            var output = new byte[part.Length + BlobSealing.TagBytes];
+            chunkKey.Seal(i, chunks.Count, part, output);
+            Assert.That(output, Is.EqualTo(chunks[i]), $"chunk {i}: the same nonce, associated data and key as SealChunk");
+            var opened = new byte[part.Length];
+            chunkKey.Open(i, chunks.Count, chunks[i], opened);
+            Assert.That(opened, Is.EqualTo(part.ToArray()));
+        }
+
+        var flipped = (byte[])chunks[2].Clone();
+        flipped[7] ^= 0x80;
+        Assert.Throws<PayloadCryptoException>(() => chunkKey.Open(2, chunks.Count, flipped, new byte[flipped.Length - BlobSealing.TagBytes]), "a flipped byte");
+        Assert.Throws<PayloadCryptoException>(() => chunkKey.Open(1, chunks.Count, chunks[2], new byte[chunks[2].Length - BlobSealing.TagBytes]), "a chunk at another index");
+        Assert.Throws<PayloadCryptoException>(() => chunkKey.Open(2, chunks.Count + 1, chunks[2], new byte[chunks[2].Length - BlobSealing.TagBytes]), "another chunk count");
+        Assert.Throws<ArgumentException>(() => _ = new BlobSealing.ChunkKey(new byte[16]), "a blob key is 32 bytes");
+    }
+
+    [Test]
+    public void A_reader_with_room_for_a_chunk_gets_the_same_sealed_bytes_each_chunk_sealed_once_per_pass()
+    {
+        var contentKey = RandomNumberGenerator.GetBytes(PayloadCrypto.KeySize);
+        var key = BlobSealing.InputBlobKey(contentKey, "net_a", "input");
+        var plain = RandomNumberGenerator.GetBytes((3 * BlobSealing.SealedChunkBytes) + 12_345);
+        var counted = new CountingStream(plain);
+        using var sealedStream = new BlobSealingStream(counted, key);
+        var whole = ReadAll(sealedStream, BlobSealing.SealedChunkBytes); // sealed straight into the reader's buffer
+        Assert.That(counted.BytesRead, Is.EqualTo(plain.Length), "one pass reads (and seals) each chunk once");
+        Assert.That(whole, Has.Length.EqualTo(sealedStream.Length));
+
+        sealedStream.Position = 0;
+        Assert.That(ReadAll(sealedStream, 70_001), Is.EqualTo(whole), "a reader with small buffers gets the same bytes (the hash pass)");
+        Assert.That(counted.BytesRead, Is.EqualTo(2L * plain.Length));
+
+        static byte[] ReadAll(Stream stream, int bufferBytes)
+        {
+            using var copy = new MemoryStream();
+            var buffer = new byte[bufferBytes];
+            int n;
+            while ((n = stream.Read(buffer)) > 0)
+            {
+                copy.Write(buffer, 0, n);
+            }
+
+            return copy.ToArray();
+        }
+    }
+
+    [Test]
+    public async Task An_encrypted_job_unwraps_its_content_key_once_for_all_its_blobs_and_a_device_without_it_fails_with_BLOB_KEY_UNAVAILABLE()
+    {
+        var device = AgentKeys.Generate();
+        var contentKey = RandomNumberGenerator.GetBytes(PayloadCrypto.KeySize);
+        var envelope = new JobEnvelope
+        {
+            NetworkId = "net_a",
+            WorkloadId = WorkloadClass.DiagnosticEcho,
+            InputManifest = new InputManifest { Payload = new WorkloadInput { Echo = new EchoInput { HashBlob = "input" } }.ToByteString() },
+        };
+        PayloadCrypto.EncryptEnvelope(envelope, [new("dev_a", device.EncryptionPublicKey)], EncryptionKeyPair.Generate().PublicKey, contentKey);
+
+        using (var keys = new EndToEndPayload(device, "dev_a").InputBlobKeys(envelope))
+        {
+            Assert.That(keys, Is.Not.Null);
+            Assert.That(keys!.For("input"), Is.EqualTo(BlobSealing.InputBlobKey(contentKey, "net_a", "input")), "the key the submitter sealed under");
+            Assert.That(keys.For("other"), Is.EqualTo(BlobSealing.InputBlobKey(contentKey, "net_a", "other")));
+        }
+
+        var unwraps = 0;
+        byte[]? unwrapped = null;
+        using (var counting = new InputBlobKeys(
+            () =>
+            {
+                unwraps++;
+                return unwrapped = (byte[])contentKey.Clone();
+            },
+            "net_a"))
+        {
+            _ = counting.For("a");
+            _ = counting.For("b");
+        }
+
+        Assert.That(unwraps, Is.EqualTo(1));
+        Assert.That(unwrapped, Is.All.EqualTo((byte)0), "the content key is zeroed when the job's blobs are fetched");
+
+        Assert.That(new EndToEndPayload(device, "dev_a").InputBlobKeys(new JobEnvelope { NetworkId = "net_a" }), Is.Null, "an unencrypted job's blobs are stored as uploaded");
+
+        // A device the content key was not wrapped for: refused before any read, with its own reason (retryable).
+        var folder = Directory.CreateTempSubdirectory("meshai-blobkeys").FullName;
+        try
+        {
+            var enrollment = new AgentEnrollment("https://127.0.0.1:9", "00", "https://127.0.0.1:9", "relay_1", "dev_b", "net_a", "b", [], []);
+            using var fetcher = new JobBlobFetcher(enrollment, device, folder);
+            var blob = new Blob { Name = "input", RefUri = BlobTransfer.RefPrefix + new string('a', 64) };
+            var ex = await Assert.ThrowsAsync<PayloadCryptoException>(() => fetcher.FetchAsync(
+                new PlacementTicketDetails { NetworkId = "net_a", JobId = "job_1", Attempt = 1 }, [blob], new EndToEndPayload(device, "dev_b").InputBlobKeys(envelope), CancellationToken.None));
+            Assert.That(ex!.Message, Does.StartWith(ErrorReasons.BlobKeyUnavailable + ": input blob \"input\""));
+            Assert.That(ex.Message, Does.Not.Contain(ErrorReasons.BlobChunkUnauthenticated), "nothing was read: no chunk failed");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    // A read-only memory stream that counts the bytes read from it.
+    private sealed class CountingStream(byte[] bytes) : MemoryStream(bytes, writable: false)
+    {
+        public long BytesRead { get; private set; }
+
+        // A derived MemoryStream's span and async reads go through this overload.
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = base.Read(buffer, offset, count);
+            BytesRead += n;
+            return n;
+        }
     }
 }

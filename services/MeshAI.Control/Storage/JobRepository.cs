@@ -46,11 +46,14 @@ public sealed class JobRepository(Database database)
                 return false;
             }
 
-            await c.ExecuteAsync(Database.Command(
-                $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId)",
-                attempt, ct, tx));
+            await InsertAttemptAsync(c, tx, attempt, ct);
             return true;
         }, ct);
+
+    private static Task<int> InsertAttemptAsync(DbConnection c, DbTransaction tx, JobAttemptRow attempt, CancellationToken ct) =>
+        c.ExecuteAsync(Database.Command(
+            $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId)",
+            attempt, ct, tx));
 
     /// <summary>The job in the network, or null.</summary>
     public Task<JobRow?> GetJobAsync(string networkId, string jobId, CancellationToken ct) =>
@@ -132,9 +135,7 @@ public sealed class JobRepository(Database database)
                 return false;
             }
 
-            await c.ExecuteAsync(Database.Command(
-                $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId)",
-                attempt, ct, tx));
+            await InsertAttemptAsync(c, tx, attempt, ct);
             return true;
         }, ct);
 
@@ -195,9 +196,7 @@ public sealed class JobRepository(Database database)
                 return false;
             }
 
-            await c.ExecuteAsync(Database.Command(
-                $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId)",
-                attempt, ct, tx));
+            await InsertAttemptAsync(c, tx, attempt, ct);
             return true;
         }, ct);
 

@@ -49,13 +49,17 @@ public sealed class JobRunner(
     public Task StartAsync(JobRow row, JobEnvelope envelope, NetworkSettings settings, PlacementDecision decision, CancellationToken ct) =>
         StartAsync(row, envelope, settings, decision, JobPlacementContext.Anonymous, ct);
 
-    /// <summary>Starts a freshly persisted job as submitted in <paramref name="context"/>; waits until its first placement is made.</summary>
-    public async Task StartAsync(JobRow row, JobEnvelope envelope, NetworkSettings settings, PlacementDecision decision, JobPlacementContext context, CancellationToken ct)
+    /// <summary>
+    /// Starts a freshly persisted job as submitted in <paramref name="context"/>; waits until its first placement is made.
+    /// With <paramref name="placedAttempt"/> the job was inserted PLACED with that first attempt (place at submit,
+    /// <see cref="JobRepository.TryInsertPlacedJobAsync"/>): it is offered without another write.
+    /// </summary>
+    public async Task StartAsync(JobRow row, JobEnvelope envelope, NetworkSettings settings, PlacementDecision decision, JobPlacementContext context, CancellationToken ct, JobAttemptRow? placedAttempt = null)
     {
         ArgumentNullException.ThrowIfNull(row);
         var execution = Register(new JobExecution(row, envelope, settings, context, services));
         var placed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        execution.Post(new StartRequested(decision) { Done = placed });
+        execution.Post(new StartRequested(decision, placedAttempt is null ? null : row, placedAttempt) { Done = placed });
         await placed.Task.WaitAsync(ct);
     }
 

@@ -8,6 +8,7 @@ using MeshAI.Contracts.Common.V1;
 using MeshAI.Contracts.Job.V1;
 using MeshAI.Control.Identity;
 using MeshAI.Control.Jobs.Chunking;
+using MeshAI.Control.Jobs.Execution;
 using MeshAI.Control.Ledger;
 using MeshAI.Control.Networks;
 using MeshAI.Control.Scheduling;
@@ -159,7 +160,21 @@ public sealed class JobSubmission(
             OwnerInstance = runner.InstanceId,
             LeaseExpireMs = runner.NewLeaseExpiryMs(),
         };
-        if (!await jobs.TryInsertJobAsync(row, ct))
+        // Place at submit (#11, docs/job-plane.md): an unchunked job whose plan selected a device is inserted PLACED with its
+        // first attempt in one transaction (what the runner's first placement would write next); the runner then signs the
+        // ticket and offers that attempt. Chunked jobs place per chunk in the runner, as before.
+        JobAttemptRow? firstAttempt = null;
+        if (row.ChunkCount == 0 && p.Decision.Selected is { } selected)
+        {
+            firstAttempt = JobPlacer.AttemptRow(row.JobId, 1, selected.Device.DeviceId, row.CreateTimeMs, "", "");
+            row.State = (int)JobState.Placed;
+            row.DeviceId = selected.Device.DeviceId;
+            row.Tier = (int)selected.Tier;
+            row.DebugView = JobPlacer.DebugView(row.JobId, p.Decision, p.Decision.Reason).ToByteArray();
+            row.PlacementTimeMs = row.CreateTimeMs;
+        }
+
+        if (!await (firstAttempt is null ? jobs.TryInsertJobAsync(row, ct) : jobs.TryInsertPlacedJobAsync(row, firstAttempt, ct)))
         {
             // A concurrent submit with the same idempotency key won the insert: its job is the answer (issue 15).
             var winner = await jobs.FindByIdempotencyKeyAsync(envelope.NetworkId, caller.UserId, key!, ct)
@@ -167,7 +182,7 @@ public sealed class JobSubmission(
             return JobViews.ToProto(winner, await jobs.ListAttemptsAsync(winner.JobId, ct));
         }
 
-        await runner.StartAsync(row, stored, p.Membership.Settings, p.Decision, p.Context, ct);
+        await runner.StartAsync(row, stored, p.Membership.Settings, p.Decision, p.Context, ct, firstAttempt);
         if (!readBack)
         {
             return JobViews.ToProto(row, []);

@@ -31,6 +31,30 @@ public sealed class JobRepository(Database database)
         database.RunAsync(async c => await c.ExecuteAsync(Database.Command(
             $"INSERT INTO jobs ({JobColumns}) VALUES ({JobValues}) ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING", j, ct)) > 0, ct);
 
+    /// <summary>
+    /// Place at submit (#11, docs/job-plane.md): inserts a job already PLACED (<paramref name="j"/> carries the device, tier,
+    /// debug view and placement time) together with its first attempt, in one transaction — what
+    /// <see cref="TryInsertJobAsync"/> followed by <see cref="RecordPlacementAsync"/> wrote in two. False (nothing written)
+    /// when a concurrent submit with the same idempotency key won the insert.
+    /// </summary>
+    public Task<bool> TryInsertPlacedJobAsync(JobRow j, JobAttemptRow attempt, CancellationToken ct) =>
+        database.InTransactionAsync(async (c, tx) =>
+        {
+            if (await c.ExecuteAsync(Database.Command(
+                    $"INSERT INTO jobs ({JobColumns}) VALUES ({JobValues}) ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING", j, ct, tx)) == 0)
+            {
+                return false;
+            }
+
+            await InsertAttemptAsync(c, tx, attempt, ct);
+            return true;
+        }, ct);
+
+    private static Task<int> InsertAttemptAsync(DbConnection c, DbTransaction tx, JobAttemptRow attempt, CancellationToken ct) =>
+        c.ExecuteAsync(Database.Command(
+            $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId)",
+            attempt, ct, tx));
+
     /// <summary>The job in the network, or null.</summary>
     public Task<JobRow?> GetJobAsync(string networkId, string jobId, CancellationToken ct) =>
         database.RunAsync(c => c.QuerySingleOrDefaultAsync<JobRow>(Database.Command(
@@ -111,9 +135,7 @@ public sealed class JobRepository(Database database)
                 return false;
             }
 
-            await c.ExecuteAsync(Database.Command(
-                $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId)",
-                attempt, ct, tx));
+            await InsertAttemptAsync(c, tx, attempt, ct);
             return true;
         }, ct);
 
@@ -174,9 +196,7 @@ public sealed class JobRepository(Database database)
                 return false;
             }
 
-            await c.ExecuteAsync(Database.Command(
-                $"INSERT INTO job_attempts ({AttemptColumns}) VALUES (@JobId, @Attempt, @DeviceId, @Cause, @StartTimeMs, @EndTimeMs, @Detail, @ChunkId)",
-                attempt, ct, tx));
+            await InsertAttemptAsync(c, tx, attempt, ct);
             return true;
         }, ct);
 

@@ -144,6 +144,9 @@ public sealed class DeviceRow
 /// <summary>A jobs row; envelope is the serialized JobEnvelope, debug_view the serialized JobDebugView.</summary>
 public sealed class JobRow
 {
+    /// <summary>A shallow copy (the byte arrays are shared and never changed in place).</summary>
+    public JobRow Copy() => (JobRow)MemberwiseClone();
+
     public string JobId { get; set; } = "";
     public string NetworkId { get; set; } = "";
     public string SubmittedByUserId { get; set; } = "";

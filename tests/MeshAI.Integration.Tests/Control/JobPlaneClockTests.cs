@@ -172,6 +172,103 @@ public sealed class JobPlaneClockTests
     }
 
     [Test]
+    public async Task A_submitted_job_is_inserted_placed_with_its_first_attempt_and_its_row_is_updated_only_by_the_settlement()
+    {
+        // Place at submit (#11): the job row is born PLACED together with its first attempt (one transaction); the
+        // placement no longer UPDATEs it. Triggers on the real store count every write of the job row.
+        var database = _server.Services.GetRequiredService<MeshAI.Control.Storage.Database>();
+        await ExecuteAsync(database,
+            "CREATE TABLE IF NOT EXISTS test_job_writes (job_id TEXT NOT NULL, kind TEXT NOT NULL, state INTEGER NOT NULL);" +
+            "CREATE TRIGGER IF NOT EXISTS test_job_inserted AFTER INSERT ON jobs BEGIN INSERT INTO test_job_writes VALUES (NEW.job_id, 'insert', NEW.state); END;" +
+            "CREATE TRIGGER IF NOT EXISTS test_job_updated AFTER UPDATE ON jobs BEGIN INSERT INTO test_job_writes VALUES (NEW.job_id, 'update', NEW.state); END;");
+        try
+        {
+            var (network, devices) = await NetworkWithDevicesAsync(1);
+            var job = (await Jobs.SubmitJobAsync(new SubmitJobRequest { Envelope = EchoEnvelope(network) })).Job;
+            var offer = await OfferAsync(job.JobId, 1);
+            var placed = await GetAsync(network, job.JobId);
+            Assert.Multiple(() =>
+            {
+                Assert.That(placed.State, Is.EqualTo(JobState.Placed));
+                Assert.That(placed.DeviceId, Is.EqualTo(offer.DeviceId));
+                Assert.That(placed.Attempts.Select(a => (a.Attempt, a.DeviceId, a.Cause, a.EndTime)), Is.EqualTo(new[] { (1, offer.DeviceId, AttemptCause.Unspecified, (Google.Protobuf.WellKnownTypes.Timestamp?)null) }));
+            });
+
+            await AcceptAsync(devices, job.JobId, 1);
+            await Sink.OnResultAsync(Identity(devices, offer.DeviceId), EchoResult(job.JobId, 1), 100, CancellationToken.None);
+            await WaitForAsync(network, job.JobId, j => j.State == JobState.Completed);
+            var writes = await JobWritesAsync(database, job.JobId);
+            Assert.That(writes, Is.EqualTo(new[] { ("insert", (int)JobState.Placed), ("update", (int)JobState.Completed) }),
+                "inserted PLACED, then only the settlement's update (soft RUNNING: nothing at the accept)");
+            Assert.That((await LedgerEventsAsync(network, job.JobId)).Count(e => e.EventType == LedgerEventType.CreditsBurned), Is.EqualTo(1), "billed once");
+        }
+        finally
+        {
+            await ExecuteAsync(database, "DROP TRIGGER IF EXISTS test_job_inserted; DROP TRIGGER IF EXISTS test_job_updated; DROP TABLE IF EXISTS test_job_writes;");
+        }
+    }
+
+    [Test]
+    public async Task RunJob_status_frames_built_from_the_submitted_rows_match_the_store()
+    {
+        // The placed frame and the first soft-RUNNING frame are built from the rows the submit wrote, not read back (#11):
+        // they must show what a read of the store (plus the soft RUNNING state) shows.
+        var (network, devices) = await NetworkWithDevicesAsync(1);
+        using var run = Jobs.RunJob(new RunJobRequest { Envelope = EchoEnvelope(network) });
+        Assert.That(await run.ResponseStream.MoveNext(CancellationToken.None), Is.True);
+        var placedFrame = run.ResponseStream.Current.Frame.Status.Job;
+        var stored = await GetAsync(network, placedFrame.JobId);
+        Assert.That(placedFrame, Is.EqualTo(stored), "the placed frame is the stored job and its attempt");
+        Assert.That(placedFrame.State, Is.EqualTo(JobState.Placed));
+
+        var acceptedAt = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await AcceptAsync(devices, placedFrame.JobId, 1);
+        Assert.That(await run.ResponseStream.MoveNext(CancellationToken.None), Is.True);
+        var runningFrame = run.ResponseStream.Current.Frame.Status.Job;
+        var expected = (await GetAsync(network, placedFrame.JobId)).Clone();
+        Assert.That(expected.State, Is.EqualTo(JobState.Placed), "soft RUNNING: the store still says PLACED");
+        expected.State = JobState.Running;
+        expected.StartTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(acceptedAt));
+        Assert.That(runningFrame, Is.EqualTo(expected), "the RUNNING frame is the stored job shown running since the accept");
+
+        await Sink.OnResultAsync(Identity(devices, placedFrame.DeviceId), EchoResult(placedFrame.JobId, 1), 100, CancellationToken.None);
+        var result = false;
+        while (await run.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            result |= run.ResponseStream.Current.Frame.Result is not null;
+        }
+
+        Assert.That(result, Is.True, "the stream ends with the result");
+    }
+
+    private static Task<int> ExecuteAsync(MeshAI.Control.Storage.Database database, string sql) =>
+        database.RunAsync(async c =>
+        {
+            await using var command = c.CreateCommand();
+            command.CommandText = sql;
+            return await command.ExecuteNonQueryAsync();
+        }, CancellationToken.None);
+
+    private static Task<List<(string Kind, int State)>> JobWritesAsync(MeshAI.Control.Storage.Database database, string jobId) =>
+        database.RunAsync(async c =>
+        {
+            await using var command = c.CreateCommand();
+            command.CommandText = "SELECT kind, state FROM test_job_writes WHERE job_id = $job ORDER BY rowid";
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = "$job";
+            parameter.Value = jobId;
+            command.Parameters.Add(parameter);
+            var writes = new List<(string, int)>();
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                writes.Add((reader.GetString(0), reader.GetInt32(1)));
+            }
+
+            return writes;
+        }, CancellationToken.None);
+
+    [Test]
     public async Task A_restart_while_an_accepted_job_is_soft_running_resumes_it_and_its_result_settles_once()
     {
         var (network, devices) = await NetworkWithDevicesAsync(1);

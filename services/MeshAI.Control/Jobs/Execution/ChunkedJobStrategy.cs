@@ -217,7 +217,7 @@ internal sealed class ChunkedJobStrategy(IReadOnlyList<JobChunk> chunks) : Place
             return;
         }
 
-        var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
+        var credits = ParsedCredits.Of(network.SettingsJson);
         var now = job.NowMs;
         row.DeviceId = r.Device.DeviceId;
         row.Tier = 0; // classify the chunk's own device, not the job's last placement

@@ -15,8 +15,12 @@ internal abstract record JobEvent
     public TaskCompletionSource<bool>? Done { get; init; }
 }
 
-/// <summary>The first placement of a freshly submitted job.</summary>
-internal sealed record StartRequested(PlacementDecision Decision) : JobEvent;
+/// <summary>
+/// The first placement of a freshly submitted job. With <paramref name="PlacedRow"/> and <paramref name="PlacedAttempt"/> the
+/// submit already wrote the job PLACED with its first attempt (place at submit, #11): the placer offers that attempt without
+/// writing it again, and the status frame is built from those rows (exactly what the store holds) instead of read back.
+/// </summary>
+internal sealed record StartRequested(PlacementDecision Decision, JobRow? PlacedRow = null, JobAttemptRow? PlacedAttempt = null) : JobEvent;
 
 /// <summary>The job was claimed (restart or a dead owner's lease): rebuild its open placements from the store.</summary>
 internal sealed record ResumeRequested(IReadOnlyList<JobAttemptRow> Attempts, IReadOnlyList<JobChunkRow> ChunkResults) : JobEvent;

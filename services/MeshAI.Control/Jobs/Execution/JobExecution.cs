@@ -119,6 +119,13 @@ internal sealed class JobExecution
     /// <summary>True while the current attempt is accepted but the store still says PLACED: status frames show RUNNING.</summary>
     public bool SoftRunning { get; set; }
 
+    /// <summary>
+    /// The job's rows exactly as the submit wrote them (place at submit, #11), kept only while this execution has written
+    /// nothing else for the job: its first soft accept publishes them as RUNNING without reading them back. Cleared by
+    /// every attempt end and unsuccessful finish; used once.
+    /// </summary>
+    public (JobRow Row, JobAttemptRow Attempt)? AsWritten { get; set; }
+
     /// <summary>True once the job row is terminal (a spot-check may still run).</summary>
     public bool Finished { get; set; }
 
@@ -197,6 +204,7 @@ internal sealed class JobExecution
     /// <summary>Closes an attempt locally (timers stopped) and records its end; false when the store had it ended already.</summary>
     public async Task<bool> EndAttemptAsync(Placement placement, AttemptCause cause, string detail, CancellationToken ct)
     {
+        AsWritten = null;
         placement.StopTimers();
         Open.Remove(placement.Attempt);
         return await S.Settler.EndAttemptAsync(JobId, placement.Attempt, cause, detail, NowMs, ct);
@@ -221,6 +229,7 @@ internal sealed class JobExecution
 
         Open.Clear();
         Finished = true;
+        AsWritten = null;
         var row = await S.Jobs.GetJobByIdAsync(JobId, ct);
         if (row is null)
         {
@@ -244,8 +253,12 @@ internal sealed class JobExecution
         return finished;
     }
 
-    /// <summary>Sends the job's current row and attempts to its watchers (a non-terminal status only when someone watches: two reads saved per state change, #11).</summary>
-    public async Task PublishStatusAsync(CancellationToken ct)
+    /// <summary>
+    /// Sends the job's current row and attempts to its watchers (a non-terminal status only when someone watches: two reads
+    /// saved per state change, #11). <paramref name="written"/>: the rows exactly as this execution's submit just wrote them
+    /// in one transaction (place at submit), published as they are instead of read back.
+    /// </summary>
+    public async Task PublishStatusAsync(CancellationToken ct, (JobRow Row, JobAttemptRow Attempt)? written = null)
     {
         if (!Finished && !S.Hub.HasWatchers(JobId))
         {
@@ -254,7 +267,11 @@ internal sealed class JobExecution
 
         // Read, not rebuilt from this execution: the placer's and settler's writes fill columns (times, tier, attempt causes)
         // the execution does not hold, and a cancel from another instance changes the row; one round trip for both reads.
-        var (row, attempts) = await S.Jobs.GetJobWithAttemptsAsync(JobId, ct);
+        // The rows the submit wrote in one transaction are the store's until this execution writes again (a cancel from
+        // another instance publishes its own frame); a copy, since the soft state below changes it.
+        var (row, attempts) = written is { } w
+            ? (w.Row.Copy(), (IReadOnlyList<JobAttemptRow>)[w.Attempt])
+            : await S.Jobs.GetJobWithAttemptsAsync(JobId, ct);
         if (row is not null)
         {
             if (!Finished && SoftRunning && UnwrittenStartMs is { } since && row.State == (int)JobState.Placed)

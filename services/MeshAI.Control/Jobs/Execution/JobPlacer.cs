@@ -83,31 +83,34 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
     /// <see cref="OfferUndeliverable"/> event, handled after this one.
     /// </summary>
     /// <param name="resume">What earlier attempts of a chat already streamed (chat resume): carried by the offer, bound by the ticket.</param>
-    internal async Task<Placement?> OfferAsync(JobExecution job, int attempt, PlacementCandidate selected, AttemptKind kind, JobChunk? chunk, JobDebugView? debugView, string detail, CancellationToken ct, StreamResume? resume = null)
+    /// <param name="placedAtSubmit">
+    /// The job's first attempt when the submit already wrote it with the job row (place at submit, #11): it is offered as
+    /// recorded, without a second write.
+    /// </param>
+    internal async Task<Placement?> OfferAsync(JobExecution job, int attempt, PlacementCandidate selected, AttemptKind kind, JobChunk? chunk, JobDebugView? debugView, string detail, CancellationToken ct, StreamResume? resume = null, JobAttemptRow? placedAtSubmit = null)
     {
         var now = clock.GetUtcNow();
         var deviceId = selected.Device.DeviceId;
-        var row = new JobAttemptRow
+        JobAttemptRow row;
+        if (placedAtSubmit is not null && kind == AttemptKind.Job && placedAtSubmit.Attempt == attempt && placedAtSubmit.DeviceId == deviceId)
         {
-            JobId = job.JobId,
-            Attempt = attempt,
-            DeviceId = deviceId,
-            Cause = (int)AttemptCause.Unspecified,
-            StartTimeMs = now.ToUnixTimeMilliseconds(),
-            ChunkId = chunk?.ChunkId ?? "",
-            Detail = detail,
-        };
-        var debug = debugView?.ToByteArray() ?? [];
-        var recorded = kind switch
+            row = placedAtSubmit;
+        }
+        else
         {
-            AttemptKind.SpotCheck => await jobs.InsertSpotCheckAttemptAsync(row, ct),
-            AttemptKind.Canary => true,
-            AttemptKind.Chunk => await jobs.RecordChunkPlacementAsync(row, (int)JobState.Queued, (int)JobState.Placed, (int)selected.Tier, debug, JobViews.TerminalStates, ct),
-            _ => await jobs.RecordPlacementAsync(row, (int)JobState.Placed, (int)selected.Tier, debug, JobViews.TerminalStates, ct),
-        };
-        if (!recorded)
-        {
-            return null;
+            row = AttemptRow(job.JobId, attempt, deviceId, now.ToUnixTimeMilliseconds(), chunk?.ChunkId ?? "", detail);
+            var debug = debugView?.ToByteArray() ?? [];
+            var recorded = kind switch
+            {
+                AttemptKind.SpotCheck => await jobs.InsertSpotCheckAttemptAsync(row, ct),
+                AttemptKind.Canary => true,
+                AttemptKind.Chunk => await jobs.RecordChunkPlacementAsync(row, (int)JobState.Queued, (int)JobState.Placed, (int)selected.Tier, debug, JobViews.TerminalStates, ct),
+                _ => await jobs.RecordPlacementAsync(row, (int)JobState.Placed, (int)selected.Tier, debug, JobViews.TerminalStates, ct),
+            };
+            if (!recorded)
+            {
+                return null;
+            }
         }
 
         var envelopeBytes = chunk is null ? job.EnvelopeBytes : job.ChunkEnvelopeBytes;
@@ -143,6 +146,18 @@ public sealed class JobPlacer(JobPlanner planner, JobRepository jobs, NetworkKey
 
         return placement;
     }
+
+    /// <summary>The row of a new, open attempt (what <see cref="OfferAsync"/> records, and the submit when it places at once).</summary>
+    internal static JobAttemptRow AttemptRow(string jobId, int attempt, string deviceId, long startTimeMs, string chunkId, string detail) => new()
+    {
+        JobId = jobId,
+        Attempt = attempt,
+        DeviceId = deviceId,
+        Cause = (int)AttemptCause.Unspecified,
+        StartTimeMs = startTimeMs,
+        ChunkId = chunkId,
+        Detail = detail,
+    };
 
     /// <summary>Arms an attempt's timeout (and, until it is answered, the offer-answer timeout).</summary>
     internal void Arm(JobExecution job, Placement placement, TimeSpan timeout)

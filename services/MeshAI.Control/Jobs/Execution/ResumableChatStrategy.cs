@@ -89,7 +89,7 @@ internal sealed class ResumableChatStrategy : SingleJobStrategy
             return "chat stream cannot resume: the job, its network or the device that streamed is gone";
         }
 
-        var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
+        var credits = ParsedCredits.Of(network.SettingsJson);
         var prior = _segments.Sum(m => Ledger.LedgerPricing.Price(m).BurnMicro);
         _segments.Add(await job.S.LedgerWriter.MeterStreamSegmentAsync(row, placement.Attempt, device, placement.StartedMs, times, prior, credits, job.NowMs, ct));
         job.Log.LogInformation("Job {JobId} attempt {Attempt} on {DeviceId} ended after {Tokens} streamed token(s); the retry resumes after {Delivered}", job.JobId, placement.Attempt, placement.DeviceId, times.Count, _delivered.Count);

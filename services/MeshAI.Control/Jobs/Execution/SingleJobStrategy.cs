@@ -31,7 +31,7 @@ internal class SingleJobStrategy : PlacementStrategy
         switch (e)
         {
             case StartRequested s:
-                await PlaceAsync(job, s.Decision, ct);
+                await PlaceAsync(job, s.Decision, ct, s.PlacedRow, s.PlacedAttempt);
                 break;
             case ResumeRequested r:
                 await ResumeAsync(job, r, ct);
@@ -181,10 +181,14 @@ internal class SingleJobStrategy : PlacementStrategy
             job.SoftRunning = true;
             placement.RunningWriteTimer?.Dispose();
             placement.RunningWriteTimer = job.Schedule(TimeSpan.FromMilliseconds(delayMs), new RunningWriteDue(placement.Attempt));
-            await job.PublishStatusAsync(ct);
+            // Nothing written since the submit placed this attempt: its rows, shown RUNNING, without a read (#11).
+            var written = job.AsWritten is { } w && w.Attempt.Attempt == placement.Attempt && !job.Finished ? job.AsWritten : null;
+            job.AsWritten = null;
+            await job.PublishStatusAsync(ct, written);
             return;
         }
 
+        job.AsWritten = null;
         if (await job.S.Jobs.MarkRunningAsync(job.JobId, (int)JobState.Placed, (int)JobState.Running, job.NowMs, ct) > 0)
         {
             job.UnwrittenStartMs = null;
@@ -209,7 +213,8 @@ internal class SingleJobStrategy : PlacementStrategy
         job.SoftRunning = false;
     }
 
-    private async Task PlaceAsync(JobExecution job, PlacementDecision decision, CancellationToken ct)
+    // placedRow/placedAttempt: the job and its first attempt as the submit wrote them (place at submit, #11).
+    private async Task PlaceAsync(JobExecution job, PlacementDecision decision, CancellationToken ct, JobRow? placedRow = null, JobAttemptRow? placedAttempt = null)
     {
         if (decision.Selected is not { } selected)
         {
@@ -220,7 +225,7 @@ internal class SingleJobStrategy : PlacementStrategy
         var attempt = job.LastAttempt + 1;
         var (resume, detail) = NextOffer(job);
         var reason = attempt > 1 ? $"attempt {attempt} (retry{(detail.Length > 0 ? "; " + detail : "")}): {decision.Reason}" : decision.Reason;
-        var placement = await job.S.Placer.OfferAsync(job, attempt, selected, JobPlacer.AttemptKind.Job, null, JobPlacer.DebugView(job.JobId, decision, reason), detail, ct, resume);
+        var placement = await job.S.Placer.OfferAsync(job, attempt, selected, JobPlacer.AttemptKind.Job, null, JobPlacer.DebugView(job.JobId, decision, reason), detail, ct, resume, placedAttempt);
         if (placement is null)
         {
             job.Finished = true; // ended elsewhere (cancelled meanwhile)
@@ -230,7 +235,10 @@ internal class SingleJobStrategy : PlacementStrategy
 
         _tried.Add(selected.Device.DeviceId);
         job.SoftRunning = false; // the store says PLACED (this attempt) until its accept
-        await job.PublishStatusAsync(ct);
+        job.AsWritten = placedRow is not null && placedAttempt is not null && placedAttempt.Attempt == placement.Attempt && placedAttempt.DeviceId == placement.DeviceId
+            ? (placedRow, placedAttempt)
+            : null;
+        await job.PublishStatusAsync(ct, job.AsWritten);
     }
 
     private async Task ResumeAsync(JobExecution job, ResumeRequested r, CancellationToken ct)
@@ -286,7 +294,7 @@ internal class SingleJobStrategy : PlacementStrategy
         }
 
         row.StartTimeMs = job.UnwrittenStartMs ?? row.StartTimeMs; // the latest accept not written yet (soft RUNNING) is the start
-        var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
+        var credits = ParsedCredits.Of(network.SettingsJson);
         var now = job.NowMs;
         var spotCheck = SpotCheck.ShouldCheck(row.JobId, (Contracts.Common.V1.WorkloadClass)row.WorkloadId, result.Encrypted, chunked: false, credits.SpotCheckSampleBps);
         var segments = PendingSegments;
@@ -366,7 +374,7 @@ internal class SingleJobStrategy : PlacementStrategy
             return; // (a resumed attempt that was not accepted yet is armed when its accept arrives)
         }
 
-        var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
+        var credits = ParsedCredits.Of(network.SettingsJson);
         // What is left of the cap after the interrupted segments this attempt continues (a resumed chat).
         if (JobBudget.CapRuntimeMs(Math.Max(1, row.MaxCostCredits - PendingBurnMicro), LedgerWriter.TierOf(row, deviceRow), credits) is not { } capMs)
         {
@@ -405,7 +413,7 @@ internal class SingleJobStrategy : PlacementStrategy
 
         var now = job.NowMs;
         var runtime = Math.Max(c.CapMs + 1, now - c.StartedMs);
-        var credits = NetworkDefaults.FromJson(network.SettingsJson).Credits;
+        var credits = ParsedCredits.Of(network.SettingsJson);
         var segments = PendingSegments;
         var metering = await job.S.LedgerWriter.MeterCappedAsync(row, placement.Attempt, deviceRow, runtime, credits, now, PendingBurnMicro, ct);
         var priced = LedgerPricing.Price(metering);

@@ -45,6 +45,12 @@ public static class MeshTelemetry
     /// <summary>Requests the OpenAI-compatible gateway answered, tagged network_id, endpoint and status (HTTP code).</summary>
     public static readonly Counter<long> GatewayRequests = Meter.CreateCounter<long>("gateway_requests", "{request}", "Requests answered by the OpenAI-compatible gateway");
 
+    /// <summary>Settlements committed per group-commit transaction (docs/job-plane.md "Settlement group commit"); server-wide, no tags.</summary>
+    public static readonly Histogram<long> SettlementBatchSize = Meter.CreateHistogram<long>("settlement_batch_size", "{settlement}", "Settlements committed in one group-commit transaction");
+
+    /// <summary>Group-commit batches that failed and were settled member by member; server-wide, no tags.</summary>
+    public static readonly Counter<long> SettlementBatchFallbacks = Meter.CreateCounter<long>("settlement_batch_fallbacks", "{batch}", "Group-commit batches settled again member by member after a failure");
+
     /// <summary>Records a finished job: its latency (by outcome) for job_latency_ms and job outcome counts.</summary>
     public static void RecordJobEnded(string networkId, string workload, string outcome, long latencyMs)
     {

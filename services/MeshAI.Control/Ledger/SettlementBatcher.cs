@@ -1,4 +1,5 @@
 using System.Data.Common;
+using MeshAI.Common.Observability;
 using MeshAI.Control.Jobs;
 using MeshAI.Control.Storage;
 
@@ -116,6 +117,7 @@ public sealed class SettlementBatcher(Database database, int maxConcurrentBatche
 
         Interlocked.Increment(ref _batches);
         Interlocked.Add(ref _settlements, batch.Count);
+        MeshTelemetry.SettlementBatchSize.Record(batch.Count);
         var size = batch.Count;
         for (var seen = Volatile.Read(ref _largest); size > seen && Interlocked.CompareExchange(ref _largest, size, seen) != seen; seen = Volatile.Read(ref _largest))
         {
@@ -140,6 +142,7 @@ public sealed class SettlementBatcher(Database database, int maxConcurrentBatche
         catch (Exception) when (batch.Count > 1)
         {
             Interlocked.Increment(ref _fallbacks);
+            MeshTelemetry.SettlementBatchFallbacks.Add(1);
             var outcomes = new SettlementOutcome[batch.Count];
             for (var i = 0; i < batch.Count; i++)
             {

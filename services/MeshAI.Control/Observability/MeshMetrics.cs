@@ -43,6 +43,9 @@ public sealed partial class MeshMetrics : IDisposable
         GrpcHandled = factory.CreateCounter("grpc_server_handled_total", "gRPC calls completed by the server, by status code", ["grpc_service", "grpc_method", "grpc_code"]);
         GrpcHandling = factory.CreateHistogram("grpc_server_handling_seconds", "Time the server took to complete gRPC calls", ["grpc_service", "grpc_method"],
             new HistogramConfiguration { Buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] });
+        SettlementBatchSize = factory.CreateHistogram("settlement_batch_size", "Settlements committed in one group-commit transaction (docs/job-plane.md \"Settlement group commit\")",
+            new HistogramConfiguration { Buckets = [1, 2, 4, 8, 16, 32, 64] });
+        SettlementBatchFallbacks = factory.CreateCounter("settlement_batch_fallbacks_total", "Group-commit batches that failed and were settled member by member");
         DotNetStats.Register(Server); // process_cpu_seconds_total, process_working_set_bytes, dotnet_collection_count_total, …
         Server.AddBeforeCollectCallback(async ct => ServerSeries.SetGauges(await _gauges.TotalAsync(ct)));
 
@@ -75,6 +78,12 @@ public sealed partial class MeshMetrics : IDisposable
 
     /// <summary>grpc_server_handling_seconds{grpc_service,grpc_method}.</summary>
     public Histogram GrpcHandling { get; }
+
+    /// <summary>settlement_batch_size: settlements per group-commit transaction (server-wide; a batch spans networks).</summary>
+    public Histogram SettlementBatchSize { get; }
+
+    /// <summary>settlement_batch_fallbacks_total: batches settled again member by member.</summary>
+    public Counter SettlementBatchFallbacks { get; }
 
     /// <summary>The registry of one network's series, after refreshing its store-derived gauges.</summary>
     public async Task<CollectorRegistry> NetworkAsync(string networkId, CancellationToken ct)
@@ -140,6 +149,12 @@ public sealed partial class MeshMetrics : IDisposable
             case "job_latency_ms":
                 ServerSeries.Latency.WithLabels(workload, outcome).Observe(value);
                 perNetwork?.Latency.WithLabels(workload, outcome).Observe(value);
+                break;
+            case "settlement_batch_size":
+                SettlementBatchSize.Observe(value);
+                break;
+            case "settlement_batch_fallbacks":
+                SettlementBatchFallbacks.Inc(value);
                 break;
             case "gateway_requests":
                 GatewayRequests.WithLabels(endpoint, status).Inc(value);

@@ -391,6 +391,10 @@ public sealed class GatewayTests
             Assert.That(open, Does.Contain(series), series);
         }
 
+        var settled = System.Text.RegularExpressions.Regex.Match(open, @"^settlement_batch_size_count (\S+)$", System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.That(settled.Success, Is.True, "settlement_batch_size is exported");
+        Assert.That(double.Parse(settled.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Is.GreaterThanOrEqualTo(1), "the embeddings job's settlement was committed by the group commit");
+        Assert.That(open, Does.Contain("settlement_batch_fallbacks_total"));
         Assert.That(open, Does.Not.Contain("network_id").And.Not.Contain(_networkId), "the open endpoint carries no network ids");
         Assert.That(open, Does.Contain("device_online_rate 1"), "both devices are online");
 

@@ -123,21 +123,9 @@ public sealed class SettlementBatcher(Database database, int maxConcurrentBatche
         {
         }
 
-        var ct = CancellationToken.None;
         try
         {
-            return await database.InTransactionAsync(async (c, tx) =>
-            {
-                var totals = new RunningTotals();
-                var outcomes = new SettlementOutcome[batch.Count];
-                foreach (var i in Enumerable.Range(0, batch.Count).OrderBy(i => batch[i].Final.JobId, StringComparer.Ordinal))
-                {
-                    outcomes[i] = new SettlementOutcome(await WriteAsync(c, tx, batch[i], totals, ct), null);
-                }
-
-                await totals.ApplyAsync(c, tx, ct);
-                return outcomes;
-            }, ct);
+            return await InOneTransactionAsync(batch);
         }
         catch (Exception) when (batch.Count > 1)
         {
@@ -148,7 +136,7 @@ public sealed class SettlementBatcher(Database database, int maxConcurrentBatche
             {
                 try
                 {
-                    outcomes[i] = new SettlementOutcome(await SettleAloneAsync(batch[i], ct), null);
+                    outcomes[i] = (await InOneTransactionAsync([batch[i]]))[0];
                 }
                 catch (Exception e)
                 {
@@ -184,14 +172,23 @@ public sealed class SettlementBatcher(Database database, int maxConcurrentBatche
         return true;
     }
 
-    private Task<bool> SettleAloneAsync(SettlementCompletion s, CancellationToken ct) =>
+    /// <summary>
+    /// Writes <paramref name="batch"/> in one transaction: each member in job id order (ordinal; arrival order kept among
+    /// results of the same job), then the summed running totals, last. A batch is never abandoned half way (no token).
+    /// </summary>
+    private Task<SettlementOutcome[]> InOneTransactionAsync(IReadOnlyList<SettlementCompletion> batch) =>
         database.InTransactionAsync(async (c, tx) =>
         {
             var totals = new RunningTotals();
-            var settled = await WriteAsync(c, tx, s, totals, ct);
-            await totals.ApplyAsync(c, tx, ct);
-            return settled;
-        }, ct);
+            var outcomes = new SettlementOutcome[batch.Count];
+            foreach (var i in Enumerable.Range(0, batch.Count).OrderBy(i => batch[i].Final.JobId, StringComparer.Ordinal))
+            {
+                outcomes[i] = new SettlementOutcome(await WriteAsync(c, tx, batch[i], totals, CancellationToken.None), null);
+            }
+
+            await totals.ApplyAsync(c, tx, CancellationToken.None);
+            return outcomes;
+        }, CancellationToken.None);
 
     private async Task<bool> LeadAsync(Pending own)
     {
@@ -255,9 +252,7 @@ public sealed class SettlementBatcher(Database database, int maxConcurrentBatche
         IReadOnlyList<SettlementOutcome> outcomes;
         try
         {
-            outcomes = taken.Count == 1
-                ? [await SettleOneAsync(taken[0].Settlement)]
-                : await CommitAsync([.. taken.Select(p => p.Settlement)]);
+            outcomes = await CommitAsync([.. taken.Select(p => p.Settlement)]);
         }
         catch (Exception e)
         {
@@ -274,18 +269,6 @@ public sealed class SettlementBatcher(Database database, int maxConcurrentBatche
             {
                 taken[i].Outcome.TrySetResult(outcomes[i].Settled);
             }
-        }
-    }
-
-    private async Task<SettlementOutcome> SettleOneAsync(SettlementCompletion s)
-    {
-        try
-        {
-            return (await CommitAsync([s]))[0];
-        }
-        catch (Exception e)
-        {
-            return new SettlementOutcome(false, e);
         }
     }
 

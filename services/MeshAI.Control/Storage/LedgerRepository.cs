@@ -54,15 +54,8 @@ public sealed class LedgerRepository(Database database)
     /// </summary>
     public static async Task<IReadOnlyList<LedgerEventRow>> AppendAllAsync(DbConnection c, DbTransaction tx, IReadOnlyList<LedgerEventRow> events, JobMeteringRow? metering, CancellationToken ct)
     {
-        var totals = new RunningTotals();
         var inserted = await InsertEventsAsync(c, tx, events, ct);
-        if (metering is not null)
-        {
-            totals.AddRelay(metering);
-        }
-
-        totals.AddEvents(inserted);
-        await totals.ApplyAsync(c, tx, ct);
+        await ApplyRunningTotalsAsync(c, tx, metering, inserted, ct);
         return inserted;
     }
 

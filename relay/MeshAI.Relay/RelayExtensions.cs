@@ -30,6 +30,7 @@ public static class RelayExtensions
         services.TryAddSingleton<IJobEventSink>(sp => sp.GetRequiredService<BusJobEventSink>());
         services.TryAddSingleton(sp => new Lazy<IJobEventSink>(sp.GetRequiredService<IJobEventSink>));
         services.TryAddSingleton<IJobDispatcher>(sp => sp.GetRequiredService<RelayHub>());
+        services.TryAddSingleton<ILocalRelay>(sp => sp.GetRequiredService<RelayHub>()); // a control plane in this process offers through it (#11)
         services.TryAddSingleton<WebRelaySessions>();
         services.TryAddSingleton<INetworkUpdateSource, NoNetworkUpdates>(); // the control plane registers the real one first
 

@@ -114,6 +114,8 @@ public static class ControlPlaneExtensions
         if (!string.Equals(configuration["role"], "relay", StringComparison.OrdinalIgnoreCase))
         {
             services.AddHostedService(sp => sp.GetRequiredService<ControlBusEndpoint>());
+            // A relay in this process hands the reports of jobs run here straight to the runner, not over the bus (#11).
+            services.TryAddSingleton<ILocalJobOwner>(sp => sp.GetRequiredService<JobRunner>());
             services.AddHostedService<JobLeaseService>();
             services.AddHostedService<AgentSettingsPublisher>();
         }

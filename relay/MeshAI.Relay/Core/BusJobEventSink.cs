@@ -15,9 +15,16 @@ namespace MeshAI.Relay.Core;
 /// within <see cref="RelayOptions.ForwardTimeoutMs"/> (the owner died, its lease is not claimed yet) throws, so
 /// <see cref="RelayHub"/> retries it — broadcast next time — and acknowledges it to the agent only once handled.
 /// Also the relay's command endpoint: offers, cancels, cuts and network updates published for this relay are handed to the hub.
+/// A job that a control plane in this same process runs (<see cref="ILocalJobOwner"/>) skips the bus (issue #11,
+/// docs/job-plane.md "Reports and offers in one process"): its reports are handed to that runner directly, in the order the
+/// relay forwards them, with the same contract (a terminal report completes once handled; one the runner does not take
+/// throws, and the relay retries it, over the bus once the job is no longer run here).
 /// </summary>
-public sealed class BusJobEventSink(IMeshBus bus, BusNames names, IOptions<RelayOptions> options, Lazy<RelayHub> hub, TimeProvider clock) : IJobEventSink, IHostedService, IAsyncDisposable
+public sealed class BusJobEventSink(IMeshBus bus, BusNames names, IOptions<RelayOptions> options, Lazy<RelayHub> hub, TimeProvider clock, IServiceProvider services) : IJobEventSink, IHostedService, IAsyncDisposable
 {
+    // Resolved on first use: the runner depends (through the dispatcher) on the relay's own services.
+    private readonly Lazy<ILocalJobOwner?> _local = new(() => (ILocalJobOwner?)services.GetService(typeof(ILocalJobOwner)));
+
     private readonly ConcurrentDictionary<string, TaskCompletionSource<Reply>> _pending = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _owners = new(StringComparer.Ordinal);
     private readonly List<IAsyncDisposable> _subscriptions = [];
@@ -25,31 +32,45 @@ public sealed class BusJobEventSink(IMeshBus bus, BusNames names, IOptions<Relay
 
     /// <inheritdoc />
     public Task OnAcceptedAsync(DeviceIdentity device, JobAccept accept, CancellationToken cancellationToken) =>
-        TerminalAsync(accept.JobId, new JobReport { Device = BusMessages.ToRef(device), Accept = accept }, cancellationToken);
+        LocalOwner(accept.JobId) is { } local
+            ? LocalTerminalAsync(accept.JobId, "Accept", device, closes: false, () => local.OnAcceptedAsync(device, accept, cancellationToken))
+            : TerminalAsync(accept.JobId, new JobReport { Device = BusMessages.ToRef(device), Accept = accept }, cancellationToken);
 
     /// <inheritdoc />
     public Task OnDeclinedAsync(DeviceIdentity device, JobDecline decline, CancellationToken cancellationToken) =>
-        TerminalAsync(decline.JobId, new JobReport { Device = BusMessages.ToRef(device), Decline = decline }, cancellationToken);
+        LocalOwner(decline.JobId) is { } local
+            ? LocalTerminalAsync(decline.JobId, "Decline", device, closes: true, () => local.OnDeclinedAsync(device, decline, cancellationToken))
+            : TerminalAsync(decline.JobId, new JobReport { Device = BusMessages.ToRef(device), Decline = decline }, cancellationToken);
 
     /// <inheritdoc />
     public Task OnProgressAsync(DeviceIdentity device, JobProgress progress, CancellationToken cancellationToken) =>
-        Stream(progress.JobId, new JobReport { Device = BusMessages.ToRef(device), Progress = progress });
+        LocalOwner(progress.JobId) is { } local
+            ? local.OnProgressAsync(device, progress, cancellationToken)
+            : Stream(progress.JobId, new JobReport { Device = BusMessages.ToRef(device), Progress = progress });
 
     /// <inheritdoc />
     public Task OnTokenAsync(DeviceIdentity device, JobToken token, CancellationToken cancellationToken) =>
-        Stream(token.JobId, new JobReport { Device = BusMessages.ToRef(device), Token = token });
+        LocalOwner(token.JobId) is { } local
+            ? local.OnTokenAsync(device, token, cancellationToken)
+            : Stream(token.JobId, new JobReport { Device = BusMessages.ToRef(device), Token = token });
 
     /// <inheritdoc />
     public Task OnLogAsync(DeviceIdentity device, JobLog log, CancellationToken cancellationToken) =>
-        Stream(log.JobId, new JobReport { Device = BusMessages.ToRef(device), Log = log });
+        LocalOwner(log.JobId) is { } local
+            ? local.OnLogAsync(device, log, cancellationToken)
+            : Stream(log.JobId, new JobReport { Device = BusMessages.ToRef(device), Log = log });
 
     /// <inheritdoc />
     public Task OnResultAsync(DeviceIdentity device, JobResult result, long relayBytes, CancellationToken cancellationToken) =>
-        TerminalAsync(result.JobId, new JobReport { Device = BusMessages.ToRef(device), Result = result, RelayBytes = relayBytes }, cancellationToken);
+        LocalOwner(result.JobId) is { } local
+            ? LocalTerminalAsync(result.JobId, "Result", device, closes: true, () => local.OnResultAsync(device, result, relayBytes, cancellationToken))
+            : TerminalAsync(result.JobId, new JobReport { Device = BusMessages.ToRef(device), Result = result, RelayBytes = relayBytes }, cancellationToken);
 
     /// <inheritdoc />
     public Task OnFailureAsync(DeviceIdentity device, JobFailure failure, long relayBytes, CancellationToken cancellationToken) =>
-        TerminalAsync(failure.JobId, new JobReport { Device = BusMessages.ToRef(device), Failure = failure, RelayBytes = relayBytes }, cancellationToken);
+        LocalOwner(failure.JobId) is { } local
+            ? LocalTerminalAsync(failure.JobId, "Failure", device, closes: true, () => local.OnFailureAsync(device, failure, relayBytes, cancellationToken))
+            : TerminalAsync(failure.JobId, new JobReport { Device = BusMessages.ToRef(device), Failure = failure, RelayBytes = relayBytes }, cancellationToken);
 
     /// <inheritdoc />
     public Task OnDisconnectedAsync(DeviceIdentity device, CancellationToken cancellationToken) =>
@@ -125,6 +146,27 @@ public sealed class BusJobEventSink(IMeshBus bus, BusNames names, IOptions<Relay
         }
 
         return Task.CompletedTask;
+    }
+
+    /// <summary>The runner in this process when it runs the job now (its reports skip the bus), else null.</summary>
+    private ILocalJobOwner? LocalOwner(string jobId) => _local.Value is { } local && local.Runs(jobId) ? local : null;
+
+    /// <summary>
+    /// A terminal report handed to the runner in this process: the same span the bus path's control side opens
+    /// (meshai.job.report, a child of the relay's forwarding span, #17); the owner learned from offers is forgotten when the
+    /// report closes the attempt, as on the bus path. A failure (the job ended here meanwhile and another instance owns it, a
+    /// store outage) propagates: the relay retries.
+    /// </summary>
+    private async Task LocalTerminalAsync(string jobId, string frame, DeviceIdentity device, bool closes, Func<Task> handle)
+    {
+        using var span = MeshAI.Common.Observability.MeshTelemetry.StartJobSpan("meshai.job.report", System.Diagnostics.ActivityKind.Consumer, jobId,
+            MeshAI.Common.Observability.MeshTelemetry.CurrentTraceParent());
+        span?.SetTag("meshai.frame", frame).SetTag(MeshAI.Common.Observability.MeshTelemetry.DeviceIdKey, device.DeviceId);
+        await handle();
+        if (closes)
+        {
+            _owners.TryRemove(jobId, out _);
+        }
     }
 
     private Task Stream(string jobId, JobReport report)

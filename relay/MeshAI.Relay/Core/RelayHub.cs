@@ -16,7 +16,7 @@ namespace MeshAI.Relay.Core;
 /// heartbeats, hands offers/cancellations to devices (<see cref="IJobDispatcher"/>) and forwards job frames to the
 /// control plane's <see cref="IJobEventSink"/> with per-attempt byte counts.
 /// </summary>
-public sealed partial class RelayHub : IJobDispatcher
+public sealed partial class RelayHub : ILocalRelay
 {
     private readonly ConcurrentDictionary<string, DeviceConnection> _connections = new(StringComparer.Ordinal);
     private readonly IDeviceAuthority _authority;

@@ -31,11 +31,24 @@ public interface IMeshBus
 
     /// <summary>Increments a counter that expires <paramref name="ttl"/> after its first increment; returns the new value.</summary>
     Task<long> IncrementAsync(string key, TimeSpan ttl, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// True when other processes (other control or relay instances) may be on this bus (Redis). False for the embedded bus,
+    /// whose only subscribers are the one host that made it: a publisher whose messages only matter to other instances
+    /// (watch frames for watchers elsewhere) can skip them (issue #11).
+    /// </summary>
+    bool ReachesOtherProcesses => true;
 }
 
-/// <summary>The embedded default's bus: the same semantics as Redis inside one process (ordered per subscriber, TTL keys).</summary>
+/// <summary>
+/// The embedded default's bus: the same semantics as Redis inside one process (ordered per subscriber, TTL keys). One host
+/// makes one (a DI singleton), so nothing on it is another instance (<see cref="ReachesOtherProcesses"/> is false).
+/// </summary>
 public sealed class InProcessMeshBus(TimeProvider clock) : IMeshBus, IAsyncDisposable
 {
+    /// <inheritdoc />
+    public bool ReachesOtherProcesses => false;
+
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Subscription, byte>> _channels = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (byte[] Value, DateTimeOffset Expires)> _keys = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (long Count, DateTimeOffset Expires)> _counters = new(StringComparer.Ordinal);

@@ -50,6 +50,26 @@ public interface IJobEventSink
     Task OnConnectedAsync(DeviceIdentity device, IReadOnlyCollection<HeldAttempt>? held, CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
+/// <summary>
+/// The control plane's job runner seen from a relay in the same process (the embedded server, or a process running both
+/// roles): the relay hands the reports of a job this process runs straight to it instead of over the bus, and
+/// <see cref="IJobEventSink"/>'s contract is unchanged (a terminal report completes once handled; a job not run here throws,
+/// and the relay retries over the bus). Issue #11: the bus round trip was a serialise, a queue hop, a parse and a reply per
+/// report.
+/// </summary>
+public interface ILocalJobOwner : IJobEventSink
+{
+    /// <summary>True when this process runs the job now (its reports go to it directly).</summary>
+    bool Runs(string jobId);
+}
+
+/// <summary>The relay seen from a control plane in the same process: offers to devices whose stream is on it skip the bus (issue #11).</summary>
+public interface ILocalRelay : IJobDispatcher
+{
+    /// <summary>This relay's id, as presence records it.</summary>
+    string RelayId { get; }
+}
+
 /// <summary>Implemented by the relay; the control plane hands offers and cancellations to the device's live stream.</summary>
 public interface IJobDispatcher
 {

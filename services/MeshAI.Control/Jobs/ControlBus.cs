@@ -21,16 +21,26 @@ public sealed class ControlInstance(IOptions<ControlPlaneOptions> options)
 /// <summary>
 /// Control's side of <see cref="IJobDispatcher"/> over the bus: an offer goes to the relay instance that holds the device's
 /// stream (presence: device → relay), tagged with this instance as the job's owner; cuts go to every relay. False when the
-/// device has no live stream anywhere.
+/// device has no live stream anywhere. When that relay is the one in this process (<see cref="ILocalRelay"/>: the embedded
+/// server) the offer or cancel is handed to it directly instead (issue #11: no serialise, queue hop and parse); its answer is
+/// the relay's own (false when the stream is gone: the caller records the offer undeliverable, as the relay's bus reply did).
 /// </summary>
-public sealed class BusJobDispatcher(IMeshBus bus, BusNames names, IPresenceDirectory presence, ControlInstance instance, TimeProvider clock) : IJobDispatcher
+public sealed class BusJobDispatcher(IMeshBus bus, BusNames names, IPresenceDirectory presence, ControlInstance instance, TimeProvider clock, IServiceProvider services) : IJobDispatcher
 {
+    // Resolved on first use: the relay's hub depends (lazily) on the control plane's services.
+    private readonly Lazy<ILocalRelay?> _local = new(() => (ILocalRelay?)services.GetService(typeof(ILocalRelay)));
+
     /// <inheritdoc />
     public bool TryOffer(string deviceId, JobOffer offer)
     {
         if (presence.GetOnline(deviceId, clock.GetUtcNow()) is not { } online)
         {
             return false;
+        }
+
+        if (LocalRelay(online.RelayId) is { } local)
+        {
+            return local.TryOffer(deviceId, offer);
         }
 
         bus.Post(names.Relay(online.RelayId), new RelayCommand { DeviceId = deviceId, Offer = offer, FromInstance = instance.Id }.ToByteArray());
@@ -40,10 +50,19 @@ public sealed class BusJobDispatcher(IMeshBus bus, BusNames names, IPresenceDire
     /// <inheritdoc />
     public bool TryCancel(string deviceId, JobCancel cancel)
     {
-        var channel = presence.GetOnline(deviceId, clock.GetUtcNow()) is { } online ? names.Relay(online.RelayId) : names.AllRelays;
+        var online = presence.GetOnline(deviceId, clock.GetUtcNow());
+        if (online is not null && LocalRelay(online.RelayId) is { } local)
+        {
+            local.TryCancel(deviceId, cancel);
+            return true;
+        }
+
+        var channel = online is not null ? names.Relay(online.RelayId) : names.AllRelays;
         bus.Post(channel, new RelayCommand { DeviceId = deviceId, Cancel = cancel, FromInstance = instance.Id }.ToByteArray());
         return true;
     }
+
+    private ILocalRelay? LocalRelay(string relayId) => _local.Value is { } local && string.Equals(local.RelayId, relayId, StringComparison.Ordinal) ? local : null;
 
     /// <inheritdoc />
     public bool Cut(string deviceId, CutReason reason, string detail)

@@ -26,7 +26,7 @@ public sealed class JobRunner(
     NetworkRepository networks,
     IOptions<ControlPlaneOptions> options,
     TimeProvider clock,
-    ILogger<JobRunner> logger) : IJobEventSink, IAsyncDisposable
+    ILogger<JobRunner> logger) : ILocalJobOwner, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, JobExecution> _executions = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
@@ -39,7 +39,7 @@ public sealed class JobRunner(
     /// <summary>Jobs running here now.</summary>
     public int RunningCount => _executions.Count;
 
-    /// <summary>True when this instance runs the job.</summary>
+    /// <summary>True when this instance runs the job (a relay in this process then hands its reports here directly, #11).</summary>
     public bool Runs(string jobId) => _executions.ContainsKey(jobId);
 
     /// <summary>The lease expiry a job owned from now gets.</summary>

@@ -28,13 +28,24 @@ public sealed class JobWatchHub
     {
     }
 
-    /// <summary>A hub whose frames also reach watchers on other instances through the bus.</summary>
+    /// <summary>
+    /// A hub whose frames also reach watchers on other instances through the bus. On a bus no other instance can be on (the
+    /// embedded server's <see cref="InProcessMeshBus"/>) it is a hub for this process only: every watcher is local, so a frame
+    /// is not serialised onto the bus and parsed back by this very hub, a watched job costs no bus subscription, and a status
+    /// nobody watches is not read (issue #11, docs/job-plane.md "Reports and offers in one process").
+    /// </summary>
     public JobWatchHub(IMeshBus bus, BusNames names, ControlInstance instance)
     {
+        ArgumentNullException.ThrowIfNull(bus);
         ArgumentNullException.ThrowIfNull(instance);
+        _origin = instance.Id;
+        if (!bus.ReachesOtherProcesses)
+        {
+            return;
+        }
+
         _bus = bus;
         _names = names;
-        _origin = instance.Id;
         _ = bus.SubscribeAsync(names.WatchReplay(instance.Id), OnReplayRequest, CancellationToken.None);
     }
 

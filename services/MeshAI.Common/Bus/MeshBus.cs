@@ -6,7 +6,9 @@ namespace MeshAI.Common.Bus;
 /// <summary>
 /// What instances share besides the store (DESIGN.md §3): pub/sub channels (frames and job events between relay and
 /// control instances, watch fan-out), short-lived keys with a TTL (presence) and counters (rate limits). Redis in
-/// scale-out; <see cref="InProcessMeshBus"/> in the embedded default — the same code path either way.
+/// scale-out; <see cref="InProcessMeshBus"/> in the embedded default — the same code path either way, except that a job's
+/// reports, offers and watch frames skip the bus when the relay and the job's runner are in one process (issue #11,
+/// docs/job-plane.md "Reports and offers in one process").
 /// Messages on one channel are delivered to each subscriber in publish order.
 /// </summary>
 public interface IMeshBus

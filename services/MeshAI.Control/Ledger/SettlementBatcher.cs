@@ -175,15 +175,28 @@ public sealed class SettlementBatcher(Database database, int maxConcurrentBatche
     /// <summary>
     /// Writes <paramref name="batch"/> in one transaction: each member in job id order (ordinal; arrival order kept among
     /// results of the same job), then the summed running totals, last. A batch is never abandoned half way (no token).
+    /// On a store with array parameters (PostgreSQL) the members are written by one statement for the whole batch
+    /// (<see cref="SettlementArrays"/>: the same guards, rows and order, 1 round trip instead of 7 per member).
     /// </summary>
     private Task<SettlementOutcome[]> InOneTransactionAsync(IReadOnlyList<SettlementCompletion> batch) =>
         database.InTransactionAsync(async (c, tx) =>
         {
             var totals = new RunningTotals();
             var outcomes = new SettlementOutcome[batch.Count];
-            foreach (var i in Enumerable.Range(0, batch.Count).OrderBy(i => batch[i].Final.JobId, StringComparer.Ordinal))
+            if (database.Dialect.ArrayParameters && SettlementArrays.Fits(batch))
             {
-                outcomes[i] = new SettlementOutcome(await WriteAsync(c, tx, batch[i], totals, CancellationToken.None), null);
+                var settled = await SettlementArrays.WriteAsync(c, tx, batch, totals);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    outcomes[i] = new SettlementOutcome(settled[i], null);
+                }
+            }
+            else
+            {
+                foreach (var i in Enumerable.Range(0, batch.Count).OrderBy(i => batch[i].Final.JobId, StringComparer.Ordinal))
+                {
+                    outcomes[i] = new SettlementOutcome(await WriteAsync(c, tx, batch[i], totals, CancellationToken.None), null);
+                }
             }
 
             await totals.ApplyAsync(c, tx, CancellationToken.None);

@@ -35,20 +35,32 @@ public sealed class JobRepository(Database database)
     /// Place at submit (#11, docs/job-plane.md): inserts a job already PLACED (<paramref name="j"/> carries the device, tier,
     /// debug view and placement time) together with its first attempt, in one transaction — what
     /// <see cref="TryInsertJobAsync"/> followed by <see cref="RecordPlacementAsync"/> wrote in two. False (nothing written)
-    /// when a concurrent submit with the same idempotency key won the insert.
+    /// when a concurrent submit with the same idempotency key won the insert. Both statements go in ONE command (one round
+    /// trip on PostgreSQL, then the commit): the attempt is inserted only if the job row with this (fresh) id now exists,
+    /// i.e. the job insert was not skipped for the idempotency key.
     /// </summary>
-    public Task<bool> TryInsertPlacedJobAsync(JobRow j, JobAttemptRow attempt, CancellationToken ct) =>
-        database.InTransactionAsync(async (c, tx) =>
+    public Task<bool> TryInsertPlacedJobAsync(JobRow j, JobAttemptRow attempt, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(j);
+        ArgumentNullException.ThrowIfNull(attempt);
+        if (!string.Equals(attempt.JobId, j.JobId, StringComparison.Ordinal))
         {
-            if (await c.ExecuteAsync(Database.Command(
-                    $"INSERT INTO jobs ({JobColumns}) VALUES ({JobValues}) ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING", j, ct, tx)) == 0)
-            {
-                return false;
-            }
+            throw new ArgumentException("the first attempt must belong to the job inserted with it", nameof(attempt));
+        }
 
-            await InsertAttemptAsync(c, tx, attempt, ct);
-            return true;
-        }, ct);
+        var parameters = new DynamicParameters(j);
+        parameters.Add("aAttempt", attempt.Attempt, System.Data.DbType.Int32);
+        parameters.Add("aDeviceId", attempt.DeviceId, System.Data.DbType.String);
+        parameters.Add("aCause", attempt.Cause, System.Data.DbType.Int32);
+        parameters.Add("aStartTimeMs", attempt.StartTimeMs, System.Data.DbType.Int64);
+        parameters.Add("aEndTimeMs", attempt.EndTimeMs, System.Data.DbType.Int64);
+        parameters.Add("aDetail", attempt.Detail, System.Data.DbType.String);
+        parameters.Add("aChunkId", attempt.ChunkId, System.Data.DbType.String);
+        return database.InTransactionAsync(async (c, tx) => await c.ExecuteAsync(Database.Command(
+            $"INSERT INTO jobs ({JobColumns}) VALUES ({JobValues}) ON CONFLICT (network_id, submitted_by_user_id, idempotency_key) DO NOTHING; " +
+            $"INSERT INTO job_attempts ({AttemptColumns}) SELECT @JobId, @aAttempt, @aDeviceId, @aCause, @aStartTimeMs, @aEndTimeMs, @aDetail, @aChunkId " +
+            "WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = @JobId)", parameters, ct, tx)) > 0, ct);
+    }
 
     private static Task<int> InsertAttemptAsync(DbConnection c, DbTransaction tx, JobAttemptRow attempt, CancellationToken ct) =>
         c.ExecuteAsync(Database.Command(

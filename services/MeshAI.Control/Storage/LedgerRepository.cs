@@ -157,10 +157,14 @@ public sealed class LedgerRepository(Database database)
         database.RunAsync(c => c.QueryAsync<(long, long)>(Database.Command(
             "SELECT month_start_ms, relay_bytes FROM relay_usage WHERE network_id = @networkId", new { networkId }, ct)), ct);
 
+    /// <summary>The columns an event insert writes (sequence is assigned by the store), in order.</summary>
+    internal const string EventInsertColumns =
+        "event_id, network_id, event_type, job_id, chunk_id, user_id, device_id, account_kind, amount_micro, runtime_ms, " +
+        "billed_runtime_ms, tier, idempotency_key, create_time_ms, relay_bytes";
+
     private static async Task<bool> InsertEventAsync(DbConnection c, DbTransaction tx, LedgerEventRow e, CancellationToken ct) =>
         await c.ExecuteAsync(Database.Command(
-            "INSERT INTO ledger_events (event_id, network_id, event_type, job_id, chunk_id, user_id, device_id, account_kind, amount_micro, runtime_ms, " +
-            "billed_runtime_ms, tier, idempotency_key, create_time_ms, relay_bytes) VALUES (@EventId, @NetworkId, @EventType, @JobId, @ChunkId, @UserId, " +
+            $"INSERT INTO ledger_events ({EventInsertColumns}) VALUES (@EventId, @NetworkId, @EventType, @JobId, @ChunkId, @UserId, " +
             "@DeviceId, @AccountKind, @AmountMicro, @RuntimeMs, @BilledRuntimeMs, @Tier, @IdempotencyKey, @CreateTimeMs, @RelayBytes) " +
             "ON CONFLICT (network_id, idempotency_key) DO NOTHING", e, ct, tx)) > 0;
 
@@ -183,7 +187,8 @@ public sealed class LedgerRepository(Database database)
             "CAST(SUM(runtime_ms) AS BIGINT) AS runtime_ms, COUNT(*) AS events FROM ledger_events WHERE network_id = @networkId " +
             "GROUP BY account_kind, user_id, device_id, event_type", new { networkId }, ct)), ct);
 
-    private const string MeteringColumns =
+    /// <summary>The columns of job_meterings, in the order its inserts list them.</summary>
+    internal const string MeteringColumns =
         "network_id, job_id, chunk_id, attempt, device_id, device_owner_user_id, submitted_by_user_id, burn_account_kind, tier, workload_id, runtime_ms, " +
         "relay_bytes, heartbeats_during_run, burn_micro_per_min, earn_micro_per_min, multiplier_bps, billing_granularity_ms, relay_surcharge_micro_per_mib, " +
         "mint_cap_bps, max_cost_micro, prior_burn_micro, mint_withheld_reason, create_time_ms";

@@ -24,6 +24,13 @@ public interface ISqlDialect
 
     /// <summary>True when only one process can own the store (embedded SQLite): it claims every unfinished job at start.</summary>
     bool SingleOwner { get; }
+
+    /// <summary>
+    /// True when the store binds array parameters and expands them with <c>unnest</c> (PostgreSQL): a settlement batch is then
+    /// written by one statement for all its members (<see cref="SettlementArrays"/>) instead of a few per member. False on
+    /// SQLite, where every statement is in-process and prepared once per connection, so per-member statements cost no round trip.
+    /// </summary>
+    bool ArrayParameters { get; }
 }
 
 /// <summary>
@@ -79,6 +86,9 @@ public sealed class SqliteDialect(string databasePath) : ISqlDialect, IDisposabl
     /// <inheritdoc />
     public bool SingleOwner => true;
 
+    /// <inheritdoc />
+    public bool ArrayParameters => false;
+
     /// <summary>Closes the idle pooled connections (the host disposes the dialect at shutdown).</summary>
     public void Dispose() => _pool.Dispose();
 }
@@ -128,6 +138,9 @@ public sealed class PostgresDialect(string connectionString) : ISqlDialect
 
     /// <inheritdoc />
     public bool SingleOwner => false;
+
+    /// <inheritdoc />
+    public bool ArrayParameters => true;
 
     /// <inheritdoc />
     public async Task LockForMigrationAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)

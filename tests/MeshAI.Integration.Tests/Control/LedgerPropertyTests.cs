@@ -373,6 +373,101 @@ public sealed class LedgerPropertyTests(string store)
     }
 
     /// <summary>
+    /// A batch whose members take every branch of a settlement's guards, committed as one transaction (on PostgreSQL by the
+    /// one set-based statement, <see cref="SettlementArrays"/>; #11): a resumed chat (an earlier segment's execution record
+    /// and the final one, in one member), a winning attempt a hedge had ended DISCONNECT, a job another path already ended
+    /// (settles nothing, writes nothing), a job whose execution record already exists (ended, but billed nothing twice) and
+    /// a plain one. Every row is what settling them one by one writes: job states, attempt causes, records, events, totals.
+    /// </summary>
+    [Test]
+    public async Task Settle_a_batch_whose_members_take_every_guard_writes_what_one_by_one_writes()
+    {
+        var ct = CancellationToken.None;
+        var credits = NetworkDefaults.Create(1_000_000 * 1_000_000L).Credits;
+        credits.SharedPoolEnabled = false;
+        var mesh = await SeedNetworkAsync(credits, devices: 2);
+        var sims = new List<SimJob>();
+        for (var j = 0; j < 5; j++)
+        {
+            var sim = new SimJob(await InsertJobAsync(mesh, 2, 0), [""]);
+            sims.Add(sim);
+            foreach (var attempt in new[] { 1, 2 })
+            {
+                await _database.InTransactionAsync(async (c, tx) => await c.ExecuteAsync(new CommandDefinition(
+                    "INSERT INTO job_attempts (job_id, attempt, device_id, cause, start_time_ms, end_time_ms, detail, chunk_id) VALUES (@j, @a, @d, 0, @now, NULL, '', '')",
+                    new { j = sim.Row.JobId, a = attempt, d = mesh.Devices[attempt - 1].DeviceId, now = sim.Row.CreateTimeMs }, tx, cancellationToken: ct)), ct);
+            }
+        }
+
+        var batch = new List<SettlementCompletion>();
+        foreach (var (sim, j) in sims.Select((s, j) => (s, j)))
+        {
+            batch.Add(await CompletionAsync(credits, new Report(sim, "", 1, mesh.Devices[0], 3000 + j, 1, 1000 + j, false)));
+        }
+
+        // 0: a resumed chat: attempt 1's interrupted segment is settled with the final attempt 2, in the same member.
+        var chat = batch[0];
+        var segmentRow = (await _jobs.GetJobByIdAsync(sims[0].Row.JobId, ct))!;
+        var segment = LedgerWriter.Meter(segmentRow, LedgerKeys.StreamSegment(1), 1, mesh.Devices[1], (Tier)segmentRow.Tier, 2500, 0, 0, credits, Rules,
+            new LedgerWriter.MeteringContext(new CapabilityReport(), false, 0, 0), chat.NowMs);
+        chat.Final.RuntimeMs += segment.RuntimeMs;
+        chat.Final.BilledRuntimeMs += LedgerPricing.Price(segment).BilledMs;
+        chat.Final.CostMicro += LedgerPricing.Price(segment).BurnMicro;
+        batch[0] = chat with { Attempt = 2, EarlierSegments = [segment] };
+
+        // 1: its device dropped and a hedge ended attempt 1 DISCONNECT; that attempt's result still arrives first and wins.
+        Assert.That(await _jobs.EndAttemptAsync(sims[1].Row.JobId, 1, (int)AttemptCause.Disconnect, "device dropped", batch[1].NowMs, ct), Is.True);
+
+        // 2: another path ended the job (a cancel): nothing of this member is written.
+        await _database.RunAsync(c => c.ExecuteAsync(new CommandDefinition(
+            "UPDATE jobs SET state = @s WHERE job_id = @j", new { s = (int)JobState.Cancelled, j = sims[2].Row.JobId }, cancellationToken: ct)), ct);
+
+        // 3: its execution record already exists (written by an earlier, failed-over settlement): the job ends, nothing is billed twice.
+        var prior = batch[3].Metering;
+        await _database.InTransactionAsync((c, tx) => LedgerRepository.InsertMeteringAsync(c, tx, prior, ct), ct);
+
+        var outcomes = await new SettlementBatcher(_database, 1).CommitAsync(batch);
+
+        Assert.That(outcomes.Select(o => (o.Settled, o.Error)), Is.EqualTo(new[] { (true, (Exception?)null), (true, null), (false, null), (true, null), (true, null) }));
+        var events = (await _ledger.ListAsync(mesh.NetworkId, null, 0, 100_000, ct)).Where(e => e.JobId.Length > 0).ToList();
+        var meterings = (await _ledger.ListMeteringsAsync(mesh.NetworkId, ct)).ToList();
+        var states = (await _ledger.ListJobTotalsAsync(mesh.NetworkId, ct)).ToDictionary(j => j.JobId, j => (JobState)j.State);
+        var attempts = new List<JobAttemptRow>();
+        foreach (var sim in sims)
+        {
+            attempts.AddRange(await _jobs.ListAttemptsAsync(sim.Row.JobId, ct));
+        }
+
+        string Cause(int job, int attempt) => ((AttemptCause)attempts.Single(a => a.JobId == sims[job].Row.JobId && a.Attempt == attempt).Cause).ToString();
+        Assert.Multiple(() =>
+        {
+            Assert.That(sims.Select(s => states[s.Row.JobId]), Is.EqualTo(new[] { JobState.Completed, JobState.Completed, JobState.Cancelled, JobState.Completed, JobState.Completed }));
+            Assert.That(string.Join(" ", Cause(0, 1), Cause(0, 2), Cause(1, 1), Cause(1, 2), Cause(2, 1), Cause(3, 1), Cause(4, 1)),
+                Is.EqualTo("Unspecified Succeeded Succeeded Unspecified Unspecified Succeeded Succeeded"),
+                "the winning attempt ends SUCCEEDED (open, or ended DISCONNECT by a hedge); the cancelled job's is untouched");
+            Assert.That(meterings.Select(m => (m.JobId, m.ChunkId)), Is.EquivalentTo(new[]
+            {
+                (sims[0].Row.JobId, LedgerKeys.StreamSegment(1)), (sims[0].Row.JobId, ""), (sims[1].Row.JobId, ""), (sims[3].Row.JobId, ""), (sims[4].Row.JobId, ""),
+            }));
+            Assert.That(events.GroupBy(e => e.JobId).ToDictionary(g => g.Key, g => g.Count()), Is.EquivalentTo(new Dictionary<string, int>
+            {
+                [sims[0].Row.JobId] = 8, [sims[1].Row.JobId] = 4, [sims[4].Row.JobId] = 4,
+            }), "4 events per execution record written; none for the cancelled job or the one whose record existed");
+            Assert.That(events.Where(e => e.JobId == sims[0].Row.JobId).Select(e => ((LedgerEventType)e.EventType, e.ChunkId)), Is.EqualTo(new[]
+            {
+                (LedgerEventType.JobStarted, LedgerKeys.StreamSegment(1)), (LedgerEventType.JobCompleted, LedgerKeys.StreamSegment(1)),
+                (LedgerEventType.CreditsBurned, LedgerKeys.StreamSegment(1)), (LedgerEventType.CreditsMinted, LedgerKeys.StreamSegment(1)),
+                (LedgerEventType.JobStarted, ""), (LedgerEventType.JobCompleted, ""), (LedgerEventType.CreditsBurned, ""), (LedgerEventType.CreditsMinted, ""),
+            }), "the segment's events, then the final record's, in sequence order");
+        });
+        var month = LedgerRepository.MonthStartMs(batch[0].NowMs);
+        Assert.That(await _ledger.RelayBytesInMonthAsync(mesh.NetworkId, month, ct), Is.EqualTo(1000L + 1001 + 1004), "relay bytes of the records written, once each");
+        var balances = await new LedgerQueries(_ledger, new NetworkRepository(_database), new DeviceRepository(_database)).GetBalancesAsync(mesh.NetworkId, false, ct);
+        Assert.That(await _ledger.BalanceAsync(mesh.NetworkId, false, mesh.UserId, ct), Is.EqualTo(balances.Members.Single(m => m.UserId == mesh.UserId).BalanceMicro));
+        Assert.That(await _ledger.BalanceAsync(mesh.NetworkId, false, mesh.Devices[0].OwnerUserId, ct), Is.EqualTo(balances.Members.Single(m => m.UserId == mesh.Devices[0].OwnerUserId).BalanceMicro));
+    }
+
+    /// <summary>
     /// A batch member whose writes fail (here: an execution record naming a network that does not exist, a foreign-key error
     /// in the middle of the batch) rolls the batch back; every member is then settled alone, so the others settle and only
     /// the bad member's caller sees the error, its job left as it was.

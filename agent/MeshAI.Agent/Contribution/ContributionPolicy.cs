@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using MeshAI.Agent.Device;
 using MeshAI.Contracts.Device.V1;
 
 namespace MeshAI.Agent.Contribution;
@@ -87,6 +88,19 @@ public sealed record ContributionPolicy
 
         return JsonSerializer.Deserialize<ContributionPolicy>(File.ReadAllText(path)) ?? defaults;
     }
+
+    /// <summary>
+    /// The live device fields <see cref="Evaluate"/> reads under this policy: none when contribution is off or the mode is
+    /// manual or scheduled, otherwise one per rule that is set (issue #11: an offer reads no device state its rules ignore).
+    /// </summary>
+    [JsonIgnore]
+    public LiveReads LiveReads =>
+        !Enabled || Mode is "manual" or "scheduled"
+            ? LiveReads.None
+            : (RequireCharging || MinBatteryPercent > 0 ? LiveReads.Battery : LiveReads.None)
+              | (RequireWifi ? LiveReads.Network : LiveReads.None)
+              | (MaxThermalC > 0 ? LiveReads.Thermal : LiveReads.None)
+              | (MinIdleScore > 0 ? LiveReads.Idle : LiveReads.None);
 
     /// <summary>
     /// Decides for the device state <paramref name="report"/> at local time <paramref name="now"/>.

@@ -521,7 +521,7 @@ public sealed partial class RelaySession
     }
 
     private Contribution.ContributionDecision Contributing(bool midJob) =>
-        _contribution?.Evaluate(_deviceState.CaptureLive(), TimeOnly.FromDateTime(DateTime.Now), midJob) ?? Contribution.ContributionDecision.Yes;
+        _contribution?.Evaluate(_deviceState.CaptureLive(_contribution.LiveReads), TimeOnly.FromDateTime(DateTime.Now), midJob) ?? Contribution.ContributionDecision.Yes;
 
     /// <summary>While jobs run, re-checks the contribution rules every second; a device that stops contributing hands its jobs back.</summary>
     private async Task ContributionWatchAsync(CancellationToken cancellationToken)

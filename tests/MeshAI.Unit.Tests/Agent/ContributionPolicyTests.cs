@@ -1,4 +1,5 @@
 using MeshAI.Agent.Contribution;
+using MeshAI.Agent.Device;
 using MeshAI.Contracts.Device.V1;
 using NUnit.Framework;
 
@@ -11,6 +12,18 @@ public sealed class ContributionPolicyTests
 
     private static CapabilityReport Phone(int battery = 80, bool charging = true, bool wifi = true, double thermalC = 33, double idle = 0.9) =>
         MobileProfileProvider.ToReport(new MobileProfile { BatteryPercent = battery, Charging = charging, Wifi = wifi, ThermalC = thermalC, IdleScore = idle });
+
+    [Test]
+    public void Live_reads_are_the_fields_the_rules_in_force_read()
+    {
+        Assert.That(ContributionPolicy.DesktopDefaults.LiveReads, Is.EqualTo(LiveReads.Thermal));
+        Assert.That(ContributionPolicy.MobileDefaults.LiveReads, Is.EqualTo(LiveReads.Battery | LiveReads.Network | LiveReads.Thermal));
+        Assert.That(new ContributionPolicy { MinIdleScore = 0.5 }.LiveReads, Is.EqualTo(LiveReads.Idle));
+        Assert.That(new ContributionPolicy { MinBatteryPercent = 20 }.LiveReads, Is.EqualTo(LiveReads.Battery));
+        Assert.That(new ContributionPolicy { Mode = "manual", MaxThermalC = 90 }.LiveReads, Is.EqualTo(LiveReads.None));
+        Assert.That(new ContributionPolicy { Mode = "scheduled", RequireWifi = true }.LiveReads, Is.EqualTo(LiveReads.None));
+        Assert.That(new ContributionPolicy { Enabled = false, MaxThermalC = 90 }.LiveReads, Is.EqualTo(LiveReads.None));
+    }
 
     [Test]
     public void Mobile_defaults_allow_a_charging_phone_on_wifi() =>

@@ -1,3 +1,4 @@
+using MeshAI.Agent.Contribution;
 using MeshAI.Agent.Device;
 using MeshAI.Contracts.Device.V1;
 using NUnit.Framework;
@@ -59,7 +60,35 @@ public sealed class LinuxDeviceStateProviderTests
             Write("sys/class/drm/card0/device/mem_info_vram_total", (8L * 1024 * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture));
             Write("dev/accel0", "");
 
-            var report = new LinuxDeviceStateProvider(Path.Combine(root, "proc"), Path.Combine(root, "sys"), Path.Combine(root, "dev")).Capture();
+            var provider = new LinuxDeviceStateProvider(Path.Combine(root, "proc"), Path.Combine(root, "sys"), Path.Combine(root, "dev"));
+            var report = provider.Capture();
+
+            // A per-offer read of only what the rules need (issue #11): the named fields are read, the others left unset.
+            var thermalOnly = provider.CaptureLive(LiveReads.Thermal);
+            Assert.That(thermalOnly.ThermalMillicelsius, Is.EqualTo(81000));
+            Assert.That(thermalOnly.ThermalStateOptional, Is.EqualTo(ThermalState.Serious));
+            Assert.That(thermalOnly.BatteryStateOptional, Is.Null);
+            Assert.That(thermalOnly.NetworkType, Is.EqualTo(NetworkType.Unspecified));
+            Assert.That(thermalOnly.IdleScore, Is.EqualTo(0.0));
+            var batteryAndNetwork = provider.CaptureLive(LiveReads.Battery | LiveReads.Network);
+            Assert.That(batteryAndNetwork.BatteryStateOptional.Percent, Is.EqualTo(42));
+            Assert.That(batteryAndNetwork.NetworkType, Is.EqualTo(NetworkType.Wifi));
+            Assert.That(batteryAndNetwork.ThermalMillicelsius, Is.EqualTo(0));
+            var all = provider.CaptureLive(LiveReads.All);
+            Assert.That(all.IdleScore, Is.InRange(0.0, 1.0));
+            Assert.That(all.NetworkType, Is.EqualTo(NetworkType.Wifi));
+            Assert.That(all.BatteryStateOptional.Percent, Is.EqualTo(42));
+            Assert.That(all.ThermalMillicelsius, Is.EqualTo(81000));
+
+            // What an offer reads under a policy decides as the full report does: the desktop thermal stop still fires.
+            Write("sys/class/thermal/thermal_zone1/temp", "95000\n");
+            var desktop = ContributionPolicy.DesktopDefaults;
+            var decision = desktop.Evaluate(provider.CaptureLive(desktop.LiveReads), new TimeOnly(12, 0));
+            Assert.That(decision.Allowed, Is.False);
+            Assert.That(decision.Reason, Does.Contain("95.0 °C"));
+            Assert.That(desktop.Evaluate(provider.Capture(), new TimeOnly(12, 0)), Is.EqualTo(decision));
+            var mobile = ContributionPolicy.MobileDefaults;
+            Assert.That(mobile.Evaluate(provider.CaptureLive(mobile.LiveReads), new TimeOnly(12, 0)), Is.EqualTo(mobile.Evaluate(provider.Capture(), new TimeOnly(12, 0))));
 
             Assert.That(report.RamMb, Is.EqualTo(8000));
             Assert.That(report.IdleScore, Is.EqualTo(0.8).Within(1e-9));

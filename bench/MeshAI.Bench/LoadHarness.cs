@@ -69,6 +69,21 @@ public static class LoadHarness
                     await warmTwo(CancellationToken.None);
                 }
 
+                // And once at full concurrency: the agent's worker pool starts its second worker only when jobs overlap, and
+                // that worker's start-up (~80 % of its samples were JIT and host start, perf 2026-12-03) was charged to the
+                // measured concurrent phase (`agentpath`, docs/benchmarks.md).
+                foreach (var warm in new[] { warmRun, warmTwo })
+                {
+                    var warmed = -1;
+                    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+                    {
+                        while (Interlocked.Increment(ref warmed) < 2 * concurrency)
+                        {
+                            await warm(CancellationToken.None);
+                        }
+                    }));
+                }
+
                 // The two relayed paths are measured in alternating rounds (A B, B A, A B, ...), each round a slice of the
                 // sequential and of the concurrent calls, so neither path is always the one that runs first (the agent still
                 // warming up, a falling machine load): a path measured first paid ~5 ms more agent CPU per job (2026-12-02).

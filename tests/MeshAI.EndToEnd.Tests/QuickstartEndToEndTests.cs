@@ -53,7 +53,9 @@ public sealed partial class QuickstartEndToEndTests
             var joined = JoinedDevice().Match(out1);
             Assert.That(joined.Success, Is.True, out1);
             Assert.That(out1, Does.Contain("you> Say hello in five words.").And.Contain("assistant> "));
-            Assert.That(first.StandardErrorText, Does.Not.Contain(" at ").And.Not.Contain("Exception"));
+            // No stack trace: a .NET frame line ("   at Type.Method(…)") or an exception name; prose such as a build tool's
+            // "Learn more at https://…" is not one.
+            Assert.That(first.StandardErrorText, Does.Not.Match(@"(?m)^\s+at \S+\(").And.Not.Contain("Exception"));
 
             var second = await RunQuickstartAsync(environment);
             Assert.That(second.ExitCode, Is.Zero, second.Output);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Google.Protobuf;
 using MeshAI.Common.Bus;
+using MeshAI.Common.Observability;
 using MeshAI.Common.Seams;
 using MeshAI.Contracts.Bus.V1;
 using MeshAI.Contracts.Relay.V1;
@@ -159,9 +160,7 @@ public sealed class BusJobEventSink(IMeshBus bus, BusNames names, IOptions<Relay
     /// </summary>
     private async Task LocalTerminalAsync(string jobId, string frame, DeviceIdentity device, bool closes, Func<Task> handle)
     {
-        using var span = MeshAI.Common.Observability.MeshTelemetry.StartJobSpan("meshai.job.report", System.Diagnostics.ActivityKind.Consumer, jobId,
-            MeshAI.Common.Observability.MeshTelemetry.CurrentTraceParent());
-        span?.SetTag("meshai.frame", frame).SetTag(MeshAI.Common.Observability.MeshTelemetry.DeviceIdKey, device.DeviceId);
+        using var span = MeshTelemetry.StartJobReportSpan(jobId, frame, device.DeviceId, MeshTelemetry.CurrentTraceParent());
         await handle();
         if (closes)
         {

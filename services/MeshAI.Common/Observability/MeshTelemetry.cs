@@ -97,6 +97,14 @@ public static class MeshTelemetry
         return activity;
     }
 
+    /// <summary>
+    /// The span of one job report (accept, decline, result, failure) handled by the job's runner: <c>meshai.job.report</c>,
+    /// tagged with the frame and the device, whether the report came over the bus or straight from a relay in the same
+    /// process (#17, #11). Null when nobody listens.
+    /// </summary>
+    public static Activity? StartJobReportSpan(string jobId, string frame, string deviceId, string? traceParent) =>
+        StartJobSpan("meshai.job.report", ActivityKind.Consumer, jobId, traceParent)?.SetTag("meshai.frame", frame).SetTag(DeviceIdKey, deviceId);
+
     /// <summary>The W3C traceparent of <paramref name="activity"/> ("00-{trace}-{span}-{flags}"), or "" without one.</summary>
     public static string TraceParent(Activity? activity) =>
         activity is null || activity.IdFormat != ActivityIdFormat.W3C ? "" : $"00-{activity.TraceId.ToHexString()}-{activity.SpanId.ToHexString()}-{(activity.Recorded ? "01" : "00")}";

@@ -147,8 +147,8 @@ public sealed partial class ControlBusEndpoint(IMeshBus bus, BusNames names, Con
             return;
         }
 
-        var answering = AnswerAsync(handling, report, device.DeviceId, direct, MeshAI.Common.Observability.MeshTelemetry.StartJobSpan(
-            "meshai.job.report", System.Diagnostics.ActivityKind.Consumer, JobIdOf(report), report.Traceparent)); // tracing hook (#17)
+        var answering = AnswerAsync(handling, report, device.DeviceId, direct, MeshAI.Common.Observability.MeshTelemetry.StartJobReportSpan(
+            JobIdOf(report), report.FrameCase.ToString(), device.DeviceId, report.Traceparent)); // tracing hook (#17)
         _inFlight[answering] = 0;
         _ = answering.ContinueWith(t => _inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
@@ -156,7 +156,6 @@ public sealed partial class ControlBusEndpoint(IMeshBus bus, BusNames names, Con
     private async Task AnswerAsync(Task handling, JobReport report, string deviceId, bool direct, System.Diagnostics.Activity? span)
     {
         using var reportSpan = span;
-        span?.SetTag("meshai.frame", report.FrameCase.ToString()).SetTag(MeshAI.Common.Observability.MeshTelemetry.DeviceIdKey, deviceId);
         try
         {
             await handling;

@@ -74,14 +74,7 @@ public static class LoadHarness
                 // measured concurrent phase (`agentpath`, docs/benchmarks.md).
                 foreach (var warm in new[] { warmRun, warmTwo })
                 {
-                    var warmed = -1;
-                    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
-                    {
-                        while (Interlocked.Increment(ref warmed) < 2 * concurrency)
-                        {
-                            await warm(CancellationToken.None);
-                        }
-                    }));
+                    await InFlightAsync(2 * concurrency, concurrency, warm);
                 }
 
                 // The two relayed paths are measured in alternating rounds (A B, B A, A B, ...), each round a slice of the
@@ -282,16 +275,9 @@ public static class LoadHarness
         // really has `concurrency` calls in flight.
         await InRoundsAsync(Math.Clamp(count / Math.Max(1, 2 * concurrency), 1, rounds), async (p, slice) =>
         {
-            var next = -1;
             var cpuBefore = CpuMeter.TreeCpuMsByKind();
             var concurrent = Stopwatch.StartNew();
-            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
-            {
-                while (Interlocked.Increment(ref next) < slice)
-                {
-                    await paths[p].Call(CancellationToken.None);
-                }
-            }));
+            await InFlightAsync(slice, concurrency, paths[p].Call);
             concurrentSeconds[p] += concurrent.Elapsed.TotalSeconds;
             foreach (var (kind, ms) in CpuMeter.TreeCpuMsByKind())
             {
@@ -322,6 +308,19 @@ public static class LoadHarness
                 ConcurrentCpuMsPerCallByProcess = concurrentByProcess[p].ToDictionary(kv => kv.Key, kv => kv.Value / count),
             };
         }).ToArray();
+    }
+
+    /// <summary><paramref name="calls"/> calls of <paramref name="call"/>, <paramref name="concurrency"/> in flight until the last ones.</summary>
+    private static Task InFlightAsync(int calls, int concurrency, Func<CancellationToken, Task> call)
+    {
+        var next = -1;
+        return Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+        {
+            while (Interlocked.Increment(ref next) < calls)
+            {
+                await call(CancellationToken.None);
+            }
+        }));
     }
 
     internal static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
